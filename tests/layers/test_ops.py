@@ -1,0 +1,111 @@
+"""NumPy oracles for the quantizer maths in `tfvq.layers.ops`."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq.layers import ops
+
+RNG = np.random.default_rng(0)
+
+
+def np_log_softmax(x):
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-10)])
+def test_squared_distances_match_broadcast_oracle(dtype, tol):
+    x = RNG.normal(size=(37, 5)).astype(dtype)
+    e = RNG.normal(size=(11, 5)).astype(dtype)
+    want = ((x[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+    got = ops.squared_distances(tf.constant(x), tf.constant(e)).numpy()
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert got.dtype == dtype
+
+
+def test_squared_distances_are_never_negative_for_coincident_points():
+    e = RNG.normal(size=(4, 3)).astype(np.float32) * 1e3
+    d = ops.squared_distances(tf.constant(e), tf.constant(e)).numpy()
+    assert (d >= 0).all()
+    # Cancellation error is bounded by float32 rounding of ||e||^2, not by ||e||^2 itself.
+    assert np.all(np.diag(d) <= 4 * np.finfo(np.float32).eps * (e**2).sum(-1))
+
+
+def np_gaussian_log_density(x, mu, log_var):
+    """log N(x; mu_k, diag(exp(log_var_k))) written out per dimension (RRVQ eq. 6)."""
+    var = np.exp(log_var)  # [K, D] or [K, 1]
+    var = np.broadcast_to(var, mu.shape)
+    diff = x[:, None, :] - mu[None]
+    return -0.5 * (diff**2 / var[None]).sum(-1) - 0.5 * np.log(2 * np.pi * var).sum(-1)[None]
+
+
+@pytest.mark.parametrize("cov", ["diagonal", "isotropic", "unit"])
+def test_gaussian_logits_match_mixture_responsibility_oracle(cov):
+    n, k, d = 29, 13, 6
+    x = RNG.normal(size=(n, d))
+    mu = RNG.normal(size=(k, d))
+    if cov == "diagonal":
+        log_var = RNG.uniform(-2, 2, size=(k, d))
+    elif cov == "isotropic":
+        log_var = RNG.uniform(-2, 2, size=(k, 1))
+    else:
+        log_var = np.zeros((k, 1))
+    want = np_gaussian_log_density(x, mu, log_var)
+    got = ops.gaussian_log_density_logits(
+        tf.constant(x), tf.constant(mu), None if cov == "unit" else tf.constant(log_var)
+    ).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    # Responsibilities: normalised over codes.
+    np.testing.assert_allclose(
+        tf.nn.softmax(got).numpy(), np.exp(np_log_softmax(want)), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_entropy_commitment_and_kl_match_numpy():
+    logits = RNG.normal(size=(7, 9)) * 3
+    p_logits = RNG.normal(size=(7, 9)) * 3
+    dist = RNG.uniform(0, 5, size=(7, 9))
+    lq, lp = np_log_softmax(logits), np_log_softmax(p_logits)
+    q = np.exp(lq)
+    np.testing.assert_allclose(ops.categorical_entropy(tf.constant(logits)).numpy(), -(q * lq).sum(-1), rtol=1e-10)
+    np.testing.assert_allclose(
+        ops.expected_squared_distance(tf.constant(logits), tf.constant(dist)).numpy(), (q * dist).sum(-1), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        ops.categorical_kl(tf.constant(logits), tf.constant(p_logits)).numpy(), (q * (lq - lp)).sum(-1), rtol=1e-10
+    )
+
+
+def test_kl_of_identical_categoricals_is_zero_and_kl_to_uniform_is_logk_minus_entropy():
+    logits = tf.constant(RNG.normal(size=(5, 16)))
+    np.testing.assert_allclose(ops.categorical_kl(logits, logits).numpy(), 0.0, atol=1e-12)
+    kl_u = ops.categorical_kl(logits, tf.zeros_like(logits)).numpy()
+    np.testing.assert_allclose(kl_u, math.log(16) - ops.categorical_entropy(logits).numpy(), rtol=1e-10)
+
+
+def test_maths_stays_finite_for_codes_far_from_every_input():
+    x = tf.constant(RNG.normal(size=(8, 4)), tf.float32)
+    far = tf.constant(RNG.normal(size=(6, 4)) * 1e6, tf.float32)
+    d = ops.squared_distances(x, far)
+    logits = -d
+    for value in [d, ops.categorical_entropy(logits), ops.expected_squared_distance(logits, d),
+                  ops.categorical_kl(logits, tf.zeros_like(logits)),
+                  ops.gaussian_log_density_logits(x, far, tf.fill([6, 4], -5.0))]:
+        assert np.isfinite(value.numpy()).all()
+
+
+def test_perplexity_is_k_for_uniform_use_and_one_for_a_single_code():
+    k = 8
+    uniform = tf.one_hot(tf.range(4 * k) % k, k)
+    single = tf.one_hot(tf.zeros(10, tf.int32), k)
+    assert ops.perplexity(uniform).numpy() == pytest.approx(k, rel=1e-5)
+    assert ops.perplexity(single).numpy() == pytest.approx(1.0, rel=1e-5)
+    assert ops.perplexity(tf.zeros([0, k])).numpy() == pytest.approx(1.0)
+
+
+def test_safe_mean_of_empty_tensor_is_zero():
+    assert ops.safe_mean(tf.zeros([0])).numpy() == 0.0
+    assert ops.safe_mean(tf.constant([1.0, 3.0])).numpy() == 2.0

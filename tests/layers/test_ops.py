@@ -67,16 +67,29 @@ def test_gaussian_logits_match_mixture_responsibility_oracle(cov):
 def test_entropy_commitment_and_kl_match_numpy():
     logits = RNG.normal(size=(7, 9)) * 3
     p_logits = RNG.normal(size=(7, 9)) * 3
-    dist = RNG.uniform(0, 5, size=(7, 9))
+    x = RNG.normal(size=(7, 4))
+    e = RNG.normal(size=(9, 4))
     lq, lp = np_log_softmax(logits), np_log_softmax(p_logits)
     q = np.exp(lq)
+    dist = ((x[:, None] - e[None]) ** 2).sum(-1)
     np.testing.assert_allclose(ops.categorical_entropy(tf.constant(logits)).numpy(), -(q * lq).sum(-1), rtol=1e-10)
     np.testing.assert_allclose(
-        ops.expected_squared_distance(tf.constant(logits), tf.constant(dist)).numpy(), (q * dist).sum(-1), rtol=1e-10
+        ops.expected_squared_distance(tf.constant(x), tf.constant(q), tf.constant(e)).numpy(),
+        (q * dist).sum(-1),
+        rtol=1e-10,
     )
     np.testing.assert_allclose(
         ops.categorical_kl(tf.constant(logits), tf.constant(p_logits)).numpy(), (q * (lq - lp)).sum(-1), rtol=1e-10
     )
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 3.0])
+def test_scaled_distance_logits_equal_minus_scale_times_squared_distance(scale):
+    x = RNG.normal(size=(23, 5))
+    e = RNG.normal(size=(7, 5))
+    want = -scale * ((x[:, None] - e[None]) ** 2).sum(-1)
+    got = ops.scaled_distance_logits(tf.constant(x), tf.constant(e), scale).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
 def test_kl_of_identical_categoricals_is_zero_and_kl_to_uniform_is_logk_minus_entropy():
@@ -91,19 +104,26 @@ def test_maths_stays_finite_for_codes_far_from_every_input():
     far = tf.constant(RNG.normal(size=(6, 4)) * 1e6, tf.float32)
     d = ops.squared_distances(x, far)
     logits = -d
-    for value in [d, ops.categorical_entropy(logits), ops.expected_squared_distance(logits, d),
+    q = tf.nn.softmax(logits)
+    for value in [d, ops.categorical_entropy(logits), ops.expected_squared_distance(x, q, far),
+                  ops.scaled_distance_logits(x, far, 0.5),
                   ops.categorical_kl(logits, tf.zeros_like(logits)),
                   ops.gaussian_log_density_logits(x, far, tf.fill([6, 4], -5.0))]:
         assert np.isfinite(value.numpy()).all()
 
 
-def test_perplexity_is_k_for_uniform_use_and_one_for_a_single_code():
+def test_code_counts_and_perplexity_are_k_for_uniform_use_and_one_for_a_single_code():
     k = 8
-    uniform = tf.one_hot(tf.range(4 * k) % k, k)
-    single = tf.one_hot(tf.zeros(10, tf.int32), k)
+    uniform = ops.code_counts(tf.range(4 * k) % k, k)
+    np.testing.assert_array_equal(uniform.numpy(), np.full(k, 4.0))
+    single = ops.code_counts(tf.zeros([10], tf.int32), k)
     assert ops.perplexity(uniform).numpy() == pytest.approx(k, rel=1e-5)
     assert ops.perplexity(single).numpy() == pytest.approx(1.0, rel=1e-5)
-    assert ops.perplexity(tf.zeros([0, k])).numpy() == pytest.approx(1.0)
+    assert ops.perplexity(tf.zeros([k])).numpy() == pytest.approx(1.0)
+    counts = np.array([5.0, 1.0, 0.0, 2.0])
+    p = counts / counts.sum()
+    want = np.exp(-(p[p > 0] * np.log(p[p > 0])).sum())
+    assert ops.perplexity(tf.constant(counts, tf.float32)).numpy() == pytest.approx(want, rel=1e-5)
 
 
 def test_safe_mean_of_empty_tensor_is_zero():

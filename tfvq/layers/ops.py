@@ -37,6 +37,31 @@ def squared_distances(x, codebook):
     return tf.maximum(x_sq - 2.0 * cross + e_sq, 0.0)
 
 
+def scaled_distance_logits(x, codebook, scale=1.0):
+    """Logits `-scale * ||x_n - e_k||^2` in one fused matrix product.
+
+    HQA eq. 3 (scale 1) and Algorithm 2 (scale 1/2). The expansion
+    `-s||x||^2 + 2s x.e_k - s||e_k||^2` is evaluated as
+    `[||x||^2, x] @ [[-s 1^T], [2s E^T]] + (-s ||e_k||^2)`, a `MatMul` followed by
+    a `BiasAdd` that TensorFlow fuses into one kernel, so the `[N, K]` result is
+    written once and no further elementwise pass over it is needed.
+
+    Args:
+      x: `[N, D]` float tensor.
+      codebook: `[K, D]` float tensor.
+      scale: positive float.
+
+    Returns:
+      `[N, K]` logits.
+    """
+    x_sq = tf.reduce_sum(tf.square(x), axis=-1, keepdims=True)
+    features = tf.concat([x_sq, x], axis=-1)  # [N, D + 1]
+    k = tf.shape(codebook)[0]
+    weights = tf.concat([tf.fill([1, k], tf.cast(-scale, x.dtype)), (2.0 * scale) * tf.transpose(codebook)], axis=0)
+    bias = -scale * tf.reduce_sum(tf.square(codebook), axis=-1)
+    return tf.nn.bias_add(tf.matmul(features, weights), bias)
+
+
 def gaussian_log_density_logits(x, means, log_variances=None):
     """Log-densities of `x` under each component of a Gaussian mixture.
 
@@ -48,9 +73,14 @@ def gaussian_log_density_logits(x, means, log_variances=None):
 
     The log-determinant term is what lets a code with a broad variance win far
     from every mean and a code with a narrow variance win close to its own mean.
-    The quadratic form is expanded into two matrix products,
-    `(x*x) @ (1/s2)^T - 2 x @ (mu/s2)^T + sum_d mu^2/s2`, so no `[N, K, D]`
-    tensor is formed.
+    The quadratic form is expanded so that the whole expression is one matrix
+    product plus a bias (a single fused kernel, no `[N, K, D]` tensor):
+
+        diagonal:  [x*x, x] @ [[-1/2 P^T], [(mu P)^T]] + b,   P = 1 / s2
+        isotropic: [|x|^2, x] @ [[-1/2 p^T], [(p mu)^T]] + b  (p_k = 1 / s2_k)
+        unit:      [|x|^2, x] @ [[-1/2 1^T], [mu^T]] + b
+
+    with `b_k = -1/2 sum_d mu_kd^2 P_kd - 1/2 log det_k - D/2 log 2 pi`.
 
     Args:
       x: `[N, D]` float tensor (embeddings).
@@ -65,22 +95,24 @@ def gaussian_log_density_logits(x, means, log_variances=None):
     """
     dim = tf.cast(tf.shape(x)[-1], x.dtype)
     const = -0.5 * dim * tf.constant(_LOG_2PI, x.dtype)
-    if log_variances is None:
-        return -0.5 * squared_distances(x, means) + const
-    precision = tf.exp(-log_variances)  # [K, 1] or [K, D]
-    if log_variances.shape[-1] == 1:
-        # Isotropic: one variance per code scales the Euclidean distance.
-        quad = squared_distances(x, means) * tf.transpose(precision)
-        log_det = dim * tf.transpose(log_variances)  # [1, K]
+    diagonal = log_variances is not None and log_variances.shape[-1] != 1
+    if diagonal:
+        precision = tf.exp(-log_variances)  # [K, D]
+        first = tf.square(x)
+        first_w = -0.5 * tf.transpose(precision)
+        log_det = tf.reduce_sum(log_variances, axis=-1)
     else:
-        quad = (
-            tf.matmul(tf.square(x), precision, transpose_b=True)
-            - 2.0 * tf.matmul(x, means * precision, transpose_b=True)
-            + tf.reduce_sum(tf.square(means) * precision, axis=-1)
-        )
-        quad = tf.maximum(quad, 0.0)
-        log_det = tf.reduce_sum(log_variances, axis=-1)  # [K]
-    return -0.5 * quad - 0.5 * log_det + const
+        if log_variances is None:
+            precision = tf.ones_like(means[:, :1])  # [K, 1]
+            log_det = tf.zeros_like(means[:, 0])
+        else:
+            precision = tf.exp(-log_variances)  # [K, 1]
+            log_det = dim * log_variances[:, 0]
+        first = tf.reduce_sum(tf.square(x), axis=-1, keepdims=True)
+        first_w = -0.5 * tf.transpose(precision)  # [1, K]
+    weights = tf.concat([first_w, tf.transpose(means * precision)], axis=0)
+    bias = -0.5 * tf.reduce_sum(tf.square(means) * precision, axis=-1) - 0.5 * log_det + const
+    return tf.nn.bias_add(tf.matmul(tf.concat([first, x], axis=-1), weights), bias)
 
 
 def categorical_entropy(logits):
@@ -100,19 +132,26 @@ def categorical_entropy(logits):
     return -tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1)
 
 
-def expected_squared_distance(logits, distances):
-    """Probabilistic commitment `E_q ||z_e - e_k||^2 = sum_k q_k d_k`.
+def expected_squared_distance(x, probs, codebook):
+    """Probabilistic commitment `E_q ||x - e_k||^2 = sum_k q_k ||x - e_k||^2`.
 
     HQA eq. 4 (the probabilistic commitment loss) and Algorithm 2 line 20.
+    Expanded as `||x||^2 - 2 x.(q @ E) + q @ ||E||^2`, so it costs one
+    `[N, K] x [K, D]` product and no elementwise pass over `[N, K]`.
 
     Args:
-      logits: `[..., K]` logits of q.
-      distances: `[..., K]` squared distances from each position to each code.
+      x: `[N, D]` inputs.
+      probs: `[N, K]` probabilities of q.
+      codebook: `[K, D]` codes.
 
     Returns:
-      `[...]` expected squared distances.
+      `[N]` expected squared distances.
     """
-    return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * distances, axis=-1)
+    x_sq = tf.reduce_sum(tf.square(x), axis=-1)
+    mean_code = tf.matmul(probs, codebook)  # [N, D]
+    e_sq = tf.reduce_sum(tf.square(codebook), axis=-1, keepdims=True)  # [K, 1]
+    value = x_sq - 2.0 * tf.reduce_sum(x * mean_code, axis=-1) + tf.matmul(probs, e_sq)[:, 0]
+    return tf.maximum(value, 0.0)
 
 
 def categorical_kl(q_logits, p_logits):
@@ -133,20 +172,27 @@ def categorical_kl(q_logits, p_logits):
     return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
 
 
-def perplexity(code_probs):
-    """Perplexity `exp(H(mean_n q_n))` of the average code distribution.
+def code_counts(codes, num_codes):
+    """How many times each of `num_codes` codes occurs in int32 `codes` (float32 `[K]`)."""
+    return tf.math.bincount(
+        tf.reshape(codes, [-1]), minlength=num_codes, maxlength=num_codes, dtype=tf.float32
+    )
+
+
+def perplexity(counts):
+    """Perplexity `exp(H(counts / sum(counts)))` of code usage counts.
 
     A measure of code usage: it equals K when every code is used equally and 1
-    when a single code is used.
+    when a single code is used (and 1 for no codes at all).
 
     Args:
-      code_probs: `[N, K]` probabilities (one-hot rows for hard codes).
+      counts: `[K]` non-negative usage counts (see `code_counts`).
 
     Returns:
       A scalar.
     """
-    count = tf.maximum(tf.cast(tf.shape(code_probs)[0], code_probs.dtype), 1.0)
-    avg = tf.reduce_sum(code_probs, axis=0) / count
+    total = tf.maximum(tf.reduce_sum(counts), 1.0)
+    avg = counts / total
     return tf.exp(-tf.reduce_sum(avg * tf.math.log(avg + 1e-10)))
 
 

@@ -173,13 +173,12 @@ class _QuantizerBase(keras.layers.Layer):
         return tf.gather(tf.cast(self.codebook, self.compute_dtype), codes)
 
     # ------------------------------------------------------------- code reset
-    def _update_usage_and_reset(self, codes_flat):
+    def _update_usage_and_reset(self, counts):
         """HQA App. C.4: count code usage over `reset_window` batches, then move
         the least used code next to the most used one if its usage is below
         `reset_threshold` of the most used code's. Usage counts are summed over
         replicas first, and the noise is drawn from the layer's seed stream, so
         every replica makes the same decision and the same move."""
-        counts = tf.math.bincount(codes_flat, minlength=self.num_codes, maxlength=self.num_codes, dtype=tf.float32)
         counts = _all_reduce_sum(counts)
         enabled = tf.convert_to_tensor(self.reset_enabled)
         new_usage = self.code_usage + counts
@@ -303,10 +302,10 @@ class VectorQuantizer(_QuantizerBase):
         )
         self.ema_steps = self.add_weight(name="ema_steps", shape=(), initializer="zeros", **kw)
 
-    def _ema_update(self, flat, one_hot):
+    def _ema_update(self, flat, codes, counts):
         """EMA codebook update (VQ-VAE App. A.1, Sonnet's zero-debiased scheme)."""
-        cluster_size = _all_reduce_sum(tf.reduce_sum(one_hot, axis=0))
-        dw = _all_reduce_sum(tf.matmul(one_hot, flat, transpose_a=True))
+        cluster_size = _all_reduce_sum(tf.cast(counts, flat.dtype))
+        dw = _all_reduce_sum(tf.math.unsorted_segment_sum(flat, codes, self.num_codes))
         d = self.decay
         steps = self.ema_steps + 1.0
         hidden_cs = self.ema_cluster_size_hidden * d + cluster_size * (1.0 - d)
@@ -324,15 +323,20 @@ class VectorQuantizer(_QuantizerBase):
     def call(self, inputs, training=None):
         flat, leading = self._prepare(inputs)
         codebook = tf.cast(self.codebook, flat.dtype)
-        distances = ops.squared_distances(flat, codebook)
-        codes = tf.argmin(distances, axis=-1, output_type=tf.int32)
-        one_hot = tf.one_hot(codes, self.num_codes, dtype=flat.dtype)
+        # ||x - e||^2 - ||x||^2 in one fused MatMul+BiasAdd; the row constant
+        # ||x||^2 does not change the argmin and is added only for `distances`.
+        scores = tf.nn.bias_add(
+            tf.matmul(flat, -2.0 * codebook, transpose_b=True), tf.reduce_sum(tf.square(codebook), axis=-1)
+        )
+        codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
+        distances = tf.maximum(scores + tf.reduce_sum(tf.square(flat), axis=-1, keepdims=True), 0.0)
+        counts = ops.code_counts(codes, self.num_codes)
         if training:
             if self.ema:
-                self._ema_update(tf.stop_gradient(flat), one_hot)
+                self._ema_update(tf.stop_gradient(flat), codes, counts)
                 codebook = tf.cast(self.codebook, flat.dtype)
             if self.code_reset:
-                self._update_usage_and_reset(codes)
+                self._update_usage_and_reset(counts)
         quantized = tf.gather(codebook, codes)
         e_latent = ops.safe_mean(tf.square(tf.stop_gradient(quantized) - flat))
         if self.ema:
@@ -346,7 +350,7 @@ class VectorQuantizer(_QuantizerBase):
             "quantized": tf.reshape(quantized_st, out_shape),
             "codes": tf.reshape(codes, leading),
             "loss": loss,
-            "perplexity": ops.perplexity(one_hot),
+            "perplexity": ops.perplexity(counts),
             "distances": tf.reshape(distances, tf.concat([leading, [self.num_codes]], axis=0)),
         }
 
@@ -398,39 +402,37 @@ class _RelaxedQuantizer(_QuantizerBase):
     def logits(self, flat):
         raise NotImplementedError
 
-    def _distances(self, flat):
-        return ops.squared_distances(flat, tf.cast(self.codebook, flat.dtype))
-
     def _sample_seed(self, seed):
         if seed is not None:
             return tf.cast(tf.convert_to_tensor(seed), tf.int32)
         return tf.cast(self.seed_generator.next(), tf.int32)
 
-    def _posterior(self, flat, training, stochastic, seed):
-        """Returns (logits, one_hot_or_soft [N, K], codes [N], distances [N, K])."""
-        distances = self._distances(flat)
-        logits = self.logits(flat, distances=distances)
+    def _quantize(self, inputs, training, stochastic, seed):
+        """The shared forward pass. Each `[N, K]` elementwise pass costs about as
+        much as a matrix product here, so they are kept few: logits come from
+        one fused MatMul+BiasAdd, one log-softmax serves log q and H[q], and
+        the commitment is formed by matrix products (`ops.expected_squared_distance`)."""
+        flat, leading = self._prepare(inputs)
+        codebook = tf.cast(self.codebook, flat.dtype)
+        logits = self.logits(flat)
         if training:
             temp = tf.cast(self.temperature, logits.dtype)
             soft = tfd.RelaxedOneHotCategorical(temp, logits=logits).sample(seed=self._sample_seed(seed))
             codes = tf.argmax(soft, axis=-1, output_type=tf.int32)
-            return logits, soft, codes, distances
-        if stochastic:
-            codes = tfd.Categorical(logits=logits, dtype=tf.int32).sample(seed=self._sample_seed(seed))
+            quantized = tf.matmul(soft, codebook)
         else:
-            codes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return logits, tf.one_hot(codes, self.num_codes, dtype=flat.dtype), codes, distances
-
-    def _quantize(self, inputs, training, stochastic, seed):
-        flat, leading = self._prepare(inputs)
-        logits, weights, codes, distances = self._posterior(flat, training, stochastic, seed)
+            if stochastic:
+                codes = tfd.Categorical(logits=logits, dtype=tf.int32).sample(seed=self._sample_seed(seed))
+            else:
+                codes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            quantized = tf.gather(codebook, codes)
+        counts = ops.code_counts(codes, self.num_codes)
         if training and self.code_reset:
-            self._update_usage_and_reset(codes)
-        quantized = tf.matmul(weights, tf.cast(self.codebook, flat.dtype))
+            self._update_usage_and_reset(counts)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
-        entropy = ops.categorical_entropy(logits)
-        commitment = ops.expected_squared_distance(logits, distances)
-        usage = tf.one_hot(codes, self.num_codes, dtype=flat.dtype)
+        probs = tf.exp(log_probs)
+        entropy = -tf.reduce_sum(probs * log_probs, axis=-1)
+        commitment = ops.expected_squared_distance(flat, probs, codebook)
         k_shape = tf.concat([leading, [self.num_codes]], axis=0)
         out = {
             "quantized": tf.reshape(quantized, tf.concat([leading, [self.code_dim]], axis=0)),
@@ -438,7 +440,7 @@ class _RelaxedQuantizer(_QuantizerBase):
             "log_probs": tf.reshape(log_probs, k_shape),
             "entropy": ops.safe_mean(entropy),
             "commitment": ops.safe_mean(commitment),
-            "perplexity": ops.perplexity(usage),
+            "perplexity": ops.perplexity(counts),
         }
         return out, logits, leading
 
@@ -519,11 +521,9 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
         self.entropy_cost = float(entropy_cost)
         self.commitment_cost = float(commitment_cost)
 
-    def logits(self, flat, distances=None):
+    def logits(self, flat):
         """HQA eq. 3 logits `-distance_scale * ||z_e - e_k||^2` for `[N, D]` inputs."""
-        if distances is None:
-            distances = self._distances(flat)
-        return -self.distance_scale * distances
+        return ops.scaled_distance_logits(flat, tf.cast(self.codebook, flat.dtype), self.distance_scale)
 
     def call(self, inputs, training=None, stochastic=True, seed=None):
         out, _, _ = self._quantize(inputs, training, stochastic, seed)
@@ -617,7 +617,7 @@ class RelaxedResponsibilityQuantizer(_RelaxedQuantizer):
             aggregation="only_first_replica",
         )
 
-    def logits(self, flat, distances=None):
+    def logits(self, flat):
         """RRVQ eq. 6/7 log-densities `[N, K]` of `[N, D]` embeddings."""
         log_var = None if self.log_variances is None else tf.cast(self.log_variances, flat.dtype)
         return ops.gaussian_log_density_logits(flat, tf.cast(self.codebook, flat.dtype), log_var)

@@ -46,7 +46,15 @@ def _naive_ops():
         quad = tf.reduce_sum(tf.square(x[:, None, :] - means[None]) / var[None], axis=-1)
         return -0.5 * quad - 0.5 * tf.reduce_sum(tf.math.log(var), -1) + const
 
+    def distance_scores(x, codebook):
+        return squared_distances(x, codebook)
+
+    def scaled_distance_logits(x, codebook, scale=1.0):
+        return -scale * squared_distances(x, codebook)
+
     ops.squared_distances = squared_distances
+    ops.distance_scores = distance_scores
+    ops.scaled_distance_logits = scaled_distance_logits
     ops.gaussian_log_density_logits = gaussian_log_density_logits
 
 

@@ -83,6 +83,13 @@ def test_entropy_commitment_and_kl_match_numpy():
     )
 
 
+def test_distance_scores_differ_from_squared_distances_by_the_row_norm():
+    x = RNG.normal(size=(23, 5))
+    e = RNG.normal(size=(7, 5))
+    want = ((x[:, None] - e[None]) ** 2).sum(-1) - (x**2).sum(-1, keepdims=True)
+    np.testing.assert_allclose(ops.distance_scores(tf.constant(x), tf.constant(e)).numpy(), want, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.5, 3.0])
 def test_scaled_distance_logits_equal_minus_scale_times_squared_distance(scale):
     x = RNG.normal(size=(23, 5))
@@ -129,3 +136,51 @@ def test_code_counts_and_perplexity_are_k_for_uniform_use_and_one_for_a_single_c
 def test_safe_mean_of_empty_tensor_is_zero():
     assert ops.safe_mean(tf.zeros([0])).numpy() == 0.0
     assert ops.safe_mean(tf.constant([1.0, 3.0])).numpy() == 2.0
+
+
+def _reference_relaxed(logits, codebook, temperature, seed):
+    import tensorflow_probability as tfp
+
+    y = tfp.distributions.RelaxedOneHotCategorical(temperature, logits=logits).sample(seed=seed)
+    q = tf.nn.softmax(logits)
+    return tf.matmul(y, codebook), tf.argmax(y, -1, output_type=tf.int32), ops.categorical_entropy(logits), \
+        tf.reduce_sum(q * logits, -1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.4, 0.01])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_relaxed_quantize_draws_tfps_relaxed_sample_and_matches_its_autodiff_gradient(temperature, dtype):
+    logits = tf.constant(RNG.normal(size=(64, 12)) * 2, dtype)
+    codebook = tf.constant(RNG.normal(size=(12, 3)), dtype)
+    seed = tf.constant([7, 11], tf.int32)
+    w_q = tf.constant(RNG.normal(size=(64, 3)), dtype)
+    w_h = tf.constant(RNG.normal(size=(64,)), dtype)
+    w_s = tf.constant(RNG.normal(size=(64,)), dtype)
+
+    def loss_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([logits, codebook])
+            quantized, codes, entropy, expected = fn(logits, codebook, temperature, seed)
+            loss = tf.reduce_sum(quantized * w_q) + tf.reduce_sum(entropy * w_h) + tf.reduce_sum(expected * w_s)
+        return (quantized, codes, entropy, expected), tape.gradient(loss, [logits, codebook])
+
+    (q1, c1, h1, s1), (gl1, ge1) = loss_and_grads(ops.relaxed_quantize)
+    (q2, c2, h2, s2), (gl2, ge2) = loss_and_grads(_reference_relaxed)
+    tol = 1e-10 if dtype == tf.float64 else 2e-5
+    np.testing.assert_allclose(q1.numpy(), q2.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_array_equal(c1.numpy(), c2.numpy())
+    np.testing.assert_allclose(h1.numpy(), h2.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(s1.numpy(), s2.numpy(), rtol=tol, atol=tol)
+    scale = max(1.0, np.abs(gl2.numpy()).max())
+    np.testing.assert_allclose(gl1.numpy() / scale, gl2.numpy() / scale, atol=10 * tol)
+    np.testing.assert_allclose(ge1.numpy(), tf.convert_to_tensor(ge2).numpy(), rtol=tol, atol=tol)
+
+
+def test_relaxed_quantize_unused_outputs_need_no_gradient():
+    logits = tf.Variable(RNG.normal(size=(8, 5)).astype(np.float32))
+    codebook = tf.constant(RNG.normal(size=(5, 2)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        quantized, _, _, _ = ops.relaxed_quantize(logits, codebook, 0.5, tf.constant([1, 2]))
+        loss = tf.reduce_sum(quantized)
+    grad = tape.gradient(loss, logits)
+    assert grad is not None and np.isfinite(grad.numpy()).all()

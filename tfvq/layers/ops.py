@@ -13,6 +13,8 @@ is what makes a training step at N = 131072, K = 256 affordable on a CPU.
 
 import math
 
+import numpy as np
+
 import tensorflow as tf
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -35,6 +37,26 @@ def squared_distances(x, codebook):
     e_sq = tf.reduce_sum(tf.square(codebook), axis=-1)  # [K]
     cross = tf.matmul(x, codebook, transpose_b=True)  # [N, K]
     return tf.maximum(x_sq - 2.0 * cross + e_sq, 0.0)
+
+
+def distance_scores(x, codebook):
+    """`||x_n - e_k||^2 - ||x_n||^2 = ||e_k||^2 - 2 x_n.e_k` in one fused kernel.
+
+    The nearest code of HQA eq. 1 is the argmin of these scores: dropping the
+    row constant `||x_n||^2` leaves the argmin unchanged and saves a pass over
+    the `[N, K]` tensor. The matrix product and the bias are fused by
+    TensorFlow into one kernel.
+
+    Args:
+      x: `[N, D]` float tensor.
+      codebook: `[K, D]` float tensor.
+
+    Returns:
+      `[N, K]` scores.
+    """
+    return tf.nn.bias_add(
+        tf.matmul(x, -2.0 * codebook, transpose_b=True), tf.reduce_sum(tf.square(codebook), axis=-1)
+    )
 
 
 def scaled_distance_logits(x, codebook, scale=1.0):
@@ -174,9 +196,8 @@ def categorical_kl(q_logits, p_logits):
 
 def code_counts(codes, num_codes):
     """How many times each of `num_codes` codes occurs in int32 `codes` (float32 `[K]`)."""
-    return tf.math.bincount(
-        tf.reshape(codes, [-1]), minlength=num_codes, maxlength=num_codes, dtype=tf.float32
-    )
+    codes = tf.reshape(codes, [-1])
+    return tf.math.unsorted_segment_sum(tf.ones_like(codes, tf.float32), codes, num_codes)
 
 
 def perplexity(counts):
@@ -200,3 +221,79 @@ def safe_mean(x):
     """Mean of all elements of `x`, and 0 (not NaN) for an empty tensor."""
     count = tf.maximum(tf.cast(tf.size(x), x.dtype), 1.0)
     return tf.reduce_sum(x) / count
+
+
+def relaxed_quantize(logits, codebook, temperature, seed):
+    """Relaxed one-hot sample, soft codebook lookup, entropy and E_q[logit] in one op.
+
+    The training-time core of HQA Algorithm 2 (lines 14-20) and of RRVQ's
+    relaxed samples. For logits `l` (`[N, K]`) it returns
+
+    * `quantized = y @ codebook` with `y ~ RelaxedOneHotCategorical(tau, l)`:
+      `y = softmax((l + g) / tau)`, `g = -log(-log u)`, `u ~ U(tiny, 1)` drawn
+      with `tf.random.stateless_uniform(seed)`. This is exactly the draw of
+      `tfd.RelaxedOneHotCategorical(tau, logits=l).sample(seed=seed)` (same
+      seed, same values; tested), so the relaxation is TFP's.
+    * `codes = argmax(y)`, the hard code of the sample (int32 `[N]`).
+    * `entropy = H[q]` with `q = softmax(l)` (HQA eq. 4), `[N]`.
+    * `expected_logit = sum_k q_k l_k`, `[N]`. With HQA's logits
+      `l = -s ||z_e - e_k||^2` the probabilistic commitment of eq. 4 is
+      `-expected_logit / s`.
+
+    The gradient is written out rather than left to autodiff, because at HQA's
+    size (N = 131072, K = 256) every `[N, K]` pass costs as much as a matrix
+    product. With upstream gradients `G` (on `quantized`), `g_H`, `g_S`:
+
+        dL/dl = y * (G E^T / tau - r) + q * ((g_S - g_H) * (l - S) + g_S),
+        r = sum_k y_k (G E^T)_k / tau = (G . quantized) / tau,
+        dL/dE = y^T G,
+
+    where the softmax Jacobians of the sample, of H and of S are folded
+    into one expression (dH/dl_j = -q_j (log q_j + H) and
+    dS/dl_j = q_j (1 + l_j - S), with log q_j + H = l_j - S).
+
+    Args:
+      logits: `[N, K]` float logits of q.
+      codebook: `[K, D]` codes.
+      temperature: scalar Gumbel-softmax temperature (no gradient).
+      seed: int32 `[2]` stateless seed.
+
+    Returns:
+      `(quantized [N, D], codes [N] int32, entropy [N], expected_logit [N])`.
+    """
+    dtype = logits.dtype
+    if isinstance(temperature, (int, float, np.floating)):
+        temperature = tf.constant(temperature, dtype)  # directly, not through float32
+    else:  # a tensor or a (Keras) variable
+        temperature = tf.cast(tf.convert_to_tensor(temperature), dtype)
+    uniform = tf.random.stateless_uniform(
+        tf.shape(logits), seed=seed, minval=np.finfo(dtype.as_numpy_dtype).tiny, maxval=1.0, dtype=dtype
+    )
+    # l - log(-log u) is bit-for-bit TFP's `gumbel + logits` with gumbel = -log(-log u).
+    noisy = (logits - tf.math.log(-tf.math.log(uniform))) / temperature
+    codes = tf.argmax(noisy, axis=-1, output_type=tf.int32)
+
+    @tf.custom_gradient
+    def core(logits, codebook):
+        y = tf.nn.softmax(noisy)
+        quantized = tf.matmul(y, codebook)
+        log_q = tf.nn.log_softmax(logits)
+        q = tf.exp(log_q)
+        entropy = -tf.reduce_sum(q * log_q, axis=-1)
+        expected = tf.reduce_sum(q * logits, axis=-1)
+
+        def grad(g_quantized, g_entropy, g_expected):
+            inv_t = 1.0 / temperature
+            g_scaled = g_quantized * inv_t  # [N, D]
+            g_y = tf.matmul(g_scaled, codebook, transpose_b=True)  # [N, K]
+            r = tf.reduce_sum(g_scaled * quantized, axis=-1, keepdims=True)
+            a = (g_expected - g_entropy)[:, None]
+            grad_logits = y * (g_y - r) + q * (a * (logits - expected[:, None]) + g_expected[:, None])
+            # Contracting over N as [D, N] x [N, K] is faster here than [K, N] x [N, D].
+            grad_codebook = tf.transpose(tf.matmul(g_quantized, y, transpose_a=True))
+            return grad_logits, grad_codebook
+
+        return (quantized, entropy, expected), grad
+
+    quantized, entropy, expected = core(logits, codebook)
+    return quantized, codes, entropy, expected

@@ -325,9 +325,7 @@ class VectorQuantizer(_QuantizerBase):
         codebook = tf.cast(self.codebook, flat.dtype)
         # ||x - e||^2 - ||x||^2 in one fused MatMul+BiasAdd; the row constant
         # ||x||^2 does not change the argmin and is added only for `distances`.
-        scores = tf.nn.bias_add(
-            tf.matmul(flat, -2.0 * codebook, transpose_b=True), tf.reduce_sum(tf.square(codebook), axis=-1)
-        )
+        scores = ops.distance_scores(flat, codebook)
         codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
         distances = tf.maximum(scores + tf.reduce_sum(tf.square(flat), axis=-1, keepdims=True), 0.0)
         counts = ops.code_counts(codes, self.num_codes)
@@ -408,31 +406,34 @@ class _RelaxedQuantizer(_QuantizerBase):
         return tf.cast(self.seed_generator.next(), tf.int32)
 
     def _quantize(self, inputs, training, stochastic, seed):
-        """The shared forward pass. Each `[N, K]` elementwise pass costs about as
-        much as a matrix product here, so they are kept few: logits come from
-        one fused MatMul+BiasAdd, one log-softmax serves log q and H[q], and
-        the commitment is formed by matrix products (`ops.expected_squared_distance`)."""
+        """The shared forward pass.
+
+        At HQA's size each `[N, K]` elementwise pass costs about as much as a
+        matrix product, so they are kept few: logits come from one fused
+        MatMul+BiasAdd, and in training `ops.relaxed_quantize` draws TFP's
+        relaxed sample and forms the soft lookup, H[q] and E_q[logit] with a
+        hand-written gradient."""
         flat, leading = self._prepare(inputs)
         codebook = tf.cast(self.codebook, flat.dtype)
         logits = self.logits(flat)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
         if training:
-            temp = tf.cast(self.temperature, logits.dtype)
-            soft = tfd.RelaxedOneHotCategorical(temp, logits=logits).sample(seed=self._sample_seed(seed))
-            codes = tf.argmax(soft, axis=-1, output_type=tf.int32)
-            quantized = tf.matmul(soft, codebook)
+            quantized, codes, entropy, expected = ops.relaxed_quantize(
+                logits, codebook, self.temperature, self._sample_seed(seed)
+            )
         else:
             if stochastic:
                 codes = tfd.Categorical(logits=logits, dtype=tf.int32).sample(seed=self._sample_seed(seed))
             else:
                 codes = tf.argmax(logits, axis=-1, output_type=tf.int32)
             quantized = tf.gather(codebook, codes)
+            probs = tf.exp(log_probs)
+            entropy = -tf.reduce_sum(probs * log_probs, axis=-1)
+            expected = tf.reduce_sum(probs * logits, axis=-1)
         counts = ops.code_counts(codes, self.num_codes)
         if training and self.code_reset:
             self._update_usage_and_reset(counts)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        probs = tf.exp(log_probs)
-        entropy = -tf.reduce_sum(probs * log_probs, axis=-1)
-        commitment = ops.expected_squared_distance(flat, probs, codebook)
+        commitment = self._commitment(flat, codebook, log_probs, expected)
         k_shape = tf.concat([leading, [self.num_codes]], axis=0)
         out = {
             "quantized": tf.reshape(quantized, tf.concat([leading, [self.code_dim]], axis=0)),
@@ -443,6 +444,10 @@ class _RelaxedQuantizer(_QuantizerBase):
             "perplexity": ops.perplexity(counts),
         }
         return out, logits, leading
+
+    def _commitment(self, flat, codebook, log_probs, expected_logit):
+        """`[N]` expected squared distances E_q ||z - e_k||^2 (HQA eq. 4)."""
+        return ops.expected_squared_distance(flat, tf.exp(log_probs), codebook)
 
     def get_config(self):
         config = super().get_config()
@@ -524,6 +529,11 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
     def logits(self, flat):
         """HQA eq. 3 logits `-distance_scale * ||z_e - e_k||^2` for `[N, D]` inputs."""
         return ops.scaled_distance_logits(flat, tf.cast(self.codebook, flat.dtype), self.distance_scale)
+
+    def _commitment(self, flat, codebook, log_probs, expected_logit):
+        # The logits are -s ||z_e - e_k||^2 exactly, so E_q ||z_e - e_k||^2 is
+        # -E_q[logit] / s: no further pass over [N, K].
+        return tf.maximum(-expected_logit / self.distance_scale, 0.0)
 
     def call(self, inputs, training=None, stochastic=True, seed=None):
         out, _, _ = self._quantize(inputs, training, stochastic, seed)

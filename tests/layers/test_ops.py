@@ -184,3 +184,23 @@ def test_relaxed_quantize_unused_outputs_need_no_gradient():
         loss = tf.reduce_sum(quantized)
     grad = tape.gradient(loss, logits)
     assert grad is not None and np.isfinite(grad.numpy()).all()
+
+
+def test_replica_uniform_is_stateless_uniform_outside_a_strategy():
+    seed = tf.constant([5, 9])
+    for dtype in (tf.float32, tf.float64):
+        want = tf.random.stateless_uniform([7, 12], seed, minval=1e-30, maxval=1.0, dtype=dtype)
+        np.testing.assert_array_equal(ops.replica_uniform([7, 12], seed, dtype, 1e-30).numpy(), want.numpy())
+
+
+def test_mirrored_replicas_draw_their_slices_of_the_one_device_noise(mirrored_strategy):
+    seed = tf.constant([2, 3])
+    full = ops.replica_uniform([8, 16], seed, tf.float32).numpy()
+
+    @tf.function
+    def draw():
+        return mirrored_strategy.run(lambda: ops.replica_uniform([4, 16], seed, tf.float32))
+
+    parts = [np.asarray(p) for p in mirrored_strategy.experimental_local_results(draw())]
+    assert not np.array_equal(parts[0], parts[1])  # replicas never share noise
+    np.testing.assert_array_equal(np.concatenate(parts), full)

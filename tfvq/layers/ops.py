@@ -223,6 +223,35 @@ def safe_mean(x):
     return tf.reduce_sum(x) / count
 
 
+def replica_uniform(shape, seed, dtype, minval=0.0):
+    """`tf.random.stateless_uniform(shape, seed, minval, 1)`, sliced by replica.
+
+    Outside a `tf.distribute` replica context this is exactly
+    `tf.random.stateless_uniform`. Inside one, replica r of R draws the r-th
+    of R equal slices of the draw that one device would make for the whole
+    global batch: its Philox counter starts `r * n / per_block` blocks further
+    (n = number of elements of `shape`; a block holds 4 float32 or 2 float64
+    values). So the replica id is folded into the random stream -- replicas
+    never share noise -- and a mirrored step sees the same noise, example for
+    example, as a one-device step on the same global batch with the same seed.
+    Shards must be equal and `n` a multiple of the block size for the slices
+    to line up exactly (the trainer drops remainders; K = 256 codes always
+    gives a multiple of 4).
+    """
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    alg = tf.raw_ops.StatelessRandomGetAlg()
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        per_block = 2 if dtype == tf.float64 else 4
+        n = tf.cast(tf.reduce_prod(shape), tf.uint64)
+        replica = tf.cast(ctx.replica_id_in_sync_group, tf.uint64)
+        counter = counter + tf.stack([replica * (n // per_block), tf.constant(0, tf.uint64)])
+    rnd = tf.raw_ops.StatelessRandomUniformV2(shape=shape, key=key, counter=counter, alg=alg, dtype=dtype)
+    minval = tf.constant(minval, dtype)
+    return rnd * (tf.constant(1.0, dtype) - minval) + minval
+
+
 def relaxed_quantize(logits, codebook, temperature, seed):
     """Relaxed one-hot sample, soft codebook lookup, entropy and E_q[logit] in one op.
 
@@ -266,9 +295,7 @@ def relaxed_quantize(logits, codebook, temperature, seed):
         temperature = tf.constant(temperature, dtype)  # directly, not through float32
     else:  # a tensor or a (Keras) variable
         temperature = tf.cast(tf.convert_to_tensor(temperature), dtype)
-    uniform = tf.random.stateless_uniform(
-        tf.shape(logits), seed=seed, minval=np.finfo(dtype.as_numpy_dtype).tiny, maxval=1.0, dtype=dtype
-    )
+    uniform = replica_uniform(tf.shape(logits), seed, dtype, minval=np.finfo(dtype.as_numpy_dtype).tiny)
     # l - log(-log u) is bit-for-bit TFP's `gumbel + logits` with gumbel = -log(-log u).
     noisy = (logits - tf.math.log(-tf.math.log(uniform))) / temperature
     codes = tf.argmax(noisy, axis=-1, output_type=tf.int32)

@@ -34,7 +34,7 @@ tfd = tfp.distributions
 _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
-def _all_reduce_sum(value):
+def all_reduce_sum(value):
     """Sums `value` over the replicas of the current strategy (identity without one)."""
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
@@ -179,7 +179,7 @@ class _QuantizerBase(keras.layers.Layer):
         `reset_threshold` of the most used code's. Usage counts are summed over
         replicas first, and the noise is drawn from the layer's seed stream, so
         every replica makes the same decision and the same move."""
-        counts = _all_reduce_sum(counts)
+        counts = all_reduce_sum(counts)
         enabled = tf.convert_to_tensor(self.reset_enabled)
         new_usage = self.code_usage + counts
         new_batches = self.usage_batches + 1
@@ -304,8 +304,8 @@ class VectorQuantizer(_QuantizerBase):
 
     def _ema_update(self, flat, codes, counts):
         """EMA codebook update (VQ-VAE App. A.1, Sonnet's zero-debiased scheme)."""
-        cluster_size = _all_reduce_sum(tf.cast(counts, flat.dtype))
-        dw = _all_reduce_sum(tf.math.unsorted_segment_sum(flat, codes, self.num_codes))
+        cluster_size = all_reduce_sum(tf.cast(counts, flat.dtype))
+        dw = all_reduce_sum(tf.math.unsorted_segment_sum(flat, codes, self.num_codes))
         d = self.decay
         steps = self.ema_steps + 1.0
         hidden_cs = self.ema_cluster_size_hidden * d + cluster_size * (1.0 - d)

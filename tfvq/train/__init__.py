@@ -1,0 +1,26 @@
+"""Training: strategies, the greedy loop, RAdam and schedules (HQA App. C)."""
+
+from tfvq.train.optimizers import RAdam
+from tfvq.train.schedules import CosineAnnealFinalFraction, linear_anneal
+from tfvq.train.strategies import STRATEGIES, is_chief, make_strategy, split_cpu
+
+__all__ = [
+    "RAdam",
+    "CosineAnnealFinalFraction",
+    "linear_anneal",
+    "STRATEGIES",
+    "is_chief",
+    "make_strategy",
+    "split_cpu",
+    "TrainOptions",
+    "Trainer",
+    "train",
+]
+
+
+def __getattr__(name):  # the loop imports the zoo and data lazily
+    if name in ("TrainOptions", "Trainer", "train"):
+        from tfvq.train import loop
+
+        return getattr(loop, name)
+    raise AttributeError(name)

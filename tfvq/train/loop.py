@@ -79,6 +79,7 @@ class Trainer:
         self.entry = zoo.get(options.model)
         recipe = dict(self.entry.train)
         self.strategy = strategy or make_strategy(options.strategy, options.tpu_address)
+        self.strategy_name = options.strategy if strategy is None else type(strategy).__name__
         self.chief = is_chief(self.strategy)
         self.dataset = options.dataset or self.entry.dataset
         self.batch_size = int(options.batch_size or recipe["batch_size"])
@@ -192,16 +193,16 @@ class Trainer:
         log = print if opts.verbose and self.chief else (lambda *a, **k: None)
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "logs")) if self.chief else None
         if self.resumed_from:
-            log(f"Resuming from {self.resumed_from} (layer {self.layers[int(self.layer_index)] if int(self.layer_index) < len(self.layers) else 'done'}, step {int(self.layer_step)})")
+            log(f"Resuming from {self.resumed_from} (layer {self.layers[int(self.layer_index.numpy())] if int(self.layer_index.numpy()) < len(self.layers) else 'done'}, step {int(self.layer_step.numpy())})")
         log(
             f"Training {opts.model} on {self.dataset}: layers {self.layers}, "
-            f"{self.strategy.num_replicas_in_sync} replica(s) ({type(self.strategy).__name__}), "
+            f"{self.strategy.num_replicas_in_sync} replica(s) ({self.strategy_name}), "
             f"global batch {self.batch_size}, model_dir {self.model_dir}"
         )
-        while int(self.layer_index) < len(self.layers):
-            layer = self.layers[int(self.layer_index)]
+        while int(self.layer_index.numpy()) < len(self.layers):
+            layer = self.layers[int(self.layer_index.numpy())]
             total = self.steps[layer]
-            start = int(self.layer_step)
+            start = int(self.layer_step.numpy())
             step_fn = self._make_step(layer)
             iterator = self._dataset(layer, start)
             log(f"Layer {layer}/{self.model.num_layers}: {total} steps, {self.model.bits(layer)} bits per image")

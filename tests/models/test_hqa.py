@@ -1,0 +1,133 @@
+"""HQA model: shapes and rates, Algorithm 3 decoding, input checks, serialisation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq import zoo
+from tfvq.models import HQA
+
+RNG = np.random.default_rng(0)
+
+
+def tiny(num_layers=3, **layer_kw):
+    cfg = dict(num_codes=8, code_dim=4, encoder_hidden=8, decoder_hidden=8, **layer_kw)
+    return HQA((16, 16, 1), [cfg] * num_layers)
+
+
+def images(n=3, shape=(16, 16, 1)):
+    return RNG.uniform(size=(n,) + shape).astype(np.float32)
+
+
+def test_code_shapes_and_bits_follow_the_paper_tables():
+    mnist = zoo.build("hqa_mnist")
+    assert [mnist.code_shape(l) for l in range(1, 6)] == [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+    assert [mnist.bits(l) for l in range(1, 6)] == [2048, 512, 128, 32, 8]  # K = 256: 8 bits a code
+    celeba = zoo.build("hqa_celeba64")
+    assert [celeba.code_shape(l) for l in range(1, 8)] == [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+    assert celeba.bits(4) == 576  # HQA Table 1: "9 bit 8x8 latent space", 98,304 -> 576 bits
+    assert celeba.bits(5) == 144  # HQA Table 6: 4x4, 144 bits
+
+
+def test_encode_decode_reconstruct_shapes_and_dtypes():
+    model = tiny()
+    x = images()
+    for layer in (1, 2, 3):
+        codes = model.encode(x, layer)
+        assert codes.dtype == tf.int32 and tuple(codes.shape) == (3,) + model.code_shape(layer)
+        out = model.decode(codes, layer, seed=1)
+        assert out.shape == x.shape and out.dtype == tf.float32
+        assert float(tf.reduce_min(out)) >= 0.0 and float(tf.reduce_max(out)) <= 1.0
+        assert model.reconstruct(x, layer, stochastic=False).shape == x.shape
+
+
+def test_decode_requantises_at_every_lower_layer_as_algorithm_3():
+    model = tiny(num_layers=2)
+    codes = model.encode(images(), 2)
+    bottom, top = model.hqa_layers
+    z_e1 = top.decode_continuous(top.quantizer.lookup(codes))
+    codes1 = bottom.quantizer(z_e1, training=False, stochastic=False)["codes"]
+    want = bottom.decode_continuous(bottom.quantizer.lookup(codes1))
+    np.testing.assert_allclose(model.decode(codes, 2, stochastic=False).numpy(), want.numpy(), atol=1e-6)
+
+
+def test_stochastic_decodes_repeat_with_a_seed_and_vary_without_one():
+    model = tiny(num_layers=2)
+    for l in model.hqa_layers:  # flatten q so that samples differ visibly
+        l.quantizer.codebook.assign(l.quantizer.codebook * 0.01)
+    codes = model.encode(images(8), 2)
+    a = model.decode(codes, 2, seed=7).numpy()
+    b = model.decode(codes, 2, seed=7).numpy()
+    c = model.decode(codes, 2, seed=8).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_interpolation_returns_steps_images_and_its_ends_decode_the_originals():
+    model = tiny(num_layers=2)
+    x = images(2)
+    out = model.interpolate(x[0], x[1], layer=2, steps=5)
+    assert out.shape == (5, 16, 16, 1)
+    ends = model.reconstruct(x, 2, stochastic=False).numpy()
+    np.testing.assert_allclose(out.numpy()[[0, -1]], ends, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((2, 16, 16, 3), np.float32), r"\[batch, 16, 16, 1\]"),
+        (np.zeros((2, 8, 8, 1), np.float32), r"\[batch, 16, 16, 1\]"),
+        (np.zeros((16, 16, 1), np.float32), r"\[batch, 16, 16, 1\]"),
+        (np.zeros((2, 16, 16, 1), np.uint8), "float images"),
+        (np.full((2, 16, 16, 1), 255.0, np.float32), r"values in \[0, 1\]"),
+        (np.full((2, 16, 16, 1), -0.5, np.float32), r"values in \[0, 1\]"),
+    ],
+)
+def test_a_bad_image_raises_value_error_saying_what_was_expected(bad, match):
+    model = tiny(num_layers=1)
+    with pytest.raises(ValueError, match=match):
+        model.encode(bad, 1)
+    with pytest.raises(ValueError, match=match):
+        model.reconstruct(bad, 1)
+
+
+def test_bad_codes_and_layers_raise_value_errors():
+    model = tiny(num_layers=2)
+    with pytest.raises(ValueError, match=r"in \[0, 7\]"):
+        model.decode(np.full((1, 4, 4), 8, np.int32), 2)
+    with pytest.raises(ValueError, match=r"\[batch, 4, 4\]"):
+        model.decode(np.zeros((1, 8, 8), np.int32), 2)
+    with pytest.raises(ValueError, match="integers"):
+        model.decode(np.zeros((1, 4, 4), np.float32), 2)
+    with pytest.raises(ValueError, match=r"1\.\.2"):
+        model.encode(images(), 3)
+    with pytest.raises(ValueError, match=r"1\.\.2"):
+        model.bits(0)
+
+
+def test_layer_loss_gradients_reach_only_that_layer():
+    model = tiny(num_layers=3)
+    x = images()
+    with tf.GradientTape() as tape:
+        loss = model.layer_loss(x, 2, seed=tf.constant([1, 2]))["loss"]
+    grads = tape.gradient(loss, model.trainable_variables)
+    own = {id(v) for v in model.layer_variables(2)}
+    for v, g in zip(model.trainable_variables, grads):
+        if id(v) in own:
+            assert g is not None, v.path
+        else:
+            assert g is None, f"{v.path} of another layer received a gradient"
+
+
+def test_keras_file_round_trip_gives_equal_reconstructions_and_codes(tmp_path):
+    model = tiny(num_layers=2)
+    x = images()
+    model.layer_loss(x, 2)  # moves layer 2's running normalisation statistics
+    path = tmp_path / "hqa.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(model.encode(x, 2).numpy(), loaded.encode(x, 2).numpy())
+    np.testing.assert_allclose(model(x).numpy(), loaded(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.decode(model.encode(x, 2), 2, seed=3).numpy(),
+                               loaded.decode(loaded.encode(x, 2), 2, seed=3).numpy(), atol=1e-6)

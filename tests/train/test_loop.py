@@ -1,0 +1,149 @@
+"""The greedy trainer: what it changes, distribution, failure, resume, the CLI."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq.train import loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = dict(model="hqa_digits", batch_size=8, eval_examples=16, log_every=1, verbose=False)
+
+
+def weights_by_layer(model):
+    return [[np.array(v) for v in l.weights] for l in model.hqa_layers]
+
+
+def test_greedy_training_changes_only_the_current_layer(tmp_path):
+    trainer = loop.Trainer(loop.TrainOptions(**TINY, steps=2, layers=[2], model_dir=str(tmp_path)))
+    before = weights_by_layer(trainer.model)
+    trainer.run()
+    after = weights_by_layer(trainer.model)
+    for layer, (b, a) in enumerate(zip(before, after), start=1):
+        changed = any(not np.array_equal(x, y) for x, y in zip(b, a))
+        assert changed == (layer == 2), f"layer {layer} changed={changed}"
+
+
+def test_a_run_writes_weights_pngs_metrics_and_summaries(tmp_path):
+    summary = loop.train(loop.TrainOptions(**TINY, steps=2, layers=[1, 2], model_dir=str(tmp_path)))
+    for key in ("weights", "reconstructions", "stochastic_decodes", "metrics"):
+        assert os.path.getsize(summary[key]) > 0
+    assert open(summary["reconstructions"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    metrics = json.load(open(summary["metrics"]))["layers"]
+    assert metrics["1"]["bits_per_image"] == 2048 and metrics["2"]["bits_per_image"] == 512
+    assert os.listdir(os.path.join(tmp_path, "logs"))
+
+
+def test_mirrored_on_two_cpus_gives_the_one_device_loss_for_the_same_batch_and_seed(tmp_path, mirrored_strategy):
+    results = []
+    for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("mirrored", mirrored_strategy)):
+        trainer = loop.Trainer(
+            loop.TrainOptions(**TINY, steps=3, layers=[2], model_dir=str(tmp_path / name), seed=3), strategy
+        )
+        step = trainer._make_step(2)
+        iterator = trainer._dataset(2, 0)
+        losses = [float(step(iterator)["loss"]) for _ in range(3)]
+        results.append((losses, [np.array(v) for v in trainer.model.layer_variables(2)]))
+    (loss_one, w_one), (loss_mirrored, w_mirrored) = results
+    np.testing.assert_allclose(loss_mirrored, loss_one, rtol=1e-5)
+    for a, b in zip(w_one, w_mirrored):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_non_finite_loss_stops_with_the_step_and_saves_nothing(tmp_path):
+    trainer = loop.Trainer(loop.TrainOptions(**TINY, steps=3, layers=[1], model_dir=str(tmp_path)))
+    kernel = trainer.model.hqa_layers[0].encoder.layers[0].kernel
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    with pytest.raises(FloatingPointError, match="layer 1, step 0"):
+        trainer.run()
+    assert trainer.manager.latest_checkpoint is None
+
+
+def _cli(model_dir, *extra):
+    return [sys.executable, os.path.join(ROOT, "train.py"), "--model=hqa_digits", "--batch_size=8",
+            "--eval_examples=16", f"--model_dir={model_dir}", *extra]
+
+
+def _env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    cmd = _cli(tmp_path, "--layers=1,2", "--steps=30", "--checkpoint_every=4", "--log_every=1")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    index = tmp_path / "checkpoints" / "ckpt-2.index"
+    while not index.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert index.exists(), "the run did not reach its second checkpoint"
+    saved = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
+    resumed_step = int(saved.get_tensor("layer_step/.ATTRIBUTES/VARIABLE_VALUE"))
+    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"step {resumed_step})" in out.stdout and "Resuming from" in out.stdout
+    final = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    assert int(final.get_tensor("layer_index/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+    keys = final.get_variable_to_shape_map()
+    iterations = [k for k in keys if k.startswith("optimizer_layer_1/") and "iterations" in k]
+    assert iterations, sorted(keys)[:20]
+    # Resumed, not restarted: layer 1's optimiser took exactly --steps steps in all.
+    assert int(final.get_tensor(iterations[0])) == 30
+    assert os.path.exists(tmp_path / "metrics.json")
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_trains_with_two_local_workers(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = _env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        cmd = _cli(tmp_path, "--strategy=multi_worker_mirrored", "--layers=1", "--steps=3", "--log_every=1")
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "2 replica(s) (multi_worker_mirrored)" in outs[0][0]
+    assert json.load(open(tmp_path / "metrics.json"))["layers"]["1"]["bits_per_image"] == 2048
+
+
+def test_cli_help_lists_flags_and_bad_input_fails_clearly(tmp_path):
+    help_out = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--help"], env=_env(),
+                              capture_output=True, text=True, timeout=120)
+    assert help_out.returncode == 0
+    for flag in ("--model", "--dataset", "--data_dir", "--strategy", "--cpu_devices", "--batch_size", "--steps",
+                 "--layers", "--model_dir", "--seed"):
+        assert flag in help_out.stdout
+    bad = subprocess.run(_cli(tmp_path) + ["--model=hqa_mnst"], env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1 and "Did you mean 'hqa_mnist'" in bad.stderr
+    missing = subprocess.run(_cli(tmp_path) + ["--model=hqa_mnist", f"--data_dir={tmp_path}"], env=_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "tfds build mnist" in missing.stderr

@@ -1,0 +1,234 @@
+"""Tests for tfvq.train.schedules: HQA's Gumbel temperature anneal (§5.1 / App. C)
+and learning-rate schedule ("cosine annealed in the final third", App. C)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq.train.optimizers import RAdam
+from tfvq.train.schedules import CosineAnnealFinalFraction
+from tfvq.train.schedules import linear_anneal
+
+# ---------------------------------------------------------------- linear_anneal
+
+
+def test_linear_anneal_python_numbers():
+    # MNIST temperature: 0.66 -> 0.01 (HQA App. C).
+    assert linear_anneal(0, 100, 0.66, 0.01) == 0.66
+    assert linear_anneal(100, 100, 0.66, 0.01) == 0.01
+    assert linear_anneal(250, 100, 0.66, 0.01) == 0.01  # clamped after the end
+    assert linear_anneal(25, 100, 0.66, 0.01) == pytest.approx(0.66 + 0.25 * (0.01 - 0.66), abs=1e-15)
+    assert linear_anneal(50, 100, 0.4, 0.01) == pytest.approx(0.205, abs=1e-15)
+    assert linear_anneal(0.5, 2.0, 1, 3) == pytest.approx(1.5)  # float steps
+    assert linear_anneal(np.int64(1), np.int32(4), 0.0, 4.0) == pytest.approx(1.0)
+    assert isinstance(linear_anneal(3, 10, 1, 0), float)
+    # Increasing anneals work too.
+    assert linear_anneal(5, 10, 0.0, 1.0) == pytest.approx(0.5)
+
+
+def test_linear_anneal_tensor_inputs_give_float32_tensors():
+    value = linear_anneal(tf.constant(25), 100, 0.66, 0.01)
+    assert tf.is_tensor(value) and value.dtype == tf.float32
+    assert float(value) == pytest.approx(0.66 * 0.75 + 0.01 * 0.25, rel=1e-6)
+
+    steps = tf.constant([0, 50, 100, 200], tf.int64)
+    values = linear_anneal(steps, 100, 0.66, 0.01)
+    np.testing.assert_allclose(values.numpy(), [0.66, 0.335, 0.01, 0.01], rtol=1e-6)
+    assert values.numpy()[0] == np.float32(0.66) and values.numpy()[2] == np.float32(0.01)
+
+    # Tensor start / end.
+    value = linear_anneal(5, 10, tf.constant(1.0), 0.0)
+    assert value.dtype == tf.float32 and float(value) == pytest.approx(0.5)
+
+
+def test_linear_anneal_with_variable_step_inside_tf_function():
+    optimizer = RAdam()  # optimizer.iterations: an int64 Keras variable
+    anneal = tf.function(lambda step: linear_anneal(step, 40, 0.4, 0.01))
+    assert float(anneal(optimizer.iterations)) == pytest.approx(0.4)
+    optimizer.iterations.assign(10)
+    assert float(anneal(optimizer.iterations)) == pytest.approx(0.4 + 0.25 * (0.01 - 0.4), rel=1e-6)
+    assert float(linear_anneal(optimizer.iterations, 40, 0.4, 0.01)) == pytest.approx(0.3025, rel=1e-6)
+
+    # Dynamic total_steps is checked at run time.
+    dynamic = tf.function(lambda step, total: linear_anneal(step, total, 0.4, 0.01))
+    assert float(dynamic(tf.constant(20), tf.constant(40))) == pytest.approx(0.205, rel=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="total_steps"):
+        dynamic(tf.constant(20), tf.constant(0))
+
+
+def test_linear_anneal_large_int64_steps_are_exact_enough():
+    total = 10**9
+    value = linear_anneal(tf.constant(total // 2, tf.int64), total, 1.0, 0.0)
+    assert float(value) == pytest.approx(0.5, rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        ((1, 0, 1.0, 0.0), ValueError, "total_steps"),
+        ((1, -5, 1.0, 0.0), ValueError, "total_steps"),
+        ((1, tf.constant(0), 1.0, 0.0), ValueError, "total_steps"),
+        ((-1, 10, 1.0, 0.0), ValueError, "step"),
+        ((tf.constant(-1), 10, 1.0, 0.0), ValueError, "step"),
+        ((True, 10, 1.0, 0.0), TypeError, "step"),
+        ((1, 10, False, 0.0), TypeError, "start"),
+    ],
+)
+def test_linear_anneal_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        linear_anneal(*args)
+
+
+# ---------------------------------------------------- CosineAnnealFinalFraction
+
+
+def _closed_form(step, initial, final, total, fraction):
+    knee = (1.0 - fraction) * total
+    if step <= knee:
+        return initial
+    if step >= total:
+        return final
+    p = (step - knee) / (fraction * total)
+    return final + (initial - final) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+@pytest.mark.parametrize("final", [0.0, 1e-5])
+def test_cosine_anneal_closed_form_values(final):
+    schedule = CosineAnnealFinalFraction(4e-4, total_steps=300, final_learning_rate=final)
+    assert schedule.knee == pytest.approx(200.0)
+    expected = {
+        0: 4e-4,  # start
+        150: 4e-4,  # constant phase
+        200: 4e-4,  # the knee
+        225: final + (4e-4 - final) * (1 + math.cos(math.pi / 4)) / 2,
+        250: final + (4e-4 - final) / 2,  # mid-cosine
+        275: final + (4e-4 - final) * (1 + math.cos(3 * math.pi / 4)) / 2,
+        300: final,  # end
+        1000: final,  # past the end
+    }
+    for step, value in expected.items():
+        got = schedule(step)
+        assert got.dtype == tf.float32
+        assert float(got) == pytest.approx(value, rel=1e-6, abs=1e-12), step
+        assert float(got) == pytest.approx(_closed_form(step, 4e-4, final, 300, 1 / 3), rel=1e-6, abs=1e-12)
+
+
+def test_cosine_anneal_non_integer_knee_and_custom_fraction():
+    schedule = CosineAnnealFinalFraction(1.0, total_steps=100)  # knee at 66.67
+    assert float(schedule(66)) == 1.0
+    assert float(schedule(67)) < 1.0
+    assert float(schedule(67)) == pytest.approx(_closed_form(67, 1.0, 0.0, 100, 1 / 3), rel=1e-6)
+
+    half = CosineAnnealFinalFraction(2.0, total_steps=10, fraction=0.5, final_learning_rate=1.0)
+    for step in range(12):
+        assert float(half(step)) == pytest.approx(_closed_form(step, 2.0, 1.0, 10, 0.5), rel=1e-6)
+
+    full = CosineAnnealFinalFraction(1.0, total_steps=10, fraction=1.0)  # plain cosine decay
+    reference = keras.optimizers.schedules.CosineDecay(1.0, decay_steps=10)
+    for step in range(12):
+        assert float(full(step)) == pytest.approx(float(reference(step)), rel=1e-5, abs=1e-7)
+
+
+def test_cosine_anneal_is_monotone_and_continuous():
+    total = 3000
+    schedule = CosineAnnealFinalFraction(4e-4, total_steps=total, final_learning_rate=1e-6)
+    values = schedule(tf.range(total + 100)).numpy()
+    assert values.shape == (total + 100,)
+    diffs = np.diff(values.astype(np.float64))
+    assert np.all(diffs <= 0.0)
+    assert np.all(diffs[2000 : total - 1] < 0.0)  # strictly decreasing while annealing
+    assert np.max(np.abs(diffs)) < 4e-4 * math.pi / (2 * 1000) * 1.01  # no jumps
+    assert values[0] == np.float32(4e-4) and values[total] == np.float32(1e-6)
+
+
+def test_cosine_anneal_accepts_int64_variable_steps_in_tf_function():
+    schedule = CosineAnnealFinalFraction(4e-4, total_steps=300)
+    step = tf.Variable(250, dtype=tf.int64)
+    value = tf.function(lambda: schedule(step))()
+    assert float(value) == pytest.approx(2e-4, rel=1e-6)
+
+
+def test_cosine_anneal_serialization_round_trip():
+    schedule = CosineAnnealFinalFraction(4e-4, total_steps=300, fraction=0.25, final_learning_rate=1e-6, name="lr")
+    config = schedule.get_config()
+    assert config == {
+        "initial_learning_rate": 4e-4,
+        "total_steps": 300,
+        "fraction": 0.25,
+        "final_learning_rate": 1e-6,
+        "name": "lr",
+    }
+    clone = CosineAnnealFinalFraction.from_config(config)
+    assert clone.get_config() == config
+
+    serialized = keras.saving.serialize_keras_object(schedule)
+    assert serialized["registered_name"] == "tfvq>CosineAnnealFinalFraction"
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert isinstance(restored, CosineAnnealFinalFraction)
+    assert restored.get_config() == config
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, CosineAnnealFinalFraction)
+    for step in (0, 225, 260, 300):
+        assert float(restored(step)) == float(schedule(step))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"initial_learning_rate": -1e-4}, ValueError, "initial_learning_rate"),
+        ({"initial_learning_rate": float("inf")}, ValueError, "initial_learning_rate"),
+        ({"initial_learning_rate": "4e-4"}, TypeError, "initial_learning_rate"),
+        ({"total_steps": 0}, ValueError, "total_steps"),
+        ({"total_steps": 300.0}, TypeError, "total_steps"),
+        ({"total_steps": True}, TypeError, "total_steps"),
+        ({"fraction": 0.0}, ValueError, "fraction"),
+        ({"fraction": 1.5}, ValueError, "fraction"),
+        ({"final_learning_rate": -1.0}, ValueError, "final_learning_rate"),
+    ],
+)
+def test_cosine_anneal_bad_arguments(kwargs, error, match):
+    arguments = {"initial_learning_rate": 4e-4, "total_steps": 300}
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        CosineAnnealFinalFraction(**arguments)
+
+
+def test_cosine_anneal_as_radam_learning_rate(tmp_path):
+    total = 9  # knee at step 6
+    schedule = CosineAnnealFinalFraction(0.05, total_steps=total)
+    rng = np.random.default_rng(0)
+    theta0 = rng.normal(size=(4,)).astype(np.float32)
+    grads = rng.normal(size=(12, 4)).astype(np.float32)
+
+    scheduled, constant = keras.Variable(theta0), keras.Variable(theta0)
+    opt_scheduled = RAdam(learning_rate=schedule)
+    opt_constant = RAdam(learning_rate=0.05)
+    history = []
+    for g in grads:
+        # The base class evaluates schedule(iterations) before incrementing.
+        assert float(opt_scheduled.learning_rate) == float(schedule(opt_scheduled.iterations))
+        before = scheduled.numpy().copy()
+        opt_scheduled.apply_gradients([(tf.constant(g), scheduled)])
+        opt_constant.apply_gradients([(tf.constant(g), constant)])
+        history.append((before, scheduled.numpy().copy(), constant.numpy().copy()))
+
+    # Steps 1..7 use schedule(0..6) = initial (the knee is inclusive): identical.
+    for _, s, c in history[:7]:
+        np.testing.assert_array_equal(s, c)
+    # Steps 8 and 9 use annealed rates: smaller moves than the constant rate.
+    assert not np.allclose(history[7][1], history[7][2])
+    # From step 10 on, iterations >= total_steps: learning rate 0, no movement.
+    for before, after, _ in history[9:]:
+        np.testing.assert_array_equal(before, after)
+
+    # A model compiled with the scheduled optimizer survives a .keras round trip.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=RAdam(learning_rate=CosineAnnealFinalFraction(1e-3, total_steps=30)), loss="mse")
+    model.fit(rng.normal(size=(8, 4)), rng.normal(size=(8, 1)), batch_size=8, verbose=0)
+    model.save(tmp_path / "scheduled.keras")
+    loaded = keras.saving.load_model(tmp_path / "scheduled.keras")
+    assert isinstance(loaded.optimizer._learning_rate, CosineAnnealFinalFraction)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()

@@ -1,0 +1,68 @@
+"""The zoo: every entry builds; small ones run forward and backward; names and weights."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq import zoo
+from tfvq.zoo.registry import ZooEntry
+
+SMALL = {"hqa_mnist", "hqa_digits", "vqvae_mnist"}
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_entry_builds_and_describes_itself(name):
+    info = zoo.info(name)
+    assert info["paper"] and info["table"] and info["parameters"] > 0
+    assert set(info["bits_per_layer"]) == set(range(1, len(info["bits_per_layer"]) + 1))
+    if name in SMALL:
+        model = zoo.build(name)
+        x = np.random.default_rng(0).uniform(size=(2,) + model.image_shape).astype(np.float32)
+        assert model(x).shape == x.shape
+        for layer in range(1, model.num_layers + 1):
+            with tf.GradientTape() as tape:
+                loss = model.layer_loss(x, layer, seed=tf.constant([0, layer]))["loss"]
+            grads = tape.gradient(loss, model.layer_variables(layer))
+            assert np.isfinite(float(loss)) and all(g is not None for g in grads)
+
+
+def test_list_models_takes_wildcards():
+    assert zoo.list_models("hqa*") == ["hqa_celeba64", "hqa_digits", "hqa_mnist"]
+    assert zoo.list_models("*mnist") == ["hqa_mnist", "vqvae_mnist"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_unknown_name_lists_near_matches():
+    with pytest.raises(ValueError, match="Did you mean 'hqa_mnist'"):
+        zoo.load("hqa_mnst")
+    with pytest.raises(KeyError):
+        zoo.info("no_such_model")
+
+
+def test_duplicate_registration_raises():
+    entry = zoo.get("hqa_digits")
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register(ZooEntry(**{**entry.__dict__}))
+
+
+def test_weights_load_from_weights_file_keras_file_and_bad_paths(tmp_path):
+    model = zoo.build("vqvae_mnist")
+    for v in model.trainable_variables:
+        v.assign(v * 0.5)
+    x = np.random.default_rng(1).uniform(size=(2, 32, 32, 1)).astype(np.float32)
+    model.save_weights(tmp_path / "m.weights.h5")
+    model.save(tmp_path / "m.keras")
+    for path in (tmp_path / "m.weights.h5", tmp_path / "m.keras", tmp_path):
+        if path == tmp_path:
+            (tmp_path / "m.weights.h5").rename(tmp_path / "model.weights.h5")
+        loaded = zoo.load("vqvae_mnist", weights=path)
+        np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="expected 'bundled'"):
+        zoo.load("vqvae_mnist", weights=tmp_path / "missing")
+    (tmp_path / "corrupt.weights.h5").write_bytes(b"not an h5 file")
+    with pytest.raises(ValueError, match="Could not load"):
+        zoo.load("vqvae_mnist", weights=tmp_path / "corrupt.weights.h5")
+    with pytest.raises(ValueError, match="configuration"):
+        zoo.load("hqa_digits", weights=tmp_path / "m.keras")
+    with pytest.raises(FileNotFoundError, match="no bundled weights"):
+        zoo.load("hqa_mnist", weights="bundled")

@@ -1,0 +1,21 @@
+"""Datasets: tfds-backed (mnist, celeb_a, cifar10, svhn_cropped) and embedded ones
+that need no download (digits, toy_modes, swatches).
+
+`load(name, split, batch_size=...)` gives a `tf.data.Dataset` of float32 NHWC
+images in [0, 1]; `load_numpy` the same as one array; `info(name)` the facts
+(shape, splits, sizes, paper reference). See `tfvq.data.datasets`.
+
+`tfvq.data.toy_modes` (the HQA §4.1 density) is a submodule of its own and is
+imported only when the `toy_modes` dataset is loaded.
+"""
+
+from tfvq.data.datasets import (
+    DATASETS,
+    DatasetInfo,
+    DatasetNotPreparedError,
+    info,
+    load,
+    load_numpy,
+)
+
+__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_numpy"]

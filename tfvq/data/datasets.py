@@ -1,0 +1,303 @@
+"""The datasets of tfvq: names, facts, and `tf.data` pipelines of float images.
+
+Seven datasets, by name (`DATASETS`):
+
+=============  ========  ===========  ===================================================
+name           source    image shape  used by
+=============  ========  ===========  ===================================================
+mnist          tfds      32x32x1      HQA §6.2 (MNIST rescaled to 32x32)
+celeb_a        tfds      64x64x3      HQA §6.1, RRVQ §4 (148x148 centre crop, resized)
+cifar10        tfds      32x32x3      RRVQ §4
+svhn_cropped   tfds      32x32x3      RRVQ §4
+digits         embedded  32x32x1      offline stand-in for mnist (sklearn 8x8 digits)
+toy_modes      embedded  (1,)         HQA §4.1 one-dimensional four-mode density
+swatches       embedded  32x32x3      RRVQ App. B toy dataset of 9 colour swatches
+=============  ========  ===========  ===================================================
+
+`load` gives a `tf.data.Dataset` whose elements are just the images: float32,
+NHWC, in [0, 1], on the 8-bit grid (every value is k / 255 for an integer k,
+so `tf.round(x * 255)` recovers the pixel levels a discretised likelihood
+needs). `toy_modes` is the exception: its elements are float32 points of shape
+(1,) in the density's own units. `load_numpy` gives the same data as one NumPy
+array, for evaluation and image grids.
+
+tfds datasets are read with `download=False` from `data_dir` and raise
+`DatasetNotPreparedError` (with instructions) when they are not there; the
+embedded ones need nothing and ignore `data_dir`.
+
+Example:
+  >>> ds = load("digits", "train", batch_size=64, shuffle=True, seed=0)
+  >>> images = next(iter(ds))
+  >>> images.shape, images.dtype
+  (TensorShape([64, 32, 32, 1]), tf.float32)
+"""
+
+import dataclasses
+import difflib
+import types
+from typing import Mapping, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfvq.data import embedded
+from tfvq.data import tfds_datasets
+from tfvq.data.tfds_datasets import DatasetNotPreparedError
+
+__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_numpy"]
+
+TFDS_SHUFFLE_BUFFER = 10_000
+"""Shuffle buffer of the tfds datasets (the embedded ones are shuffled whole)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Facts about one dataset.
+
+    Attributes:
+      name: the name passed to `load`.
+      image_shape: shape of one element: (H, W, C) for images, (1,) for toy_modes.
+      source: "tfds" (needs a prepared tfds data directory) or "embedded".
+      splits: the valid `split` names.
+      description: what the dataset is and the paper section that uses it.
+      num_examples: split -> number of elements (read-only), where known.
+    """
+
+    name: str
+    image_shape: Tuple[int, ...]
+    source: str
+    splits: Tuple[str, ...]
+    description: str
+    num_examples: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "num_examples", types.MappingProxyType(dict(self.num_examples)))
+
+
+_INFOS = {
+    info_.name: info_
+    for info_ in (
+        DatasetInfo(
+            name="mnist",
+            image_shape=(32, 32, 1),
+            source="tfds",
+            splits=("train", "test"),
+            description=(
+                "MNIST handwritten digits (tfds 'mnist'), 28x28 resized bilinearly to 32x32 as in "
+                "HQA §6.2 ('MNIST rescaled to 32x32')."
+            ),
+            num_examples={"train": 60000, "test": 10000},
+        ),
+        DatasetInfo(
+            name="celeb_a",
+            image_shape=(64, 64, 3),
+            source="tfds",
+            splits=("train", "validation", "test"),
+            description=(
+                "CelebA aligned faces (tfds 'celeb_a', 218x178), central 148x148 crop resized "
+                "(antialiased bilinear) to 64x64 as in HQA §6.1 and RRVQ §4."
+            ),
+            num_examples={"train": 162770, "validation": 19867, "test": 19962},
+        ),
+        DatasetInfo(
+            name="cifar10",
+            image_shape=(32, 32, 3),
+            source="tfds",
+            splits=("train", "test"),
+            description="CIFAR-10 natural images (tfds 'cifar10'), 32x32, as in RRVQ §4.",
+            num_examples={"train": 50000, "test": 10000},
+        ),
+        DatasetInfo(
+            name="svhn_cropped",
+            image_shape=(32, 32, 3),
+            source="tfds",
+            splits=("train", "test", "extra"),
+            description="SVHN cropped digits (tfds 'svhn_cropped'), 32x32, as in RRVQ §4.",
+            num_examples={"train": 73257, "test": 26032, "extra": 531131},
+        ),
+        DatasetInfo(
+            name="digits",
+            image_shape=(32, 32, 1),
+            source="embedded",
+            splits=("train", "test"),
+            description=(
+                "scikit-learn's 8x8 handwritten digits (values 0..16 / 16) resized bilinearly to "
+                "32x32; an offline stand-in for MNIST at 32x32 (HQA §6.2). Split: the first 1500 "
+                "images are 'train', the remaining 297 'test'."
+            ),
+            num_examples=dict(embedded.DIGITS_NUM_EXAMPLES),
+        ),
+        DatasetInfo(
+            name="toy_modes",
+            image_shape=(1,),
+            source="embedded",
+            splits=("train", "test"),
+            description=(
+                "Points of the one-dimensional four-mode density of HQA §4.1 (Figure 1a), from "
+                "tfvq.data.toy_modes.sample: 'train' is 20000 points with seed 0, 'test' 5000 "
+                "with seed 1. Values are the raw points, not in [0, 1]."
+            ),
+            num_examples={split: n for split, (n, _) in embedded.TOY_MODES_SPLITS.items()},
+        ),
+        DatasetInfo(
+            name="swatches",
+            image_shape=(32, 32, 3),
+            source="embedded",
+            splits=("train", "test"),
+            description=(
+                "RRVQ App. B toy dataset of 9 colour swatches: each 32x32 image is a uniform block "
+                "of one of 9 fixed colours (tfvq.data.embedded.SWATCH_COLOURS; image i has colour "
+                "i % 9); 'train' 900 images (100 per colour), 'test' 90, no noise."
+            ),
+            num_examples=dict(embedded.SWATCH_NUM_EXAMPLES),
+        ),
+    )
+}
+
+DATASETS = tuple(_INFOS)
+"""Names of all datasets: the tfds-backed ones, then the embedded ones."""
+
+
+def info(name):
+    """Facts about dataset `name` (see the module table).
+
+    Raises:
+      ValueError: `name` is not in `DATASETS` (the message suggests near matches).
+    """
+    if name not in _INFOS:
+        close = difflib.get_close_matches(str(name).lower(), DATASETS, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(DATASETS)}.")
+    return _INFOS[name]
+
+
+def _check_split(dataset_info, split):
+    if split not in dataset_info.splits:
+        raise ValueError(
+            f"dataset {dataset_info.name!r} has no split {split!r}; "
+            f"valid splits: {', '.join(repr(s) for s in dataset_info.splits)}."
+        )
+
+
+def _embedded_array(name, split):
+    """The cached raw array of an embedded dataset: uint8 images or float32 points."""
+    builders = {"digits": embedded.digits, "toy_modes": embedded.toy_modes, "swatches": embedded.swatches}
+    return builders[name](split)
+
+
+def _to_float(x):
+    """uint8 levels k -> float32 k / 255; float32 (toy points) unchanged."""
+    if x.dtype == tf.uint8:
+        return tf.cast(x, tf.float32) / 255.0
+    return x
+
+
+def _check_batch_size(batch_size):
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None (unbatched), got {batch_size!r}.")
+
+
+def load(
+    name,
+    split="train",
+    batch_size: Optional[int] = None,
+    data_dir=None,
+    shuffle=False,
+    repeat=False,
+    seed: Optional[int] = None,
+    drop_remainder=False,
+):
+    """A `tf.data.Dataset` of the images of one dataset split.
+
+    The pipeline is: source (uint8) -> shuffle -> repeat -> batch -> float32 in
+    [0, 1] -> prefetch(AUTOTUNE). Embedded datasets come from in-memory arrays
+    (resized once per process); tfds datasets are decoded and resized with
+    `num_parallel_calls=AUTOTUNE`. Images stay uint8 until after batching, so
+    the shuffle buffer holds 4x less memory and the float conversion is one
+    vectorised op per batch.
+
+    Args:
+      name: one of `DATASETS`.
+      split: one of `info(name).splits`.
+      batch_size: elements per batch; None gives unbatched elements.
+      data_dir: tfds data directory (None: tfds' default); ignored by embedded
+        datasets.
+      shuffle: shuffle the elements (the whole dataset for embedded ones, a
+        10000-element buffer for tfds, whose shards are also shuffled). Each
+        epoch of a repeated dataset is shuffled afresh.
+      repeat: repeat forever.
+      seed: shuffle seed; the same seed gives the same order (None: random).
+      drop_remainder: drop a last batch smaller than `batch_size` (gives a
+        static batch dimension).
+
+    Returns:
+      `tf.data.Dataset` of float32 tensors `[batch, H, W, C]` (or `[H, W, C]`
+      unbatched) in [0, 1]; for toy_modes `[batch, 1]` points.
+
+    Raises:
+      ValueError: unknown `name` or `split`, or a bad `batch_size`.
+      DatasetNotPreparedError: a tfds dataset is not prepared in `data_dir`.
+    """
+    dataset_info = info(name)
+    _check_split(dataset_info, split)
+    _check_batch_size(batch_size)
+
+    if dataset_info.source == "embedded":
+        array = _embedded_array(name, split)
+        ds = tf.data.Dataset.from_tensor_slices(array)
+        buffer_size = len(array)
+    else:
+        ds = tfds_datasets.source(name, split, data_dir=data_dir, shuffle_files=shuffle, seed=seed)
+        buffer_size = TFDS_SHUFFLE_BUFFER
+
+    if shuffle:
+        ds = ds.shuffle(max(buffer_size, 1), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if batch_size is not None:
+        ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_numpy(name, split="test", limit=None, data_dir=None):
+    """The images of one dataset split as a single NumPy array, in stored order.
+
+    For evaluation and PNG grids. tfds splits are read whole unless `limit` is
+    given (CelebA's 162770 training images take 8 GB as float32).
+
+    Args:
+      name: one of `DATASETS`.
+      split: one of `info(name).splits`.
+      limit: keep only the first `limit` elements (None: all).
+      data_dir: tfds data directory (None: tfds' default); ignored by embedded
+        datasets.
+
+    Returns:
+      float32 array `[N, H, W, C]` in [0, 1] (toy_modes: `[N, 1]` points), a
+      fresh copy the caller may modify.
+
+    Raises:
+      ValueError: unknown `name` or `split`, or a negative `limit`.
+      DatasetNotPreparedError: a tfds dataset is not prepared in `data_dir`.
+    """
+    dataset_info = info(name)
+    _check_split(dataset_info, split)
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0
+    ):
+        raise ValueError(f"limit must be a non-negative int or None (all elements), got {limit!r}.")
+
+    if dataset_info.source == "embedded":
+        raw = _embedded_array(name, split)[:limit]
+    else:
+        ds = tfds_datasets.source(name, split, data_dir=data_dir)
+        if limit is not None:
+            ds = ds.take(int(limit))
+        batches = [batch.numpy() for batch in ds.batch(1024).prefetch(tf.data.AUTOTUNE)]
+        raw = np.concatenate(batches) if batches else np.zeros((0,) + dataset_info.image_shape, np.uint8)
+    if raw.dtype == np.uint8:
+        return raw.astype(np.float32) / np.float32(255.0)
+    return np.array(raw, dtype=np.float32)

@@ -1,0 +1,189 @@
+"""Training schedules of HQA (Williams et al. 2020, §5.1 and App. C).
+
+* :func:`linear_anneal` -- the Gumbel-softmax temperature schedule: "the Gumbel
+  softmax temperature is linearly annealed to 0.01, with an initial
+  temperature of 0.4 and 0.66 for CelebA and MNIST respectively".
+* :class:`CosineAnnealFinalFraction` -- the learning-rate schedule: "a learning
+  rate of 4e-4 which is cosine annealed in the final third of training".
+"""
+
+import math
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["CosineAnnealFinalFraction", "linear_anneal"]
+
+
+def _is_python_scalar(value):
+    """True for Python / NumPy real scalars (bools excluded)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+
+
+def _check_real(name, value):
+    """Raises TypeError if `value` is a bool or not a real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {value!r} of type {type(value).__name__}.")
+
+
+def _static_value(value):
+    """Concrete NumPy value of a Python number / array / eager tensor, else None."""
+    if isinstance(value, (tf.Variable, keras.Variable)):
+        return np.asarray(value.numpy()) if tf.executing_eagerly() else None
+    if tf.is_tensor(value):
+        return tf.get_static_value(value)
+    return np.asarray(value)
+
+
+def linear_anneal(step, total_steps, start, end):
+    """Linear annealing from `start` at step 0 to `end` at `total_steps`.
+
+    HQA §5.1 / App. C anneal the Gumbel-softmax temperature linearly, e.g. from
+    0.66 (MNIST) or 0.4 (CelebA) to 0.01 over training:
+
+      value(step) = start * (1 - f) + end * f,  f = clip(step / total_steps, 0, 1),
+
+    so the value is exactly `start` at step 0, exactly `end` at
+    `step >= total_steps` (clamped afterwards), and linear in between.
+
+    Args:
+      step: Current step, >= 0: Python / NumPy number, or a tensor / variable
+        (e.g. `optimizer.iterations`) of any real dtype and any shape.
+      total_steps: Length of the anneal, > 0: number or scalar tensor.
+      start: Value at step 0: number or tensor.
+      end: Value from `total_steps` on: number or tensor.
+
+    Returns:
+      A Python float if all arguments are Python / NumPy scalars, otherwise a
+      float32 tensor (broadcast shape of the arguments).
+
+    Raises:
+      TypeError: If a Python argument is not a real number (bools included).
+      ValueError: If `total_steps` is known to be <= 0 or `step` is known to be
+        negative. A graph tensor `total_steps` is checked at run time with
+        `tf.debugging.assert_positive`.
+    """
+    args = {"step": step, "total_steps": total_steps, "start": start, "end": end}
+    for name, value in args.items():
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"`{name}` must be a real number, got the bool {value!r}.")
+
+    total_value = _static_value(total_steps)
+    if total_value is not None:
+        if total_value.ndim != 0:
+            raise ValueError(f"`total_steps` must be a scalar, got shape {total_value.shape}.")
+        if not total_value > 0:
+            raise ValueError(f"`total_steps` must be > 0, got {total_value}.")
+    step_value = _static_value(step)
+    if step_value is not None and np.any(step_value < 0):
+        raise ValueError(f"`step` must be >= 0, got {step_value}.")
+
+    if all(_is_python_scalar(value) for value in args.values()):
+        fraction = min(max(float(step) / float(total_steps), 0.0), 1.0)
+        return float(start) * (1.0 - fraction) + float(end) * fraction
+
+    with tf.name_scope("linear_anneal"):
+        # The ratio is formed in float64 so that large integer steps (int64
+        # `optimizer.iterations`) are not rounded before the division.
+        step = tf.cast(tf.convert_to_tensor(step), tf.float64)
+        total = tf.cast(tf.convert_to_tensor(total_steps), tf.float64)
+        if total_value is None:
+            with tf.control_dependencies([tf.debugging.assert_positive(total, message="`total_steps` must be > 0")]):
+                total = tf.identity(total)
+        fraction = tf.cast(tf.clip_by_value(step / total, 0.0, 1.0), tf.float32)
+        start = tf.cast(tf.convert_to_tensor(start), tf.float32)
+        end = tf.cast(tf.convert_to_tensor(end), tf.float32)
+        return start * (1.0 - fraction) + end * fraction
+
+
+@keras.saving.register_keras_serializable(package="tfvq")
+class CosineAnnealFinalFraction(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant learning rate, cosine-annealed over the final `fraction` of training.
+
+    HQA App. C: "a learning rate of 4e-4 which is cosine annealed in the final
+    third of training". With `knee = (1 - fraction) * total_steps` and
+    `span = fraction * total_steps`:
+
+      lr(step) = initial_learning_rate                                  if step <= knee,
+      lr(step) = final + (initial - final) * (1 + cos(pi * p)) / 2,
+                 p = (step - knee) / span                               if knee < step < total_steps,
+      lr(step) = final_learning_rate                                    if step >= total_steps.
+
+    The schedule is continuous (the cosine starts at `initial` at the knee and
+    reaches `final` at `total_steps`) and non-increasing when
+    `final_learning_rate <= initial_learning_rate`. The knee need not be an
+    integer step.
+
+    Args:
+      initial_learning_rate: Learning rate before the knee, a float >= 0
+        (4e-4 in HQA).
+      total_steps: Total number of training steps, an integer > 0.
+      fraction: Final fraction of `total_steps` over which to anneal, a float
+        in (0, 1]. Defaults to 1/3 (HQA); 1 gives plain cosine decay.
+      final_learning_rate: Learning rate reached at `total_steps` and kept
+        afterwards, a float >= 0. Defaults to 0.
+      name: Optional name scope of the schedule's ops.
+
+    Raises:
+      TypeError: If an argument has the wrong type (e.g. a float or bool
+        `total_steps`).
+      ValueError: If an argument is out of range.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        total_steps,
+        fraction=1.0 / 3.0,
+        final_learning_rate=0.0,
+        name=None,
+    ):
+        super().__init__()
+        _check_real("initial_learning_rate", initial_learning_rate)
+        _check_real("fraction", fraction)
+        _check_real("final_learning_rate", final_learning_rate)
+        if isinstance(total_steps, (bool, np.bool_)) or not isinstance(total_steps, numbers.Integral):
+            raise TypeError(f"`total_steps` must be an integer, got {total_steps!r} of type {type(total_steps).__name__}.")
+        if not (math.isfinite(initial_learning_rate) and initial_learning_rate >= 0):
+            raise ValueError(f"`initial_learning_rate` must be finite and >= 0, got {initial_learning_rate}.")
+        if not (math.isfinite(final_learning_rate) and final_learning_rate >= 0):
+            raise ValueError(f"`final_learning_rate` must be finite and >= 0, got {final_learning_rate}.")
+        if total_steps <= 0:
+            raise ValueError(f"`total_steps` must be > 0, got {total_steps}.")
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"`fraction` must lie in (0, 1], got {fraction}.")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.total_steps = int(total_steps)
+        self.fraction = float(fraction)
+        self.final_learning_rate = float(final_learning_rate)
+        self.name = name
+
+    @property
+    def knee(self):
+        """The step `(1 - fraction) * total_steps` at which annealing starts."""
+        return (1.0 - self.fraction) * self.total_steps
+
+    def __call__(self, step):
+        """Learning rate at `step` (a number or integer/float tensor), as float32."""
+        with tf.name_scope(self.name or "cosine_anneal_final_fraction"):
+            # float64 keeps large integer steps exact before the subtraction.
+            step = tf.cast(tf.convert_to_tensor(step), tf.float64)
+            span = self.fraction * self.total_steps
+            progress = tf.clip_by_value((step - self.knee) / span, 0.0, 1.0)
+            cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
+            lr = self.final_learning_rate + (self.initial_learning_rate - self.final_learning_rate) * cosine
+            return tf.cast(lr, tf.float32)
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "total_steps": self.total_steps,
+            "fraction": self.fraction,
+            "final_learning_rate": self.final_learning_rate,
+            "name": self.name,
+        }

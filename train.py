@@ -30,6 +30,8 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices (to try --strategy=mirrored).",
                      lower_bound=1)
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu.")
+flags.DEFINE_integer("inter_op_threads", None, "TensorFlow inter-op threads (default: twice the CPU cores, which "
+                     "runs this model's many small kernels side by side; see benchmarks/hqa_train.py).", lower_bound=1)
 flags.DEFINE_integer("batch_size", None, "Global batch size (default: the model's recipe).", lower_bound=1)
 flags.DEFINE_integer("steps", None, "Training steps per layer (default: the model's recipe).", lower_bound=1)
 flags.DEFINE_list("layers", None, "Layers to train, e.g. 1,2 (default: all, bottom first).")
@@ -46,6 +48,7 @@ def main(argv):
     from tfvq.train import strategies
 
     strategies.split_cpu(FLAGS.cpu_devices)
+    strategies.set_threads(FLAGS.inter_op_threads)
     from tfvq import zoo
     from tfvq.train import loop
 

@@ -46,8 +46,8 @@ def _naive_ops():
         quad = tf.reduce_sum(tf.square(x[:, None, :] - means[None]) / var[None], axis=-1)
         return -0.5 * quad - 0.5 * tf.reduce_sum(tf.math.log(var), -1) + const
 
-    def distance_scores(x, codebook):
-        return squared_distances(x, codebook)
+    def distance_scores(x, codebook, scale=1.0):
+        return scale * squared_distances(x, codebook)
 
     def scaled_distance_logits(x, codebook, scale=1.0):
         return -scale * squared_distances(x, codebook)

@@ -45,7 +45,10 @@ Metrics (per system, on `EVAL_SAMPLES` fresh samples):
 
 Run: `python -m tfvq.experiments.toy_modes [--steps N] [--out DIR] [--seed S]`.
 It prints the table, writes `toy_modes.json` and (with matplotlib, the `viz`
-extra) `toy_modes.png` into `--out`.
+extra) `toy_modes.png` into `--out`. The default run (3000 steps per layer,
+seed 0) takes about one minute on 2 CPU cores and gives, for seeds 0-4 alike:
+VQ-VAE 4 codes 4/4 modes, 0% unrealistic; VQ-VAE 2 codes 0/4, 100%
+unrealistic; deterministic HQA 2/4, 0%; stochastic HQA 4/4, 0%.
 """
 
 import argparse

@@ -39,23 +39,25 @@ def squared_distances(x, codebook):
     return tf.maximum(x_sq - 2.0 * cross + e_sq, 0.0)
 
 
-def distance_scores(x, codebook):
-    """`||x_n - e_k||^2 - ||x_n||^2 = ||e_k||^2 - 2 x_n.e_k` in one fused kernel.
+def distance_scores(x, codebook, scale=1.0):
+    """`scale * (||x_n - e_k||^2 - ||x_n||^2) = scale * (||e_k||^2 - 2 x_n.e_k)`, one fused kernel.
 
-    The nearest code of HQA eq. 1 is the argmin of these scores: dropping the
-    row constant `||x_n||^2` leaves the argmin unchanged and saves a pass over
-    the `[N, K]` tensor. The matrix product and the bias are fused by
-    TensorFlow into one kernel.
+    The nearest code of HQA eq. 1 is the argmin of these scores (scale 1):
+    dropping the row constant `||x_n||^2` leaves the argmin, the softmax and
+    Gumbel samples of HQA eq. 3 (scale -s) unchanged, and saves passes over
+    the `[N, K]` tensor. The scale is folded into the `[K, D]` weights and the
+    matrix product and bias are fused by TensorFlow into one kernel.
 
     Args:
       x: `[N, D]` float tensor.
       codebook: `[K, D]` float tensor.
+      scale: float multiplying the scores.
 
     Returns:
       `[N, K]` scores.
     """
     return tf.nn.bias_add(
-        tf.matmul(x, -2.0 * codebook, transpose_b=True), tf.reduce_sum(tf.square(codebook), axis=-1)
+        tf.matmul(x, (-2.0 * scale) * codebook, transpose_b=True), scale * tf.reduce_sum(tf.square(codebook), axis=-1)
     )
 
 
@@ -304,10 +306,14 @@ def relaxed_quantize(logits, codebook, temperature, seed):
     def core(logits, codebook):
         y = tf.nn.softmax(noisy)
         quantized = tf.matmul(y, codebook)
-        log_q = tf.nn.log_softmax(logits)
-        q = tf.exp(log_q)
-        entropy = -tf.reduce_sum(q * log_q, axis=-1)
+        q = tf.nn.softmax(logits)
         expected = tf.reduce_sum(q * logits, axis=-1)
+        # log-normaliser from the sampled code's column: lse = l_c - log q_c. The
+        # Gumbel-max code c is drawn with probability q_c, so q_c is never a
+        # value that underflows, and H = lse - E_q[l] needs no log-softmax pass.
+        picked = tf.stack([tf.range(tf.shape(codes)[0], dtype=codes.dtype), codes], axis=1)
+        lse = tf.gather_nd(logits, picked) - tf.math.log(tf.gather_nd(q, picked))
+        entropy = tf.maximum(lse - expected, 0.0)
 
         def grad(g_quantized, g_entropy, g_expected):
             inv_t = 1.0 / temperature
@@ -315,7 +321,8 @@ def relaxed_quantize(logits, codebook, temperature, seed):
             g_y = tf.matmul(g_scaled, codebook, transpose_b=True)  # [N, K]
             r = tf.reduce_sum(g_scaled * quantized, axis=-1, keepdims=True)
             a = (g_expected - g_entropy)[:, None]
-            grad_logits = y * (g_y - r) + q * (a * (logits - expected[:, None]) + g_expected[:, None])
+            b = g_expected[:, None] - a * expected[:, None]
+            grad_logits = y * (g_y - r) + q * (a * logits + b)
             # Contracting over N as [D, N] x [N, K] is faster here than [K, N] x [N, D].
             grad_codebook = tf.transpose(tf.matmul(g_quantized, y, transpose_a=True))
             return grad_logits, grad_codebook

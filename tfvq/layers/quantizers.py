@@ -400,6 +400,15 @@ class _RelaxedQuantizer(_QuantizerBase):
     def logits(self, flat):
         raise NotImplementedError
 
+    def shifted_logits(self, flat):
+        """`(l', c)` with the exact logits `l = l' + c[:, None]`.
+
+        A per-position constant changes neither q nor its samples, so the hot
+        path may drop one; subclasses whose logits carry a cheap-to-drop row
+        term (HQA's `-s ||z_e||^2`) override this. Default: `c = 0`.
+        """
+        return self.logits(flat), tf.zeros(tf.shape(flat)[:1], flat.dtype)
+
     def _sample_seed(self, seed):
         if seed is not None:
             return tf.cast(tf.convert_to_tensor(seed), tf.int32)
@@ -415,7 +424,7 @@ class _RelaxedQuantizer(_QuantizerBase):
         hand-written gradient."""
         flat, leading = self._prepare(inputs)
         codebook = tf.cast(self.codebook, flat.dtype)
-        logits = self.logits(flat)
+        logits, row_offset = self.shifted_logits(flat)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         if training:
             quantized, codes, entropy, expected = ops.relaxed_quantize(
@@ -430,6 +439,7 @@ class _RelaxedQuantizer(_QuantizerBase):
             probs = tf.exp(log_probs)
             entropy = -tf.reduce_sum(probs * log_probs, axis=-1)
             expected = tf.reduce_sum(probs * logits, axis=-1)
+        expected = expected + row_offset  # E_q of the exact logits
         counts = ops.code_counts(codes, self.num_codes)
         if training and self.code_reset:
             self._update_usage_and_reset(counts)
@@ -529,6 +539,13 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
     def logits(self, flat):
         """HQA eq. 3 logits `-distance_scale * ||z_e - e_k||^2` for `[N, D]` inputs."""
         return ops.scaled_distance_logits(flat, tf.cast(self.codebook, flat.dtype), self.distance_scale)
+
+    def shifted_logits(self, flat):
+        """`-s (||e_k||^2 - 2 z_e.e_k)` (one fused MatMul+BiasAdd of inner size D) and the
+        row term `-s ||z_e||^2`, which q does not depend on."""
+        scale = self.distance_scale
+        logits = ops.distance_scores(flat, tf.cast(self.codebook, flat.dtype), scale=-scale)
+        return logits, -scale * tf.reduce_sum(tf.square(flat), axis=-1)
 
     def _commitment(self, flat, codebook, log_probs, expected_logit):
         # The logits are -s ||z_e - e_k||^2 exactly, so E_q ||z_e - e_k||^2 is

@@ -73,8 +73,9 @@ class HQALayer(keras.layers.Layer):
       dropout: decoder dropout rate.
       downsample: halve the spatial size (True for every layer but CelebA's first).
       first: this is layer 1 (sigmoid output, no input normalisation).
-      temperature, entropy_cost, commitment_cost, distance_scale: passed to the
-        `StochasticVectorQuantizer` (HQA eq. 3-4; beta_e and beta_c of the tables).
+      temperature, entropy_cost, commitment_cost, distance_scale, reset_window:
+        passed to the `StochasticVectorQuantizer` (HQA eq. 3-4; beta_e and beta_c
+        of the tables; the dead-code reset window of App. C.4, 20 batches).
       seed: seed of the quantizer's random stream.
     """
 
@@ -93,6 +94,7 @@ class HQALayer(keras.layers.Layer):
         entropy_cost=1e-3,
         commitment_cost=1e-3,
         distance_scale=1.0,
+        reset_window=20,
         seed=None,
         **kwargs,
     ):
@@ -112,6 +114,7 @@ class HQALayer(keras.layers.Layer):
         self.entropy_cost = float(entropy_cost)
         self.commitment_cost = float(commitment_cost)
         self.distance_scale = float(distance_scale)
+        self.reset_window = int(reset_window)
         self.seed = seed
 
         stride = 2 if self.downsample else 1
@@ -131,6 +134,7 @@ class HQALayer(keras.layers.Layer):
             distance_scale=self.distance_scale,
             entropy_cost=self.entropy_cost,
             commitment_cost=self.commitment_cost,
+            reset_window=self.reset_window,
             seed=seed,
             name="quantizer",
         )
@@ -197,6 +201,7 @@ class HQALayer(keras.layers.Layer):
                 "entropy_cost": self.entropy_cost,
                 "commitment_cost": self.commitment_cost,
                 "distance_scale": self.distance_scale,
+                "reset_window": self.reset_window,
                 "seed": self.seed,
             }
         )

@@ -206,7 +206,7 @@ class Trainer:
             step_fn = self._make_step(layer)
             iterator = self._dataset(layer, start)
             log(f"Layer {layer}/{self.model.num_layers}: {total} steps, {self.model.bits(layer)} bits per image")
-            bar = keras.utils.Progbar(total, verbose=1 if (opts.verbose and self.chief) else 0, stateful_metrics=None,
+            bar = keras.utils.Progbar(total, verbose=1 if (opts.verbose and self.chief) else 0, stateful_metrics=["loss", "mse", "perplexity", "temp", "steps/s"],
                                       unit_name="step")
             if start:
                 bar.update(start)

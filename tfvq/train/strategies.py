@@ -30,6 +30,20 @@ def split_cpu(num_devices):
         ) from err
 
 
+def set_threads(inter_op=None):
+    """Sets TensorFlow's inter-op thread pool (before the first op).
+
+    Default: twice the CPU cores. The HQA step is many kernels that do not
+    each fill both cores of a small machine; running several side by side was
+    1.15x faster than TensorFlow's default here (benchmarks/hqa_train.py).
+    """
+    inter_op = int(inter_op or 2 * (os.cpu_count() or 1))
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as err:
+        raise RuntimeError("Set the thread pools before running any TensorFlow op.") from err
+
+
 def make_strategy(name="one_device", tpu_address=None):
     """Returns the `tf.distribute.Strategy` called `name`.
 

@@ -119,7 +119,9 @@ register(
         name="hqa_digits",
         family="hqa",
         config=dict(image_shape=(32, 32, 1), layers=_MNIST_LAYERS),
-        train=dict(_MNIST_TRAIN, batch_size=64, steps=(400,) * 5),
+        # The paper's recipe scaled to a 5-minute CPU budget: batch 64, a higher learning rate, and more of the
+        # steps for the upper layers, whose steps are cheap (a 1x1 code costs little) and which learn slowest.
+        train=dict(_MNIST_TRAIN, batch_size=64, steps=(300, 400, 800, 800, 800), learning_rate=2e-3),
         dataset="digits",
         paper=HQA_PAPER,
         table="HQA Table 10 architecture; embedded digits data",

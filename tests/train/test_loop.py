@@ -147,3 +147,13 @@ def test_cli_help_lists_flags_and_bad_input_fails_clearly(tmp_path):
     missing = subprocess.run(_cli(tmp_path) + ["--model=hqa_mnist", f"--data_dir={tmp_path}"], env=_env(),
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "tfds build mnist" in missing.stderr
+
+
+def test_the_vqvae_baseline_trains_end_to_end_with_the_same_trainer(tmp_path):
+    trainer = loop.Trainer(loop.TrainOptions(**{**TINY, "model": "vqvae_mnist"}, dataset="digits", steps=2,
+                                             model_dir=str(tmp_path)))
+    before = [np.array(v) for v in trainer.model.trainable_variables]
+    summary = trainer.run()
+    after = [np.array(v) for v in trainer.model.trainable_variables]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))  # encoder, codebook, decoder
+    assert summary["layers"][1]["bits_per_image"] == 8

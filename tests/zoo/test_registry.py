@@ -66,3 +66,16 @@ def test_weights_load_from_weights_file_keras_file_and_bad_paths(tmp_path):
         zoo.load("hqa_digits", weights=tmp_path / "m.keras")
     with pytest.raises(FileNotFoundError, match="no bundled weights"):
         zoo.load("hqa_mnist", weights="bundled")
+
+
+def test_bundled_hqa_digits_weights_reconstruct_test_digits():
+    from tfvq import data
+
+    model = zoo.load("hqa_digits", weights="bundled")
+    images = data.load_numpy("digits", "test", limit=64)
+    mse = [float(np.mean((model.reconstruct(images, l, stochastic=False).numpy() - images) ** 2)) for l in (1, 5)]
+    blank = float(np.mean((images - images.mean()) ** 2))  # predicting the mean pixel
+    assert mse[0] < 0.02 and mse[1] < 0.06, mse
+    assert mse[1] < 0.6 * blank, (mse, blank)  # 8 bits carry real information about each digit
+    codes = model.encode(images, 5)
+    assert len(np.unique(codes.numpy())) >= 8  # the 8-bit code distinguishes digits

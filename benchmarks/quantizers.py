@@ -69,7 +69,7 @@ def _child(layer_name, impl, n, k, d, repeats):
     import tensorflow as tf
 
     if impl == "naive":
-        _naive_ops()
+        _naive_ops()  # "xla" is tfvq's maths compiled with jit_compile=True
     from tfvq.layers import RelaxedResponsibilityQuantizer, StochasticVectorQuantizer, VectorQuantizer
 
     layer = {
@@ -81,7 +81,7 @@ def _child(layer_name, impl, n, k, d, repeats):
     layer.build((None, d))
     x = tf.Variable(np.random.default_rng(0).normal(size=(n, d)).astype(np.float32))
 
-    @tf.function
+    @tf.function(jit_compile=(impl == "xla"))
     def step():
         with tf.GradientTape() as tape:
             out = layer(x, training=True)
@@ -153,6 +153,15 @@ def _table(n, k, d, repeats):
     return rows
 
 
+def _xla_table(n, k, d, repeats, layers):
+    print(f"N={n} K={k} D={d}, median of {repeats} forward+backward steps (float32, CPU, {_ALLOCATOR} allocator)")
+    print(f"{'layer':32s} {'tfvq ms':>9s} {'XLA ms':>9s} {'XLA / tfvq':>11s}")
+    for layer in layers:
+        ours = _measure(layer, "tfvq", n, k, d, repeats)
+        xla = _measure(layer, "xla", n, k, d, repeats)
+        print(f"{layer:32s} {ours['ms']:9.1f} {xla['ms']:9.1f} {xla['ms'] / ours['ms']:10.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=131072)
@@ -162,6 +171,9 @@ def main():
     parser.add_argument(
         "--allocator", choices=["bfc", "default"], default="bfc",
         help="TensorFlow CPU allocator: 'bfc' (tfvq's default) or TensorFlow's 'default' (malloc).")
+    parser.add_argument("--xla", action="store_true",
+                        help="Compare tfvq with the same step compiled by XLA (jit_compile=True) instead of naive.")
+    parser.add_argument("--layers", default=",".join(LAYERS), help="Comma-separated layer names to measure.")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global _ALLOCATOR
@@ -169,6 +181,10 @@ def main():
     if args.child:
         layer, impl, n, k, d, repeats = args.child
         _child(layer, impl, int(n), int(k), int(d), int(repeats))
+        return
+    layers = [l for l in args.layers.split(",") if l]
+    if args.xla:
+        _xla_table(args.n, args.k, args.d, args.repeats, layers)
         return
     rows = _table(args.n, args.k, args.d, args.repeats)
     if any(naive is None for _, _, naive in rows):

@@ -8,8 +8,9 @@ in how they turn distances into a posterior:
 
 * `VectorQuantizer` -- VQ-VAE (HQA eq. 1-2): the nearest code, a
   straight-through gradient, codebook and commitment losses, or an EMA codebook.
-* `_RelaxedQuantizer` -- a categorical posterior given by logits, sampled with
-  `tfd.RelaxedOneHotCategorical` in training and hard at inference.
+* `_RelaxedQuantizer` -- a categorical posterior given by logits, relaxed in
+  training (the draw of `tfd.RelaxedOneHotCategorical`, made by
+  `ops.relaxed_quantize` with a hand-written gradient) and hard at inference.
   `StochasticVectorQuantizer` (HQA eq. 3) and `RelaxedResponsibilityQuantizer`
   (RRVQ eq. 6-7) differ only in their `logits`.
 

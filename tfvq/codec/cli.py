@@ -68,7 +68,9 @@ def _models(args):
             gh, gw = model.code_shape(layer)
             k = model.quantizer(layer).num_codes
             bits = model.bits(layer)
-            print(f"  layer {layer}: {gh}x{gw} codes of K={k}, {bits} bits ({-(-bits // 8)} bytes) per image, "
+            nbytes = -(-bits // 8)
+            unit = "byte" if nbytes == 1 else "bytes"
+            print(f"  layer {layer}: {gh}x{gw} codes of K={k}, {bits} bits ({nbytes} {unit}) per image, "
                   f"{h * w * c * 8 / bits:.1f}:1")
 
 
@@ -129,6 +131,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("tfvq: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # e.g. a TensorFlow error writing to a missing directory: still one line
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"tfvq: error: {type(err).__name__}: {message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,216 @@
+"""Compression with the bundled hqa_digits model: the Python API and the `tfvq` command."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq import codec
+from tfvq.codec import cli
+from tfvq.codec import format as fmt
+from tfvq.codec.format import CodecError
+from tfvq.data import load_numpy
+
+
+@pytest.fixture(scope="module")
+def model():
+    return codec.load_model("hqa_digits")[0]
+
+
+@pytest.fixture(scope="module")
+def digit():
+    """One test digit as a uint8 [32, 32, 1] image, as it would come from a PNG."""
+    x = load_numpy("digits", "test", limit=1)[0]
+    return np.round(x * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def digit_png(tmp_path_factory, digit):
+    path = tmp_path_factory.mktemp("png") / "digit.png"
+    tf.io.write_file(str(path), tf.io.encode_png(digit))
+    return path
+
+
+def _retag(data, **changes):
+    """Rewrites header fields (with a valid CRC): model name, weights hash or layer."""
+    header = fmt.read(data)
+    h = header.header
+    return fmt.write(header.codes, changes.get("model", h.model), changes.get("weights_hash", h.weights_hash),
+                     changes.get("layer", h.layer), changes.get("num_codes", h.num_codes))
+
+
+def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, digit):
+    data = codec.compress(digit, "hqa_digits", layer=5)
+    assert len(data) == fmt.header_bytes("hqa_digits") + 1 == 44
+    header = codec.read_header(data)
+    assert (header.model, header.layer, header.code_shape, header.num_codes, header.bits) == (
+        "hqa_digits", 5, (1, 1), 256, 8)
+    assert header.weights_hash == codec.weights_hash(model)
+    expected = model.encode(digit[None].astype(np.float32) / 255, 5).numpy()
+    np.testing.assert_array_equal(fmt.read(data).codes, expected)
+    images = codec.decompress(data)
+    assert images.shape == (1, 32, 32, 1) and images.dtype == np.uint8
+    decoded = model.decode(expected, 5, stochastic=False).numpy()
+    np.testing.assert_array_equal(images, np.clip(np.round(decoded * 255), 0, 255).astype(np.uint8))
+
+
+def test_decompression_is_deterministic_by_default_and_repeatable_with_a_seed(digit):
+    data = codec.compress(digit, "hqa_digits", layer=3)
+    np.testing.assert_array_equal(codec.decompress(data), codec.decompress(data))
+    np.testing.assert_array_equal(codec.decompress(data, seed=4), codec.decompress(data, seed=4))
+
+
+def test_compression_consistent_with_encode_at_every_layer_and_for_batches(model):
+    images = load_numpy("digits", "test", limit=3)
+    for layer in range(1, model.num_layers + 1):
+        data = codec.compress(images, "hqa_digits", layer)
+        container = fmt.read(data)
+        assert container.header.count == 3
+        assert container.header.payload_bytes == -(-3 * model.bits(layer) // 8)
+        np.testing.assert_array_equal(container.codes, model.encode(images, layer).numpy())
+    assert codec.decompress(data).shape == (3, 32, 32, 1)
+
+
+def test_other_weights_are_refused(digit):
+    data = _retag(codec.compress(digit, "hqa_digits", 5), weights_hash=b"\0" * 8)
+    with pytest.raises(CodecError, match="made with other weights"):
+        codec.decompress(data)
+
+
+def test_unknown_model_is_refused(digit):
+    data = _retag(codec.compress(digit, "hqa_digits", 5), model="hqa_imagenet")
+    with pytest.raises(CodecError, match="'hqa_imagenet' is not in this tfvq's zoo"):
+        codec.decompress(data)
+
+
+def test_a_file_that_does_not_fit_the_model_is_refused(digit):
+    data = codec.compress(digit, "hqa_digits", 5)
+    with pytest.raises(CodecError, match="has 5 layers"):
+        codec.decompress(_retag(data, layer=6))
+    with pytest.raises(CodecError, match="code grid is"):
+        codec.decompress(_retag(data, layer=4))
+    with pytest.raises(CodecError, match="K=256"):
+        codec.decompress(_retag(data, num_codes=300))
+
+
+def test_corrupt_files_raise_codec_error(digit):
+    data = codec.compress(digit, "hqa_digits", 2)
+    bad = bytearray(data)
+    bad[-6] ^= 1
+    for broken, message in [(bytes(bad), "CRC-32"), (data[:-1], "Truncated"), (b"\x89PNG" + data[4:], "Not a .tfvq")]:
+        with pytest.raises(CodecError, match=message):
+            codec.decompress(broken)
+
+
+def test_images_of_the_wrong_shape_or_range_are_refused(digit, tmp_path):
+    with pytest.raises(CodecError, match=r"32x32 images with 1 channel"):
+        codec.compress(np.zeros((28, 28, 1), np.uint8), "hqa_digits", 5)
+    with pytest.raises(CodecError, match=r"\[0, 1\]"):
+        codec.compress(np.full((32, 32, 1), 2.0, np.float32), "hqa_digits", 5)
+    with pytest.raises(CodecError, match="layers 1..5"):
+        codec.compress(digit, "hqa_digits", 6)
+    rgb = tmp_path / "rgb.png"
+    tf.io.write_file(str(rgb), tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)))
+    with pytest.raises(CodecError, match="3 channels.*32x32 images with 1 channel.*does not resize"):
+        codec.load_png(rgb, (32, 32, 1))
+    big = tmp_path / "big.png"
+    tf.io.write_file(str(big), tf.io.encode_png(np.zeros((64, 64, 1), np.uint8)))
+    with pytest.raises(CodecError, match="64x64"):
+        codec.load_png(big, (32, 32, 1))
+
+
+def test_rate_tables():
+    digits = codec.rate_table("hqa_digits")
+    assert [r["bits"] for r in digits] == [2048, 512, 128, 32, 8]
+    assert digits[-1]["payload_bytes"] == 1 and digits[-1]["ratio"] == 1024
+    assert all(r["file_bytes"] == r["payload_bytes"] + 43 for r in digits)
+    celeba = codec.rate_table("hqa_celeba64")
+    layer4 = celeba[3]
+    assert (layer4["code_grid"], layer4["bits"], layer4["payload_bytes"]) == ((8, 8), 576, 72)  # HQA Table 1
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def _command():
+    exe = shutil.which("tfvq")
+    return [exe] if exe else [sys.executable, "-m", "tfvq.codec.cli"]
+
+
+def _start(args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen(_command() + args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _finish(proc):
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
+    # A file made by the Python API, so the three commands can run at the same time.
+    api_file = tmp_path / "api.tfvq"
+    api_file.write_bytes(codec.compress(digit, "hqa_digits", 4))
+    procs = {
+        "models": _start(["models", "hqa_digits"], tmp_path),
+        "compress": _start(["compress", str(digit_png), "--model=hqa_digits", "--layer=5", "-o", "digit.tfvq"],
+                           tmp_path),
+        "decompress": _start(["decompress", "api.tfvq", "-o", "out.png", "--seed=3"], tmp_path),
+    }
+    results = {name: _finish(p) for name, p in procs.items()}
+    for name, (code, out, err) in results.items():
+        assert code == 0, f"tfvq {name} failed: {err}"
+    assert "layer 5: 1x1 codes of K=256, 8 bits" in results["models"][1]
+    data = (tmp_path / "digit.tfvq").read_bytes()
+    assert data == codec.compress(digit, "hqa_digits", 5)
+    image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out.png"))).numpy()
+    assert image.shape == (32, 32, 1)
+    np.testing.assert_array_equal(image, codec.decompress(api_file.read_bytes(), seed=3)[0])
+
+
+def _one_line_error(code, err):
+    assert code != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfvq: error: "), err
+    return lines[0]
+
+
+def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path):
+    code, _, err = _finish(_start(["compress", "nothere.png", "--model=hqa_digits", "--layer=5"], tmp_path))
+    assert "No such file: nothere.png" in _one_line_error(code, err)
+    code, _, err = _finish(_start(["decompress", "nothere.tfvq"], tmp_path))
+    assert "No such file" in _one_line_error(code, err)
+    (tmp_path / "bad.tfvq").write_bytes(b"TFVQ\x01\x0ahqa_digits" + b"\0" * 10)
+    code, _, err = _finish(_start(["decompress", "bad.tfvq"], tmp_path))
+    assert "Truncated" in _one_line_error(code, err)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_cli_errors_in_process(tmp_path, digit_png, capsys):
+    rgb = tmp_path / "rgb.png"
+    tf.io.write_file(str(rgb), tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)))
+    assert cli.main(["compress", str(rgb), "--model=hqa_digits", "--layer=5"]) == 1
+    assert "32x32 images with 1 channel" in _one_line_error(1, capsys.readouterr().err)
+    assert cli.main(["compress", str(digit_png), "--model=hqa_nope", "--layer=5"]) == 1
+    assert "not in this tfvq's zoo" in _one_line_error(1, capsys.readouterr().err)
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    assert cli.main(["compress", str(tmp_path / "x.png"), "--model=hqa_digits", "--layer=5"]) == 1
+    assert "not a readable PNG" in _one_line_error(1, capsys.readouterr().err)
+    missing_dir = tmp_path / "no" / "such" / "dir.tfvq"
+    assert cli.main(["compress", str(digit_png), "--model=hqa_digits", "--layer=5", "-o", str(missing_dir)]) == 1
+    _one_line_error(1, capsys.readouterr().err)
+    out = tmp_path / "d.tfvq"
+    assert cli.main(["compress", str(digit_png), "--model=hqa_digits", "--layer=3", "-o", str(out)]) == 0
+    assert cli.main(["info", str(out)]) == 0
+    assert "layer 3, 1 image(s) of 4x4 codes, K=256" in capsys.readouterr().out
+    data = bytearray(out.read_bytes())
+    data[20] ^= 0xFF
+    out.write_bytes(bytes(data))
+    assert cli.main(["decompress", str(out)]) == 1
+    assert "CRC-32 mismatch" in _one_line_error(1, capsys.readouterr().err)

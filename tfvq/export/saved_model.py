@@ -24,8 +24,13 @@ signature works in REST's row (`instances`) format:
 and `encode`, `decode`, `decode_seeded`, `reconstruct` for the default layer
 (the top exported layer unless `default_layer` is given); `serving_default`
 is `reconstruct`. Images are uint8 in 0..255 (divided by 255 on the way in,
-`round(255 * clip(x, 0, 1))` on the way out). Codes outside `[0, K)` fail
-with an `InvalidArgumentError` naming the valid range.
+`round(255 * clip(x, 0, 1))` on the way out). Bad inputs fail with an
+`InvalidArgumentError`: a wrong dtype ("expected to be a uint8 tensor"), a
+wrong shape (EnsureShape: "Shape of tensor ... is not compatible with expected
+shape [?,32,32,1]"), codes outside `[0, K)` ("layer L codes must be in
+[0, K-1]"). `check_inputs`, `predict` and `rest_predict` check requests
+before they run and raise / answer with a `ValueError` message naming the
+signature, the input and what it expects.
 
 The graphs hold only standard TensorFlow ops (no tfvq code is needed to load
 or serve them); see `custom_ops`.
@@ -80,11 +85,19 @@ def make_endpoints(model, layer):
     codes_spec = tf.TensorSpec((None, h, w), tf.int32, name="codes")
     seed_spec = tf.TensorSpec((None,), tf.int32, name="seed")
 
-    def check_codes(codes):
-        return [
-            tf.debugging.assert_non_negative(codes, message=f"layer {layer} codes must be in [0, {k - 1}]"),
-            tf.debugging.assert_less(codes, tf.constant(k, tf.int32), message=f"layer {layer} codes must be in [0, {k - 1}]"),
+    def checked_images(images):
+        # EnsureShape: a run-time check (signatures do not check shapes), an error naming both shapes.
+        return to_float(tf.ensure_shape(images, (None,) + model.image_shape, name="images_shape_check"))
+
+    def checked_codes(codes):
+        codes = tf.ensure_shape(codes, (None, h, w), name="codes_shape_check")
+        message = f"layer {layer} codes must be in [0, {k - 1}]"
+        checks = [
+            tf.debugging.assert_non_negative(codes, message=message),
+            tf.debugging.assert_less(codes, tf.constant(k, tf.int32), message=message),
         ]
+        with tf.control_dependencies(checks):
+            return tf.identity(codes)
 
     def decode_rows(codes, seed):
         def one(args):
@@ -95,21 +108,23 @@ def make_endpoints(model, layer):
         return tf.map_fn(one, (codes, seed), fn_output_signature=tf.TensorSpec(model.image_shape, tf.uint8))
 
     def encode(images):
-        return {"codes": model.encode(to_float(images), layer, stochastic=False)}
+        return {"codes": model.encode(checked_images(images), layer, stochastic=False)}
 
     def decode(codes):
-        with tf.control_dependencies(check_codes(codes)):
-            seed = tf.random.uniform(tf.shape(codes)[:1], maxval=np.iinfo(np.int32).max, dtype=tf.int32)
-            return {"images": decode_rows(codes, seed)}
+        codes = checked_codes(codes)
+        seed = tf.random.uniform(tf.shape(codes)[:1], maxval=np.iinfo(np.int32).max, dtype=tf.int32)
+        return {"images": decode_rows(codes, seed)}
 
     def decode_seeded(codes, seed):
-        with tf.control_dependencies(check_codes(codes)):
-            tf.debugging.assert_equal(tf.shape(seed)[0], tf.shape(codes)[0],
-                                      message="seed needs one entry per row of codes")
-            return {"images": decode_rows(codes, seed)}
+        codes = checked_codes(codes)
+        check = tf.debugging.assert_equal(tf.size(seed), tf.shape(codes)[0],
+                                          message="seed must be int32 of shape [batch]: one seed per row of codes")
+        with tf.control_dependencies([check]):
+            seed = tf.identity(tf.reshape(seed, [-1]))
+        return {"images": decode_rows(codes, seed)}
 
     def reconstruct(images):
-        x = to_float(images)
+        x = checked_images(images)
         codes = model.encode(x, layer, stochastic=False)
         return {"codes": codes, "images": to_uint8(model.decode(codes, layer, stochastic=False))}
 
@@ -149,12 +164,13 @@ def export_saved_model(model, out_dir, model_name, version=1, layers=None, defau
     archive.track(model)
     for layer in layers:
         for method, (fn, spec) in make_endpoints(model, layer).items():
-            archive.add_endpoint(signature_name(method, layer), tf.function(fn, autograph=False), spec)
+            # One traced function per (method, layer); the default layer's aliases share it.
+            function = tf.function(fn, input_signature=spec, autograph=False)
+            archive.add_endpoint(signature_name(method, layer), function)
             if layer == default_layer:
-                archive.add_endpoint(method, tf.function(fn, autograph=False), spec)
-    archive.add_endpoint("serving_default", tf.function(make_endpoints(model, default_layer)["reconstruct"][0],
-                                                        autograph=False),
-                         make_endpoints(model, default_layer)["reconstruct"][1])
+                archive.add_endpoint(method, function)
+                if method == "reconstruct":
+                    archive.add_endpoint("serving_default", function)
     archive.write_out(path, verbose=verbose)
     write_warmup_requests(path, model, model_name, layers, default_layer, warmup_images)
     return path
@@ -212,3 +228,135 @@ def custom_ops(path):
     from tensorflow.python.framework import op_def_registry
 
     return sorted(op for op in graph_ops(path) if op_def_registry.get(op) is None)
+
+
+# ----------------------------------------------------------- serving contract
+def check_inputs(signature, inputs, name="signature"):
+    """Validates a dict of NumPy inputs against a loaded signature; returns them as tensors.
+
+    Raises `ValueError` naming the signature, the input, and what it expects
+    (missing or unexpected keys, wrong dtype, wrong shape).
+    """
+    specs = signature.structured_input_signature[1]
+    missing = sorted(set(specs) - set(inputs))
+    extra = sorted(set(inputs) - set(specs))
+    if missing or extra:
+        raise ValueError(f"{name}: expected inputs {sorted(specs)}, got {sorted(inputs)}"
+                         + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else ""))
+    out = {}
+    for key, spec in specs.items():
+        value = np.asarray(inputs[key])
+        want = f"{spec.dtype.name} of shape {[d if d is not None else 'batch' for d in spec.shape.as_list()]}"
+        if value.dtype != spec.dtype.as_numpy_dtype:
+            raise ValueError(f"{name}: input '{key}' must be {want}, got dtype {value.dtype}.")
+        if not spec.shape.is_compatible_with(value.shape):
+            raise ValueError(f"{name}: input '{key}' must be {want}, got shape {list(value.shape)}.")
+        out[key] = tf.constant(value)
+    return out
+
+
+def _coerce(value, spec):
+    """JSON lists to the dtype a signature input wants (REST gives numbers without types)."""
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise ValueError("ragged input: every row must have the same shape.")
+    if spec.dtype.is_integer:
+        if array.size and (array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0))):
+            raise ValueError(f"expects integers ({spec.dtype.name}), got non-integer values.")
+        info = np.iinfo(spec.dtype.as_numpy_dtype)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise ValueError(f"expects {spec.dtype.name} values in [{info.min}, {info.max}], "
+                             f"got values in [{array.min()}, {array.max()}].")
+        return array.astype(spec.dtype.as_numpy_dtype)
+    return array.astype(spec.dtype.as_numpy_dtype)
+
+
+def predict(signatures, request):
+    """Answers a `tensorflow_serving.apis.predict_pb2.PredictRequest` from loaded signatures.
+
+    What TF Serving's Predict does, without a server: picks
+    `request.model_spec.signature_name` (default `serving_default`), checks
+    the inputs, runs the signature and returns a `PredictResponse`. Bad
+    requests raise `ValueError`.
+    """
+    from tensorflow_serving.apis import predict_pb2
+
+    name = request.model_spec.signature_name or "serving_default"
+    if name not in signatures:
+        raise ValueError(f"unknown signature '{name}'; the model has {sorted(signatures)}.")
+    fn = signatures[name]
+    inputs = check_inputs(fn, {k: tf.make_ndarray(v) for k, v in request.inputs.items()}, name)
+    outputs = fn(**inputs)
+    wanted = list(request.output_filter) or sorted(outputs)
+    response = predict_pb2.PredictResponse()
+    response.model_spec.CopyFrom(request.model_spec)
+    response.model_spec.signature_name = name
+    for key in wanted:
+        if key not in outputs:
+            raise ValueError(f"{name}: unknown output '{key}' in output_filter; outputs are {sorted(outputs)}.")
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+    return response
+
+
+def rest_predict(signatures, body):
+    """Answers a TF Serving REST `:predict` JSON body (a str or dict) with a JSON-able dict.
+
+    Row format `{"signature_name": ..., "instances": [...]}`: one element per
+    example, the value itself when the signature has one input, else an
+    object of named values; answered with `{"predictions": [...]}` (one value
+    per example, or an object per example when there are several outputs).
+    Columnar format `{"inputs": value or {name: value}}`: answered with
+    `{"outputs": value or {name: value}}`. Errors give `{"error": message}`,
+    as the server does (with HTTP status 400).
+    """
+    import json
+
+    try:
+        if isinstance(body, (str, bytes)):
+            body = json.loads(body)
+        if not isinstance(body, dict):
+            raise ValueError("the request body must be a JSON object.")
+        name = body.get("signature_name", "serving_default")
+        if name not in signatures:
+            raise ValueError(f"unknown signature '{name}'; the model has {sorted(signatures)}.")
+        fn = signatures[name]
+        specs = fn.structured_input_signature[1]
+        if ("instances" in body) == ("inputs" in body):
+            raise ValueError("the body must have exactly one of 'instances' (row format) or 'inputs' (columnar).")
+        if "instances" in body:
+            rows = body["instances"]
+            if not isinstance(rows, list) or not rows:
+                raise ValueError("'instances' must be a non-empty list with one element per example.")
+            if len(specs) == 1 and not all(isinstance(r, dict) for r in rows):
+                columns = {next(iter(specs)): rows}
+            else:
+                if not all(isinstance(r, dict) for r in rows):
+                    raise ValueError(f"with several inputs {sorted(specs)} each instance must be an object.")
+                keys = set(rows[0])
+                if any(set(r) != keys for r in rows):
+                    raise ValueError("every instance must have the same named inputs.")
+                columns = {k: [r[k] for r in rows] for k in keys}
+        else:
+            cols = body["inputs"]
+            columns = cols if isinstance(cols, dict) else ({next(iter(specs)): cols} if len(specs) == 1 else None)
+            if columns is None:
+                raise ValueError(f"with several inputs {sorted(specs)}, 'inputs' must be an object.")
+        arrays = {}
+        for key, value in columns.items():
+            try:
+                arrays[key] = _coerce(value, specs[key]) if key in specs else np.asarray(value)
+            except ValueError as err:
+                raise ValueError(f"{name}: input '{key}' {err}") from None
+        outputs = {k: v.numpy().tolist() for k, v in fn(**check_inputs(fn, arrays, name)).items()}
+    except (ValueError, tf.errors.InvalidArgumentError) as err:
+        message = err.message if isinstance(err, tf.errors.OpError) else str(err)
+        return {"error": message}
+    if "instances" in body:
+        if len(outputs) == 1:
+            return {"predictions": next(iter(outputs.values()))}
+        keys = sorted(outputs)
+        n = len(outputs[keys[0]])
+        return {"predictions": [{k: outputs[k][i] for k in keys} for i in range(n)]}
+    if len(outputs) == 1:
+        return {"outputs": next(iter(outputs.values()))}
+    return {"outputs": outputs}

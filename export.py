@@ -84,13 +84,7 @@ def main(argv):
     return 0
 
 
-def run():
-    if any(arg in ("-h", "--help", "-help", "--helpshort") for arg in sys.argv[1:]):
-        print(__doc__)  # absl exits with status 1 after help; a help request is not an error
-        print(FLAGS.main_module_help())
-        sys.exit(0)
-    app.run(main)
-
-
 if __name__ == "__main__":
-    run()
+    from tfvq.cli_utils import run_absl
+
+    run_absl(main, __doc__)

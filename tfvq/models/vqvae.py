@@ -11,7 +11,6 @@ followed by a conv3x3, and a final conv3x3 with a sigmoid (downsamples + 2).
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfvq.layers.quantizers import VectorQuantizer

@@ -156,7 +156,6 @@ class Trainer:
             grads, norm = tf.clip_by_global_norm(grads, clip)
             # Keras sums gradients over replicas when it applies them: hand it 1/R of the result.
             optimizer.apply_gradients(zip([g / replicas for g in grads], variables))
-            terms = {k: v for k, v in terms.items()}
             terms["grad_norm"] = norm
             if anneal:
                 terms["temperature"] = tf.convert_to_tensor(quantizer.temperature)

@@ -73,3 +73,16 @@ def test_free_bits_unknown_rank_under_tf_function_checks_rank_at_runtime():
     np.testing.assert_allclose(f(tf.ones([3, 2])).numpy(), 2.0, rtol=1e-6)
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
         f(tf.ones([3, 2, 1]))
+
+
+def test_free_bits_vector_floor_is_one_floor_per_group():
+    rng = np.random.default_rng(2)
+    kl = rng.uniform(0.0, 3.0, size=(5, 4)).astype(np.float32)
+    floors = np.array([0.5, 2.0, 2.5, 0.0], np.float32)
+    expected = np.maximum(kl.mean(axis=0), floors).sum()
+    np.testing.assert_allclose(free_bits_kl(tf.constant(kl), floors).numpy(), expected, rtol=1e-6)
+
+
+def test_free_bits_vector_floor_must_match_the_groups():
+    with pytest.raises(ValueError, match="3 floors for 4 groups"):
+        free_bits_kl(tf.zeros([2, 4]), np.ones(3, np.float32))

@@ -1,6 +1,8 @@
-"""Quantizer layers and the maths they share (see `tfvq.layers.ops`)."""
+"""Quantizer layers, the Gaussian latent and the maths they share (see `tfvq.layers.ops`)."""
 
 from tfvq.layers import ops
+from tfvq.layers.blocks import ResNetBlock, RunningNormalization, WeightNormConv2D
+from tfvq.layers.gaussian import GaussianLatent
 from tfvq.layers.quantizers import (
     RelaxedResponsibilityQuantizer,
     StochasticVectorQuantizer,
@@ -12,4 +14,8 @@ __all__ = [
     "VectorQuantizer",
     "StochasticVectorQuantizer",
     "RelaxedResponsibilityQuantizer",
+    "GaussianLatent",
+    "RunningNormalization",
+    "WeightNormConv2D",
+    "ResNetBlock",
 ]

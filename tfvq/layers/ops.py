@@ -331,3 +331,25 @@ def relaxed_quantize(logits, codebook, temperature, seed):
 
     quantized, entropy, expected = core(logits, codebook)
     return quantized, codes, entropy, expected
+
+
+def gaussian_kl(mean_q, log_scale_q, mean_p, log_scale_p):
+    """Analytic `KL(N(mean_q, s_q^2) || N(mean_p, s_p^2))`, elementwise, in nats.
+
+    The Gaussian KL of Kingma & Welling (2014, App. B), for one scalar
+    dimension of a diagonal Gaussian (sum over the last axis for the KL of the
+    whole vector), with `s = exp(log_scale)` a standard deviation:
+
+        KL = log s_p - log s_q + (s_q^2 + (mean_q - mean_p)^2) / (2 s_p^2) - 1/2
+           = 1/2 expm1(2 d) - d + 1/2 ((mean_q - mean_p) / s_p)^2,   d = log s_q - log s_p.
+
+    The second form is the one evaluated: it is exactly zero when q == p and
+    does not lose the small KL of a nearly matching pair to cancellation.
+    Arguments broadcast against each other; no clamping is done here.
+
+    Returns:
+      Elementwise KL, non-negative up to rounding.
+    """
+    d = log_scale_q - log_scale_p
+    z = (mean_q - mean_p) * tf.exp(-log_scale_p)
+    return 0.5 * tf.math.expm1(2.0 * d) - d + 0.5 * tf.square(z)

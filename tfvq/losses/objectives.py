@@ -30,7 +30,9 @@ def free_bits_kl(kl, free_bits):
         summed within each group. Reshape a [batch, ...] tensor to
         [batch, groups] before calling (e.g. tf.reshape(kl, [batch, -1]) for one
         group per latent position).
-      free_bits: lambda >= 0, in nats per group: Python float or scalar tensor.
+      free_bits: lambda >= 0, in nats per group: a scalar (the same floor for
+        every group) or a vector [groups] (a floor per group, e.g. lambda times
+        the number of latents of each layer).
 
     Returns:
       Scalar tensor with `kl`'s dtype.
@@ -57,10 +59,14 @@ def free_bits_kl(kl, free_bits):
         free_bits_value = np.asarray(free_bits)
     if free_bits_value is not None:
         free_bits_value = np.asarray(free_bits_value)
-        if free_bits_value.ndim != 0:
+        if free_bits_value.ndim > 1:
             raise ValueError(
-                f"free_bits_kl: free_bits must be a scalar, got shape {free_bits_value.shape}.")
-        if not free_bits_value >= 0:  # also rejects NaN
+                f"free_bits_kl: free_bits must be a scalar or a vector [groups], got shape "
+                f"{free_bits_value.shape}.")
+        if free_bits_value.ndim == 1 and kl.shape[1] is not None and free_bits_value.shape[0] != kl.shape[1]:
+            raise ValueError(
+                f"free_bits_kl: free_bits has {free_bits_value.shape[0]} floors for {kl.shape[1]} groups.")
+        if not np.all(free_bits_value >= 0):  # also rejects NaN
             raise ValueError(f"free_bits_kl: free_bits must be >= 0, got {free_bits_value}.")
     free_bits = tf.cast(free_bits, kl.dtype)
 

@@ -209,6 +209,13 @@ def info(name):
     if hasattr(model, "bits") and hasattr(model, "num_layers"):
         out["bits_per_layer"] = {l: model.bits(l) for l in range(1, model.num_layers + 1)}
         out["code_shape_per_layer"] = {l: model.code_shape(l) for l in range(1, model.num_layers + 1)}
+    if hasattr(model, "latent_shapes"):  # hierarchical VAEs (RRVQ-VAE, Spatial-VAE)
+        out["num_latent_layers"] = model.num_latent_layers
+        out["latent_shapes"] = model.latent_shapes
+        if entry.family == "rrvq_vae":
+            out["num_codes"] = list(model.num_codes)
+            out["code_dim"] = model.code_dim
+            out["code_bits"] = model.code_bits()
     return out
 
 

@@ -6,10 +6,19 @@ reconstruct[_layer_L], serving_default; see tfvq/export/saved_model.py) and
 TFLite encoders DIR/tflite/<model>_encode_layer<L>_<variant>.tflite in the
 float32, float16, dynamic and int8 variants (see tfvq/export/tflite.py).
 
+RRVQ-VAEs (e.g. rrvq_digits, rrvq_swatches) and Spatial-VAEs export with
+the signatures bits_per_dim[_seeded], elbo[_seeded], reconstruct, sample,
+encode (RRVQ only) and serving_default = bits_per_dim (see
+tfvq/export/hierarchical.py); an RRVQ-VAE's TFLite encoder,
+DIR/tflite/<model>_encode_<variant>.tflite, gives every layer's codes and
+comes in the float32, float16 and dynamic variants. Spatial-VAEs have no
+codes and export the SavedModel only.
+
 Examples:
   python export.py --model=hqa_digits --out=exported
   python export.py --model=hqa_digits --weights=runs/hqa_digits --out=exported --version=2
   python export.py --model=hqa_digits --out=exported --format=tflite --tflite_layers=3,5 --table
+  python export.py --model=rrvq_digits --out=exported
 
 Serve it:
   docker run -p 8501:8501 --mount type=bind,source=$PWD/exported/hqa_digits,target=/models/hqa_digits \
@@ -59,6 +68,17 @@ def main(argv):
     try:
         model = zoo.load(FLAGS.model, weights=FLAGS.weights)
         dataset = zoo.get(FLAGS.model).dataset
+        variants = FLAGS.variants
+        if hasattr(model, "latent_shapes"):  # RRVQ-VAE / Spatial-VAE: no per-layer choices
+            if layers is not None or FLAGS.default_layer is not None or tflite_layers is not None:
+                raise ValueError(f"--layers, --default_layer and --tflite_layers are for HQA models; {FLAGS.model} "
+                                 "exports all its latent layers.")
+            if not FLAGS["format"].present and not tflite.has_encoder(model):
+                formats = {"saved_model"}
+            if not FLAGS["variants"].present:
+                variants = list(tflite.RRVQ_VARIANTS)
+        if "tflite" in formats:
+            tflite.check_model(model)
         path = os.path.join(FLAGS.out, FLAGS.model, str(FLAGS.version))
         if "saved_model" in formats:
             warmup = data.load_numpy(dataset, "test", limit=1)
@@ -68,17 +88,20 @@ def main(argv):
         if "tflite" in formats:
             rep = data.load_numpy(dataset, "train", limit=200)
             tl_dir = os.path.join(FLAGS.out, "tflite")
-            tl_layers = tflite_layers or list(range(1, model.num_layers + 1))
+            if hasattr(model, "num_layers"):
+                tl_layers = tflite_layers or list(range(1, model.num_layers + 1))
+            else:
+                tl_layers = None
             if FLAGS.table:
                 rows = tflite.agreement_table(model, tl_layers, path, data.load_numpy(dataset, "test"), rep, tl_dir,
-                                              FLAGS.model, FLAGS.variants)
+                                              FLAGS.model, variants)
                 print(tflite.format_table(rows))
                 for r in rows:
                     print(f"TFLite: {r['path']}")
             else:
-                for p in tflite.export_tflite(model, tl_dir, FLAGS.model, tl_layers, FLAGS.variants, rep).values():
+                for p in tflite.export_tflite(model, tl_dir, FLAGS.model, tl_layers, variants, rep).values():
                     print(f"TFLite: {p}")
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -2,7 +2,9 @@
 
 With no flags it trains `hqa_digits` (the HQA MNIST architecture, Table 10, on
 the embedded 8x8 digits resized to 32x32) on this machine in a few minutes and
-prints where everything went.
+prints where everything went. HQA models are trained greedily, layer by layer;
+end-to-end models (RRVQ-VAE, Spatial-VAE) in one stage with AdaMax and a
+learning rate reduced on plateaus of the test-set bits per dim.
 
 Examples:
   python train.py
@@ -33,13 +35,17 @@ flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu.")
 flags.DEFINE_integer("inter_op_threads", None, "TensorFlow inter-op threads (default: twice the CPU cores, which "
                      "runs this model's many small kernels side by side; see benchmarks/hqa_train.py).", lower_bound=1)
 flags.DEFINE_integer("batch_size", None, "Global batch size (default: the model's recipe).", lower_bound=1)
-flags.DEFINE_integer("steps", None, "Training steps per layer (default: the model's recipe).", lower_bound=1)
-flags.DEFINE_list("layers", None, "Layers to train, e.g. 1,2 (default: all, bottom first).")
+flags.DEFINE_integer("steps", None, "Training steps per layer, or in all for an end-to-end model (default: the "
+                     "model's recipe).", lower_bound=1)
+flags.DEFINE_list("layers", None, "Layers to train, e.g. 1,2 (default: all, bottom first). Greedy (HQA) models only.")
 flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<model>).")
 flags.DEFINE_integer("seed", 0, "Seed of the data order, initial weights and sampling noise.")
 flags.DEFINE_integer("log_every", 25, "Steps between progress and TensorBoard updates.", lower_bound=1)
 flags.DEFINE_integer("checkpoint_every", 200, "Steps between checkpoints.", lower_bound=1)
-flags.DEFINE_integer("eval_examples", 512, "Test images for the final metrics and PNG grids.", lower_bound=1)
+flags.DEFINE_integer("eval_examples", None, "Test images for the final metrics and PNG grids, and for each "
+                     "end-to-end evaluation (default: the model's recipe, else 512).", lower_bound=1)
+flags.DEFINE_integer("eval_every", None, "End-to-end models: steps between test-set evaluations, which drive the "
+                     "reduce-on-plateau learning rate (default: the model's recipe, else 500).", lower_bound=1)
 
 
 def main(argv):
@@ -73,6 +79,7 @@ def main(argv):
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,
         eval_examples=FLAGS.eval_examples,
+        eval_every=FLAGS.eval_every,
         tpu_address=FLAGS.tpu,
     )
     try:
@@ -83,6 +90,9 @@ def main(argv):
     if not summary:
         return 0
     print("\nDone.")
+    if summary.get("end_to_end"):
+        _print_end_to_end(summary, options)
+        return 0
     print(f"  weights:            {summary['weights']}  (tfvq.zoo.load('{options.model}', weights=...))")
     print(f"  reconstructions:    {summary['reconstructions']}")
     print(f"  stochastic decodes: {summary['stochastic_decodes']}")
@@ -93,6 +103,21 @@ def main(argv):
         print(f"  {layer:5d} {m['bits_per_image']:6d} {m['mse']:8.4f} {m['mse_stochastic']:10.4f} "
               f"{m['perplexity']:10.1f} {m['codes_used']:10d}")
     return 0
+
+
+def _print_end_to_end(summary, options):
+    print(f"  weights:          {summary['weights']}  (tfvq.zoo.load('{options.model}', weights=...))")
+    print(f"  reconstructions:  {summary['reconstructions']}")
+    print(f"  samples:          {summary['samples']}")
+    print(f"  metrics:          {summary['metrics']}")
+    print(f"  TensorBoard:      tensorboard --logdir {summary['tensorboard']}")
+    print(f"  bits per dim (-ELBO): train {summary['train_bpd']:.4f} ({summary['train_examples']} images), "
+          f"test {summary['test_bpd']:.4f} ({summary['test_examples']} images)")
+    print(f"  final learning rate: {summary['learning_rate']:.3g} after {summary['steps']} steps")
+    kl = summary["kl_bits_per_layer"]
+    print(f"  {'layer':>5s} {'latents':>9s} {'KL (bits)':>10s}")
+    for layer, (shape, bits) in enumerate(zip(summary["latent_shapes"], kl), start=1):
+        print(f"  {layer:5d} {f'{shape[0]}x{shape[1]}':>9s} {bits:10.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfvq.train.optimizers import RAdam
-from tfvq.train.schedules import CosineAnnealFinalFraction
+from tfvq.train.schedules import CosineAnnealFinalFraction, ReduceOnPlateau
 from tfvq.train.schedules import linear_anneal
 
 # ---------------------------------------------------------------- linear_anneal
@@ -232,3 +232,78 @@ def test_cosine_anneal_as_radam_learning_rate(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "scheduled.keras")
     assert isinstance(loaded.optimizer._learning_rate, CosineAnnealFinalFraction)
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
+
+
+# ---------------------------------------------------------------- ReduceOnPlateau (RRVQ-VAE App. C)
+
+
+def test_reduce_on_plateau_follows_the_hand_worked_sequence():
+    # The docstring's example: patience 2, factor 0.5, floor 0.1, starting at 1.0.
+    plateau = ReduceOnPlateau(factor=0.5, patience=2, min_value=0.1)
+    metrics = [5.0, 4.0, 4.0, 4.5, 4.0, 3.0, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5]
+    waits = [0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+    values = [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.1, 0.1, 0.1]  # floored at 0.1
+    bests = [5.0, 4.0, 4.0, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
+    value = 1.0
+    for metric, wait, expected, best in zip(metrics, waits, values, bests):
+        value = plateau.update(metric, value)
+        assert value == pytest.approx(expected, abs=1e-12), (metric, value)
+        assert int(plateau.wait.numpy()) == wait and float(plateau.best.numpy()) == best
+
+
+def test_reduce_on_plateau_patience_one_reduces_at_every_non_improvement_and_nan_is_no_improvement():
+    plateau = ReduceOnPlateau(factor=0.8, patience=1, min_value=5e-5)
+    lr = 8e-4
+    lr = plateau.update(3.0, lr)
+    assert lr == 8e-4
+    for k in range(1, 4):
+        lr = plateau.update(float("nan") if k == 2 else 3.0, lr)
+        assert lr == pytest.approx(8e-4 * 0.8**k, rel=1e-12)
+    for _ in range(50):
+        lr = plateau.update(3.0, lr)
+    assert lr == 5e-5  # the paper's floor
+
+
+def test_reduce_on_plateau_min_delta_and_tensor_inputs():
+    plateau = ReduceOnPlateau(factor=0.5, patience=1, min_value=0.0, min_delta=0.1)
+    variable = tf.Variable(1.0)
+    variable.assign(plateau.update(tf.constant(2.0), variable))
+    variable.assign(plateau.update(tf.constant(1.95), variable))  # improves by less than min_delta
+    assert float(variable.numpy()) == 0.5
+    variable.assign(plateau.update(1.8, variable))
+    assert float(variable.numpy()) == 0.5 and float(plateau.best.numpy()) == pytest.approx(1.8)
+
+
+def test_reduce_on_plateau_state_is_checkpointed_with_the_learning_rate(tmp_path):
+    optimizer = keras.optimizers.Adamax(learning_rate=8e-4)
+    optimizer.build([keras.Variable(np.zeros(3, np.float32))])
+    plateau = ReduceOnPlateau(factor=0.8, patience=2, min_value=5e-5)
+    for metric in (3.0, 3.1):
+        optimizer.learning_rate = plateau.update(metric, optimizer.learning_rate)
+    path = tf.train.Checkpoint(optimizer=optimizer, plateau=plateau).save(str(tmp_path / "ckpt"))
+    optimizer2 = keras.optimizers.Adamax(learning_rate=8e-4)
+    optimizer2.build([keras.Variable(np.zeros(3, np.float32))])
+    restored = ReduceOnPlateau(factor=0.8, patience=2, min_value=5e-5)
+    tf.train.Checkpoint(optimizer=optimizer2, plateau=restored).restore(path).assert_existing_objects_matched()
+    assert float(restored.best.numpy()) == 3.0 and int(restored.wait.numpy()) == 1
+    # The next non-improvement completes the plateau in the restored run, as it would have in the first.
+    optimizer2.learning_rate = restored.update(3.2, optimizer2.learning_rate)
+    assert float(optimizer2.learning_rate.numpy()) == pytest.approx(8e-4 * 0.8, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(factor=1.0), ValueError, "factor"),
+        (dict(factor=0.0), ValueError, "factor"),
+        (dict(patience=0), ValueError, "patience"),
+        (dict(patience=2.0), TypeError, "patience"),
+        (dict(patience=True), TypeError, "patience"),
+        (dict(min_value=-1.0), ValueError, "min_value"),
+        (dict(min_delta=-0.1), ValueError, "min_delta"),
+        (dict(factor="0.8"), TypeError, "factor"),
+    ],
+)
+def test_reduce_on_plateau_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ReduceOnPlateau(**kwargs)

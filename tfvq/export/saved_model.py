@@ -1,4 +1,4 @@
-"""Export an HQA model as a TF Serving SavedModel.
+"""Export an HQA model (or a hierarchical VAE) as a TF Serving SavedModel.
 
 Layout (TF Serving's): `out_dir/<model_name>/<version>/` holding
 `saved_model.pb`, `variables/` and `assets.extra/tf_serving_warmup_requests`
@@ -34,6 +34,12 @@ signature, the input and what it expects.
 
 The graphs hold only standard TensorFlow ops (no tfvq code is needed to load
 or serve them); see `custom_ops`.
+
+RRVQ-VAEs and Spatial-VAEs (zoo families "rrvq_vae", "spatial_vae") export
+in the same layout with their own signatures (`bits_per_dim`, `elbo`,
+`reconstruct`, `sample`, RRVQ's `encode`; `serving_default` is
+`bits_per_dim`): see `tfvq.export.hierarchical`. Other models raise
+`TypeError`.
 """
 
 import os
@@ -41,6 +47,8 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfvq.export import hierarchical
 
 SIGNATURE_METHODS = ("encode", "decode", "decode_seeded", "reconstruct")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -59,9 +67,18 @@ def to_uint8(images):
     return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
 
 
+EXPORTABLE = "HQA, RRVQVAE and SpatialVAE (zoo families hqa, rrvq_vae, spatial_vae)"
+
+
 def _check_model(model):
     if not hasattr(model, "hqa_layers"):
-        raise TypeError(f"Only HQA models can be exported for now, got {type(model).__name__}.")
+        raise TypeError(f"Only HQA models have per-layer encode/decode signatures, got {type(model).__name__}; "
+                        f"SavedModel export supports {EXPORTABLE}.")
+
+
+def _check_exportable(model):
+    if not (hasattr(model, "hqa_layers") or hierarchical.is_hierarchical(model)):
+        raise TypeError(f"Cannot export a {type(model).__name__} as a SavedModel: export supports {EXPORTABLE}.")
 
 
 def _layers(model, layers):
@@ -141,7 +158,9 @@ def export_saved_model(model, out_dir, model_name, version=1, layers=None, defau
     """Writes `out_dir/model_name/version/` for TF Serving and returns its path.
 
     Args:
-      model: a `tfvq.models.HQA`.
+      model: a `tfvq.models.HQA`, or an `RRVQVAE` / `SpatialVAE` (signatures
+        of `tfvq.export.hierarchical`; `layers` and `default_layer` must then
+        be None).
       out_dir: the model base path's parent (TF Serving's `--model_base_path`
         is `out_dir/model_name`).
       model_name: the served model's name.
@@ -152,9 +171,12 @@ def export_saved_model(model, out_dir, model_name, version=1, layers=None, defau
       warmup_images: float [N, H, W, C] images in [0, 1] for the warmup
         requests (the first one is used; default: a grey image).
     """
-    _check_model(model)
+    _check_exportable(model)
     if int(version) < 1:
         raise ValueError(f"version must be a positive integer, got {version}.")
+    if hierarchical.is_hierarchical(model):
+        return _export_hierarchical(model, out_dir, model_name, version, layers, default_layer, warmup_images,
+                                    verbose)
     layers = _layers(model, layers)
     default_layer = layers[-1] if default_layer is None else model._check_layer(default_layer)
     if default_layer not in layers:
@@ -176,6 +198,21 @@ def export_saved_model(model, out_dir, model_name, version=1, layers=None, defau
     return path
 
 
+def _export_hierarchical(model, out_dir, model_name, version, layers, default_layer, warmup_images, verbose):
+    if layers is not None or default_layer is not None:
+        raise ValueError(f"layers and default_layer choose HQA layers; a {type(model).__name__} export has "
+                         "signatures over all its latent layers (leave them unset).")
+    path = os.path.join(out_dir, model_name, str(int(version)))
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    hierarchical.add_endpoints(archive, model)
+    archive.write_out(path, verbose=verbose)
+    requests = [(name, hierarchical.warmup_inputs(model, method, warmup_images))
+                for name, method in hierarchical.warmup_names(model)]
+    _write_requests(path, model_name, requests)
+    return path
+
+
 def warmup_inputs(model, layer, method, images=None):
     """Batch-1 NumPy inputs of one signature (for warmup requests and smoke tests)."""
     if images is None:
@@ -191,16 +228,22 @@ def warmup_inputs(model, layer, method, images=None):
 
 
 def write_warmup_requests(path, model, model_name, layers, default_layer, images=None):
-    """`assets.extra/tf_serving_warmup_requests`: one PredictRequest per signature."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
+    """`assets.extra/tf_serving_warmup_requests`: one PredictRequest per signature (HQA)."""
     names = [(signature_name(m, l), m, l) for l in layers for m in SIGNATURE_METHODS]
     names += [(m, m, default_layer) for m in SIGNATURE_METHODS] + [("serving_default", "reconstruct", default_layer)]
+    _write_requests(path, model_name, [(name, warmup_inputs(model, layer, method, images))
+                                       for name, method, layer in names])
+
+
+def _write_requests(path, model_name, requests):
+    """Writes [(signature name, {input: array})] as TF Serving warmup `PredictionLog`s."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(path, WARMUP_FILE)) as writer:
-        for name, method, layer in names:
+        for name, inputs in requests:
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name))
-            for key, value in warmup_inputs(model, layer, method, images).items():
+            for key, value in inputs.items():
                 request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

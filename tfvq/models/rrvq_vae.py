@@ -481,6 +481,7 @@ class RRVQVAE(keras.Model):
         Returns a dict of scalars: `loss` (to minimise), `bpd` (the exact
         -ELBO in bits/dim), `recon_bpd` and `kl_bpd` (its two parts).
         """
+        images = self._check(images)
         loc, log_scale, kl, _ = self._inference(images, training, seed)
         log_lik = self._log_likelihood(images, loc, log_scale)
         scale = 1.0 / (self.num_dims * math.log(2.0))
@@ -529,7 +530,7 @@ class RRVQVAE(keras.Model):
         """Ancestral samples in one top-down pass (RRVQ eq. 3, App. B).
 
         Args:
-          n: number of images.
+          n: number of images: a positive int, or a scalar int32 tensor.
           seed: stateless seed (int or [2] ints) for reproducible samples.
           pixels: "mean" decodes each image as the likelihood's location (the
             usual way to show VAE samples); "sample" also draws the pixels from
@@ -538,12 +539,13 @@ class RRVQVAE(keras.Model):
         Returns:
           uint8 [n, H, W, C].
         """
-        if int(n) < 1:
-            raise ValueError(f"n must be a positive number of images, got {n}.")
+        if not tf.is_tensor(n):  # a scalar int32 tensor (traced export) is used as is
+            if int(n) < 1:
+                raise ValueError(f"n must be a positive number of images, got {n}.")
+            n = int(n)
         if pixels not in ("mean", "sample"):
             raise ValueError(f"pixels must be 'mean' or 'sample', got {pixels!r}.")
         seeds = self._layer_seeds(seed)
-        n = int(n)
         d = self._top(n)
         for l in reversed(range(self.num_latent_layers)):
             z = self._sample_latent(l, d, n, seeds[l])

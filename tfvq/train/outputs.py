@@ -1,4 +1,8 @@
-"""What a training run leaves behind: PNG grids and a metrics JSON."""
+"""What a training run leaves behind: PNG grids and a metrics JSON.
+
+Greedy (HQA) runs: `write_outputs`. End-to-end (RRVQ-VAE) runs:
+`write_end_to_end_outputs`.
+"""
 
 import json
 import math
@@ -80,4 +84,73 @@ def write_outputs(model, images, layers, out_dir, num_show=8, num_decodes=8, see
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump({"layers": {str(k): v for k, v in metrics.items()}}, f, indent=2)
     paths["metrics"] = os.path.join(out_dir, "metrics.json")
+    return metrics, paths
+
+
+def evaluate_end_to_end(model, images, batch_size=64, seed=0):
+    """Negative ELBO and per-layer KL of an end-to-end model over `images`.
+
+    Uses `model.elbo` (non-relaxed latents, one sample of q per image) in
+    batches, with stateless seeds `[seed, 2_000_003 + batch index]`.
+
+    Returns:
+      dict: `bpd` (mean -ELBO in bits per dim), `recon_bpd` (mean -log p(x|z)
+      in bits per dim) and `kl_bits_per_layer` (mean KL of each latent layer
+      in bits per image, layer 1 first).
+    """
+    images = np.asarray(images, np.float32)
+    dims = float(np.prod(images.shape[1:]))
+    elbo_fn = tf.function(lambda x, s: model.elbo(x, seed=s), reduce_retracing=True)
+    elbo, log_lik, kl = [], [], []
+    for i, start in enumerate(range(0, len(images), batch_size)):
+        out = elbo_fn(tf.constant(images[start : start + batch_size]), tf.constant([seed, 2_000_003 + i], tf.int32))
+        elbo.append(out["elbo"].numpy())
+        log_lik.append(out["log_likelihood"].numpy())
+        kl.append(out["kl"].numpy())
+    elbo, log_lik, kl = (np.concatenate(a).astype(np.float64) for a in (elbo, log_lik, kl))
+    return {
+        "bpd": float(-elbo.mean() / (dims * math.log(2.0))),
+        "recon_bpd": float(-log_lik.mean() / (dims * math.log(2.0))),
+        "kl_bits_per_layer": [float(v) for v in kl.mean(axis=0) / math.log(2.0)],
+    }
+
+
+def write_end_to_end_outputs(model, train_images, test_images, out_dir, num_show=8, num_samples=64, batch_size=64,
+                             seed=0, extra=None):
+    """Writes `reconstructions.png`, `samples.png` and `metrics.json` for an end-to-end model.
+
+    reconstructions.png: `num_show` test originals in the first row, their
+    reconstructions (`model.reconstruct`) in the second.
+    samples.png: `num_samples` ancestral samples (`model.sample`), in rows of 8.
+    metrics.json: `train_bpd` (on `train_images`), `test_bpd`, `test_recon_bpd`,
+    `kl_bits_per_layer` (test images, bits per image, layer 1 first),
+    `latent_shapes`, the numbers of images, and `extra` (e.g. the final
+    `learning_rate`).
+
+    Returns:
+      (metrics dict, dict of paths: reconstructions, samples, metrics).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    show = np.asarray(test_images[:num_show], np.float32)
+    recon = model.reconstruct(show, seed=[seed, 0]).numpy()
+    paths = {"reconstructions": write_png(os.path.join(out_dir, "reconstructions.png"), image_grid([show, recon]))}
+    samples = model.sample(num_samples, seed=[seed, 1]).numpy().astype(np.float32) / 255.0
+    per_row = min(8, num_samples)
+    rows = [samples[i : i + per_row] for i in range(0, num_samples - num_samples % per_row, per_row)]
+    paths["samples"] = write_png(os.path.join(out_dir, "samples.png"), image_grid(rows))
+    test = evaluate_end_to_end(model, test_images, batch_size=batch_size, seed=seed)
+    train = evaluate_end_to_end(model, train_images, batch_size=batch_size, seed=seed)
+    metrics = {
+        **(extra or {}),
+        "train_bpd": train["bpd"],
+        "test_bpd": test["bpd"],
+        "test_recon_bpd": test["recon_bpd"],
+        "kl_bits_per_layer": test["kl_bits_per_layer"],
+        "latent_shapes": [list(s) for s in model.latent_shapes],
+        "train_examples": int(len(train_images)),
+        "test_examples": int(len(test_images)),
+    }
+    paths["metrics"] = os.path.join(out_dir, "metrics.json")
+    with open(paths["metrics"], "w") as f:
+        json.dump(metrics, f, indent=2)
     return metrics, paths

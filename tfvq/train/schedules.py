@@ -1,10 +1,14 @@
-"""Training schedules of HQA (Williams et al. 2020, §5.1 and App. C).
+"""Training schedules of HQA (Williams et al. 2020, §5.1 and App. C) and RRVQ-VAE (App. C).
 
 * :func:`linear_anneal` -- the Gumbel-softmax temperature schedule: "the Gumbel
   softmax temperature is linearly annealed to 0.01, with an initial
   temperature of 0.4 and 0.66 for CelebA and MNIST respectively".
 * :class:`CosineAnnealFinalFraction` -- the learning-rate schedule: "a learning
   rate of 4e-4 which is cosine annealed in the final third of training".
+* :class:`ReduceOnPlateau` -- RRVQ-VAE's learning-rate decay: "an initial
+  learning rate [8e-4] that we decay on plateau, multiplying by 0.8 when there
+  has been no decrease in the test set ELBO for 20 / 5 epochs, down to a
+  minimum of 5e-5".
 """
 
 import math
@@ -14,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["CosineAnnealFinalFraction", "linear_anneal"]
+__all__ = ["CosineAnnealFinalFraction", "ReduceOnPlateau", "linear_anneal"]
 
 
 def _is_python_scalar(value):
@@ -187,3 +191,87 @@ class CosineAnnealFinalFraction(keras.optimizers.schedules.LearningRateSchedule)
             "final_learning_rate": self.final_learning_rate,
             "name": self.name,
         }
+
+
+class ReduceOnPlateau(tf.Module):
+    """Multiplies a value (a learning rate) by `factor` when a metric stops decreasing.
+
+    RRVQ-VAE App. C: the learning rate is multiplied by 0.8 "when there has
+    been no decrease in the test set ELBO [in bits/dim] for 20 (SVHN,
+    CIFAR-10) / 5 (CelebA) epochs, down to a minimum of 5e-5". The trainer
+    calls :meth:`update` once per evaluation period (its `eval_every` steps
+    stand in for the paper's epochs) with the test-set bits/dim.
+
+    The rule (Keras' `ReduceLROnPlateau` with `mode="min"`, no cooldown):
+
+      if metric < best - min_delta:  best = metric; wait = 0
+      else:                          wait += 1
+                                     if wait >= patience:
+                                         value = max(value * factor, min_value); wait = 0
+
+    So with `patience=p` the value drops at the p-th evaluation in a row
+    without improvement, and again p evaluations later if there is still none.
+    A non-finite metric counts as no improvement. A value already at or below
+    `min_value` is left unchanged.
+
+    Example (patience 2, factor 0.5, min 0.1, starting at 1.0):
+
+      metric:  5.0  4.0  4.0  4.5  4.0  3.0  3.5  3.5  3.5  3.5
+      wait:    0    0    1    0    1    0    1    0    1    0
+      value:   1.0  1.0  1.0  0.5  0.5  0.5  0.5  0.25 0.25 0.125
+
+    `best` and `wait` are `tf.Variable`s, so a `tf.train.Checkpoint` holding
+    this module saves and restores the schedule's state with the run.
+
+    Args:
+      factor: multiplier in (0, 1) applied on a plateau (0.8 in the paper).
+      patience: evaluations without improvement before reducing, an int >= 1
+        (20 or 5 in the paper, in epochs).
+      min_value: lower bound of the value, >= 0 (5e-5 in the paper).
+      min_delta: how much the metric must fall below `best` to count as an
+        improvement, >= 0 (0: any decrease).
+      name: module name.
+    """
+
+    def __init__(self, factor=0.8, patience=5, min_value=0.0, min_delta=0.0, name=None):
+        super().__init__(name=name or "reduce_on_plateau")
+        _check_real("factor", factor)
+        _check_real("min_value", min_value)
+        _check_real("min_delta", min_delta)
+        if isinstance(patience, (bool, np.bool_)) or not isinstance(patience, numbers.Integral):
+            raise TypeError(f"`patience` must be an integer, got {patience!r} of type {type(patience).__name__}.")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"`factor` must lie in (0, 1), got {factor}.")
+        if patience < 1:
+            raise ValueError(f"`patience` must be >= 1, got {patience}.")
+        if not (math.isfinite(min_value) and min_value >= 0):
+            raise ValueError(f"`min_value` must be finite and >= 0, got {min_value}.")
+        if not (math.isfinite(min_delta) and min_delta >= 0):
+            raise ValueError(f"`min_delta` must be finite and >= 0, got {min_delta}.")
+        self.factor = float(factor)
+        self.patience = int(patience)
+        self.min_value = float(min_value)
+        self.min_delta = float(min_delta)
+        self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+
+    def update(self, metric, value):
+        """Feeds one evaluation's `metric`; returns the new value (a Python float).
+
+        Args:
+          metric: the evaluation metric, lower is better (a number or scalar tensor).
+          value: the current value (a number, scalar tensor or variable); it is
+            not modified: assign the returned value yourself.
+        """
+        metric = float(metric.numpy() if hasattr(metric, "numpy") else metric)
+        value = float(value.numpy() if hasattr(value, "numpy") else value)
+        if math.isfinite(metric) and metric < float(self.best.numpy()) - self.min_delta:
+            self.best.assign(metric)
+            self.wait.assign(0)
+            return value
+        self.wait.assign_add(1)
+        if int(self.wait.numpy()) >= self.patience:
+            self.wait.assign(0)
+            if value > self.min_value:
+                value = max(value * self.factor, self.min_value)
+        return value

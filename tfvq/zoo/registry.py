@@ -110,6 +110,15 @@ def bundled_weights_path(name):
     return path if os.path.exists(path) else None
 
 
+def checkpoint_variables(model):
+    """The variables `tfvq.train` checkpoints for `model`: `model.weights`, in order.
+
+    `tf.train.Checkpoint(model=...)` saves no variable of a Keras 3 model, so
+    checkpoints name the weights by their position instead.
+    """
+    return list(model.weights)
+
+
 def load(name, weights=None):
     """Builds the model `name` and optionally loads weights.
 
@@ -169,8 +178,11 @@ def _load_path(model, entry, path):
             )
         path = prefix
     if tf.io.gfile.exists(path + ".index"):
-        ckpt = tf.train.Checkpoint(model=model)
-        ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+        ckpt = tf.train.Checkpoint(model_variables=checkpoint_variables(model))
+        try:
+            ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as err:
+            raise ValueError(f"The checkpoint {path} does not hold {entry.name!r}'s weights: {err}") from err
         return model
     raise FileNotFoundError(
         f"Cannot load weights from {path!r}: expected 'bundled', a .keras file, a .weights.h5 file, "

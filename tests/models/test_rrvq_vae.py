@@ -1,0 +1,345 @@
+"""RRVQ-VAE (RRVQ §3, App. C, Table G.1): the ELBO's parts against NumPy oracles, free bits,
+forward/backward over the ablation switches, sampling, temperature schedule, saving and input checks.
+
+Every model here is tiny (8x8x1 images, latents 4x4, 2x2, 1x1, K = 8, d_e = 4, 8 channels); the
+paper-sized configurations are checked in tests/zoo/test_rrvq_entries.py."""
+
+import tfvq  # noqa: F401  (first: sets up TensorFlow before anything else imports it)
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvq.models.rrvq_vae import RRVQVAE
+
+SHAPE = (8, 8, 1)
+SIZES = [4, 2, 1]
+SEED = [3, 4]
+
+
+def tiny(**kw):
+    cfg = dict(image_shape=SHAPE, latent_sizes=SIZES, num_codes=8, code_dim=4, channels=8, seed=0)
+    cfg.update(kw)
+    return RRVQVAE(**cfg)
+
+
+def images(n=3, shape=SHAPE, seed=0):
+    """Float images on the 8-bit grid, with both edge values 0 and 255 present."""
+    v = np.random.default_rng(seed).integers(0, 256, size=(n,) + shape)
+    v.flat[0], v.flat[1] = 0, 255
+    return (v / 255.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """A tiny model the tests below only read (never assign to)."""
+    return tiny()
+
+
+def signature(model):
+    """{variable path without the model's own name: shape}, seed-generator states left out."""
+    return {v.path.split("/", 1)[1]: tuple(v.shape) for v in model.variables if "seed_generator" not in v.path}
+
+
+def deterministic_features(model, x):
+    """d^_1..d^_L of the bottom-up chain (RRVQ eq. 4), recomputed from the model's sublayers."""
+    h = model.stem(2.0 * tf.constant(x) - 1.0)
+    hats = []
+    for enc in model.enc:
+        h = enc(h)
+        hats.append(h)
+    return hats
+
+
+def np_discretized_logistic(v, loc, log_scale):
+    """log P(v) per sub-pixel, NumPy float64: the bin [v/256, (v+1)/256) of Kingma et al. 2016, with the
+    PixelCNN++ edge bins (0 takes the mass below, 255 the mass above)."""
+    v, loc, scale = v.astype(np.float64), loc.astype(np.float64), np.exp(log_scale.astype(np.float64))
+    cdf = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
+    lo, hi = cdf((v / 256.0 - loc) / scale), cdf(((v + 1.0) / 256.0 - loc) / scale)
+    p = np.where(v == 0, hi, np.where(v == 255, 1.0 - lo, hi - lo))
+    return np.log(p)
+
+
+# ------------------------------------------------------------------------------- forward and backward
+# Every pair of switch values occurs once (a 2^3 orthogonal array, 4 runs instead of 8).
+@pytest.mark.parametrize("prior,covariance,top_prior", [
+    ("embedding", "diagonal", "uniform"), ("embedding", "unit", "learned"),
+    ("direct", "diagonal", "learned"), ("direct", "unit", "uniform"),
+])
+def test_train_loss_is_finite_and_reaches_every_trainable_variable(prior, covariance, top_prior):
+    # free_bits=0: at initialisation every layer's KL is below the default floor, which would (rightly)
+    # cut the KL's gradient and leave pstrap without one.
+    model = tiny(prior=prior, covariance=covariance, top_prior=top_prior, free_bits=0.0)
+    x = tf.constant(images())
+    with tf.GradientTape() as tape:
+        out = model.train_loss(x, seed=SEED)
+    grads = tape.gradient(out["loss"], model.trainable_variables)
+    assert set(out) == {"loss", "bpd", "recon_bpd", "kl_bpd"}
+    for key, value in out.items():
+        assert value.shape == () and np.isfinite(float(value)), key
+    np.testing.assert_allclose(float(out["bpd"]), float(out["recon_bpd"] + out["kl_bpd"]), rtol=1e-6)
+    missing = [v.path for v, g in zip(model.trainable_variables, grads) if g is None]
+    assert not missing, missing
+    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+    zero = [v.path for v, g in zip(model.trainable_variables, grads) if not np.any(g.numpy())]
+    assert not zero, zero
+
+
+# ----------------------------------------------------------------------------------- ELBO and oracles
+def test_bits_per_dim_is_the_negative_elbo_over_d_ln2_and_the_elbo_adds_up():
+    model = tiny(top_prior="learned")
+    x = images(4)
+    out = model.elbo(x, seed=SEED)
+    assert out["elbo"].shape == (4,) and out["log_likelihood"].shape == (4,) and out["kl"].shape == (4, 3)
+    want = -out["elbo"].numpy() / (8 * 8 * 1 * math.log(2.0))
+    np.testing.assert_allclose(model.bits_per_dim(x, seed=SEED).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(
+        out["elbo"].numpy(), out["log_likelihood"].numpy() - out["kl"].numpy().sum(axis=1), rtol=1e-6)
+    assert np.all(out["kl"].numpy() >= -1e-6)
+    assert np.all(out["kl"].numpy() > 0)  # learned top prior: every layer has a KL against a p it does not equal
+    # call() is bits_per_dim (predict and export use it); with no seed a fresh one is drawn each time.
+    assert model(x).shape == (4,)
+
+
+def test_log_likelihood_matches_a_numpy_discretised_logistic():
+    model = tiny()
+    # Sharpen and shift the likelihood so that bins far from loc matter and log_scale is not constant.
+    last = model.head.blocks[-1]
+    last.g.assign(last.g * 4.0)
+    x = images(3)
+    loc, log_scale, kl, _ = model._inference(tf.constant(x), False, SEED)
+    assert loc.shape == x.shape and log_scale.shape == x.shape
+    assert float(tf.reduce_min(log_scale)) >= -7.0
+    assert float(tf.math.reduce_std(log_scale)) > 0.01
+    v = np.round(x * 255.0).astype(np.int64)
+    assert v.min() == 0 and v.max() == 255  # the edge bins are exercised
+    want = np_discretized_logistic(v, loc.numpy(), log_scale.numpy()).sum(axis=(1, 2, 3))
+    out = model.elbo(x, seed=SEED)
+    np.testing.assert_allclose(out["log_likelihood"].numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(out["kl"].numpy(), kl.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_kl_of_a_layer_vanishes_when_q_and_p_embeddings_coincide(layer):
+    model = tiny(top_prior="learned")
+    x = images(3)
+    before = model.elbo(x, seed=SEED)["kl"].numpy()
+    assert before[:, layer].min() > 1e-5
+    # qladder_l -> 0 and qstrap_l := pstrap_l, so e_q,l = qstrap_l(d) = pstrap_l(d) = e_p,l.
+    final = model.qladder[layer].blocks[-1]
+    final.g.assign(tf.zeros_like(final.g))
+    final.bias.assign(tf.zeros_like(final.bias))
+    for a, b in zip(model.qstrap[layer].weights, model.pstrap[layer].weights):
+        assert a.path.split("/")[-1] == b.path.split("/")[-1] and a.shape == b.shape
+        a.assign(b)
+    after = model.elbo(x, seed=SEED)["kl"].numpy()
+    np.testing.assert_allclose(after[:, layer], 0.0, atol=1e-5)
+    # Layers above are untouched; layers below still carry a KL.
+    np.testing.assert_allclose(after[:, layer + 1:], before[:, layer + 1:], rtol=1e-6)
+    assert np.all(after[:, :layer] > 1e-5)
+
+
+def test_top_kl_under_a_uniform_prior_is_log_k_minus_the_entropy_of_q():
+    model = tiny(top_prior="uniform")
+    final = model.qladder[-1].blocks[-1]
+    final.g.assign(final.g * 300.0)  # a peaked q, so that the KL is far from 0
+    x = images(3)
+    e_q = model.qladder[-1](deterministic_features(model, x)[-1])
+    log_q = model.latents[-1].log_responsibilities(e_q).numpy().astype(np.float64)
+    entropy = -(np.exp(log_q) * log_q).sum(axis=-1)  # [B, 1, 1]
+    want = (math.log(8) - entropy).sum(axis=(1, 2))
+    got = model.elbo(x, seed=SEED)["kl"].numpy()[:, -1]
+    assert want.min() > 0.05
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ free bits
+def test_free_bits_floor_each_layers_batch_mean_kl_and_cut_the_gradient_below_the_floor():
+    model = tiny()
+    x = tf.constant(images(4))
+    kl = model.elbo(x, seed=SEED, training=True)["kl"].numpy().astype(np.float64)  # relaxed samples
+    positions = np.array([16.0, 4.0, 1.0])
+    per_position = kl.mean(axis=0) / positions
+    order = np.argsort(per_position)
+    lam = float(np.sqrt(per_position[order[0]] * per_position[order[1]]))  # only the lowest layer is floored
+    floored = model.__class__.from_config({**model.get_config(), "free_bits": lam})
+    floored.set_weights(model.get_weights())
+
+    captured = {}
+    inference = floored._inference
+
+    def spy(*args, **kwargs):
+        out = inference(*args, **kwargs)
+        captured["kl"] = out[2]
+        return out
+
+    floored._inference = spy
+    with tf.GradientTape() as tape:
+        out = floored.train_loss(x, seed=SEED)
+    scale = 8 * 8 * 1 * math.log(2.0)
+    kl_term = (float(out["loss"]) - float(out["recon_bpd"])) * scale
+    want = np.maximum(kl.mean(axis=0), lam * positions).sum()
+    np.testing.assert_allclose(kl_term, want, rtol=1e-4)
+    np.testing.assert_allclose(captured["kl"].numpy(), kl, rtol=1e-5, atol=1e-7)  # same seed, same KLs
+    np.testing.assert_allclose(float(out["kl_bpd"]) * scale, kl.mean(axis=0).sum(), rtol=1e-4)
+    # d loss / d KL_bl: 0 for the floored layer, 1 / (B D ln 2) for the others.
+    grad = tape.gradient(out["loss"], captured["kl"]).numpy()
+    expected = np.full(kl.shape, 1.0 / (4 * scale))
+    expected[:, order[0]] = 0.0
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=0)
+
+    # lambda = 0: the training loss is the exact -ELBO.
+    plain = model.from_config({**model.get_config(), "free_bits": 0.0})
+    plain.set_weights(model.get_weights())
+    out = plain.train_loss(x, seed=SEED)
+    np.testing.assert_allclose(float(out["loss"]), float(out["bpd"]), rtol=1e-6)
+
+
+# -------------------------------------------------------------------------------------------- samples
+@pytest.mark.parametrize("top_prior,pixels", [("uniform", "mean"), ("learned", "sample")])
+def test_samples_are_uint8_images_reproducible_with_a_seed(top_prior, pixels):
+    model = tiny(top_prior=top_prior)
+    a = model.sample(5, seed=[1, 2], pixels=pixels)
+    assert a.dtype == tf.uint8 and tuple(a.shape) == (5,) + SHAPE
+    np.testing.assert_array_equal(a.numpy(), model.sample(5, seed=[1, 2], pixels=pixels).numpy())
+    assert not np.array_equal(a.numpy(), model.sample(5, seed=[1, 3], pixels=pixels).numpy())
+    assert len(np.unique(a.numpy())) > 1
+
+
+def test_pixel_sampling_adds_logistic_noise_around_the_mean(plain):
+    model = plain
+    mean = model.sample(64, seed=[5, 6]).numpy().astype(np.float64)
+    drawn = model.sample(64, seed=[5, 6], pixels="sample").numpy().astype(np.float64)
+    assert not np.array_equal(mean, drawn)
+    # Same latents (same seed); log_scale starts near -2 so the logistic sd is ~ 255 * e^-2 * pi / sqrt(3).
+    assert abs((drawn - mean).mean()) < 10.0 and 20.0 < (drawn - mean).std() < 120.0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n=0), "positive"), (dict(n=-2), "positive"), (dict(n=2, pixels="median"), "pixels"),
+])
+def test_bad_sample_arguments_raise(plain, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plain.sample(**kwargs)
+
+
+# ------------------------------------------------------------------------------------ ablation switches
+def test_direct_prior_changes_only_the_width_of_the_pstrap_output_convolutions():
+    kw = dict(latent_sizes=[4, 2, 2], top_prior="learned", num_codes=[8, 6, 5], code_dim=4)
+    embed, direct = signature(tiny(prior="embedding", **kw)), signature(tiny(prior="direct", **kw))
+    assert set(embed) == set(direct)
+    changed = {k for k in embed if embed[k] != direct[k]}
+    finals = {f"pstrap_{l}/pstrap_{l}_conv/{w}" for l in (1, 2, 3) for w in ("v", "g", "bias")}
+    assert changed == finals
+    for l, k in zip((1, 2, 3), (8, 6, 5)):
+        assert embed[f"pstrap_{l}/pstrap_{l}_conv/g"] == (4,) and direct[f"pstrap_{l}/pstrap_{l}_conv/g"] == (k,)
+    # pstrap_1 upsamples (a transposed convolution, output channels on axis 2); pstrap_2, 3 do not.
+    assert direct["pstrap_1/pstrap_1_conv/v"] == (3, 3, 8, 8)
+    assert direct["pstrap_2/pstrap_2_conv/v"] == (3, 3, 8, 6) and direct["pstrap_3/pstrap_3_conv/v"] == (3, 3, 8, 5)
+    assert embed["pstrap_1/pstrap_1_conv/v"] == (3, 3, 4, 8) and embed["pstrap_2/pstrap_2_conv/v"] == (3, 3, 8, 4)
+
+
+def test_covariance_switch_adds_or_removes_exactly_the_log_variances():
+    diagonal, unit, iso = (signature(tiny(covariance=c)) for c in ("diagonal", "unit", "isotropic"))
+    log_vars = {f"latent_{l}/log_variances" for l in (1, 2, 3)}
+    assert set(diagonal) - set(unit) == log_vars and set(unit) <= set(diagonal)
+    assert all(unit[k] == diagonal[k] for k in unit)
+    assert all(diagonal[k] == (8, 4) for k in log_vars) and all(iso[k] == (8, 1) for k in log_vars)
+    model = tiny(covariance="unit")
+    assert all(q.log_variances is None for q in model.latents)
+    assert not any("log_variances" in v.path for v in model.variables)
+
+
+def test_learned_top_prior_adds_d_top_and_the_top_layers_straps():
+    uniform, learned = signature(tiny(top_prior="uniform")), signature(tiny(top_prior="learned"))
+    assert set(uniform) <= set(learned) and all(learned[k] == uniform[k] for k in uniform)
+    added = set(learned) - set(uniform)
+    assert "d_top" in added and learned["d_top"] == (1, 1, 1, 8)
+    assert added - {"d_top"} == {f"{s}_3/{s}_3_conv/{w}" for s in ("qstrap", "pstrap") for w in ("v", "g", "bias")}
+    assert learned["pstrap_3/pstrap_3_conv/v"] == (3, 3, 8, 4)  # same 1x1 grid as d_top: no upsampling
+
+
+# ----------------------------------------------------------------------------------- temperature schedule
+def test_set_temperature_anneals_exponentially_then_holds():
+    model = tiny(initial_temperature=2.0, final_temperature=0.5, anneal_fraction=0.5)
+    total = 100
+    for step, want in [(0, 2.0), (25, 1.0), (10, 2.0 * 0.25 ** 0.2), (40, 2.0 * 0.25 ** 0.8),
+                       (50, 0.5), (80, 0.5), (100, 0.5), (0, 2.0)]:
+        tau = model.set_temperature(step, total)
+        np.testing.assert_allclose(float(tau), want, rtol=1e-5)
+        for q in model.latents:
+            np.testing.assert_allclose(float(q.temperature), want, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- saving
+def test_keras_file_round_trip_keeps_config_weights_bits_and_samples(tmp_path):
+    model = tiny(top_prior="learned", num_codes=[8, 6, 4])
+    rng = np.random.default_rng(1)
+    for v in model.trainable_variables:  # move away from the seeded init: a reload must read the weights
+        v.assign(v + 0.05 * rng.standard_normal(v.shape).astype(np.float32))
+    model.set_temperature(30, 100)
+    x = images(3)
+    path = str(tmp_path / "rrvq.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is RRVQVAE
+    assert loaded.get_config() == model.get_config()
+    for a, b in zip(model.weights, loaded.weights):
+        if "seed_generator" not in a.path:
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(loaded.bits_per_dim(x, seed=SEED).numpy(), model.bits_per_dim(x, seed=SEED).numpy())
+    np.testing.assert_array_equal(loaded.sample(4, seed=[7, 8]).numpy(), model.sample(4, seed=[7, 8]).numpy())
+
+
+def test_get_config_from_config_rebuilds_the_same_model():
+    model = tiny(prior="direct", covariance="isotropic", top_prior="learned", num_codes=[8, 6, 4], free_bits=0.2,
+                 initial_temperature=1.5, final_temperature=0.3, anneal_fraction=0.25, latent_sizes=[(4, 4), 2, 2])
+    config = model.get_config()
+    assert config["latent_sizes"] == [[4, 4], [2, 2], [2, 2]] and config["num_codes"] == [8, 6, 4]
+    clone = RRVQVAE.from_config(config)
+    assert clone.get_config() == config and signature(clone) == signature(model)
+    # seeded: the clone starts from the same weights and gives the same numbers.
+    x = images(2)
+    np.testing.assert_allclose(clone.bits_per_dim(x, seed=SEED).numpy(), model.bits_per_dim(x, seed=SEED).numpy())
+
+
+# ------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("method", ["elbo", "bits_per_dim", "encode", "reconstruct", "train_loss"])
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((2, 8, 8, 3), np.float32), r"\[batch, 8, 8, 1\]"),
+    (np.zeros((2, 16, 16, 1), np.float32), r"\[batch, 8, 8, 1\]"),
+    (np.zeros((8, 8, 1), np.float32), r"\[batch, 8, 8, 1\]"),
+    (np.full((2, 8, 8, 1), 255, np.uint8), "float images"),
+    (np.full((2, 8, 8, 1), 255.0, np.float32), r"\[0, 1\]"),
+    (np.full((2, 8, 8, 1), -0.5, np.float32), r"\[0, 1\]"),
+])
+def test_bad_images_raise_a_helpful_value_error(plain, method, bad, match):
+    model = plain
+    with pytest.raises(ValueError, match=match):
+        getattr(model, method)(bad)
+    with pytest.raises(ValueError, match=match):
+        getattr(model, method)(tf.constant(bad))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(latent_sizes=[3]), "divide"),
+    (dict(image_shape=(12, 12, 1), latent_sizes=[4]), "power of two"),
+    (dict(latent_sizes=[(4, 2)]), "divide"),
+    (dict(latent_sizes=[2, 4]), "keep their size or halve"),
+    (dict(latent_sizes=[4, 1]), "keep their size or halve"),
+    (dict(latent_sizes=[]), "at least one"),
+    (dict(image_shape=(8, 8)), "image_shape"),
+    (dict(prior="softmax"), "prior"),
+    (dict(top_prior="gaussian"), "top_prior"),
+    (dict(covariance="full"), "covariance"),
+    (dict(free_bits=-0.1), "free_bits"),
+    (dict(num_codes=[8, 8]), "num_codes"),
+    (dict(initial_temperature=0.5, final_temperature=1.0), "temperature"),
+])
+def test_invalid_constructor_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kwargs)

@@ -343,3 +343,14 @@ def test_bad_images_raise_a_helpful_value_error(plain, method, bad, match):
 def test_invalid_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny(**kwargs)
+
+
+def test_keras_fit_lowers_the_bits_per_dim_and_evaluate_reports_them():
+    model = tiny(free_bits=0.0)
+    x = images(n=64, seed=5)
+    before = float(np.mean(model.bits_per_dim(x, seed=SEED)))
+    model.compile(optimizer=keras.optimizers.Adamax(5e-3))
+    history = model.fit(x, batch_size=16, epochs=4, verbose=0)
+    assert set(history.history) >= {"loss", "bpd", "recon_bpd", "kl_bpd"}
+    after = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)["bpd"]
+    assert np.isfinite(after) and after < before - 0.1

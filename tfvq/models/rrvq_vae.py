@@ -558,6 +558,26 @@ class RRVQVAE(keras.Model):
         return tf.cast(tf.round(tf.clip_by_value(loc, 0.0, 1.0) * 255.0), tf.uint8)
 
     # ------------------------------------------------------------------ keras
+    def _images_of(self, data):
+        return data[0] if isinstance(data, (tuple, list)) else data
+
+    def train_step(self, data):
+        """One `model.fit` step on the objective of `train_loss` (images only; labels are ignored).
+
+        `fit` keeps the current Gumbel-softmax temperature; call `set_temperature`
+        from a callback to anneal it, or train with `tfvq.train`, which does.
+        """
+        images = self._check(self._images_of(data))
+        with tf.GradientTape() as tape:
+            terms = self.train_loss(images, training=True)
+        grads = tape.gradient(terms["loss"], self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return terms
+
+    def test_step(self, data):
+        """`model.evaluate`: the mean bits per dim of non-relaxed samples (RRVQ Table 1)."""
+        return {"bpd": tf.reduce_mean(self.bits_per_dim(self._images_of(data)))}
+
     def call(self, images, training=None):
         """Per-image bits per dim (for `predict` and export)."""
         return self.bits_per_dim(images)

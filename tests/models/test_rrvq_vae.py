@@ -354,3 +354,19 @@ def test_keras_fit_lowers_the_bits_per_dim_and_evaluate_reports_them():
     assert set(history.history) >= {"loss", "bpd", "recon_bpd", "kl_bpd"}
     after = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)["bpd"]
     assert np.isfinite(after) and after < before - 0.1
+
+
+def test_decode_of_encoded_codes_equals_reconstruct_and_checks_codes(plain):
+    x = images(n=4, seed=7)
+    codes = plain.encode(x)
+    assert [tuple(c.shape) for c in codes] == [(4, s, s) for s in SIZES]
+    assert all(c.dtype == tf.int32 for c in codes)
+    np.testing.assert_allclose(plain.decode(codes).numpy(), plain.reconstruct(x).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="codes for 3 layers"):
+        plain.decode(codes[:2])
+    with pytest.raises(ValueError, match=r"in \[0, 8\)"):
+        plain.decode([codes[0] + 8] + codes[1:])
+    with pytest.raises(ValueError, match="integers"):
+        plain.decode([tf.cast(c, tf.float32) for c in codes])
+    with pytest.raises(ValueError, match="shape"):
+        plain.decode([codes[1]] + codes[1:])

@@ -182,3 +182,12 @@ def test_bad_images_raise_a_helpful_value_error(plain, bad, match):
 def test_invalid_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny(**kwargs)
+
+
+def test_spatial_vae_has_no_codes_to_encode_or_decode():
+    model = SpatialVAE((8, 8, 1), [4, 2], latent_dim=2, channels=8, seed=0)
+    x = np.full((1, 8, 8, 1), 0.5, np.float32)
+    with pytest.raises(TypeError, match="continuous"):
+        model.encode(x)
+    with pytest.raises(TypeError, match="continuous"):
+        model.decode([np.zeros((1, 4, 4), np.int32), np.zeros((1, 2, 2), np.int32)])

@@ -506,6 +506,35 @@ class RRVQVAE(keras.Model):
         *_, codes = self._inference(images, False, seed, stochastic=stochastic)
         return codes
 
+    def decode(self, codes):
+        """Images from every layer's codes (a list, layer 1 first, int [B, h_l, w_l]).
+
+        The top-down pass of RRVQ eq. 3 with each z_l fixed to its code's mean
+        embedding: `decode(encode(x))` equals `reconstruct(x)`. Returns the
+        likelihood's location, float in [0, 1].
+        """
+        codes = list(codes)
+        if len(codes) != self.num_latent_layers:
+            raise ValueError(f"Expected codes for {self.num_latent_layers} layers (layer 1 first), got {len(codes)}.")
+        checked = []
+        for l, c in enumerate(codes):
+            c = tf.convert_to_tensor(c)
+            if not c.dtype.is_integer:
+                raise ValueError(f"Codes must be integers; layer {l + 1} has dtype {c.dtype.name}.")
+            if c.shape.rank != 3 or tuple(c.shape[1:]) != self.latent_grids[l]:
+                raise ValueError(f"Layer {l + 1} codes must have shape [batch, {self.latent_grids[l][0]}, "
+                                 f"{self.latent_grids[l][1]}], got {list(c.shape)}.")
+            if tf.executing_eagerly() and tf.size(c) and not (
+                    0 <= int(tf.reduce_min(c)) and int(tf.reduce_max(c)) < self.num_codes[l]):
+                raise ValueError(f"Layer {l + 1} codes must be in [0, {self.num_codes[l]}).")
+            checked.append(tf.cast(c, tf.int32))
+        d = self._top(tf.shape(checked[0])[0])
+        for l in reversed(range(self.num_latent_layers)):
+            z = tf.gather(tf.cast(self.latents[l].codebook, tf.float32), checked[l])
+            d = self._descend(l, d, z)
+        loc, _ = self._likelihood_params(d)
+        return tf.clip_by_value(loc, 0.0, 1.0)
+
     def reconstruct(self, images, seed=None, stochastic=False):
         """Images decoded from q's codes: the likelihood's location, float in [0, 1]."""
         images = self._check(images)

@@ -87,6 +87,12 @@ class SpatialVAE(RRVQVAE):
     def code_bits(self):
         raise TypeError("A Spatial-VAE has continuous latents: it has no fixed-rate code.")
 
+    def encode(self, images, seed=None, stochastic=False):
+        raise TypeError("A Spatial-VAE has continuous latents: it has no codes to encode.")
+
+    def decode(self, codes):
+        raise TypeError("A Spatial-VAE has continuous latents: it has no codes to decode.")
+
     def set_temperature(self, step, total_steps):
         """No relaxation to anneal: Gaussian latents are reparameterised exactly."""
         return tf.constant(0.0)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfvq import zoo
 from tfvq.zoo import registry
@@ -138,3 +139,21 @@ def test_rvqvae_baseline_is_one_16x16_layer_with_unit_covariance_and_uniform_pri
     x = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype(np.float32)
     kl = model.elbo(x, seed=[1, 2])["kl"].numpy()
     assert kl.shape == (1, 1) and 0.0 <= kl[0, 0] <= 16 * 16 * math.log(16)
+
+
+@pytest.mark.parametrize("name, dataset, fresh_above, trained_below", [
+    ("rrvq_swatches", "swatches", 4.0, 1.0),
+    ("rrvq_digits", "digits", 4.0, 3.8),
+])
+def test_bundled_rrvq_weights_model_their_test_split(name, dataset, fresh_above, trained_below):
+    from tfvq import data
+
+    if registry.bundled_weights_path(name) is None:
+        pytest.fail(f"{name} declares bundled weights but tfvq/zoo/weights/ has none: run its weights_command")
+    x = data.load_numpy(dataset, "test", limit=64)
+    fresh = float(np.mean(zoo.load(name).bits_per_dim(x, seed=[0, 1])))
+    trained = zoo.load(name, weights="bundled")
+    bpd = float(np.mean(trained.bits_per_dim(x, seed=[0, 1])))
+    assert fresh > fresh_above and bpd < trained_below
+    samples = trained.sample(8, seed=[2, 3])
+    assert samples.dtype == tf.uint8 and tuple(samples.shape) == (8,) + trained.image_shape

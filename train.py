@@ -10,6 +10,8 @@ Examples:
   python train.py
   python train.py --model=hqa_mnist --data_dir=~/tensorflow_datasets
   python train.py --model=hqa_mnist --strategy=mirrored --cpu_devices=2 --steps=100
+  python train.py --model=rrvq_digits                  # RRVQ-VAE, end to end, ~10 min
+  python train.py --model=rrvq_cifar10_l5 --data_dir=~/tensorflow_datasets
   TF_CONFIG=... python train.py --model=hqa_mnist --strategy=multi_worker_mirrored
 
 Running the same command again resumes from the last checkpoint in --model_dir.

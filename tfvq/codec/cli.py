@@ -2,6 +2,7 @@
 
     tfvq models
     tfvq compress IMAGE.png --model=hqa_digits --layer=5 [-o OUT.tfvq] [--weights=PATH]
+    tfvq compress IMAGE.png --model=rrvq_digits [-o OUT.tfvq]      (RRVQ-VAE: every layer, no --layer)
     tfvq decompress OUT.tfvq [-o OUT.png] [--seed=S] [--weights=PATH]
     tfvq info OUT.tfvq
 
@@ -18,7 +19,7 @@ import tfvq  # noqa: F401  (sets TensorFlow's CPU defaults before TensorFlow sta
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="tfvq", description="Compress images to bit-packed VQ codes with tfvq zoo models (HQA)."
+        prog="tfvq", description="Compress images to bit-packed VQ codes with tfvq zoo models (HQA, VQ-VAE, RRVQ-VAE)."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{models,compress,decompress,info}")
 
@@ -28,7 +29,9 @@ def _parser():
     p = sub.add_parser("compress", help="compress a PNG image to a .tfvq file")
     p.add_argument("image", help="input PNG, of the model's size and channels")
     p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`)")
-    p.add_argument("--layer", required=True, type=int, help="layer whose codes to store (1 = finest)")
+    p.add_argument("--layer", type=int, default=None,
+                   help="HQA/VQ-VAE: layer whose codes to store (1 = finest; required). "
+                        "RRVQ-VAE: not allowed (the file holds every latent layer's codes)")
     p.add_argument("-o", "--output", help="output file (default: IMAGE with the suffix .tfvq)")
     p.add_argument("--weights", help="weights to use instead of the bundled ones (any path tfvq.zoo.load accepts)")
 
@@ -58,12 +61,25 @@ def _models(args):
     names = zoo.list_models(args.pattern)
     if not names:
         raise ValueError(f"No zoo model matches {args.pattern!r}.")
+    from tfvq import codec
+
     for name in names:
         entry = zoo.get(name)
         model = zoo.build(name)
         h, w, c = model.image_shape
         bundled = zoo.registry.bundled_weights_path(name) is not None
         print(f"{name}  ({h}x{w}x{c}, {'bundled weights' if bundled else 'no bundled weights'}): {entry.description}")
+        try:
+            layout = codec.code_layout(name)
+        except codec.CodecError:
+            print("  no discrete codes (continuous latents): cannot make .tfvq files")
+            continue
+        if layout == codec.ALL_LAYERS_LAYOUT:
+            (row,) = codec.rate_table(name)
+            grids = ", ".join(f"{gh}x{gw} K={k}" for (gh, gw), k in zip(row["code_grid"], row["num_codes"]))
+            print(f"  all {len(row['code_grid'])} layers: {grids}; {row['bits']} bits ({row['payload_bytes']} bytes) "
+                  f"per image, {row['ratio']:.1f}:1")
+            continue
         for layer in range(1, model.num_layers + 1):
             gh, gw = model.code_shape(layer)
             k = model.quantizer(layer).num_codes
@@ -85,8 +101,9 @@ def _compress(args):
     with open(out, "wb") as f:
         f.write(data)
     header = codec.read_header(data)
+    which = f"all {len(header.code_shapes)} layers" if header.all_layers else f"layer {args.layer}"
     print(f"{args.image} -> {out}: {len(data)} bytes ({header.payload_bytes} bytes of codes, "
-          f"{header.bits} bits, layer {args.layer} of {args.model})")
+          f"{header.bits} bits, {which} of {args.model})")
 
 
 def _decompress(args):
@@ -109,6 +126,13 @@ def _info(args):
     from tfvq.codec import format as fmt
 
     header = fmt.read_header(_read_bytes(args.file))
+    if header.all_layers:
+        grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
+        print(f"{args.file}: .tfvq version {header.version} (all layers), model {header.model} "
+              f"(weights {header.weights_hash.hex()}), all {len(header.code_shapes)} layers, {header.count} image(s) "
+              f"of codes {grids}, {header.bits} bits per image, {header.payload_bytes} bytes of codes, "
+              f"{header.file_bytes} bytes in all")
+        return
     h, w = header.code_shape
     print(f"{args.file}: .tfvq version {header.version}, model {header.model} "
           f"(weights {header.weights_hash.hex()}), layer {header.layer}, {header.count} image(s) of {h}x{w} codes, "

@@ -70,7 +70,7 @@ def register_cells(args):
     for cell in CELLS:
         family, config = cell_config(cell, args.channels, args.codes, args.code_dim)
         name = f"ablation_{cell}_c{args.channels}_k{args.codes}_d{args.code_dim}"
-        recipe = entries._rrvq_recipe(1500, 1, args.patience, steps=(args.steps,), batch_size=args.batch_size,
+        recipe = entries.rrvq_recipe(1500, 1, args.patience, steps=(args.steps,), batch_size=args.batch_size,
                                       eval_every=args.eval_every, eval_examples=297)
         if name not in zoo.list_models():
             zoo.register(zoo.ZooEntry(

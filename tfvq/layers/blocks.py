@@ -84,6 +84,11 @@ def _seeded_initializer(initializer, seed):
     return init
 
 
+def upsample_nearest2(x):
+    """Nearest-neighbour 2x upsampling of NHWC `x`: the differentiable identity-path rescale of RRVQ App. C."""
+    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+
+
 @keras.saving.register_keras_serializable(package="tfvq")
 class WeightNormConv2D(keras.layers.Layer):
     """2-D convolution with weight normalisation (Salimans & Kingma 2016).
@@ -327,7 +332,7 @@ class ResNetBlock(keras.layers.Layer):
         if self.resample == "down":
             x = tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
         elif self.resample == "up":
-            x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+            x = upsample_nearest2(x)
         if self.projection is not None:
             x = self.projection(x)
         return x

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvq.layers.blocks import ResNetBlock, WeightNormConv2D
+from tfvq.layers.blocks import ResNetBlock, WeightNormConv2D, upsample_nearest2
 from tfvq.layers.quantizers import RelaxedResponsibilityQuantizer
 from tfvq.losses.likelihoods import discretized_logistic_log_prob
 from tfvq.losses.objectives import free_bits_kl
@@ -59,15 +59,6 @@ PRIORS = ("embedding", "direct")
 TOP_PRIORS = ("uniform", "learned")
 MIN_LOG_SCALE = -7.0
 """Floor of the likelihood's log-scale (on the [0, 1] pixel scale), as PixelCNN++ uses."""
-
-
-def _elu(x):
-    return tf.nn.elu(x)
-
-
-def _upsample2(x):
-    """Nearest-neighbour 2x upsampling: the differentiable identity-path rescale of RRVQ App. C."""
-    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def _as_grid(size):
@@ -90,7 +81,6 @@ class _Stack(keras.layers.Layer):
         for layer in self.blocks:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
-        self._out_shape = shape
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -101,10 +91,10 @@ class _Stack(keras.layers.Layer):
 
     def call(self, x):
         if self.activate_input:
-            x = _elu(x)
+            x = tf.nn.elu(x)
         for i, layer in enumerate(self.blocks):
             if i and isinstance(layer, WeightNormConv2D):  # blocks end pre-activation: ELU before a conv
-                x = _elu(x)
+                x = tf.nn.elu(x)
             x = layer(x)
         return x
 
@@ -415,7 +405,7 @@ class RRVQVAE(keras.Model):
         t = self.pladder[l](z)
         if d is not None:
             if tuple(d.shape[1:3]) != self.latent_grids[l]:
-                d = _upsample2(d)
+                d = upsample_nearest2(d)
             t = t + d
         return self.dec[l](t)
 

@@ -285,10 +285,11 @@ class Trainer:
 
     # ------------------------------------------------------------ evaluation
     def evaluate_bpd(self, images=None):
-        """Mean negative ELBO in bits/dim (`model.bits_per_dim`) over `images` (default: the eval test images).
+        """Mean negative ELBO in bits/dim (`model.elbo`) over `images` (default: the eval test images).
 
         Runs on one device in batches of the global batch size, with fixed
-        sampling seeds, so two evaluations of the same weights agree exactly.
+        sampling seeds, so two evaluations of the same weights agree exactly
+        (`outputs.evaluate_end_to_end`; its graph is traced once per run).
         """
         if images is None:
             if self._eval_images is None:
@@ -296,14 +297,9 @@ class Trainer:
                                                          data_dir=self.options.data_dir)
             images = self._eval_images
         if self._eval_fn is None:
-            model = self.model
-            self._eval_fn = tf.function(lambda x, seed: tf.reduce_sum(model.bits_per_dim(x, seed=seed)),
-                                        reduce_retracing=True)
-        total = 0.0
-        for i, start in enumerate(range(0, len(images), self.batch_size)):
-            seed = tf.constant([self.options.seed, 1_000_003 + i], tf.int32)
-            total += float(self._eval_fn(tf.constant(images[start : start + self.batch_size]), seed))
-        return total / max(len(images), 1)
+            self._eval_fn = outputs.make_elbo_fn(self.model)
+        return outputs.evaluate_end_to_end(self.model, images, batch_size=self.batch_size, seed=self.options.seed,
+                                           elbo_fn=self._eval_fn)["bpd"]
 
     def _plateau_step(self):
         """One evaluation: test bpd -> `ReduceOnPlateau` -> the optimiser's learning rate. Returns (bpd, lr)."""
@@ -425,7 +421,7 @@ class Trainer:
                                                 data_dir=self.options.data_dir)
             metrics, paths = outputs.write_end_to_end_outputs(
                 self.model, train_images, images, self.model_dir, batch_size=self.batch_size, seed=self.options.seed,
-                extra={**common, "steps": self.steps[1], "learning_rate": self.learning_rate},
+                extra={**common, "steps": self.steps[1], "learning_rate": self.learning_rate}, elbo_fn=self._eval_fn,
             )
             return {**common, "end_to_end": True, "weights": weights, **paths,
                     "tensorboard": os.path.join(self.model_dir, "logs"), **metrics}

@@ -87,11 +87,18 @@ def write_outputs(model, images, layers, out_dir, num_show=8, num_decodes=8, see
     return metrics, paths
 
 
-def evaluate_end_to_end(model, images, batch_size=64, seed=0):
+def make_elbo_fn(model):
+    """`model.elbo(images, seed=seed)` as one `tf.function` (for repeated evaluations)."""
+    return tf.function(lambda x, s: model.elbo(x, seed=s), reduce_retracing=True)
+
+
+def evaluate_end_to_end(model, images, batch_size=64, seed=0, elbo_fn=None):
     """Negative ELBO and per-layer KL of an end-to-end model over `images`.
 
     Uses `model.elbo` (non-relaxed latents, one sample of q per image) in
-    batches, with stateless seeds `[seed, 2_000_003 + batch index]`.
+    batches, with stateless seeds `[seed, 2_000_003 + batch index]`. Pass the
+    same `elbo_fn` (`make_elbo_fn(model)`) to repeated calls so the graph is
+    traced once.
 
     Returns:
       dict: `bpd` (mean -ELBO in bits per dim), `recon_bpd` (mean -log p(x|z)
@@ -100,7 +107,7 @@ def evaluate_end_to_end(model, images, batch_size=64, seed=0):
     """
     images = np.asarray(images, np.float32)
     dims = float(np.prod(images.shape[1:]))
-    elbo_fn = tf.function(lambda x, s: model.elbo(x, seed=s), reduce_retracing=True)
+    elbo_fn = elbo_fn or make_elbo_fn(model)
     elbo, log_lik, kl = [], [], []
     for i, start in enumerate(range(0, len(images), batch_size)):
         out = elbo_fn(tf.constant(images[start : start + batch_size]), tf.constant([seed, 2_000_003 + i], tf.int32))
@@ -116,7 +123,7 @@ def evaluate_end_to_end(model, images, batch_size=64, seed=0):
 
 
 def write_end_to_end_outputs(model, train_images, test_images, out_dir, num_show=8, num_samples=64, batch_size=64,
-                             seed=0, extra=None):
+                             seed=0, extra=None, elbo_fn=None):
     """Writes `reconstructions.png`, `samples.png` and `metrics.json` for an end-to-end model.
 
     reconstructions.png: `num_show` test originals in the first row, their
@@ -138,8 +145,9 @@ def write_end_to_end_outputs(model, train_images, test_images, out_dir, num_show
     per_row = min(8, num_samples)
     rows = [samples[i : i + per_row] for i in range(0, num_samples - num_samples % per_row, per_row)]
     paths["samples"] = write_png(os.path.join(out_dir, "samples.png"), image_grid(rows))
-    test = evaluate_end_to_end(model, test_images, batch_size=batch_size, seed=seed)
-    train = evaluate_end_to_end(model, train_images, batch_size=batch_size, seed=seed)
+    elbo_fn = elbo_fn or make_elbo_fn(model)
+    test = evaluate_end_to_end(model, test_images, batch_size=batch_size, seed=seed, elbo_fn=elbo_fn)
+    train = evaluate_end_to_end(model, train_images, batch_size=batch_size, seed=seed, elbo_fn=elbo_fn)
     metrics = {
         **(extra or {}),
         "train_bpd": train["bpd"],

@@ -140,7 +140,7 @@ register(
 RRVQ_PAPER = "Willetts et al., Relaxed-Responsibility Hierarchical Discrete VAEs"
 
 
-def _rrvq_recipe(train_size, epochs, patience, **overrides):
+def rrvq_recipe(train_size, epochs, patience, **overrides):
     """RRVQ App. C: AdaMax, batch 64, lr 8e-4 times 0.8 when the test ELBO has not improved for `patience`
     epochs, floor 5e-5, up to `epochs` epochs. One evaluation period is one epoch of steps."""
     epoch = -(-train_size // 64)
@@ -156,9 +156,9 @@ def _blocks_of_8(first):
     return tuple(first // 2**b for b in range(4) for _ in range(8))
 
 
-_CIFAR_TRAIN = _rrvq_recipe(50000, 500, 20)
-_SVHN_TRAIN = _rrvq_recipe(73257, 500, 20)
-_CELEBA_TRAIN = _rrvq_recipe(162770, 160, 5)
+_CIFAR_TRAIN = rrvq_recipe(50000, 500, 20)
+_SVHN_TRAIN = rrvq_recipe(73257, 500, 20)
+_CELEBA_TRAIN = rrvq_recipe(162770, 160, 5)
 
 # RRVQ App. C, L = 32: 256-channel backbone, d_e = 32, K = 256 per layer, one ResNet block per enc/dec step,
 # single-convolution ladders and straps. enc1 halves 32x32 images to the 16x16 grid of layers 1-8; the top
@@ -227,7 +227,7 @@ _SMALL = dict(latent_sizes=(16, 8, 4, 2, 1), blocks_per_layer=1, strap_blocks=0,
 register(ZooEntry(
     name="rrvq_digits", family="rrvq_vae",
     config=dict(_SMALL, image_shape=(32, 32, 1), num_codes=32, code_dim=16, channels=32),
-    train=_rrvq_recipe(1500, 100, 5, eval_every=100, eval_examples=297, steps=(3000,)),
+    train=rrvq_recipe(1500, 100, 5, eval_every=100, eval_examples=297, steps=(3000,)),
     dataset="digits", paper=RRVQ_PAPER, table="RRVQ L=5 layout (App. F) at CPU size; embedded digits data",
     description="RRVQ-VAE, L=5 layout, 32 channels, on the embedded digits (32x32x1); bundled weights",
     bundled_weights="rrvq_digits.weights.h5",
@@ -236,7 +236,7 @@ register(ZooEntry(
 register(ZooEntry(
     name="rrvq_swatches", family="rrvq_vae",
     config=dict(_SMALL, image_shape=(32, 32, 3), num_codes=16, code_dim=8, channels=16),
-    train=_rrvq_recipe(900, 100, 5, eval_every=100, eval_examples=90, steps=(1500,)),
+    train=rrvq_recipe(900, 100, 5, eval_every=100, eval_examples=90, steps=(1500,)),
     dataset="swatches", paper=RRVQ_PAPER, table="RRVQ App. B colour swatches; L=5 layout at CPU size",
     description="RRVQ-VAE, L=5 layout, 16 channels, on the colour swatches of App. B; bundled weights",
     bundled_weights="rrvq_swatches.weights.h5",

@@ -1,18 +1,13 @@
 """Export a tfvq zoo model for serving (thin CLI over `tfvq.export`).
 
-Writes a TF Serving SavedModel to DIR/<model>/<version>/ (signatures
+Writes a TF Serving SavedModel to DIR/<model>/<version>/ with the signatures
+the model lists (see tfvq/export/saved_model.py): for discrete models
 encode[_layer_L], decode[_layer_L], decode_seeded[_layer_L],
-reconstruct[_layer_L], serving_default; see tfvq/export/saved_model.py) and
+reconstruct[_layer_L]; for RRVQ-VAEs and Spatial-VAEs also bits_per_dim,
+elbo, sample. Images are uint8 pixels in and out. Discrete models also get
 TFLite encoders DIR/tflite/<model>_encode_layer<L>_<variant>.tflite in the
-float32, float16, dynamic and int8 variants (see tfvq/export/tflite.py).
-
-RRVQ-VAEs (e.g. rrvq_digits, rrvq_swatches) and Spatial-VAEs export with
-the signatures bits_per_dim[_seeded], elbo[_seeded], reconstruct, sample,
-encode (RRVQ only) and serving_default = bits_per_dim (see
-tfvq/export/hierarchical.py); an RRVQ-VAE's TFLite encoder,
-DIR/tflite/<model>_encode_<variant>.tflite, gives every layer's codes and
-comes in the float32, float16 and dynamic variants. Spatial-VAEs have no
-codes and export the SavedModel only.
+float32, float16, dynamic and int8 variants (see tfvq/export/tflite.py);
+models without codes (Spatial-VAEs) export the SavedModel only.
 
 Examples:
   python export.py --model=hqa_digits --out=exported
@@ -38,9 +33,9 @@ flags.DEFINE_string("weights", "bundled", "'bundled' or a path accepted by tfvq.
 flags.DEFINE_string("out", None, "Output directory.")
 flags.DEFINE_integer("version", 1, "SavedModel version directory.", lower_bound=1)
 flags.DEFINE_list("format", ["saved_model", "tflite"], "Comma-separated: saved_model, tflite.")
-flags.DEFINE_list("layers", None, "Layers with SavedModel signatures (default: all).")
+flags.DEFINE_list("layers", None, "Layers with SavedModel code signatures (default: the model's: every HQA layer).")
 flags.DEFINE_integer("default_layer", None, "Layer of encode/decode/reconstruct/serving_default (default: top).")
-flags.DEFINE_list("tflite_layers", None, "Layers to write TFLite encoders for (default: all).")
+flags.DEFINE_list("tflite_layers", None, "Layers to write TFLite encoders for (default: the model's).")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic", "int8"], "TFLite variants.")
 flags.DEFINE_bool("table", False, "Print TFLite size, speed and agreement with the SavedModel on the test split "
                   "(needs --format to include saved_model, or an existing SavedModel at the output path).")
@@ -68,17 +63,10 @@ def main(argv):
     try:
         model = zoo.load(FLAGS.model, weights=FLAGS.weights)
         dataset = zoo.get(FLAGS.model).dataset
-        variants = FLAGS.variants
-        if hasattr(model, "latent_shapes"):  # RRVQ-VAE / Spatial-VAE: no per-layer choices
-            if layers is not None or FLAGS.default_layer is not None or tflite_layers is not None:
-                raise ValueError(f"--layers, --default_layer and --tflite_layers are for HQA models; {FLAGS.model} "
-                                 "exports all its latent layers.")
-            if not FLAGS["format"].present and not tflite.has_encoder(model):
-                formats = {"saved_model"}
-            if not FLAGS["variants"].present:
-                variants = list(tflite.RRVQ_VARIANTS)
-        if "tflite" in formats:
-            tflite.check_model(model)
+        if "tflite" in formats and model.code_layout() is None:
+            if FLAGS["format"].present:
+                tflite.check_model(model)  # a clear TypeError: no codes, no TFLite encoder
+            formats = {"saved_model"}  # the default formats of a model without codes
         path = os.path.join(FLAGS.out, FLAGS.model, str(FLAGS.version))
         if "saved_model" in formats:
             warmup = data.load_numpy(dataset, "test", limit=1)
@@ -88,18 +76,14 @@ def main(argv):
         if "tflite" in formats:
             rep = data.load_numpy(dataset, "train", limit=200)
             tl_dir = os.path.join(FLAGS.out, "tflite")
-            if hasattr(model, "num_layers"):
-                tl_layers = tflite_layers or list(range(1, model.num_layers + 1))
-            else:
-                tl_layers = None
             if FLAGS.table:
-                rows = tflite.agreement_table(model, tl_layers, path, data.load_numpy(dataset, "test"), rep, tl_dir,
-                                              FLAGS.model, variants)
+                rows = tflite.agreement_table(model, tflite_layers, path, data.load_numpy(dataset, "test"), rep,
+                                              tl_dir, FLAGS.model, FLAGS.variants)
                 print(tflite.format_table(rows))
                 for r in rows:
                     print(f"TFLite: {r['path']}")
             else:
-                for p in tflite.export_tflite(model, tl_dir, FLAGS.model, tl_layers, variants, rep).values():
+                for p in tflite.export_tflite(model, tl_dir, FLAGS.model, tflite_layers, FLAGS.variants, rep).values():
                     print(f"TFLite: {p}")
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

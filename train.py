@@ -2,9 +2,10 @@
 
 With no flags it trains `hqa_digits` (the HQA MNIST architecture, Table 10, on
 the embedded 8x8 digits resized to 32x32) on this machine in a few minutes and
-prints where everything went. HQA models are trained greedily, layer by layer;
-end-to-end models (RRVQ-VAE, Spatial-VAE) in one stage with AdaMax and a
-learning rate reduced on plateaus of the test-set bits per dim.
+prints where everything went. Every model trains in the stages it declares:
+HQA greedily, one stage per layer; RRVQ-VAE, Spatial-VAE and the VQ-VAE in one
+stage (RRVQ-VAEs with AdaMax and a learning rate reduced on plateaus of the
+test-set bits per dim).
 
 Examples:
   python train.py
@@ -39,7 +40,8 @@ flags.DEFINE_integer("inter_op_threads", None, "TensorFlow inter-op threads (def
 flags.DEFINE_integer("batch_size", None, "Global batch size (default: the model's recipe).", lower_bound=1)
 flags.DEFINE_integer("steps", None, "Training steps per layer, or in all for an end-to-end model (default: the "
                      "model's recipe).", lower_bound=1)
-flags.DEFINE_list("layers", None, "Layers to train, e.g. 1,2 (default: all, bottom first). Greedy (HQA) models only.")
+flags.DEFINE_list("layers", None, "Stages to train, e.g. 1,2 (default: all, in order). An HQA model's stages are "
+                  "its layers, bottom first; other models have one stage.")
 flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<model>).")
 flags.DEFINE_integer("seed", 0, "Seed of the data order, initial weights and sampling noise.")
 flags.DEFINE_integer("log_every", 25, "Steps between progress and TensorBoard updates.", lower_bound=1)
@@ -91,35 +93,25 @@ def main(argv):
         return 1
     if not summary:
         return 0
-    print("\nDone.")
-    if summary.get("end_to_end"):
-        _print_end_to_end(summary, options)
-        return 0
-    print(f"  weights:            {summary['weights']}  (tfvq.zoo.load('{options.model}', weights=...))")
-    print(f"  reconstructions:    {summary['reconstructions']}")
-    print(f"  stochastic decodes: {summary['stochastic_decodes']}")
-    print(f"  metrics:            {summary['metrics']}")
-    print(f"  TensorBoard:        tensorboard --logdir {summary['tensorboard']}")
-    print(f"  {'layer':>5s} {'bits':>6s} {'MSE':>8s} {'MSE stoch.':>10s} {'perplexity':>10s} {'codes used':>10s}")
-    for layer, m in sorted(summary["layers"].items()):
-        print(f"  {layer:5d} {m['bits_per_image']:6d} {m['mse']:8.4f} {m['mse_stochastic']:10.4f} "
-              f"{m['perplexity']:10.1f} {m['codes_used']:10d}")
+    print_summary(summary, options)
     return 0
 
 
-def _print_end_to_end(summary, options):
-    print(f"  weights:          {summary['weights']}  (tfvq.zoo.load('{options.model}', weights=...))")
-    print(f"  reconstructions:  {summary['reconstructions']}")
-    print(f"  samples:          {summary['samples']}")
-    print(f"  metrics:          {summary['metrics']}")
-    print(f"  TensorBoard:      tensorboard --logdir {summary['tensorboard']}")
-    print(f"  bits per dim (-ELBO): train {summary['train_bpd']:.4f} ({summary['train_examples']} images), "
-          f"test {summary['test_bpd']:.4f} ({summary['test_examples']} images)")
-    print(f"  final learning rate: {summary['learning_rate']:.3g} after {summary['steps']} steps")
-    kl = summary["kl_bits_per_layer"]
-    print(f"  {'layer':>5s} {'latents':>9s} {'KL (bits)':>10s}")
-    for layer, (shape, bits) in enumerate(zip(summary["latent_shapes"], kl), start=1):
-        print(f"  {layer:5d} {f'{shape[0]}x{shape[1]}':>9s} {bits:10.2f}")
+def print_summary(summary, options):
+    """Where a run's outputs went, and the model's report: its lines and its table."""
+    from tfvq.train import outputs
+
+    print("\nDone.")
+    print(f"  weights:      {summary['weights']}  (tfvq.zoo.load('{options.model}', weights=...))")
+    for name, path in summary.items():
+        if isinstance(path, str) and path.endswith(".png"):
+            print(f"  {name + ':':13s} {path}")
+    print(f"  metrics:      {summary['metrics']}")
+    print(f"  TensorBoard:  tensorboard --logdir {summary['tensorboard']}")
+    report = summary["report"]
+    for line in report["lines"]:
+        print(f"  {line}")
+    print("  " + outputs.format_table(*report["table"]).replace("\n", "\n  "))
 
 
 if __name__ == "__main__":

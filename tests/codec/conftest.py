@@ -1,5 +1,8 @@
-"""Shared helpers of the codec tests."""
+"""Shared fixtures of the codec tests (test modules are imported with --import-mode=importlib: share by fixture)."""
 
+import pathlib
+
+import numpy as np
 import pytest
 
 
@@ -31,3 +34,17 @@ def mutate_file(data, rng):
 def mutate():
     """`mutate(data, rng)`: one random corruption of a file's bytes (for the fuzz tests)."""
     return mutate_file
+
+
+@pytest.fixture(scope="session")
+def old_files():
+    """The directory of files written before format version 2, with the images they decoded to (data/README.md)."""
+    return pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def two_digits():
+    """The first two test digits as uint8 [2, 32, 32, 1] (the images the old files were made from)."""
+    from tfvq.data import load_numpy
+
+    return np.round(load_numpy("digits", "test", limit=2) * 255).astype(np.uint8)

@@ -1,4 +1,9 @@
-"""The `.tfvq` container and bit packing (pure NumPy: no model, no TensorFlow ops)."""
+"""The `.tfvq` container and bit packing (pure NumPy: no model, no TensorFlow ops).
+
+Format version 2 (a run of layers l..l+n-1) is written and read; both layouts of
+version 1 (one layer, byte 1; every layer from 1, byte 0x81) are read into the same
+`Header` and `Container`.
+"""
 
 import math
 import struct
@@ -13,33 +18,56 @@ from tfvq.codec import format as fmt
 from tfvq.codec.format import CodecError
 
 HASH = bytes(range(8))
+GRIDS = [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+
+# A 2-image, layer-3 hqa_digits file written by the codec of format version 1, with the codes it holds.
+HQA_V1 = bytes.fromhex(
+    "54465651010a6871615f64696769747370324b6fb1fdb2c60300020004000400000100000000200e130f020c0d50160e1c0b150504"
+    "0b1c0913080212cf0b1c05170d1c1aa3090c03be0360"
+)
+HQA_V1_CODES = [
+    [[14, 19, 15, 2], [12, 13, 80, 22], [14, 28, 11, 21], [5, 4, 11, 28]],
+    [[9, 19, 8, 2], [18, 207, 11, 28], [5, 23, 13, 28], [26, 163, 9, 12]],
+]
 
 
-def _oracle_pack(codes, k):
-    """The documented bit layout, spelt out with strings: MSB first, no gaps, zero padding."""
+def _oracle_bits(codes, k):
+    """A layer's bit string spelt out with strings: bits_per_code(K) bits per code, MSB first, C order."""
     b = max(1, math.ceil(math.log2(k)))
-    bits = "".join(format(int(c), f"0{b}b") for c in np.asarray(codes).reshape(-1))
+    return "".join(format(int(c), f"0{b}b") for c in np.asarray(codes).reshape(-1))
+
+
+def _oracle_payload(layers, ks):
+    """The documented payload: the layers' bit strings back to back, then zero padding to a byte."""
+    bits = "".join(_oracle_bits(c, k) for c, k in zip(layers, ks))
     bits += "0" * (-len(bits) % 8)
     return bytes(int(bits[i: i + 8], 2) for i in range(0, len(bits), 8))
 
 
-def _file(codes=None, k=512, name="hqa_celeba64", layer=4):
-    if codes is None:
-        codes = np.random.default_rng(0).integers(0, k, size=(1, 8, 8))
-    return fmt.write(codes, name, HASH, layer, k)
-
-
 def _recrc(body):
     """A file body with a freshly computed CRC: tampering that the CRC cannot see."""
-    return body + struct.pack(">I", zlib.crc32(body))
+    return body + struct.pack(">I", zlib.crc32(bytes(body)))
 
 
-def _name_len(data):
-    return data[5]
+def _layers(ks=(20, 32, 3), grids=((4, 4), (2, 2), (1, 1)), count=2, seed=3):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, k, size=(count, h, w)) for (h, w), k in zip(grids, ks)]
 
 
-def _fields_at(data):
-    return 6 + _name_len(data)
+def _v2(first_layer=2, ks=(20, 32, 3), name="rrvq_x", **kwargs):
+    """A version 2 file of 3 layers first_layer..first_layer+2, and its codes."""
+    layers = _layers(ks, **kwargs)
+    return fmt.write(layers, name, HASH, first_layer, ks), layers
+
+
+def _tamper(data, offset, raw):
+    """`data` with bytes at `offset` replaced and the CRC recomputed."""
+    body = bytearray(data[:-4])
+    body[offset: offset + len(raw)] = raw
+    return _recrc(bytes(body))
+
+
+# ------------------------------------------------------------------ bit packing
 
 
 @pytest.mark.parametrize("k", [2, 3, 256, 257, 512, 1000])
@@ -49,7 +77,7 @@ def test_pack_matches_bit_layout_and_round_trips(k, n):
     codes = rng.integers(0, k, size=n)
     codes[0] = k - 1  # the largest code uses every bit
     packed = fmt.pack_codes(codes, k)
-    assert packed == _oracle_pack(codes, k)
+    assert packed == _oracle_payload([codes], [k])
     assert len(packed) == math.ceil(n * fmt.bits_per_code(k) / 8)
     unpacked = fmt.unpack_codes(packed, n, k)
     assert unpacked.dtype == np.int32
@@ -61,122 +89,276 @@ def test_bits_per_code_is_ceil_log2_k(k, bits):
     assert fmt.bits_per_code(k) == bits
 
 
+def test_pack_layers_matches_the_documented_bit_string_for_tapered_ks():
+    rng = np.random.default_rng(0)
+    ks = [128, 64, 32, 16, 8]  # RRVQ App. F, CelebA: 7, 6, 5, 4, 3 bits
+    layers = [rng.integers(0, k, size=(2, h, w)) for (h, w), k in zip(GRIDS, ks)]
+    layers[0][0, 0, 0] = 127
+    packed = fmt.pack_layers(layers, ks)
+    assert packed == _oracle_payload(layers, ks)
+    assert len(packed) == math.ceil(2 * 2275 / 8) == fmt.layers_payload_bytes([c.size for c in layers], ks)
+    for got, want in zip(fmt.unpack_layers(packed, [c.size for c in layers], ks), layers):
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want.reshape(-1))
+
+
+def test_one_layer_packed_as_layers_is_pack_codes():
+    codes = np.random.default_rng(1).integers(0, 300, size=37)
+    assert fmt.pack_layers([codes], [300]) == fmt.pack_codes(codes, 300)
+
+
+def test_celeba_app_f_rate_is_2275_bits_in_285_bytes():
+    assert fmt.layers_payload_bytes([h * w for h, w in GRIDS], [128, 64, 32, 16, 8]) == 285  # ceil(2275 / 8)
+
+
 def test_payload_of_an_8x8_grid_at_k512_is_72_bytes():
     codes = np.full((1, 8, 8), 511)
     assert len(fmt.pack_codes(codes, 512)) == 72  # 64 codes x 9 bits = 576 bits (HQA Table 1)
-    data = _file(codes)
+    data = fmt.write(codes, "hqa_celeba64", HASH, 4, 512)
     header = fmt.read_header(data)
     assert header.payload_bytes == 72 and header.bits == 576
-    assert len(data) == fmt.header_bytes("hqa_celeba64") + 72
+    assert len(data) == fmt.header_bytes("hqa_celeba64", 1) + 72 == 26 + 12 + 8 + 72
 
 
-def test_container_round_trip():
-    codes = np.random.default_rng(1).integers(0, 257, size=(3, 4, 5))
-    data = fmt.write(codes, "hqa_digits", HASH, 3, 257)
+# ------------------------------------------------------------------ version 2
+
+
+def test_version_2_layout_field_by_field():
+    ks = [5, 300, 2]
+    layers = _layers(ks, grids=((4, 6), (2, 3), (1, 1)), seed=2)
+    data = fmt.write(layers, "m", HASH, 3, ks)
+    assert data[:4] == b"TFVQ" and data[4] == 2 and data[5] == 1 and data[6:7] == b"m"
+    assert data[7:15] == HASH
+    assert struct.unpack_from(">BBH", data, 15) == (3, 3, 2)  # first layer, number of layers, count
+    assert [struct.unpack_from(">HHI", data, 19 + 8 * i) for i in range(3)] == [(4, 6, 5), (2, 3, 300), (1, 1, 2)]
+    (payload_len,) = struct.unpack_from(">I", data, 43)
+    assert payload_len == math.ceil(2 * (24 * 3 + 6 * 9 + 1 * 1) / 8) == 32
+    assert data[47: 47 + payload_len] == _oracle_payload(layers, ks)
+    assert struct.unpack(">I", data[-4:])[0] == zlib.crc32(data[:-4])
+    assert len(data) == fmt.header_bytes("m", 3) + payload_len == 26 + 1 + 24 + payload_len
+
     container = fmt.read(data)
     h = container.header
-    assert (h.version, h.model, h.weights_hash, h.layer, h.count, h.code_shape, h.num_codes) == (
-        fmt.VERSION, "hqa_digits", HASH, 3, 3, (4, 5), 257)
-    assert h.payload_bytes == math.ceil(60 * 9 / 8) and h.file_bytes == len(data)
-    np.testing.assert_array_equal(container.codes, codes)
-    assert data[:4] == b"TFVQ" and len(data) == 33 + len("hqa_digits") + h.payload_bytes
+    assert (h.version, h.version_byte, h.model, h.weights_hash, h.first_layer, h.count) == (2, 2, "m", HASH, 3, 2)
+    assert (h.layers, h.num_layers, h.code_shapes, h.layer_num_codes) == (
+        (3, 4, 5), 3, ((4, 6), (2, 3), (1, 1)), (5, 300, 2))
+    assert (h.payload_bytes, h.file_bytes) == (32, len(data))
+    assert h.layer_bits == (72, 54, 1) and h.bits == 127
+    assert len(container.codes) == 3
+    for got, want in zip(container.codes, layers):
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_one_layer_file_is_44_bytes_plus_payload_for_hqa_digits():
+    data = fmt.write(np.array([[[7]]]), "hqa_digits", HASH, 5, 256)
+    assert len(data) == fmt.header_bytes("hqa_digits") + 1 == 45
+    h = fmt.read_header(data)
+    assert (h.layers, h.code_shapes, h.layer_num_codes, h.bits) == ((5,), ((1, 1),), (256,), 8)
+    assert fmt.header_bytes("rrvq_digits", 5) == 77
+
+
+@pytest.mark.parametrize("first_layer,num_layers", [(1, 1), (1, 5), (3, 3), (7, 1), (250, 6), (255, 1)])
+def test_any_run_of_layers_round_trips(first_layer, num_layers):
+    rng = np.random.default_rng(first_layer * 10 + num_layers)
+    ks = [int(k) for k in rng.integers(1, 2000, size=num_layers)]
+    grids = [tuple(int(d) for d in rng.integers(1, 5, size=2)) for _ in range(num_layers)]
+    layers = _layers(ks, grids=grids, count=3, seed=num_layers)
+    container = fmt.read(fmt.write(layers, "model", HASH, first_layer, ks))
+    assert container.header.layers == tuple(range(first_layer, first_layer + num_layers))
+    assert container.header.code_shapes == tuple(grids) and container.header.layer_num_codes == tuple(ks)
+    for got, want in zip(container.codes, layers):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_one_unbatched_grid_is_stored_as_a_batch_of_one():
     container = fmt.read(fmt.write(np.array([[5]]), "m", HASH, 1, 256))
-    assert container.codes.shape == (1, 1, 1) and container.header.count == 1
+    assert container.codes[0].shape == (1, 1, 1) and container.header.count == 1
 
 
-def test_write_refuses_codes_outside_the_codebook():
-    with pytest.raises(ValueError, match=r"\[0, 255\]"):
-        fmt.write(np.array([[[256]]]), "m", HASH, 1, 256)
+@pytest.mark.parametrize("args,message", [
+    (([np.array([[[256]]])], 1, [256]), r"\[0, 255\]"),
+    (([np.zeros((1, 1, 1), int)], 0, [2]), r"stored layers 0..0 must lie in 1..255"),
+    (([np.zeros((1, 1, 1), int)] * 2, 255, [2, 2]), r"stored layers 255..256 must lie in 1..255"),
+    (([], 1, []), "at least one layer"),
+    (([np.zeros((1, 1, 1), int)] * 2, 1, [2]), "2 layers but 1 codebook sizes"),
+    (([np.zeros((1, 1, 1), int), np.zeros((2, 1, 1), int)], 1, [2, 2]), "same number of images"),
+    (([np.zeros((1, 0, 1), int)], 1, [2]), "no empty dimension"),
+    (([np.zeros((1, 1, 1), int)], 1, [0]), r"num_codes must be in 1..2\*\*32-1"),
+])
+def test_write_refuses_what_the_layout_cannot_hold(args, message):
+    codes, first_layer, ks = args
+    with pytest.raises(ValueError, match=message):
+        fmt.write(codes, "m", HASH, first_layer, ks)
+
+
+# ------------------------------------------------------------------ version 1, read
+
+
+def test_a_version_1_one_layer_file_reads_as_its_layer():
+    container = fmt.read(HQA_V1)
+    h = container.header
+    assert (h.version, h.version_byte, h.model, h.first_layer, h.layers, h.count) == (1, 1, "hqa_digits", 3, (3,), 2)
+    assert (h.code_shapes, h.layer_num_codes, h.bits, h.payload_bytes, h.file_bytes) == (
+        ((4, 4),), (256,), 128, 32, len(HQA_V1))
+    np.testing.assert_array_equal(container.codes[0], HQA_V1_CODES)
+    assert fmt.write_v1(np.array(HQA_V1_CODES), "hqa_digits", HQA_V1[16:24], 3, 256) == HQA_V1
+
+
+def test_a_version_1_all_layers_file_reads_as_every_layer_from_layer_1():
+    ks = [5, 300, 2]
+    layers = _layers(ks, grids=((4, 6), (2, 3), (1, 1)), seed=2)
+    payload = _oracle_payload(layers, ks)
+    body = (b"TFVQ\x81\x01m" + HASH + struct.pack(">BH", 3, 2)
+            + b"".join(struct.pack(">HHI", c.shape[1], c.shape[2], k) for c, k in zip(layers, ks))
+            + struct.pack(">I", len(payload)) + payload)
+    data = _recrc(body)  # the layout of version 1, spelt out
+    assert fmt.write_v1(layers, "m", HASH, 1, ks) == data
+    container = fmt.read(data)
+    h = container.header
+    assert (h.version, h.version_byte, h.first_layer, h.layers, h.count) == (1, 0x81, 1, (1, 2, 3), 2)
+    assert (h.code_shapes, h.layer_num_codes, h.bits) == (((4, 6), (2, 3), (1, 1)), (5, 300, 2), 127)
+    for got, want in zip(container.codes, layers):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_every_version_reads_into_the_same_header_and_codes():
+    layers = _layers()
+    ks = [20, 32, 3]
+    v2 = fmt.read(fmt.write(layers, "m", HASH, 1, ks))
+    v1 = fmt.read(fmt.write_v1(layers, "m", HASH, 1, ks))
+    fields = lambda h: (h.model, h.weights_hash, h.first_layer, h.layers, h.count, h.code_shapes,  # noqa: E731
+                        h.layer_num_codes, h.bits, h.payload_bytes)
+    assert fields(v2.header) == fields(v1.header)
+    assert (v2.header.version, v1.header.version) == (2, 1)
+    for a, b in zip(v2.codes, v1.codes):
+        np.testing.assert_array_equal(a, b)
+    one_v2, one_v1 = (fmt.read(w(layers[1], "m", HASH, 4, 32)) for w in (fmt.write, fmt.write_v1))
+    assert fields(one_v2.header) == fields(one_v1.header)
+
+
+def test_version_1_has_no_layout_for_layers_above_1():
+    with pytest.raises(ValueError, match="not layers 2..4: write a version 2 file"):
+        fmt.write_v1(_layers(), "m", HASH, 2, [20, 32, 3])
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _every_version():
+    layers = _layers()
+    return {
+        "v2": fmt.write(layers, "rrvq_x", HASH, 2, [20, 32, 3]),
+        "v1": fmt.write_v1(layers[0], "hqa_x", HASH, 4, 20),
+        "v1_all": fmt.write_v1(layers, "rrvq_x", HASH, 1, [20, 32, 3]),
+    }
 
 
 def test_bad_magic_is_a_foreign_file():
-    data = _file()
+    data, _ = _v2()
     with pytest.raises(CodecError, match="Not a .tfvq file"):
         fmt.read(b"PNG!" + data[4:])
     with pytest.raises(CodecError, match="Not a .tfvq file"):
         fmt.read(b"")
 
 
-def test_future_version_asks_for_an_upgrade():
-    data = bytearray(_file())
-    data[4] = fmt.VERSION + 1
-    with pytest.raises(CodecError, match="newer than this tfvq"):
-        fmt.read(bytes(data))
-    data[4] = 0
-    with pytest.raises(CodecError, match="Unknown .tfvq format version 0"):
+@pytest.mark.parametrize("byte,message", [
+    (3, "format version 3, newer than this tfvq reads .*upgrade tfvq"),
+    (0x83, "format version 3, newer"),
+    (0x7F, "format version 127, newer"),
+    (0, r"Unknown .tfvq format version 0 \(version byte 0x00"),
+    (0x80, r"Unknown .tfvq format version 0 \(version byte 0x80"),
+    (0x82, r"Unknown .tfvq format version 2 \(version byte 0x82; this tfvq reads the version bytes 0x01, 0x02, 0x81"),
+])
+def test_a_version_byte_this_tfvq_did_not_write_is_refused(byte, message):
+    data = bytearray(_v2()[0])
+    data[4] = byte
+    with pytest.raises(CodecError, match=message):
         fmt.read(bytes(data))
 
 
-@pytest.mark.parametrize("keep", [4, 6, 20, 40, -1, -4, -5])
-def test_truncated_file(keep):
-    data = _file()
+@pytest.mark.parametrize("version", ["v2", "v1", "v1_all"])
+@pytest.mark.parametrize("keep", [4, 6, 16, 20, 30, 40, -1, -4, -5])
+def test_truncated_file(version, keep):
+    data = _every_version()[version]
     with pytest.raises(CodecError, match="Truncated"):
         fmt.read(data[:keep])
 
 
-def test_extended_file_has_trailing_bytes():
-    with pytest.raises(CodecError, match="trailing bytes"):
-        fmt.read(_file() + b"\0")
+@pytest.mark.parametrize("version", ["v2", "v1", "v1_all"])
+def test_extended_file_has_trailing_bytes(version):
+    with pytest.raises(CodecError, match="1 unexpected trailing bytes"):
+        fmt.read(_every_version()[version] + b"\0")
 
 
-def test_crc_mismatch_in_payload_header_and_crc():
-    data = _file()
-    for at in (len(data) - 10, _fields_at(data) + 2, len(data) - 1, 7):
+@pytest.mark.parametrize("version", ["v2", "v1", "v1_all"])
+def test_crc_mismatch_in_payload_header_and_crc(version):
+    data = _every_version()[version]
+    for at in (len(data) - 6, 12, 6 + data[5] + 2, len(data) - 1):
         bad = bytearray(data)
         bad[at] ^= 0x10
         with pytest.raises(CodecError, match="CRC-32 mismatch"):
             fmt.read(bytes(bad))
 
 
-def test_codes_beyond_k_are_refused_even_with_a_valid_crc():
-    codes = np.zeros((1, 2, 2), int)
-    data = fmt.write(codes, "m", HASH, 1, 257)  # 9 bits per code: 257..511 are representable
-    body = bytearray(data[:-4])
-    payload_at = _fields_at(data) + 23
-    body[payload_at] = 0xFF  # first code becomes 0b111111110 = 510
-    with pytest.raises(CodecError, match="Code 0 is 510, but the layer has only K=257"):
-        fmt.read(_recrc(bytes(body)))
+def test_tampered_version_2_fields_are_refused_even_with_a_valid_crc():
+    data, _ = _v2(first_layer=2)  # "rrvq_x": m = 6, layers 2..4 of K = 20, 32, 3
+    first_at, table_at = 14 + 6, 18 + 6
+    cases = [
+        (_tamper(data, first_at, b"\0"), "first layer is 0; layers are numbered from 1"),
+        (_tamper(data, first_at, b"\xfe"), "layers 254..256, beyond the last layer number 255"),
+        (_tamper(data, first_at + 2, b"\0\0"), "codes of 0 images"),
+        (_tamper(data, table_at + 16, b"\0\0"), "empty code grid: layer 4 is 0x1"),
+        (_tamper(data, table_at + 8 + 2, b"\0\0"), "empty code grid: layer 3 is 2x0"),
+        (_tamper(data, table_at + 20, b"\0\0\0\0"), "codebook size K of layer 4 is 0"),
+        (_tamper(data, table_at + 4, struct.pack(">I", 64)),  # layer 2: 5 -> 6 bits per code
+         r"payload is 26 bytes, but 2 image\(s\) of codes of layers 2..4 .* need exactly 30 bytes"),
+        (_tamper(data, 6, b"\xff"), "not valid UTF-8"),
+    ]
+    for broken, message in cases:
+        with pytest.raises(CodecError, match=message):
+            fmt.read(broken)
+    # n = 0 moves the payload length field: the announced length no longer fits.
+    with pytest.raises(CodecError, match="Truncated|trailing"):
+        fmt.read(_tamper(data, first_at + 1, b"\0"))
+    # A well-formed file of 0 layers.
+    with pytest.raises(CodecError, match="codes of 0 layers"):
+        fmt.read(_recrc(b"TFVQ\x02\x01m" + HASH + b"\x01\x00\x00\x01" + b"\0" * 4))
 
 
-def test_nonzero_padding_is_refused_even_with_a_valid_crc():
-    data = fmt.write(np.zeros((1, 1, 3), int), "m", HASH, 1, 8)  # 9 bits -> 2 bytes, 7 bits of padding
-    body = bytearray(data[:-4])
-    body[-1] |= 0x01
+def test_codes_beyond_k_and_nonzero_padding_are_refused_even_with_a_valid_crc():
+    data, _ = _v2(first_layer=2)
+    payload_at = len(data) - 4 - fmt.layers_payload_bytes([32, 8, 2], [20, 32, 3])
+    # Layer 2 has K = 20: its 5-bit codes can spell 20..31. The first code becomes 31.
+    with pytest.raises(CodecError, match="Layer 2 code 0 is 31, but the layer has only K=20"):
+        fmt.read(_tamper(data, payload_at, bytes([data[payload_at] | 0xF8])))
+    # 2 images x (16x5 + 4x5 + 1x2) = 204 bits: the last byte's low 4 bits are padding.
     with pytest.raises(CodecError, match="padding bits"):
-        fmt.read(_recrc(bytes(body)))
+        fmt.read(_tamper(data, len(data) - 5, bytes([data[-5] | 0x01])))
+    one = fmt.write(np.zeros((1, 2, 2), int), "m", HASH, 1, 257)  # 9 bits per code: 257..511 representable
+    with pytest.raises(CodecError, match="Layer 1 code 0 is 510, but the layer has only K=257"):
+        fmt.read(_tamper(one, len(one) - 4 - 5, b"\xff"))
 
 
-def test_inconsistent_payload_length_is_refused_even_with_a_valid_crc():
-    data = fmt.write(np.zeros((1, 2, 2), int), "m", HASH, 1, 256)  # 4 bytes of payload
-    body = bytearray(data[:-4])
-    at = _fields_at(data)
-    body[at + 13: at + 15] = struct.pack(">H", 3)  # w: 2 -> 3, payload should then be 6 bytes
-    with pytest.raises(CodecError, match="need exactly 6 bytes"):
-        fmt.read(_recrc(bytes(body)))
-
-
-@pytest.mark.parametrize(
-    "offset,value,message",
-    [(8, 0, "layer is 0"), (9, 0, "empty code grid"), (11, 0, "empty code grid"), (13, 0, "empty code grid")],
-)
-def test_meaningless_fields_are_refused_even_with_a_valid_crc(offset, value, message):
-    data = fmt.write(np.zeros((1, 1, 1), int), "m", HASH, 1, 256)
-    body = bytearray(data[:-4])
-    at = _fields_at(data) + offset
-    body[at: at + 2] = bytes([value, value]) if offset != 8 else bytes([value]) + body[at + 1: at + 2]
-    with pytest.raises(CodecError, match=message):
-        fmt.read(_recrc(bytes(body)))
-
-
-def test_a_name_that_is_not_utf8_is_refused():
-    data = fmt.write(np.zeros((1, 1, 1), int), "m", HASH, 1, 256)
-    body = bytearray(data[:-4])
-    body[6] = 0xFF
-    with pytest.raises(CodecError, match="not valid UTF-8"):
-        fmt.read(_recrc(bytes(body)))
+def test_tampered_version_1_fields_are_refused_even_with_a_valid_crc():
+    one = _every_version()["v1"]  # "hqa_x": m = 5, layer 4, count 2, 4x4, K 20
+    fields_at = 6 + 5
+    cases = [
+        (_tamper(one, fields_at + 8, b"\0"), "first layer is 0"),
+        (_tamper(one, fields_at + 9, b"\0\0"), "codes of 0 images"),
+        (_tamper(one, fields_at + 11, b"\0\0"), "empty code grid: layer 4 is 0x4"),
+        (_tamper(one, fields_at + 15, b"\0\0\0\0"), "K of layer 4 is 0"),
+        (_tamper(one, fields_at + 13, struct.pack(">H", 5)), "need exactly 25 bytes"),
+    ]
+    every = _every_version()["v1_all"]  # "rrvq_x": m = 6
+    cases += [
+        (_tamper(every, 6 + 6 + 9, b"\0\0"), "codes of 0 images"),
+        (_tamper(every, 6 + 6 + 11 + 16, b"\0\0"), "empty code grid: layer 3 is 0x1"),
+        (_recrc(b"TFVQ\x81\x01m" + HASH + b"\0\0\x01" + b"\0" * 4), "codes of 0 layers"),
+    ]
+    for broken, message in cases:
+        with pytest.raises(CodecError, match=message):
+            fmt.read(broken)
 
 
 def test_not_bytes_is_refused():
@@ -184,18 +366,30 @@ def test_not_bytes_is_refused():
         fmt.read("TFVQ")
 
 
+# ------------------------------------------------------------------ fuzzing
 
 
 def test_fuzz_every_corruption_is_detected(mutate):
-    """Thousands of corrupted files: each raises CodecError or (a no-op mutation) decodes to the same codes."""
+    """Thousands of corrupted files of every version: each raises CodecError or (a no-op) decodes the same."""
     rng = np.random.default_rng(2020)
     bases = []
-    for k, shape, name in [(512, (1, 8, 8), "hqa_celeba64"), (256, (1, 1, 1), "hqa_digits"),
-                           (3, (2, 3, 5), "m"), (1000, (1, 4, 4), "naïve_model")]:
+    for k, shape, name, first_layer, write in [
+            (512, (1, 8, 8), "hqa_celeba64", 4, fmt.write), (256, (1, 1, 1), "hqa_digits", 5, fmt.write),
+            (3, (2, 3, 5), "m", 2, fmt.write), (1000, (1, 4, 4), "naïve_model", 1, fmt.write_v1)]:
         codes = rng.integers(0, k, size=shape)
-        bases.append((fmt.write(codes, name, HASH, 2, k), codes))
-    errors = unchanged = 0
-    for i in range(20000):
+        bases.append((write(codes, name, HASH, first_layer, k), [codes]))
+    for first_layer, write in [(1, fmt.write_v1), (2, fmt.write)]:
+        layers = _layers(seed=first_layer)
+        bases.append((write(layers, "rrvq_x", HASH, first_layer, [20, 32, 3]), layers))
+    assert _mutated_reads(bases, 20000, rng, mutate) > 19000
+
+
+def _mutated_reads(bases, count, rng, mutate):
+    """Reads `count` mutated copies of the (file, codes) `bases`; returns how many raised `CodecError`.
+
+    A mutated file that reads without an error must be unchanged and give its codes back."""
+    errors = 0
+    for i in range(count):
         data, codes = bases[i % len(bases)]
         bad = mutate(data, rng)
         try:
@@ -205,16 +399,29 @@ def test_fuzz_every_corruption_is_detected(mutate):
             errors += 1
             continue
         assert bad == data, "a corrupted file was read without an error"
-        np.testing.assert_array_equal(container.codes, codes)
-        unchanged += 1
-    assert errors > 19000
+        for got, want in zip(container.codes, codes):
+            np.testing.assert_array_equal(got, want)
+    return errors
+
+
+def _check_consistent(container):
+    h = container.header
+    assert 1 <= h.first_layer and h.layers[-1] <= 255 and h.count >= 1
+    assert len(container.codes) == len(h.code_shapes) == len(h.layer_num_codes) >= 1
+    for codes, shape, k in zip(container.codes, h.code_shapes, h.layer_num_codes):
+        assert codes.shape == (h.count,) + shape and codes.min() >= 0 and codes.max() < k
 
 
 def test_fuzz_tampering_with_a_recomputed_crc_never_crashes():
     """With the CRC recomputed, field checks still turn every bad header into a CodecError."""
     rng = np.random.default_rng(7)
-    data = fmt.write(rng.integers(0, 257, size=(1, 3, 3)), "hqa_digits", HASH, 2, 257)
-    for _ in range(10000):
+    _tamper_with_recomputed_crc(fmt.write(rng.integers(0, 257, size=(1, 3, 3)), "hqa_digits", HASH, 2, 257),
+                                10000, rng)
+
+
+def _tamper_with_recomputed_crc(data, count, rng):
+    """Changes 1-2 bytes of `data`'s body `count` times, recomputes the CRC: a read is an error or consistent."""
+    for _ in range(count):
         body = bytearray(data[:-4])
         for _ in range(rng.integers(1, 3)):
             body[rng.integers(len(body))] = int(rng.integers(256))
@@ -222,16 +429,28 @@ def test_fuzz_tampering_with_a_recomputed_crc_never_crashes():
             container = fmt.read(_recrc(bytes(body)))
         except CodecError:
             continue
-        h = container.header
-        assert container.codes.shape == (h.count,) + h.code_shape
-        assert container.codes.min() >= 0 and container.codes.max() < h.num_codes
+        _check_consistent(container)
 
 
+def test_fuzz_version_1_all_layers_corruption_is_detected(mutate):
+    rng = np.random.default_rng(2021)
+    layers = _layers()
+    data = fmt.write_v1(layers, "rrvq_x", HASH, 1, [20, 32, 3])
+    assert _mutated_reads([(data, layers)], 4000, rng, mutate) > 3800
+
+
+def test_fuzz_multi_layer_tampering_with_a_recomputed_crc_never_crashes():
+    rng = np.random.default_rng(8)
+    for data in (_v2(first_layer=3)[0], fmt.write_v1(_layers(), "rrvq_x", HASH, 1, [20, 32, 3])):
+        _tamper_with_recomputed_crc(data, 2000, rng)
+
+
+@pytest.mark.parametrize("version_byte", [b"\x01", b"\x02", b"\x81"])
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200))
-def test_arbitrary_bytes_raise_codec_error(data):
+@given(data=st.binary(max_size=200))
+def test_arbitrary_bytes_raise_codec_error(version_byte, data):
     with pytest.raises(CodecError):
-        fmt.read(b"TFVQ\x01" + data)
+        fmt.read(b"TFVQ" + version_byte + data)
 
 
 @settings(max_examples=200, deadline=None)
@@ -239,7 +458,7 @@ def test_arbitrary_bytes_raise_codec_error(data):
 def test_pack_round_trip_any_k(k, draw):
     codes = np.array(draw.draw(st.lists(st.integers(0, k - 1), min_size=1, max_size=50)))
     packed = fmt.pack_codes(codes, k)
-    assert packed == _oracle_pack(codes, k)
+    assert packed == _oracle_payload([codes], [k])
     np.testing.assert_array_equal(fmt.unpack_codes(packed, codes.size, k), codes)
 
 

@@ -1,14 +1,14 @@
-"""All-layers `.tfvq` files: RRVQ-VAE compression (RRVQ App. F) with the bundled rrvq_digits model.
+"""RRVQ-VAE files with the bundled rrvq_digits model: a file of layer l holds the codes of layers l..L.
 
-Also checks that one-layer (HQA) files written before all-layer files existed still read.
+Layer 1 (the default) stores every layer (RRVQ App. F) and decodes deterministically; a
+layer l > 1 leaves the layers below to the prior p(z_l | z_>l) (RRVQ eq. 3): its mode,
+or samples given a seed.
 """
 
 import math
 import os
-import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -21,49 +21,11 @@ from tfvq.codec import format as fmt
 from tfvq.codec.format import CodecError
 from tfvq.data import load_numpy
 
-HASH = bytes(range(8))
 NAME = "rrvq_digits"
-GRIDS = [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
-KS = [32] * 5
+GRIDS = ((16, 16), (8, 8), (4, 4), (2, 2), (1, 1))
+KS = (32,) * 5
 CODE_BITS = sum(h * w * 5 for h, w in GRIDS)  # 1705: K = 32 is 5 bits per code
-HEADER = 6 + len(NAME) + 8 + 1 + 2 + 8 * 5 + 4 + 4  # 76 bytes with the CRC
-
-# A 2-image, layer-3 hqa_digits file written by the codec as it was before all-layer files (format version 1),
-# with the codes it holds.
-HQA_GOLDEN = bytes.fromhex(
-    "54465651010a6871615f64696769747370324b6fb1fdb2c60300020004000400000100000000200e130f020c0d50160e1c0b150504"
-    "0b1c0913080212cf0b1c05170d1c1aa3090c03be0360"
-)
-HQA_GOLDEN_CODES = [
-    [[14, 19, 15, 2], [12, 13, 80, 22], [14, 28, 11, 21], [5, 4, 11, 28]],
-    [[9, 19, 8, 2], [18, 207, 11, 28], [5, 23, 13, 28], [26, 163, 9, 12]],
-]
-
-
-def _uint8(images):
-    return np.clip(np.round(np.asarray(images) * 255), 0, 255).astype(np.uint8)
-
-
-def _oracle_bits(codes, k):
-    """A layer's bit string spelt out with strings: bits_per_code(K) bits per code, MSB first, C order."""
-    b = max(1, math.ceil(math.log2(k)))
-    return "".join(format(int(c), f"0{b}b") for c in np.asarray(codes).reshape(-1))
-
-
-def _oracle_payload(layers, ks):
-    """The documented all-layers payload: the layers' bit strings back to back, then zero padding."""
-    bits = "".join(_oracle_bits(c, k) for c, k in zip(layers, ks))
-    bits += "0" * (-len(bits) % 8)
-    return bytes(int(bits[i: i + 8], 2) for i in range(0, len(bits), 8))
-
-
-def _recrc(body):
-    return body + struct.pack(">I", zlib.crc32(body))
-
-
-def _layer_field_at(data, layer):
-    """Offset of layer `layer`'s (h, w, K) fields in an all-layers file (layers from 1)."""
-    return 6 + data[5] + 8 + 1 + 2 + 8 * (layer - 1)
+HEADER = 26 + len(NAME) + 8 * 5  # 77 bytes with the CRC
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +36,7 @@ def model():
 @pytest.fixture(scope="module")
 def digits():
     """Three test digits as uint8 [3, 32, 32, 1] images, as they would come from PNGs."""
-    return _uint8(load_numpy("digits", "test", limit=3))
+    return np.round(load_numpy("digits", "test", limit=3) * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -82,250 +44,101 @@ def rrvq_file(digits):
     return codec.compress(digits, NAME)
 
 
-# ------------------------------------------------------------------ the container, without a model
-
-
-def test_pack_layers_matches_the_documented_bit_string_for_tapered_ks():
-    rng = np.random.default_rng(0)
-    ks = [128, 64, 32, 16, 8]  # RRVQ App. F, CelebA: 7, 6, 5, 4, 3 bits
-    layers = [rng.integers(0, k, size=(2, h, w)) for (h, w), k in zip(GRIDS, ks)]
-    layers[0][0, 0, 0] = 127
-    packed = fmt.pack_layers(layers, ks)
-    assert packed == _oracle_payload(layers, ks)
-    assert len(packed) == math.ceil(2 * 2275 / 8) == fmt.layers_payload_bytes([c.size for c in layers], ks)
-    unpacked = fmt.unpack_layers(packed, [c.size for c in layers], ks)
-    for got, want in zip(unpacked, layers):
-        assert got.dtype == np.int32
-        np.testing.assert_array_equal(got, want.reshape(-1))
-
-
-def test_one_layer_packed_as_layers_is_pack_codes():
-    codes = np.random.default_rng(1).integers(0, 300, size=37)
-    assert fmt.pack_layers([codes], [300]) == fmt.pack_codes(codes, 300)
-
-
-def test_celeba_app_f_rate_is_2275_bits_in_285_bytes():
-    assert fmt.layers_payload_bytes([h * w for h, w in GRIDS], [128, 64, 32, 16, 8]) == 285  # ceil(2275 / 8)
-
-
-def test_write_layers_layout_field_by_field():
-    rng = np.random.default_rng(2)
-    ks = [5, 300, 2]
-    layers = [rng.integers(0, k, size=(2, h, w)) for (h, w), k in zip([(4, 6), (2, 3), (1, 1)], ks)]
-    data = fmt.write_layers(layers, "m", HASH, ks)
-    assert data[:4] == b"TFVQ" and data[4] == 0x81 and data[5] == 1 and data[6:7] == b"m"
-    assert data[7:15] == HASH
-    assert struct.unpack_from(">BH", data, 15) == (3, 2)
-    assert [struct.unpack_from(">HHI", data, 18 + 8 * i) for i in range(3)] == [(4, 6, 5), (2, 3, 300), (1, 1, 2)]
-    (payload_len,) = struct.unpack_from(">I", data, 42)
-    assert payload_len == math.ceil(2 * (24 * 3 + 6 * 9 + 1 * 1) / 8) == 32
-    assert data[46: 46 + payload_len] == _oracle_payload(layers, ks)
-    assert struct.unpack(">I", data[-4:])[0] == zlib.crc32(data[:-4])
-    assert len(data) == fmt.header_bytes("m", 3) + payload_len == 25 + 1 + 24 + payload_len
+def _rewrite(data, **changes):
+    """A file with other codes, model, weights_hash, first_layer or num_codes (and a valid CRC)."""
     container = fmt.read(data)
     h = container.header
-    assert (h.version, h.model, h.weights_hash, h.layer, h.count, h.all_layers) == (1, "m", HASH, None, 2, True)
-    assert (h.code_shapes, h.layer_num_codes, h.payload_bytes, h.file_bytes) == (
-        ((4, 6), (2, 3), (1, 1)), (5, 300, 2), 32, len(data))
-    assert h.bits == 24 * 3 + 6 * 9 + 1
-    for got, want in zip(container.codes, layers):
-        np.testing.assert_array_equal(got, want)
+    return fmt.write(changes.get("codes", container.codes), changes.get("model", h.model),
+                     changes.get("weights_hash", h.weights_hash), changes.get("first_layer", h.first_layer),
+                     changes.get("num_codes", h.layer_num_codes))
 
 
-def test_one_layer_files_are_unchanged():
-    data = fmt.write(np.array(HQA_GOLDEN_CODES), "hqa_digits", HQA_GOLDEN[16:24], 3, 256)
-    assert data == HQA_GOLDEN
-    header = fmt.read_header(HQA_GOLDEN)
-    assert (header.version, header.layer, header.count, header.code_shape, header.num_codes) == (1, 3, 2, (4, 4), 256)
-    assert not header.all_layers and header.code_shapes == ((4, 4),) and header.layer_num_codes == (256,)
-
-
-def _all_layers_file(ks=(20, 32, 3), count=2, seed=3):
-    rng = np.random.default_rng(seed)
-    layers = [rng.integers(0, k, size=(count, h, w)) for (h, w), k in zip([(4, 4), (2, 2), (1, 1)], ks)]
-    return fmt.write_layers(layers, "rrvq_x", HASH, ks), layers
-
-
-def test_corrupt_all_layers_files_raise_codec_error():
-    data, _ = _all_layers_file()
-    flipped = bytearray(data)
-    flipped[-6] ^= 0x04
-    cases = [
-        (bytes(flipped), "CRC-32 mismatch"),
-        (data[:-1], "Truncated"),
-        (data[:20], "Truncated"),  # inside the per-layer fields
-        (data[:16], "Truncated"),  # before the layer count is complete
-        (data + b"\0", "trailing bytes"),
-        (b"TFVQ\x82" + data[5:], "newer than this tfvq"),  # a future version of the all-layers layout
-        (b"TFVQ\x80" + data[5:], "Unknown .tfvq format version 0"),
-    ]
-    for broken, message in cases:
-        with pytest.raises(CodecError, match=message):
-            fmt.read(broken)
-
-
-def test_tampered_all_layers_fields_are_refused_even_with_a_valid_crc():
-    data, _ = _all_layers_file()
-    body = bytes(data[:-4])
-    at1, at3 = _layer_field_at(data, 1), _layer_field_at(data, 3)
-
-    def tamper(offset, raw):
-        b = bytearray(body)
-        b[offset: offset + len(raw)] = raw
-        return _recrc(bytes(b))
-
-    count_at = 6 + data[5] + 9
-    cases = [
-        (tamper(count_at, b"\0\0"), "0 images"),
-        (tamper(at3, b"\0\0"), "empty code grid: layer 3"),
-        (tamper(at3 + 4, b"\0\0\0\0"), "K of layer 3 is 0"),
-        (tamper(at1 + 4, struct.pack(">I", 64)), "need exactly"),  # 5 -> 6 bits per code in layer 1
-        (tamper(6 + data[5] + 8, b"\0"), "Truncated"),  # L = 0 moves the payload length field
-        (_recrc(b"TFVQ\x81\x01m" + HASH + b"\0\0\x01" + b"\0" * 4), "0 layers"),  # a well-formed L = 0 file
-    ]
-    for broken, message in cases:
-        with pytest.raises(CodecError, match=message):
-            fmt.read(broken)
-    # Layer 1 has K = 20: its 5-bit codes can spell 20..31. The first code becomes 31.
-    payload_at = len(body) - fmt.layers_payload_bytes([32, 8, 2], [20, 32, 3])
-    b = bytearray(body)
-    b[payload_at] |= 0xF8
-    with pytest.raises(CodecError, match="Layer 1 code 0 is 31, but the layer has only K=20"):
-        fmt.read(_recrc(bytes(b)))
-    # Nonzero padding: the last byte's low bits are padding (2 images x (16x5 + 4x5 + 1x2) = 204 bits -> 4 spare).
-    b = bytearray(body)
-    b[-1] |= 0x01
-    with pytest.raises(CodecError, match="padding bits"):
-        fmt.read(_recrc(bytes(b)))
-
-
-
-
-def test_fuzz_all_layers_corruption_is_detected(mutate):
-    rng = np.random.default_rng(2021)
-    data, layers = _all_layers_file()
-    errors = 0
-    for _ in range(4000):
-        bad = mutate(data, rng)
-        try:
-            container = fmt.read(bad)
-        except CodecError as err:
-            assert str(err)
-            errors += 1
-            continue
-        assert bad == data, "a corrupted file was read without an error"
-        for got, want in zip(container.codes, layers):
-            np.testing.assert_array_equal(got, want)
-    assert errors > 3800
-
-
-def test_fuzz_all_layers_tampering_with_a_recomputed_crc_never_crashes():
-    rng = np.random.default_rng(8)
-    data, _ = _all_layers_file()
-    for _ in range(4000):
-        body = bytearray(data[:-4])
-        for _ in range(rng.integers(1, 3)):
-            body[rng.integers(len(body))] = int(rng.integers(256))
-        try:
-            container = fmt.read(_recrc(bytes(body)))
-        except CodecError:
-            continue
-        h = container.header
-        assert h.all_layers == (body[4] & 0x80 != 0)
-        if h.all_layers:
-            for codes, shape, k in zip(container.codes, h.code_shapes, h.layer_num_codes):
-                assert codes.shape == (h.count,) + shape and codes.min() >= 0 and codes.max() < k
-
-
-# ------------------------------------------------------------------ with the bundled rrvq_digits model
-
-
-def test_round_trip_equals_decode_of_encode_exactly(model, digits, rrvq_file):
-    images = codec.decompress(rrvq_file)
-    assert images.shape == (3, 32, 32, 1) and images.dtype == np.uint8
-    x = digits.astype(np.float32) / 255
-    expected = _uint8(model.decode(model.encode(x, stochastic=False)))
-    np.testing.assert_array_equal(images, expected)
-    np.testing.assert_array_equal(images, _uint8(model.reconstruct(x)))
-    np.testing.assert_array_equal(codec.decompress(rrvq_file), images)  # deterministic
-
-
-def test_file_is_header_plus_code_bits_and_holds_every_layers_codes(model, digits, rrvq_file):
-    assert model.code_bits() == CODE_BITS == 1705
+def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq_file, digits):
+    layout = model.code_layout()
+    assert layout.default_layer == 1 and layout.bits(1) == CODE_BITS == 1705
     header = codec.read_header(rrvq_file)
-    assert (header.model, header.layer, header.count, header.all_layers) == (NAME, None, 3, True)
-    assert list(header.code_shapes) == GRIDS == [tuple(g) for g in model.latent_shapes]
-    assert list(header.layer_num_codes) == KS == list(model.num_codes)
+    assert (header.version, header.model, header.first_layer, header.layers, header.count) == (
+        2, NAME, 1, (1, 2, 3, 4, 5), 3)
+    assert header.code_shapes == GRIDS == layout.grids and header.layer_num_codes == KS == layout.num_codes
     assert header.weights_hash == codec.weights_hash(model)
-    assert header.bits == CODE_BITS
-    assert header.payload_bytes == math.ceil(3 * CODE_BITS / 8) == 640
+    assert header.bits == CODE_BITS and header.payload_bytes == math.ceil(3 * CODE_BITS / 8) == 640
     assert len(rrvq_file) == HEADER + 640 == fmt.header_bytes(NAME, 5) + 640
-    one = codec.compress(digits[0], NAME)
-    assert len(one) == HEADER + math.ceil(CODE_BITS / 8) == 76 + 214
+    assert len(codec.compress(digits[0], NAME)) == HEADER + math.ceil(CODE_BITS / 8) == 77 + 214
 
 
 def test_payload_is_the_models_codes_bit_packed_layer_after_layer(model, digits, rrvq_file):
-    codes = [c.numpy() for c in model.encode(digits.astype(np.float32) / 255, stochastic=False)]
-    payload = rrvq_file[HEADER - 4: -4]
-    assert payload == _oracle_payload(codes, KS)
+    codes = [c.numpy() for c in model.encode(digits)]
     container = codec.read(rrvq_file)
     assert len(container.codes) == 5
     for got, want in zip(container.codes, codes):
         assert got.dtype == np.int32
         np.testing.assert_array_equal(got, want)
+    assert rrvq_file[HEADER - 4: -4] == fmt.pack_layers(codes, KS)
 
 
-def test_hqa_files_from_before_all_layer_files_still_decode(digits):
-    hqa, _ = codec.load_model("hqa_digits")
-    container = codec.read(HQA_GOLDEN)
-    assert container.header.version == 1 and container.header.layer == 3 and not container.header.all_layers
-    np.testing.assert_array_equal(container.codes, HQA_GOLDEN_CODES)
-    expected = _uint8(hqa.decode(np.array(HQA_GOLDEN_CODES, np.int32), 3, stochastic=False))
-    np.testing.assert_array_equal(codec.decompress(HQA_GOLDEN), expected)
-    # ... and compressing the same digits still writes the same bytes.
-    two = _uint8(load_numpy("digits", "test", limit=2))
-    assert codec.compress(two, "hqa_digits", 3) == HQA_GOLDEN
+def test_round_trip_equals_decode_of_encode_exactly(model, digits, rrvq_file):
+    images = codec.decompress(rrvq_file)
+    assert images.shape == (3, 32, 32, 1) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, model.decode(model.encode(digits), dtype="uint8").numpy())
+    np.testing.assert_array_equal(images, model.reconstruct(digits).numpy())  # uint8 in, uint8 out
+    np.testing.assert_array_equal(codec.decompress(rrvq_file), images)  # deterministic
 
 
-def test_a_layer_is_refused_for_rrvq_and_required_for_hqa(digits):
-    for layer in (1, 5, 0):
-        with pytest.raises(CodecError, match="RRVQ-VAE.*no layer to choose; omit layer"):
+def test_a_seed_changes_nothing_when_every_layer_is_stored(rrvq_file):
+    np.testing.assert_array_equal(codec.decompress(rrvq_file, seed=1), codec.decompress(rrvq_file))
+
+
+def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(model, digits):
+    x = digits[:2]
+    data = codec.compress(x, NAME, layer=3)
+    header = codec.read_header(data)
+    assert (header.first_layer, header.layers, header.code_shapes) == (3, (3, 4, 5), GRIDS[2:])
+    assert header.bits == 105 and len(data) == fmt.header_bytes(NAME, 3) + math.ceil(2 * 105 / 8)
+    codes = model.encode(x, 3)
+    np.testing.assert_array_equal(codec.decompress(data), model.decode(codes, 3, dtype="uint8").numpy())
+    sampled = codec.decompress(data, seed=5)
+    np.testing.assert_array_equal(sampled, model.decode(codes, 3, stochastic=True, seed=5, dtype="uint8").numpy())
+    np.testing.assert_array_equal(codec.decompress(data, seed=5), sampled)  # repeatable
+    assert not np.array_equal(codec.decompress(data, seed=6), sampled)  # the prior is sampled below layer 3
+
+
+def test_a_bad_layer_is_refused(digits):
+    for layer in (0, 6, -1):
+        with pytest.raises(CodecError, match=r"'rrvq_digits' has code layers 1..5 .*default, layer 1"):
             codec.compress(digits, NAME, layer)
-    with pytest.raises(CodecError, match=r"needs the layer whose codes to store: layer=1..5"):
-        codec.compress(digits, "hqa_digits")
 
 
-def test_a_seed_is_refused_for_rrvq_files(rrvq_file):
-    with pytest.raises(CodecError, match="decode deterministically"):
-        codec.decompress(rrvq_file, seed=1)
-
-
-def test_spatial_vae_has_no_codes(digits):
-    with pytest.raises(CodecError, match="Spatial-VAE.*no discrete codes"):
+def test_spatial_vae_has_no_codes():
+    assert codec.model_spec("spatial_vae_cifar10").layout is None
+    with pytest.raises(CodecError, match="'spatial_vae_cifar10' has no discrete codes.*code_layout"):
         codec.compress(np.zeros((32, 32, 3), np.uint8), "spatial_vae_cifar10")
-    with pytest.raises(CodecError, match="Spatial-VAE"):
+    with pytest.raises(CodecError, match="no discrete codes"):
         codec.rate_table("spatial_vae_cifar10")
-    with pytest.raises(CodecError, match="Spatial-VAE"):
-        codec.decompress(fmt.write_layers([np.zeros((1, 1, 1), int)], "spatial_vae_cifar10", HASH, [2]))
+    with pytest.raises(CodecError, match="no discrete codes"):
+        codec.code_layout("spatial_vae_cifar10")
+    with pytest.raises(CodecError, match="no discrete codes"):
+        codec.decompress(fmt.write([np.zeros((1, 1, 1), int)], "spatial_vae_cifar10", bytes(8), 1, [2]))
 
 
 def test_files_that_do_not_fit_the_model_are_refused(rrvq_file):
-    container = codec.read(rrvq_file)
-    h = container.header
+    codes = codec.read(rrvq_file).codes
     with pytest.raises(CodecError, match="made with other weights"):
-        codec.decompress(fmt.write_layers(container.codes, NAME, b"\0" * 8, KS))
-    with pytest.raises(CodecError, match="Ks are"):
-        codec.decompress(fmt.write_layers(container.codes, NAME, h.weights_hash, [33] + KS[1:]))
-    with pytest.raises(CodecError, match="latent grids"):
-        codec.decompress(fmt.write_layers(container.codes[:4] + [np.zeros((3, 2, 2), int)], NAME,
-                                          h.weights_hash, KS))
-    with pytest.raises(CodecError, match="codes of 4 layers, but 'rrvq_digits' has 5"):
-        codec.decompress(fmt.write_layers(container.codes[:4], NAME, h.weights_hash, KS[:4]))
-    with pytest.raises(CodecError, match="holds the codes of layer 1 only, but 'rrvq_digits' files hold every"):
-        codec.decompress(fmt.write(container.codes[0], NAME, h.weights_hash, 1, 32))
-    hqa_hash = codec.read_header(HQA_GOLDEN).weights_hash
-    with pytest.raises(CodecError, match="holds every latent layer's codes, but 'hqa_digits' files hold the codes"):
-        codec.decompress(fmt.write_layers(container.codes, "hqa_digits", hqa_hash, KS))
+        codec.decompress(_rewrite(rrvq_file, weights_hash=b"\0" * 8))
+    with pytest.raises(CodecError, match="layer 1 has K=33 codes, but layer 1 of 'rrvq_digits' has K=32"):
+        codec.decompress(_rewrite(rrvq_file, num_codes=(33,) + KS[1:]))
+    with pytest.raises(CodecError, match="layer 5 code grid is 2x2, but layer 5 of 'rrvq_digits' has a 1x1 grid"):
+        codec.decompress(_rewrite(rrvq_file, codes=codes[:4] + [np.zeros((3, 2, 2), int)]))
+    with pytest.raises(CodecError, match="holds the codes of layers 1..4, but a 'rrvq_digits' file of layer 1 holds "
+                                         "the codes of layers 1..5"):
+        codec.decompress(_rewrite(rrvq_file, codes=codes[:4], num_codes=KS[:4]))
+    with pytest.raises(CodecError, match="holds the codes of layer 2, but a 'rrvq_digits' file of layer 2 holds "
+                                         r"the codes of layers 2..5 \(what encode\(x, 2\) gives\)"):
+        codec.decompress(_rewrite(rrvq_file, codes=codes[1:2], num_codes=KS[1:2], first_layer=2))
+    with pytest.raises(CodecError, match="holds the codes of layers 6..10, but 'rrvq_digits' has code layers 1..5"):
+        codec.decompress(_rewrite(rrvq_file, first_layer=6))
+    # A file of layers 2..5 is what encode(x, 2) gives: it fits.
+    assert codec.decompress(_rewrite(rrvq_file, codes=codes[1:], num_codes=KS[1:], first_layer=2)).shape == (
+        3, 32, 32, 1)
 
 
 def test_corrupt_rrvq_files_raise_codec_error(rrvq_file):
@@ -337,16 +150,20 @@ def test_corrupt_rrvq_files_raise_codec_error(rrvq_file):
             codec.decompress(broken)
 
 
-def test_rate_table_gives_bits_per_image_of_every_layer():
-    (row,) = codec.rate_table(NAME)
-    assert row["layer"] is None
-    assert list(row["code_grid"]) == GRIDS and list(row["num_codes"]) == KS
-    assert row["layer_bits"] == (1280, 320, 80, 20, 5) and row["bits"] == 1705
-    assert (row["payload_bytes"], row["file_bytes"]) == (214, 290)
-    assert row["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and row["file_ratio"] == pytest.approx(1024 / 290)
-    assert "| all | 16x16 + 8x8 + 4x4 + 2x2 + 1x1 | 32, 32, 32, 32, 32 | 1705 | 214 | 290 |" in (
-        codec.format_rate_table(NAME))
-    (celeba,) = codec.rate_table("rrvq_celeba64_l5")
+def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
+    rows = codec.rate_table(NAME)
+    assert [r["layers"] for r in rows] == [(1, 2, 3, 4, 5), (2, 3, 4, 5), (3, 4, 5), (4, 5), (5,)]
+    assert [r["default"] for r in rows] == [True, False, False, False, False]
+    first = rows[0]
+    assert first["code_grid"] == GRIDS and first["num_codes"] == KS
+    assert first["layer_bits"] == (1280, 320, 80, 20, 5) and first["bits"] == 1705
+    assert (first["payload_bytes"], first["file_bytes"]) == (214, 291)
+    assert first["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and first["file_ratio"] == pytest.approx(1024 / 291)
+    assert [r["bits"] for r in rows] == [1705, 425, 105, 25, 5]
+    table = codec.format_rate_table(NAME)
+    assert "| 1..5 (default) | 16x16 + 8x8 + 4x4 + 2x2 + 1x1 | 32, 32, 32, 32, 32 | 1705 | 214 | 291 |" in table
+    assert "| 3..5 | 4x4 + 2x2 + 1x1 | 32, 32, 32 | 105 | 14 | 75 |" in table
+    celeba = codec.rate_table("rrvq_celeba64_l5")[0]
     assert (celeba["bits"], celeba["payload_bytes"]) == (2275, 285)  # RRVQ App. F: 2275 bits per image
 
 
@@ -374,7 +191,7 @@ def _one_line_error(code, err):
     return lines[0]
 
 
-def test_cli_round_trip_through_files(tmp_path, digits):
+def test_cli_round_trip_through_files(tmp_path, model, digits):
     tf.io.write_file(str(tmp_path / "digit.png"), tf.io.encode_png(digits[0]))
     procs = {
         "compress": _start(["compress", "digit.png", "--model=rrvq_digits", "-o", "digit.tfvq"], tmp_path),
@@ -383,19 +200,29 @@ def test_cli_round_trip_through_files(tmp_path, digits):
     results = {name: _finish(p) for name, p in procs.items()}
     for name, (code, _, err) in results.items():
         assert code == 0, f"tfvq {name} failed: {err}"
-    assert "all 5 layers: 16x16 K=32, 8x8 K=32, 4x4 K=32, 2x2 K=32, 1x1 K=32; 1705 bits (214 bytes)" in (
-        results["models"][1])
-    assert "290 bytes (214 bytes of codes, 1705 bits, all 5 layers of rrvq_digits)" in results["compress"][1]
+    models = results["models"][1]
+    assert "layer 1 (default): layers 1..5, 16x16, 8x8, 4x4, 2x2, 1x1 codes of K=32, 1705 bits (214 bytes)" in models
+    assert "layer 3: layers 3..5, 4x4, 2x2, 1x1 codes of K=32, 105 bits (14 bytes) per image" in models
+    assert "291 bytes (214 bytes of codes, 1705 bits, layers 1..5 of rrvq_digits)" in results["compress"][1]
     data = (tmp_path / "digit.tfvq").read_bytes()
     assert data == codec.compress(digits[0], NAME)
 
-    code, out, err = _finish(_start(["decompress", "digit.tfvq", "-o", "out.png"], tmp_path))
+    code, _, err = _finish(_start(["decompress", "digit.tfvq", "-o", "out.png"], tmp_path))
     assert code == 0, err
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out.png"))).numpy()
-    np.testing.assert_array_equal(image, codec.decompress(data)[0])
-    x = digits[:1].astype(np.float32) / 255
-    model = codec.load_model(NAME)[0]
-    np.testing.assert_array_equal(image[None], _uint8(model.decode(model.encode(x))))
+    np.testing.assert_array_equal(image[None], model.decode(model.encode(digits[:1]), dtype="uint8").numpy())
+
+
+def test_cli_layer_3_and_a_seed_in_process(tmp_path, digits, capsys):
+    png = tmp_path / "digit.png"
+    tf.io.write_file(str(png), tf.io.encode_png(digits[0]))
+    d3 = tmp_path / "d3.tfvq"
+    assert cli.main(["compress", str(png), "--model=rrvq_digits", "--layer=3", "-o", str(d3)]) == 0
+    assert "layers 3..5 of rrvq_digits" in capsys.readouterr().out
+    assert d3.read_bytes() == codec.compress(digits[0], NAME, 3)
+    assert cli.main(["decompress", str(d3), "-o", str(tmp_path / "out3.png"), "--seed=2"]) == 0
+    image3 = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out3.png"))).numpy()
+    np.testing.assert_array_equal(image3, codec.decompress(d3.read_bytes(), seed=2)[0])
 
 
 def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
@@ -406,21 +233,17 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     capsys.readouterr()
     assert cli.main(["info", str(out)]) == 0
     info = capsys.readouterr().out
-    assert "model rrvq_digits" in info and "all 5 layers, 1 image(s) of codes 16x16 K=32, 8x8 K=32" in info
-    assert "1705 bits per image, 214 bytes of codes, 290 bytes in all" in info
-    assert cli.main(["decompress", str(out), "-o", str(tmp_path / "o.png")]) == 0
+    assert "version 2, model rrvq_digits" in info and "layers 1..5, 1 image(s) of codes 16x16 K=32, 8x8 K=32" in info
+    assert "1705 bits per image, 214 bytes of codes, 291 bytes in all" in info
+    assert cli.main(["decompress", str(out), "-o", str(tmp_path / "o.png"), "--seed=3"]) == 0
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "o.png"))).numpy()
     np.testing.assert_array_equal(image, codec.decompress(out.read_bytes())[0])
     capsys.readouterr()
 
-    assert cli.main(["compress", str(png), "--model=rrvq_digits", "--layer=2"]) == 1
-    assert "no layer to choose" in _one_line_error(1, capsys.readouterr().err)
-    assert cli.main(["compress", str(png), "--model=hqa_digits"]) == 1
-    assert "needs the layer" in _one_line_error(1, capsys.readouterr().err)
+    assert cli.main(["compress", str(png), "--model=rrvq_digits", "--layer=6"]) == 1
+    assert "code layers 1..5" in _one_line_error(1, capsys.readouterr().err)
     assert cli.main(["compress", str(png), "--model=spatial_vae_cifar10"]) == 1
     assert "no discrete codes" in _one_line_error(1, capsys.readouterr().err)
-    assert cli.main(["decompress", str(out), "--seed=3"]) == 1
-    assert "decode deterministically" in _one_line_error(1, capsys.readouterr().err)
     data = bytearray(out.read_bytes())
     data[HEADER + 3] ^= 0xFF
     out.write_bytes(bytes(data))

@@ -78,4 +78,6 @@ def test_bad_inputs_give_clear_errors(table, model):
     with pytest.raises(ValueError, match="representative_images"):
         tflite.convert_encoder(model, LAYER, "int8")
     with pytest.raises(ValueError, match="layer must be an integer"):
-        tflite.encoder_fn(model, 9)
+        tflite.convert_encoder(model, 9)
+    with pytest.raises(ValueError, match="layer must be an integer"):
+        model.tflite_encoder(0)

@@ -101,8 +101,8 @@ def test_bits_per_dim_is_the_negative_elbo_over_d_ln2_and_the_elbo_adds_up():
         out["elbo"].numpy(), out["log_likelihood"].numpy() - out["kl"].numpy().sum(axis=1), rtol=1e-6)
     assert np.all(out["kl"].numpy() >= -1e-6)
     assert np.all(out["kl"].numpy() > 0)  # learned top prior: every layer has a KL against a p it does not equal
-    # call() is bits_per_dim (predict and export use it); with no seed a fresh one is drawn each time.
-    assert model(x).shape == (4,)
+    # call() is the deterministic reconstruction, as in every family (predict gives images).
+    np.testing.assert_array_equal(model(x).numpy(), model.reconstruct(x).numpy())
 
 
 def test_log_likelihood_matches_a_numpy_discretised_logistic():
@@ -313,7 +313,6 @@ def test_get_config_from_config_rebuilds_the_same_model():
     (np.zeros((2, 8, 8, 3), np.float32), r"\[batch, 8, 8, 1\]"),
     (np.zeros((2, 16, 16, 1), np.float32), r"\[batch, 8, 8, 1\]"),
     (np.zeros((8, 8, 1), np.float32), r"\[batch, 8, 8, 1\]"),
-    (np.full((2, 8, 8, 1), 255, np.uint8), "float images"),
     (np.full((2, 8, 8, 1), 255.0, np.float32), r"\[0, 1\]"),
     (np.full((2, 8, 8, 1), -0.5, np.float32), r"\[0, 1\]"),
 ])
@@ -362,11 +361,11 @@ def test_decode_of_encoded_codes_equals_reconstruct_and_checks_codes(plain):
     assert [tuple(c.shape) for c in codes] == [(4, s, s) for s in SIZES]
     assert all(c.dtype == tf.int32 for c in codes)
     np.testing.assert_allclose(plain.decode(codes).numpy(), plain.reconstruct(x).numpy(), atol=1e-6)
-    with pytest.raises(ValueError, match="codes for 3 layers"):
+    with pytest.raises(ValueError, match=r"codes of layers 1\.\.3 \(3 tensors"):
         plain.decode(codes[:2])
-    with pytest.raises(ValueError, match=r"in \[0, 8\)"):
+    with pytest.raises(ValueError, match=r"in \[0, 7\]"):
         plain.decode([codes[0] + 8] + codes[1:])
-    with pytest.raises(ValueError, match="integers"):
+    with pytest.raises(TypeError, match="integers"):
         plain.decode([tf.cast(c, tf.float32) for c in codes])
     with pytest.raises(ValueError, match="shape"):
         plain.decode([codes[1]] + codes[1:])

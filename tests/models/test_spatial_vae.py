@@ -122,10 +122,9 @@ def test_kl_under_a_learned_prior_is_the_gaussian_kl_to_pstrap_and_vanishes_when
     assert before[:, 1].min() > 1e-3 and after[:, 0].min() > 1e-3
 
 
-def test_code_bits_raise_type_error_and_temperature_is_a_no_op(plain):
-    with pytest.raises(TypeError, match="continuous"):
-        plain.code_bits()
-    assert float(plain.set_temperature(10, 100)) == 0.0
+def test_a_spatial_vae_has_no_code_layout_and_no_temperature(plain):
+    assert plain.code_layout() is None
+    assert not hasattr(plain, "set_temperature") and not hasattr(plain, "encode")
 
 
 @pytest.mark.parametrize("top_prior", ["uniform", "learned"])
@@ -163,7 +162,6 @@ def test_keras_file_round_trip_and_config(tmp_path):
 
 @pytest.mark.parametrize("bad,match", [
     (np.zeros((2, 8, 8, 3), np.float32), r"\[batch, 8, 8, 1\]"),
-    (np.full((2, 8, 8, 1), 255, np.uint8), "float images"),
     (np.full((2, 8, 8, 1), 2.0, np.float32), r"\[0, 1\]"),
 ])
 def test_bad_images_raise_a_helpful_value_error(plain, bad, match):
@@ -184,10 +182,10 @@ def test_invalid_constructor_arguments_raise(kwargs, match):
         tiny(**kwargs)
 
 
-def test_spatial_vae_has_no_codes_to_encode_or_decode():
+def test_spatial_vae_is_a_sibling_of_rrvq_not_a_subclass_refusing_codes():
+    from tfvq.models import RRVQVAE, CodeModel, HierarchicalVAE
+
     model = SpatialVAE((8, 8, 1), [4, 2], latent_dim=2, channels=8, seed=0)
-    x = np.full((1, 8, 8, 1), 0.5, np.float32)
-    with pytest.raises(TypeError, match="continuous"):
-        model.encode(x)
-    with pytest.raises(TypeError, match="continuous"):
-        model.decode([np.zeros((1, 4, 4), np.int32), np.zeros((1, 2, 2), np.int32)])
+    assert isinstance(model, HierarchicalVAE)
+    assert not isinstance(model, (RRVQVAE, CodeModel))
+    assert model.code_layout() is None

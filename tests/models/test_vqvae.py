@@ -1,5 +1,6 @@
 """The VQ-VAE baseline of HQA Table 3 / Table 14."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,5 +25,16 @@ def test_vqvae_trains_end_to_end_and_round_trips_codes():
     codes = model.encode(x)
     assert codes.shape == (4, 4, 4) and codes.dtype == tf.int32
     np.testing.assert_allclose(model.decode(codes).numpy(), model(x).numpy(), atol=1e-6)
-    with pytest.raises(ValueError, match="single layer"):
+    with pytest.raises(ValueError, match=r"1\.\.1"):
         model.encode(x, layer=2)
+
+
+def test_keras_fit_trains_the_single_stage_and_evaluate_reports_its_loss():
+    model = VQVAE((16, 16, 1), num_downsamples=2, encoder_hidden=8, decoder_hidden=8, num_codes=8, code_dim=4)
+    x = np.random.default_rng(0).uniform(size=(32, 16, 16, 1)).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)["loss"]
+    history = model.fit(x, batch_size=16, epochs=5, verbose=0)
+    assert set(history.history) >= {"loss", "mse", "perplexity"}
+    after = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)["loss"]
+    assert np.isfinite(after) and after < before

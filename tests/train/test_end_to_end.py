@@ -29,7 +29,7 @@ OPTS = dict(model=NAME, batch_size=8, eval_examples=16, log_every=1, verbose=Fal
 
 
 def _register():
-    zoo.register_family(FAMILY, lambda config: rrvq_vae.RRVQVAE(**config))
+    zoo.register_family(FAMILY, rrvq_vae.RRVQVAE)
     known = zoo.list_models("test_e2e_*")
     for name, config in ((NAME, TINY_CONFIG), (NAME_NO_FREE_BITS, dict(TINY_CONFIG, free_bits=0.0))):
         if name not in known:
@@ -51,19 +51,20 @@ def _optimizer_state(trainer):
 
 def test_an_end_to_end_model_gets_one_stage_adamax_on_every_variable(tmp_path):
     trainer = loop.Trainer(loop.TrainOptions(**OPTS, steps=2, model_dir=str(tmp_path)))
-    assert trainer.end_to_end and trainer.layers == [1] and trainer.steps == {1: 2}
+    assert trainer.stage_numbers == [1] and trainer.stages[1].steps == 2
+    assert trainer.stages[1].variables() == trainer.model.trainable_variables
     assert type(trainer.optimizers[1]).__name__ == "Adamax"
-    assert trainer.learning_rate == pytest.approx(2e-3)
-    assert trainer.eval_every == 10 and trainer.eval_examples == 16
-    with pytest.raises(ValueError, match="end to end"):
+    assert trainer.learning_rate() == pytest.approx(2e-3)
+    assert trainer.eval_every(1) == 10 and trainer.eval_examples == 16
+    with pytest.raises(ValueError, match=r"1\.\.1 .*1 stage: train"):
         loop.Trainer(loop.TrainOptions(**OPTS, steps=2, layers=[2], model_dir=str(tmp_path / "x")))
 
 
 def test_end_to_end_training_lowers_the_loss_on_digits(tmp_path):
     trainer = loop.Trainer(loop.TrainOptions(**OPTS, steps=30, model_dir=str(tmp_path)))
     before = _variables(trainer.model.trainable_variables)
-    step = trainer._make_step(1)
-    iterator = trainer._dataset(1, 0)
+    step = trainer.make_step(1)
+    iterator = trainer.make_dataset(1, 0)
     terms = [{k: float(v) for k, v in step(iterator).items()} for _ in range(30)]
     losses = [t["loss"] for t in terms]
     assert all(np.isfinite(losses))
@@ -73,7 +74,7 @@ def test_end_to_end_training_lowers_the_loss_on_digits(tmp_path):
     after = _variables(trainer.model.trainable_variables)
     unchanged = [v.path for v, a, b in zip(trainer.model.trainable_variables, before, after) if np.array_equal(a, b)]
     assert not unchanged  # end to end: every variable moves
-    assert int(trainer.layer_step.numpy()) == 30 and int(trainer.optimizers[1].iterations.numpy()) == 30
+    assert int(trainer.stage_step.numpy()) == 30 and int(trainer.optimizers[1].iterations.numpy()) == 30
     # The Gumbel-softmax temperature followed the model's schedule.
     tau = float(trainer.model.latents[0].temperature.numpy())
     assert tau == pytest.approx(float(trainer.model.temperature_at(29, 30)), rel=1e-5)
@@ -81,7 +82,6 @@ def test_end_to_end_training_lowers_the_loss_on_digits(tmp_path):
 
 def test_a_run_writes_weights_metrics_pngs_and_logs_the_eval_bpd_and_learning_rate(tmp_path):
     summary = loop.train(loop.TrainOptions(**OPTS, steps=4, eval_every=2, model_dir=str(tmp_path)))
-    assert summary["end_to_end"]
     for key in ("weights", "reconstructions", "samples", "metrics"):
         assert os.path.getsize(summary[key]) > 0, key
     for key in ("reconstructions", "samples"):
@@ -93,9 +93,9 @@ def test_a_run_writes_weights_metrics_pngs_and_logs_the_eval_bpd_and_learning_ra
         assert key in metrics, key
     assert 0 < metrics["test_bpd"] < 20 and 0 < metrics["train_bpd"] < 20
     assert len(metrics["kl_bits_per_layer"]) == 2 and all(k >= 0 for k in metrics["kl_bits_per_layer"])
-    assert metrics["test_examples"] == 16 and metrics["steps"] == 4
+    assert metrics["test_examples"] == 16 and metrics["steps"] == {"train": 4}
     # The final metrics match the trainer's own evaluation of the test bits/dim up to sampling noise.
-    assert metrics["test_bpd"] == pytest.approx(summary["test_bpd"])
+    assert metrics["test_bpd"] == pytest.approx(summary["report"]["metrics"]["test_bpd"])
     # The weights load back into the model.
     model = zoo.load(NAME, weights=summary["weights"])
     assert len(model.trainable_variables) > 0
@@ -111,61 +111,63 @@ def test_a_run_writes_weights_metrics_pngs_and_logs_the_eval_bpd_and_learning_ra
     # The learning rate and the plateau state are in the checkpoint.
     keys = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     names = keys.get_variable_to_shape_map()
-    assert "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE" in names
-    assert "plateau/best/.ATTRIBUTES/VARIABLE_VALUE" in names and "plateau/wait/.ATTRIBUTES/VARIABLE_VALUE" in names
-    assert np.isfinite(keys.get_tensor("plateau/best/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert "optimizers/1/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE" in names
+    assert "plateaus/1/best/.ATTRIBUTES/VARIABLE_VALUE" in names
+    assert "plateaus/1/wait/.ATTRIBUTES/VARIABLE_VALUE" in names
+    assert np.isfinite(keys.get_tensor("plateaus/1/best/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-def test_the_cli_prints_the_end_to_end_summary(tmp_path, capsys):
-    summary = {"end_to_end": True, "weights": "w.h5", "reconstructions": "r.png", "samples": "s.png",
-               "metrics": "m.json", "tensorboard": "logs", "train_bpd": 1.5, "test_bpd": 1.75, "train_examples": 16,
-               "test_examples": 16, "learning_rate": 6.4e-4, "steps": 30, "kl_bits_per_layer": [12.5, 3.25],
-               "latent_shapes": [[8, 8], [4, 4]]}
+def test_the_cli_prints_the_models_report(tmp_path, capsys):
+    summary = {"weights": "w.h5", "reconstructions": "r.png", "samples": "s.png", "metrics": "m.json",
+               "tensorboard": "logs",
+               "report": {"lines": ["bits per dim (-ELBO): train 1.5000 (16 images), test 1.7500 (16 images)"],
+                          "table": (["layer", "latents", "KL (bits)"], [[1, "8x8", "12.50"], [2, "4x4", "3.25"]]),
+                          "metrics": {}}}
     spec = importlib.util.spec_from_file_location("tfvq_train_cli", os.path.join(ROOT, "train.py"))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    cli._print_end_to_end(summary, loop.TrainOptions(model=NAME))
+    cli.print_summary(summary, loop.TrainOptions(model=NAME))
     out = capsys.readouterr().out
-    for text in ("w.h5", "r.png", "s.png", "train 1.5000", "test 1.7500", "0.00064", "8x8", "12.50", "4x4", "3.25"):
+    for text in ("w.h5", "r.png", "s.png", "train 1.5000", "test 1.7500", "8x8", "12.50", "4x4", "3.25", "KL (bits)"):
         assert text in out, (text, out)
 
 
 def test_the_plateau_schedule_lowers_the_learning_rate_when_the_eval_never_improves(tmp_path, monkeypatch):
     trainer = loop.Trainer(loop.TrainOptions(**OPTS, steps=3, eval_every=1, model_dir=str(tmp_path)))
-    monkeypatch.setattr(trainer, "evaluate_bpd", lambda images=None: 5.0)  # patience 1: every repeat is a plateau
+    monkeypatch.setattr(trainer, "evaluate", lambda n, images=None: 5.0)  # patience 1: every repeat is a plateau
     trainer.run()
-    assert trainer.learning_rate == pytest.approx(2e-3 * 0.8**2, rel=1e-6)
+    assert trainer.learning_rate() == pytest.approx(2e-3 * 0.8**2, rel=1e-6)
     saved = tf.train.load_checkpoint(trainer.manager.latest_checkpoint)
-    assert float(saved.get_tensor("optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")) == pytest.approx(
+    assert float(saved.get_tensor("optimizers/1/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")) == pytest.approx(
         2e-3 * 0.8**2, rel=1e-6)
-    assert float(saved.get_tensor("plateau/best/.ATTRIBUTES/VARIABLE_VALUE")) == 5.0
+    assert float(saved.get_tensor("plateaus/1/best/.ATTRIBUTES/VARIABLE_VALUE")) == 5.0
 
 
 def test_a_resumed_run_continues_from_the_saved_step_with_the_same_optimizer_state(tmp_path):
     options = loop.TrainOptions(**OPTS, steps=6, eval_every=2, model_dir=str(tmp_path))
     first = loop.Trainer(options)
-    step = first._make_step(1)
-    iterator = first._dataset(1, 0)
+    step = first.make_step(1)
+    iterator = first.make_dataset(1, 0)
     for _ in range(3):
         step(iterator)
     first.optimizers[1].learning_rate = 1.5e-3  # as if the plateau schedule had lowered it
-    first.plateau.best.assign(4.0)  # ... after some evaluations
-    first.plateau.wait.assign(1)
+    first.plateaus[1].best.assign(4.0)  # ... after some evaluations
+    first.plateaus[1].wait.assign(1)
     first.save()
     second = loop.Trainer(options)
     assert second.resumed_from is not None
-    assert int(second.layer_step.numpy()) == 3 and int(second.layer_index.numpy()) == 0
+    assert int(second.stage_step.numpy()) == 3 and int(second.stage_index.numpy()) == 0
     for a, b in zip(_optimizer_state(first), _optimizer_state(second)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(_variables(first.model.weights), _variables(second.model.weights)):
         np.testing.assert_array_equal(a, b)
-    assert second.learning_rate == pytest.approx(1.5e-3)
-    assert float(second.plateau.best.numpy()) == 4.0 and int(second.plateau.wait.numpy()) == 1
+    assert second.learning_rate() == pytest.approx(1.5e-3)
+    assert float(second.plateaus[1].best.numpy()) == 4.0 and int(second.plateaus[1].wait.numpy()) == 1
     second.run()
     assert int(second.optimizers[1].iterations.numpy()) == 6  # 3 before the restart + 3 after, not 6 after
-    assert int(second.layer_index.numpy()) == 1
+    assert int(second.stage_index.numpy()) == 1
     third = loop.Trainer(options)  # a finished run: running again only rewrites the outputs
-    assert int(third.layer_index.numpy()) == 1 and int(third.optimizers[1].iterations.numpy()) == 6
+    assert int(third.stage_index.numpy()) == 1 and int(third.optimizers[1].iterations.numpy()) == 6
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_saves_nothing(tmp_path):
@@ -178,7 +180,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_saves_nothing(tmp_path):
         return terms
 
     trainer.model.train_loss = nan_loss
-    with pytest.raises(FloatingPointError, match=r"at step 0\b"):
+    with pytest.raises(FloatingPointError, match=r"step 0\b"):
         trainer.run()
     assert trainer.manager.latest_checkpoint is None
 
@@ -190,12 +192,12 @@ def test_mirrored_on_two_cpus_gives_the_one_device_step_for_the_same_batch_and_s
     for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("mirrored", mirrored_strategy)):
         trainer = loop.Trainer(loop.TrainOptions(**{**OPTS, "model": NAME_NO_FREE_BITS}, steps=3,
                                                  model_dir=str(tmp_path / name), seed=3), strategy)
-        step = trainer._make_step(1)
-        iterator = trainer._dataset(1, 0)
+        step = trainer.make_step(1)
+        iterator = trainer.make_dataset(1, 0)
         losses = [float(step(iterator)["loss"]) for _ in range(2)]
-        bpd = trainer.evaluate_bpd()
+        bpd = trainer.evaluate(1)
         trainer.optimizers[1].learning_rate = 1e-3  # assignable under either strategy
-        results.append((losses, _variables(trainer.model.trainable_variables), bpd, trainer.learning_rate))
+        results.append((losses, _variables(trainer.model.trainable_variables), bpd, trainer.learning_rate()))
     (loss_one, w_one, bpd_one, lr_one), (loss_mirrored, w_mirrored, bpd_mirrored, lr_mirrored) = results
     np.testing.assert_allclose(loss_mirrored, loss_one, rtol=1e-5)
     for a, b in zip(w_one, w_mirrored):

@@ -48,8 +48,8 @@ def test_mirrored_on_two_cpus_gives_the_one_device_loss_for_the_same_batch_and_s
         trainer = loop.Trainer(
             loop.TrainOptions(**TINY, steps=3, layers=[2], model_dir=str(tmp_path / name), seed=3), strategy
         )
-        step = trainer._make_step(2)
-        iterator = trainer._dataset(2, 0)
+        step = trainer.make_step(2)
+        iterator = trainer.make_dataset(2, 0)
         losses = [float(step(iterator)["loss"]) for _ in range(3)]
         results.append((losses, [np.array(v) for v in trainer.model.layer_variables(2)]))
     (loss_one, w_one), (loss_mirrored, w_mirrored) = results
@@ -62,7 +62,7 @@ def test_non_finite_loss_stops_with_the_step_and_saves_nothing(tmp_path):
     trainer = loop.Trainer(loop.TrainOptions(**TINY, steps=3, layers=[1], model_dir=str(tmp_path)))
     kernel = trainer.model.hqa_layers[0].encoder.layers[0].kernel
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    with pytest.raises(FloatingPointError, match="layer 1, step 0"):
+    with pytest.raises(FloatingPointError, match="stage layer_1, step 0"):
         trainer.run()
     assert trainer.manager.latest_checkpoint is None
 
@@ -89,14 +89,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert index.exists(), "the run did not reach its second checkpoint"
     # The run may have written a later checkpoint before the kill landed: resume is from the latest.
     saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
-    resumed_step = int(saved.get_tensor("layer_step/.ATTRIBUTES/VARIABLE_VALUE"))
+    resumed_step = int(saved.get_tensor("stage_step/.ATTRIBUTES/VARIABLE_VALUE"))
     out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"step {resumed_step})" in out.stdout and "Resuming from" in out.stdout
     final = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
-    assert int(final.get_tensor("layer_index/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+    assert int(final.get_tensor("stage_index/.ATTRIBUTES/VARIABLE_VALUE")) == 2
     keys = final.get_variable_to_shape_map()
-    iterations = [k for k in keys if k.startswith("optimizer_layer_1/") and "iterations" in k]
+    iterations = [k for k in keys if k.startswith("optimizers/1/") and "iterations" in k]
     assert iterations, sorted(keys)[:20]
     # Resumed, not restarted: layer 1's optimiser took exactly --steps steps in all.
     assert int(final.get_tensor(iterations[0])) == 30
@@ -157,4 +157,4 @@ def test_the_vqvae_baseline_trains_end_to_end_with_the_same_trainer(tmp_path):
     summary = trainer.run()
     after = [np.array(v) for v in trainer.model.trainable_variables]
     assert all(not np.array_equal(a, b) for a, b in zip(before, after))  # encoder, codebook, decoder
-    assert summary["layers"][1]["bits_per_image"] == 8
+    assert summary["report"]["metrics"]["layers"]["1"]["bits_per_image"] == 8

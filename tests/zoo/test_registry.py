@@ -46,6 +46,22 @@ def test_duplicate_registration_raises():
         zoo.register(ZooEntry(**{**entry.__dict__}))
 
 
+def test_a_duplicate_family_name_raises_and_the_registry_imports_no_model():
+    from tfvq.models import HQA, VQVAE
+
+    zoo.register_family("hqa", HQA)  # the same class again is harmless
+    with pytest.raises(ValueError, match="family named 'hqa' is already registered"):
+        zoo.register_family("hqa", VQVAE)
+    source = open(zoo.registry.__file__).read()
+    assert "tfvq.models." not in source and "import HQA" not in source
+
+
+def test_build_overrides_the_configuration():
+    model = zoo.build("hqa_digits", image_shape=(16, 16, 1))
+    assert model.image_shape == (16, 16, 1) and model.zoo_name is None
+    assert zoo.build("hqa_digits").zoo_name == "hqa_digits"
+
+
 def test_weights_load_from_weights_file_keras_file_and_bad_paths(tmp_path):
     model = zoo.build("vqvae_mnist")
     for v in model.trainable_variables:

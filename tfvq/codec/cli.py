@@ -1,10 +1,13 @@
 """The `tfvq` command: compress PNG images to `.tfvq` files with zoo models and back.
 
-    tfvq models
-    tfvq compress IMAGE.png --model=hqa_digits --layer=5 [-o OUT.tfvq] [--weights=PATH]
-    tfvq compress IMAGE.png --model=rrvq_digits [-o OUT.tfvq]      (RRVQ-VAE: every layer, no --layer)
+    tfvq models [PATTERN]
+    tfvq compress IMAGE.png --model=NAME [--layer=L] [-o OUT.tfvq] [--weights=PATH]
     tfvq decompress OUT.tfvq [-o OUT.png] [--seed=S] [--weights=PATH]
     tfvq info OUT.tfvq
+
+Every command works the same for every zoo model with discrete codes
+(`tfvq.codec`): `--layer` defaults to the model's default layer, and a file
+holds the layers `model.encode(x, layer)` gives.
 
 Errors (a missing file, a corrupt `.tfvq` file, a PNG of the wrong size)
 print one line `tfvq: error: ...` to stderr and exit with status 1.
@@ -19,19 +22,19 @@ import tfvq  # noqa: F401  (sets TensorFlow's CPU defaults before TensorFlow sta
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="tfvq", description="Compress images to bit-packed VQ codes with tfvq zoo models (HQA, VQ-VAE, RRVQ-VAE)."
+        prog="tfvq", description="Compress images to bit-packed VQ codes with the tfvq zoo models that have codes."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{models,compress,decompress,info}")
 
-    p = sub.add_parser("models", help="list the zoo models with bits per image at each layer")
+    p = sub.add_parser("models", help="list the zoo models with the layers a file holds and its bits per image")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'hqa*'")
 
     p = sub.add_parser("compress", help="compress a PNG image to a .tfvq file")
     p.add_argument("image", help="input PNG, of the model's size and channels")
     p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`)")
     p.add_argument("--layer", type=int, default=None,
-                   help="HQA/VQ-VAE: layer whose codes to store (1 = finest; required). "
-                        "RRVQ-VAE: not allowed (the file holds every latent layer's codes)")
+                   help="layer to encode at (1 = finest; default: the model's default layer, marked in "
+                        "`tfvq models`); the file holds the codes the model's encode gives at that layer")
     p.add_argument("-o", "--output", help="output file (default: IMAGE with the suffix .tfvq)")
     p.add_argument("--weights", help="weights to use instead of the bundled ones (any path tfvq.zoo.load accepts)")
 
@@ -40,7 +43,8 @@ def _parser():
     p.add_argument("-o", "--output", help="output PNG (default: FILE with the suffix .png; "
                    "for several images, OUT_0.png, OUT_1.png, ...)")
     p.add_argument("--seed", type=int, default=None,
-                   help="sample the lower layers' codes with this seed (default: deterministic decoding)")
+                   help="sample the codes of the layers below the stored ones with this seed "
+                        "(default: deterministic decoding, their most probable codes)")
     p.add_argument("--weights", help="weights to use instead of the bundled ones of the file's model")
 
     p = sub.add_parser("info", help="print the header of a .tfvq file")
@@ -55,39 +59,50 @@ def _read_bytes(path):
         return f.read()
 
 
+def _runs(items):
+    """'16x16 (x8), 8x8 (x8)' for runs of equal items; an item alone when all are equal."""
+    runs = []
+    for item in items:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    if len(runs) == 1:
+        return runs[0][0]
+    return ", ".join(item if n == 1 else f"{item} (x{n})" for item, n in runs)
+
+
+def _rate_line(row):
+    """One row of `tfvq models`: the layer, the layers a file of it holds, their grids and Ks, bits per image."""
+    from tfvq.codec.rates import layers_text
+
+    layers = row["layers"]
+    held = "" if len(layers) == 1 else f"layers {layers_text(layers)}, "
+    grids = _runs(f"{gh}x{gw}" for gh, gw in row["code_grid"])
+    k = "K=" + _runs(str(k) for k in row["num_codes"]).replace(", ", "/")
+    unit = "byte" if row["payload_bytes"] == 1 else "bytes"
+    default = " (default)" if row["default"] else ""
+    return (f"  layer {row['layer']}{default}: {held}{grids} codes of {k}, {row['bits']} bits "
+            f"({row['payload_bytes']} {unit}) per image, {row['ratio']:.1f}:1")
+
+
 def _models(args):
-    from tfvq import zoo
+    from tfvq import codec, zoo
 
     names = zoo.list_models(args.pattern)
     if not names:
-        raise ValueError(f"No zoo model matches {args.pattern!r}.")
-    from tfvq import codec
-
+        raise ValueError(f"No zoo model matches {args.pattern!r}; `tfvq models` lists them all.")
     for name in names:
-        entry = zoo.get(name)
-        model = zoo.build(name)
-        h, w, c = model.image_shape
+        spec = codec.model_spec(name)
+        h, w, c = spec.image_shape
         bundled = zoo.registry.bundled_weights_path(name) is not None
-        print(f"{name}  ({h}x{w}x{c}, {'bundled weights' if bundled else 'no bundled weights'}): {entry.description}")
-        try:
-            layout = codec.code_layout(name)
-        except codec.CodecError:
+        print(f"{name}  ({h}x{w}x{c}, {'bundled weights' if bundled else 'no bundled weights'}): "
+              f"{zoo.get(name).description}")
+        if spec.layout is None:
             print("  no discrete codes (continuous latents): cannot make .tfvq files")
             continue
-        if layout == codec.ALL_LAYERS_LAYOUT:
-            (row,) = codec.rate_table(name)
-            grids = ", ".join(f"{gh}x{gw} K={k}" for (gh, gw), k in zip(row["code_grid"], row["num_codes"]))
-            print(f"  all {len(row['code_grid'])} layers: {grids}; {row['bits']} bits ({row['payload_bytes']} bytes) "
-                  f"per image, {row['ratio']:.1f}:1")
-            continue
-        for layer in range(1, model.num_layers + 1):
-            gh, gw = model.code_shape(layer)
-            k = model.quantizer(layer).num_codes
-            bits = model.bits(layer)
-            nbytes = -(-bits // 8)
-            unit = "byte" if nbytes == 1 else "bytes"
-            print(f"  layer {layer}: {gh}x{gw} codes of K={k}, {bits} bits ({nbytes} {unit}) per image, "
-                  f"{h * w * c * 8 / bits:.1f}:1")
+        for row in codec.rate_table(name):
+            print(_rate_line(row))
 
 
 def _compress(args):
@@ -101,9 +116,14 @@ def _compress(args):
     with open(out, "wb") as f:
         f.write(data)
     header = codec.read_header(data)
-    which = f"all {len(header.code_shapes)} layers" if header.all_layers else f"layer {args.layer}"
     print(f"{args.image} -> {out}: {len(data)} bytes ({header.payload_bytes} bytes of codes, "
-          f"{header.bits} bits, {which} of {args.model})")
+          f"{header.bits} bits, {_layers(header)} of {args.model})")
+
+
+def _layers(header):
+    from tfvq.codec.rates import layers_text
+
+    return ("layer " if header.num_layers == 1 else "layers ") + layers_text(header.layers)
 
 
 def _decompress(args):
@@ -126,17 +146,10 @@ def _info(args):
     from tfvq.codec import format as fmt
 
     header = fmt.read_header(_read_bytes(args.file))
-    if header.all_layers:
-        grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
-        print(f"{args.file}: .tfvq version {header.version} (all layers), model {header.model} "
-              f"(weights {header.weights_hash.hex()}), all {len(header.code_shapes)} layers, {header.count} image(s) "
-              f"of codes {grids}, {header.bits} bits per image, {header.payload_bytes} bytes of codes, "
-              f"{header.file_bytes} bytes in all")
-        return
-    h, w = header.code_shape
+    grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
     print(f"{args.file}: .tfvq version {header.version}, model {header.model} "
-          f"(weights {header.weights_hash.hex()}), layer {header.layer}, {header.count} image(s) of {h}x{w} codes, "
-          f"K={header.num_codes}, {header.payload_bytes} bytes of codes, {header.file_bytes} bytes in all")
+          f"(weights {header.weights_hash.hex()}), {_layers(header)}, {header.count} image(s) of codes {grids}, "
+          f"{header.bits} bits per image, {header.payload_bytes} bytes of codes, {header.file_bytes} bytes in all")
 
 
 def main(argv=None):

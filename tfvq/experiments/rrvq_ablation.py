@@ -53,6 +53,7 @@ def cell_config(cell, channels, codes, code_dim):
     family, _, overrides = CELLS[cell]
     base = dict(image_shape=(32, 32, 1), latent_sizes=(16, 8, 4, 2, 1), channels=channels, blocks_per_layer=1,
                 strap_blocks=0, top_prior="uniform")
+    # The cells are configurations of two families: the Gaussian one has a latent size, the discrete one codes.
     if family == "spatial_vae":
         base["latent_dim"] = code_dim
     else:
@@ -64,7 +65,7 @@ def cell_config(cell, channels, codes, code_dim):
 def register_cells(args):
     """Registers one zoo entry per cell (idempotent) and returns their names."""
     from tfvq import zoo
-    from tfvq.zoo import entries
+    from tfvq.models import rrvq_presets as entries
 
     names = {}
     for cell in CELLS:
@@ -92,7 +93,8 @@ def run_one(name, seed, steps, out_dir, eval_examples):
         summary = loop.train(loop.TrainOptions(model=name, seed=seed, model_dir=model_dir, steps=steps,
                                                eval_examples=eval_examples, verbose=False, log_every=100,
                                                checkpoint_every=10**9))
-        record.update(status="ok", train_bpd=float(summary["train_bpd"]), test_bpd=float(summary["test_bpd"]))
+        metrics = summary["report"]["metrics"]
+        record.update(status="ok", train_bpd=float(metrics["train_bpd"]), test_bpd=float(metrics["test_bpd"]))
         if not (math.isfinite(record["train_bpd"]) and math.isfinite(record["test_bpd"])):
             record["status"] = "non-finite evaluation"
     except FloatingPointError as err:

@@ -1,45 +1,37 @@
-"""Export an HQA model (or a hierarchical VAE) as a TF Serving SavedModel.
+"""Export any tfvq model as a TF Serving SavedModel.
 
-Layout (TF Serving's): `out_dir/<model_name>/<version>/` holding
-`saved_model.pb`, `variables/` and `assets.extra/tf_serving_warmup_requests`
-(a TFRecord of `tensorflow_serving.apis.PredictionLog`, one Predict request of
-batch 1 per signature, which TF Serving replays before it serves).
+The model lists what it serves (`model.serving_endpoints()`, see
+`tfvq.models.Endpoint`); this module writes whatever it lists, in TF
+Serving's layout, `out_dir/<model_name>/<version>/` holding `saved_model.pb`,
+`variables/` and `assets.extra/tf_serving_warmup_requests` (a TFRecord of
+`tensorflow_serving.apis.PredictionLog`, one Predict request of batch 1 per
+signature, which TF Serving replays before it serves).
 
-Signatures (batch dimension `None` everywhere; `H, W, C` = `model.image_shape`,
-`h_L, w_L` = `model.code_shape(L)`). The layer is chosen by the signature name,
-one set per exported layer L, so every input has a batch dimension and every
-signature works in REST's row (`instances`) format:
+Images are uint8 pixels in every signature, in and out. The signatures of
+the families (`H, W, C` = `model.image_shape`):
 
-  encode_layer_L          {images: uint8 [B,H,W,C]}         -> {codes: int32 [B,h_L,w_L]}
-                          most probable code (deterministic).
-  decode_layer_L          {codes: int32 [B,h_L,w_L]}         -> {images: uint8 [B,H,W,C]}
-                          stochastic decode (HQA Algorithm 3) with fresh randomness.
-  decode_seeded_layer_L   {codes: int32 [B,h_L,w_L],
-                           seed: int32 [B]}                  -> {images: uint8 [B,H,W,C]}
-                          stochastic decode; row i equals
-                          `model.decode(codes[i:i+1], L, seed=(seed[i], 0))`.
-  reconstruct_layer_L     {images: uint8 [B,H,W,C]}         -> {codes, images}
-                          deterministic: `model.reconstruct(x, L, stochastic=False)`.
+* Discrete models (`CodeModel.code_endpoints`), per exported layer L (suffix
+  `_layer_L`; the unsuffixed names are the default layer's):
+    encode         {images: uint8 [B,H,W,C]} -> {codes: int32 [B,h,w]} (or codes_layer_l, one per layer sent)
+    decode         codes -> {images: uint8}: `model.decode(codes, L)`, deterministic
+    decode_seeded  codes, {seed: int32 [B]} -> {images}: row i is
+                   `model.decode(codes[i:i+1], L, stochastic=True, seed=(seed[i], 0))`
+    reconstruct    {images} -> codes and {images}: `model.reconstruct(x, L)`
+  HQA exports every layer (`serving_default` = `reconstruct` of the top
+  layer), the VQ-VAE its one layer, an RRVQ-VAE layer 1 (every layer's codes).
+* Hierarchical VAEs (`HierarchicalVAE.density_endpoints`): `bits_per_dim`
+  (= `serving_default`), `bits_per_dim_seeded`, `elbo`, `elbo_seeded`,
+  `reconstruct`, `sample`.
 
-and `encode`, `decode`, `decode_seeded`, `reconstruct` for the default layer
-(the top exported layer unless `default_layer` is given); `serving_default`
-is `reconstruct`. Images are uint8 in 0..255 (divided by 255 on the way in,
-`round(255 * clip(x, 0, 1))` on the way out). Bad inputs fail with an
-`InvalidArgumentError`: a wrong dtype ("expected to be a uint8 tensor"), a
-wrong shape (EnsureShape: "Shape of tensor ... is not compatible with expected
-shape [?,32,32,1]"), codes outside `[0, K)` ("layer L codes must be in
-[0, K-1]"). `check_inputs`, `predict` and `rest_predict` check requests
-before they run and raise / answer with a `ValueError` message naming the
-signature, the input and what it expects.
+Bad inputs fail with an `InvalidArgumentError`: a wrong dtype ("expected to be
+a uint8 tensor"), a wrong shape (EnsureShape: "Shape of tensor ... is not
+compatible with expected shape [?,32,32,1]"), codes outside `[0, K)` ("layer
+L codes must be in [0, K-1]"). `check_inputs`, `predict` and `rest_predict`
+check requests before they run and raise / answer with a `ValueError` message
+naming the signature, the input and what it expects.
 
 The graphs hold only standard TensorFlow ops (no tfvq code is needed to load
 or serve them); see `custom_ops`.
-
-RRVQ-VAEs and Spatial-VAEs (zoo families "rrvq_vae", "spatial_vae") export
-in the same layout with their own signatures (`bits_per_dim`, `elbo`,
-`reconstruct`, `sample`, RRVQ's `encode`; `serving_default` is
-`bits_per_dim`): see `tfvq.export.hierarchical`. Other models raise
-`TypeError`.
 """
 
 import os
@@ -48,9 +40,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvq.export import hierarchical
-
-SIGNATURE_METHODS = ("encode", "decode", "decode_seeded", "reconstruct")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
@@ -59,98 +48,14 @@ def signature_name(method, layer=None):
     return method if layer is None else f"{method}_layer_{int(layer)}"
 
 
-def to_float(images):
-    return tf.cast(images, tf.float32) / 255.0
-
-
-def to_uint8(images):
-    return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
-
-
-EXPORTABLE = "HQA, RRVQVAE and SpatialVAE (zoo families hqa, rrvq_vae, spatial_vae)"
-
-
-def _check_model(model):
-    if not hasattr(model, "hqa_layers"):
-        raise TypeError(f"Only HQA models have per-layer encode/decode signatures, got {type(model).__name__}; "
-                        f"SavedModel export supports {EXPORTABLE}.")
-
-
-def _check_exportable(model):
-    if not (hasattr(model, "hqa_layers") or hierarchical.is_hierarchical(model)):
-        raise TypeError(f"Cannot export a {type(model).__name__} as a SavedModel: export supports {EXPORTABLE}.")
-
-
-def _layers(model, layers):
-    if layers is None:
-        return list(range(1, model.num_layers + 1))
-    layers = sorted({int(l) for l in layers})
-    for l in layers:
-        model._check_layer(l)
-    if not layers:
-        raise ValueError("layers must name at least one layer.")
-    return layers
-
-
-def make_endpoints(model, layer):
-    """The four signature functions of layer `layer`: {method: (fn, input_signature)}."""
-    _check_model(model)
-    layer = model._check_layer(layer)
-    h, w = model.code_shape(layer)
-    k = model.hqa_layers[layer - 1].num_codes
-    image_spec = tf.TensorSpec((None,) + model.image_shape, tf.uint8, name="images")
-    codes_spec = tf.TensorSpec((None, h, w), tf.int32, name="codes")
-    seed_spec = tf.TensorSpec((None,), tf.int32, name="seed")
-
-    def checked_images(images):
-        # EnsureShape: a run-time check (signatures do not check shapes), an error naming both shapes.
-        return to_float(tf.ensure_shape(images, (None,) + model.image_shape, name="images_shape_check"))
-
-    def checked_codes(codes):
-        codes = tf.ensure_shape(codes, (None, h, w), name="codes_shape_check")
-        message = f"layer {layer} codes must be in [0, {k - 1}]"
-        checks = [
-            tf.debugging.assert_non_negative(codes, message=message),
-            tf.debugging.assert_less(codes, tf.constant(k, tf.int32), message=message),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(codes)
-
-    def decode_rows(codes, seed):
-        def one(args):
-            c, s = args
-            x = model.decode(c[None], layer, stochastic=True, seed=tf.stack([s, tf.constant(0, tf.int32)]))
-            return to_uint8(x)[0]
-
-        return tf.map_fn(one, (codes, seed), fn_output_signature=tf.TensorSpec(model.image_shape, tf.uint8))
-
-    def encode(images):
-        return {"codes": model.encode(checked_images(images), layer, stochastic=False)}
-
-    def decode(codes):
-        codes = checked_codes(codes)
-        seed = tf.random.uniform(tf.shape(codes)[:1], maxval=np.iinfo(np.int32).max, dtype=tf.int32)
-        return {"images": decode_rows(codes, seed)}
-
-    def decode_seeded(codes, seed):
-        codes = checked_codes(codes)
-        check = tf.debugging.assert_equal(tf.size(seed), tf.shape(codes)[0],
-                                          message="seed must be int32 of shape [batch]: one seed per row of codes")
-        with tf.control_dependencies([check]):
-            seed = tf.identity(tf.reshape(seed, [-1]))
-        return {"images": decode_rows(codes, seed)}
-
-    def reconstruct(images):
-        x = checked_images(images)
-        codes = model.encode(x, layer, stochastic=False)
-        return {"codes": codes, "images": to_uint8(model.decode(codes, layer, stochastic=False))}
-
-    return {
-        "encode": (encode, [image_spec]),
-        "decode": (decode, [codes_spec]),
-        "decode_seeded": (decode_seeded, [codes_spec, seed_spec]),
-        "reconstruct": (reconstruct, [image_spec]),
-    }
+def warmup_image(model, images=None):
+    """A uint8 [1, H, W, C] example: the first of `images` (uint8, or float in [0, 1]), or a grey image."""
+    if images is None:
+        return np.full((1,) + tuple(model.image_shape), 128, np.uint8)
+    images = np.asarray(images[:1])
+    if images.dtype != np.uint8:
+        images = np.round(np.clip(images.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    return images
 
 
 def export_saved_model(model, out_dir, model_name, version=1, layers=None, default_layer=None,
@@ -158,81 +63,33 @@ def export_saved_model(model, out_dir, model_name, version=1, layers=None, defau
     """Writes `out_dir/model_name/version/` for TF Serving and returns its path.
 
     Args:
-      model: a `tfvq.models.HQA`, or an `RRVQVAE` / `SpatialVAE` (signatures
-        of `tfvq.export.hierarchical`; `layers` and `default_layer` must then
-        be None).
+      model: any tfvq model (it lists its endpoints).
       out_dir: the model base path's parent (TF Serving's `--model_base_path`
         is `out_dir/model_name`).
       model_name: the served model's name.
       version: a positive integer version directory.
-      layers: the layers to export signatures for (default: all).
-      default_layer: the layer of the unsuffixed signatures (default: the top
-        exported layer).
-      warmup_images: float [N, H, W, C] images in [0, 1] for the warmup
+      layers, default_layer: for discrete models, the layers to export code
+        signatures for and the layer of the unsuffixed names (defaults: the
+        model's); a model without per-layer signatures refuses them.
+      warmup_images: images (uint8, or float in [0, 1]) for the warmup
         requests (the first one is used; default: a grey image).
     """
-    _check_exportable(model)
-    if int(version) < 1:
+    if isinstance(version, bool) or int(version) < 1:
         raise ValueError(f"version must be a positive integer, got {version}.")
-    if hierarchical.is_hierarchical(model):
-        return _export_hierarchical(model, out_dir, model_name, version, layers, default_layer, warmup_images,
-                                    verbose)
-    layers = _layers(model, layers)
-    default_layer = layers[-1] if default_layer is None else model._check_layer(default_layer)
-    if default_layer not in layers:
-        layers = sorted(layers + [default_layer])
+    endpoints = model.serving_endpoints(layers=layers, default_layer=default_layer)
     path = os.path.join(out_dir, model_name, str(int(version)))
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for layer in layers:
-        for method, (fn, spec) in make_endpoints(model, layer).items():
-            # One traced function per (method, layer); the default layer's aliases share it.
-            function = tf.function(fn, input_signature=spec, autograph=False)
-            archive.add_endpoint(signature_name(method, layer), function)
-            if layer == default_layer:
-                archive.add_endpoint(method, function)
-                if method == "reconstruct":
-                    archive.add_endpoint("serving_default", function)
+    for endpoint in endpoints:
+        # One traced function per endpoint; its aliases share it.
+        function = tf.function(endpoint.fn, input_signature=list(endpoint.input_signature), autograph=False)
+        for name in (endpoint.name, *endpoint.aliases):
+            archive.add_endpoint(name, function)
     archive.write_out(path, verbose=verbose)
-    write_warmup_requests(path, model, model_name, layers, default_layer, warmup_images)
+    image = warmup_image(model, warmup_images)
+    _write_requests(path, model_name, [(name, endpoint.warmup(image))
+                                       for endpoint in endpoints for name in (endpoint.name, *endpoint.aliases)])
     return path
-
-
-def _export_hierarchical(model, out_dir, model_name, version, layers, default_layer, warmup_images, verbose):
-    if layers is not None or default_layer is not None:
-        raise ValueError(f"layers and default_layer choose HQA layers; a {type(model).__name__} export has "
-                         "signatures over all its latent layers (leave them unset).")
-    path = os.path.join(out_dir, model_name, str(int(version)))
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    hierarchical.add_endpoints(archive, model)
-    archive.write_out(path, verbose=verbose)
-    requests = [(name, hierarchical.warmup_inputs(model, method, warmup_images))
-                for name, method in hierarchical.warmup_names(model)]
-    _write_requests(path, model_name, requests)
-    return path
-
-
-def warmup_inputs(model, layer, method, images=None):
-    """Batch-1 NumPy inputs of one signature (for warmup requests and smoke tests)."""
-    if images is None:
-        image = np.full((1,) + model.image_shape, 128, np.uint8)
-    else:
-        image = np.round(np.clip(np.asarray(images[:1], np.float32), 0, 1) * 255).astype(np.uint8)
-    if method in ("encode", "reconstruct", "serving_default"):
-        return {"images": image}
-    codes = np.zeros((1,) + tuple(model.code_shape(layer)), np.int32)
-    if method == "decode":
-        return {"codes": codes}
-    return {"codes": codes, "seed": np.zeros((1,), np.int32)}
-
-
-def write_warmup_requests(path, model, model_name, layers, default_layer, images=None):
-    """`assets.extra/tf_serving_warmup_requests`: one PredictRequest per signature (HQA)."""
-    names = [(signature_name(m, l), m, l) for l in layers for m in SIGNATURE_METHODS]
-    names += [(m, m, default_layer) for m in SIGNATURE_METHODS] + [("serving_default", "reconstruct", default_layer)]
-    _write_requests(path, model_name, [(name, warmup_inputs(model, layer, method, images))
-                                       for name, method, layer in names])
 
 
 def _write_requests(path, model_name, requests):

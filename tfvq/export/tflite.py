@@ -1,14 +1,17 @@
-"""TFLite encoders of HQA models and RRVQ-VAEs, built from TFLite builtin ops only.
+"""TFLite encoders of the discrete models, built from TFLite builtin ops only.
 
-One `.tflite` file per (layer, variant), with one signature `encode`:
+The model gives its encoder (`CodeModel.tflite_encoder(layer)`): a function
+of float images in [0, 1] to int32 codes of the layers `encode(x, layer)`
+sends. One `.tflite` file per (layer, variant), with one signature `encode`:
 
   input  `images`: [1, H, W, C] -- float32 in [0, 1] for the `float32`,
          `float16` and `dynamic` variants; uint8 raw pixels (0..255) for
          `int8` (full-integer; the input's quantisation is scale 1/255,
          zero point 0 when the calibration images span [0, 1]: read
          `get_input_details()[0]["quantization"]`, `quantize_input` does).
-  output `codes`: int32 [1, h, w], the most probable code of every position
-         (the SavedModel's `encode_layer_L`).
+  output `codes` (one layer sent: HQA, VQ-VAE) or `codes_layer_l` (several:
+         an RRVQ-VAE's layers l..L): int32 [1, h, w], the most probable codes
+         (the SavedModel's `encode`).
 
 Variants (the TensorFlow Model Garden menu):
   float32  no quantisation.
@@ -18,13 +21,10 @@ Variants (the TensorFlow Model Garden menu):
            model's training images (`representative_images`), builtins of
            `TFLITE_BUILTINS_INT8` only.
 
-RRVQ-VAEs (`tfvq.models.RRVQVAE`) get one file per variant,
-`<model_name>_encode_<variant>.tflite`, whose `encode` signature takes
-float32 images [1, H, W, C] in [0, 1] and gives `codes_layer_1` ..
-`codes_layer_L` (int32 [1, h_l, w_l], layer 1 first): the SavedModel's
-`encode` (`model.encode(images, stochastic=False)`). Only the float variants
-(`RRVQ_VARIANTS`) are offered for them. Spatial-VAEs have no codes: they
-have no TFLite encoder (`TypeError`).
+Files are `<model_name>_encode_layer<L>_<variant>.tflite`. By default an HQA
+model gets one per layer, a VQ-VAE one, an RRVQ-VAE one (layer 1: every
+layer's codes). Models without codes (Spatial-VAE) have no TFLite encoder
+(`TypeError`).
 
 Conversion goes through a Keras `ExportArchive` SavedModel (frozen variables)
 and fails fast, with the converter's error, if an op is not a TFLite builtin.
@@ -40,102 +40,48 @@ import numpy as np
 import tensorflow as tf
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
-RRVQ_VARIANTS = ("float32", "float16", "dynamic")
-"""Variants offered for RRVQ-VAE encoders (full-integer int8 is not calibrated or tested for them)."""
-
-
-def _is_rrvq(model):
-    from tfvq.export import hierarchical
-
-    return hierarchical.is_discrete(model)
-
-
-def has_encoder(model):
-    """True for models with a TFLite encoder: HQA and RRVQ-VAE (not Spatial-VAE)."""
-    return hasattr(model, "hqa_layers") or _is_rrvq(model)
 
 
 def check_model(model):
-    """Raises `TypeError` unless `model` has a TFLite encoder (HQA or RRVQ-VAE)."""
-    if not has_encoder(model):
-        raise TypeError(f"TFLite export is for the encoders of HQA models and RRVQ-VAEs (models with discrete "
-                        f"codes), got {type(model).__name__}; export it as a SavedModel instead.")
+    """The model's `CodeLayout`; `TypeError` for a model without discrete codes."""
+    layout = model.code_layout()
+    if layout is None:
+        raise TypeError(f"TFLite export is for the encoders of models with discrete codes; a "
+                        f"{type(model).__name__} has none. Export it as a SavedModel instead.")
+    return layout
 
 
-def rrvq_encoder_fn(model):
-    """A function of float images [B, H, W, C] in [0, 1] -> {codes_layer_l: int32 [B, h_l, w_l]} of an RRVQ-VAE.
-
-    `model.encode(images, stochastic=False)` without its graph-mode value
-    assertions (not TFLite builtins); the codes are `tf.argmax` (ARG_MAX).
-    """
-    from tfvq.export.hierarchical import DEFAULT_SEED
-
-    def encode(images):
-        *_, codes = model._inference(tf.cast(images, tf.float32), False, tf.constant(DEFAULT_SEED, tf.int32),
-                                     stochastic=False)
-        return {f"codes_layer_{l + 1}": c for l, c in enumerate(codes)}
-
-    return encode
+def encoder_layers(model, layers=None):
+    """The layers to write encoders for: `layers`, else the model's default export layers."""
+    layout = check_model(model)
+    if layers is None:
+        return list(model.default_export_layers())
+    return [layout.check_layer(l) for l in layers]
 
 
-def encoder_fn(model, layer):
-    """A function of float images [B, H, W, C] in [0, 1] -> int32 codes [B, h, w] of layer `layer`.
-
-    Calls the layers directly (no graph-mode value assertions, which are not
-    TFLite builtins) and takes `tf.argmax(..., output_type=tf.int32)` of the
-    quantizer's logits (an ARG_MAX builtin), as `model.encode` does.
-    """
-    layer = model._check_layer(layer)
-    hqa_layer = model.hqa_layers[layer - 1]
-    quantizer = hqa_layer.quantizer
-    h, w = model.code_shape(layer)
-
-    def encode(images):
-        x = tf.cast(images, tf.float32)
-        for l in model.hqa_layers[:layer]:
-            x = l.encode_continuous(x, training=False)
-        flat = tf.reshape(x, [-1, quantizer.code_dim])
-        logits, _ = quantizer.shifted_logits(flat)
-        codes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return tf.reshape(codes, [-1, h, w])
-
-    return encode
-
-
-def convert_encoder(model, layer, variant="float32", representative_images=None, num_calibration=200):
-    """The `.tflite` bytes of layer `layer`'s encoder in one of `VARIANTS`.
+def convert_encoder(model, layer=None, variant="float32", representative_images=None, num_calibration=200):
+    """The `.tflite` bytes of the encoder of layer `layer` (default: the model's default layer) in one of `VARIANTS`.
 
     Args:
-      model: a `tfvq.models.HQA`, or an `RRVQVAE` (then `layer` must be None:
-        one encoder gives every layer's codes).
-      layer: 1..model.num_layers.
-      variant: "float32", "float16", "dynamic" or "int8" ("int8" is HQA only).
-      representative_images: float [N, H, W, C] in [0, 1], required for "int8"
-        (e.g. `tfvq.data.load_numpy(dataset, "train", limit=200)`).
+      model: a discrete tfvq model.
+      layer: a layer of `model.code_layout()`.
+      variant: "float32", "float16", "dynamic" or "int8".
+      representative_images: float [N, H, W, C] in [0, 1] (or uint8), required
+        for "int8" (e.g. `tfvq.data.load_numpy(dataset, "train", limit=200)`).
       num_calibration: at most this many images calibrate "int8".
 
     Raises:
-      TypeError: a model without a TFLite encoder (e.g. a Spatial-VAE).
-      ValueError: unknown variant, or "int8" without representative images.
+      TypeError: a model without discrete codes (e.g. a Spatial-VAE).
+      ValueError: unknown variant or layer, or "int8" without representative images.
       tf.lite / converter errors: an op that is not a TFLite builtin.
     """
-    check_model(model)
-    rrvq = _is_rrvq(model)
-    variants = RRVQ_VARIANTS if rrvq else VARIANTS
-    if variant not in variants:
-        raise ValueError(f"variant must be one of {variants} for a {type(model).__name__}, got {variant!r}.")
+    layout = check_model(model)
+    layer = layout.check_layer(layer)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
     if variant == "int8" and representative_images is None:
         raise ValueError("the int8 variant needs representative_images (float images in [0, 1]) to calibrate.")
-    if rrvq:
-        if layer is not None:
-            raise ValueError("An RRVQ-VAE has one TFLite encoder for all its latent layers: pass layer=None.")
-        endpoint = rrvq_encoder_fn(model)
-    else:
-        encode = encoder_fn(model, layer)
-
-        def endpoint(images):
-            return {"codes": encode(images)}
-
+    endpoint = model.tflite_encoder(layer)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -153,7 +99,8 @@ def convert_encoder(model, layer, variant="float32", representative_images=None,
         elif variant == "dynamic":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif variant == "int8":
-            images = np.asarray(representative_images, np.float32)[:num_calibration]
+            images = np.asarray(representative_images)[:num_calibration]
+            images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
             if images.ndim != 4 or tuple(images.shape[1:]) != model.image_shape:
                 raise ValueError(f"representative_images must be [N, {', '.join(map(str, model.image_shape))}], "
                                  f"got {list(images.shape)}.")
@@ -170,24 +117,12 @@ def convert_encoder(model, layer, variant="float32", representative_images=None,
 
 
 def _file_name(model_name, layer, variant):
-    return f"{model_name}_encode_{variant}.tflite" if layer is None else \
-        f"{model_name}_encode_layer{layer}_{variant}.tflite"
+    return f"{model_name}_encode_layer{layer}_{variant}.tflite"
 
 
 def export_tflite(model, out_dir, model_name, layers=None, variants=VARIANTS, representative_images=None):
-    """Writes `out_dir/<model_name>_encode_layer<L>_<variant>.tflite`; returns {(layer, variant): path}.
-
-    For an RRVQ-VAE: `out_dir/<model_name>_encode_<variant>.tflite`, keys (None, variant); `layers` must be
-    None and `variants` default to `RRVQ_VARIANTS`.
-    """
-    check_model(model)
-    if _is_rrvq(model):
-        if layers is not None:
-            raise ValueError("An RRVQ-VAE has one TFLite encoder for all its latent layers: leave layers unset.")
-        layers = [None]
-        variants = RRVQ_VARIANTS if variants is VARIANTS else variants
-    else:
-        layers = list(range(1, model.num_layers + 1)) if layers is None else [model._check_layer(l) for l in layers]
+    """Writes `out_dir/<model_name>_encode_layer<L>_<variant>.tflite`; returns {(layer, variant): path}."""
+    layers = encoder_layers(model, layers)
     os.makedirs(out_dir, exist_ok=True)
     paths = {}
     for layer in layers:
@@ -248,33 +183,25 @@ def run_encoder(interp, images):
 def agreement_table(model, layers, saved_model_path, test_images, representative_images, out_dir,
                     model_name="model", variants=VARIANTS, num_threads=1):
     """Per (layer, variant): file size, ms per image, and the fraction of codes equal to the
-    SavedModel's `encode_layer_L` on `test_images`. Returns a list of dict rows.
-
-    For an RRVQ-VAE (`layers` None): one row per variant, layer "all", agreement over every layer's
-    codes with the SavedModel's `encode`."""
+    SavedModel's `encode[_layer_L]` on `test_images`. Returns a list of dict rows."""
     loaded = tf.saved_model.load(saved_model_path)
-    if _is_rrvq(model):
-        images = np.clip(np.asarray(test_images, np.float32), 0, 1)
-        reference = loaded.signatures["encode"](images=tf.constant(images))
-        paths = export_tflite(model, out_dir, model_name, layers, variants, representative_images)
-        rows = []
-        for (_, variant), path in paths.items():
-            codes, ms = run_encoder(interpreter(path, num_threads), images)
-            equal = sum(int(np.sum(codes[k] == reference[k].numpy())) for k in codes)
-            total = sum(codes[k].size for k in codes)
-            rows.append({"layer": "all", "variant": variant, "bytes": os.path.getsize(path), "ms_per_image": ms,
-                         "agreement": equal / total, "path": path})
-        return rows
-    pixels = np.round(np.clip(np.asarray(test_images, np.float32), 0, 1) * 255).astype(np.uint8)
+    layers = encoder_layers(model, layers)
+    pixels = np.asarray(test_images)
+    if pixels.dtype != np.uint8:
+        pixels = np.round(np.clip(pixels.astype(np.float32), 0, 1) * 255).astype(np.uint8)
     paths = export_tflite(model, out_dir, model_name, layers, variants, representative_images)
     rows = []
     for layer in layers:
-        reference = loaded.signatures[f"encode_layer_{layer}"](images=tf.constant(pixels))["codes"].numpy()
+        name = f"encode_layer_{layer}" if f"encode_layer_{layer}" in loaded.signatures else "encode"
+        reference = {k: v.numpy() for k, v in loaded.signatures[name](images=tf.constant(pixels)).items()}
         for variant in variants:
             path = paths[(layer, variant)]
-            codes, ms = run_encoder(interpreter(path, num_threads), np.asarray(pixels, np.float32) / 255.0)
+            codes, ms = run_encoder(interpreter(path, num_threads), pixels.astype(np.float32) / 255.0)
+            codes = codes if isinstance(codes, dict) else {"codes": codes}
+            equal = sum(int(np.sum(codes[k] == reference[k])) for k in codes)
+            total = sum(codes[k].size for k in codes)
             rows.append({"layer": layer, "variant": variant, "bytes": os.path.getsize(path), "ms_per_image": ms,
-                         "agreement": float(np.mean(codes == reference)), "path": path})
+                         "agreement": equal / total, "path": path})
     return rows
 
 

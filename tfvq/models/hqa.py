@@ -19,6 +19,8 @@ import tensorflow as tf
 
 from tfvq.layers.blocks import RunningNormalization
 from tfvq.layers.quantizers import StochasticVectorQuantizer
+from tfvq.models.base import (CodeLayout, CodeModel, OptimizerRecipe, Stage, as_seed, check_codes, fold_seeds,
+                              like_input, output_is_uint8, recipe_steps)
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -208,59 +210,104 @@ class HQALayer(keras.layers.Layer):
         return config
 
 
-def check_images(images, image_shape):
-    """Validates a batch of images for a model that takes `image_shape` inputs.
+def greedy_stage(name, title, steps, variables, loss, quantizer, recipe):
+    """A stage of HQA's greedy recipe (HQA Algorithm 2, App. C) for one layer's variables.
 
-    Raises `ValueError` that says what was expected: float images of shape
-    [batch, H, W, C] with values in [0, 1]. Values are checked when they are
-    known (eager tensors, NumPy arrays); inside a `tf.function` an assertion
-    op checks them at run time.
+    RAdam at `recipe["learning_rate"]` (App. C: 4e-4), constant, then
+    cosine-annealed over the final `cosine_fraction` of the steps; gradients
+    clipped to the global norm `clip_norm` (the papers name none: 1.0). Per
+    step, the quantizer's Gumbel-softmax temperature is annealed linearly
+    from `initial_temperature` to `final_temperature` (HQA §5.1) and dead
+    codes are reset during the first `reset_fraction` of the steps (App. C.4),
+    for quantizers that have a temperature or a code reset.
     """
-    h, w, c = image_shape
-    if isinstance(images, np.ndarray) or not tf.is_tensor(images):
-        images = np.asarray(images)
-        if images.dtype.kind not in "f":
-            raise ValueError(
-                f"Expected float images with values in [0, 1], got dtype {images.dtype}. "
-                "Convert 8-bit images with `images.astype('float32') / 255`."
-            )
-        images = tf.convert_to_tensor(images)
-    if not images.dtype.is_floating:
-        raise ValueError(
-            f"Expected float images with values in [0, 1], got dtype {images.dtype.name}. "
-            "Convert 8-bit images with `tf.cast(images, tf.float32) / 255`."
-        )
-    shape = images.shape
-    if shape.rank != 4 or tuple(shape[1:]) != (h, w, c):
-        raise ValueError(
-            f"Expected images of shape [batch, {h}, {w}, {c}] (NHWC, {c} channel{'s' if c > 1 else ''}), "
-            f"got shape {list(shape)}. Resize or convert the images first (tfvq.data does this)."
-        )
-    if tf.executing_eagerly():
-        if images.shape[0] != 0:
-            lo, hi = float(tf.reduce_min(images)), float(tf.reduce_max(images))
-            if not (0.0 <= lo and hi <= 1.0) or math.isnan(lo) or math.isnan(hi):
-                raise ValueError(
-                    f"Expected image values in [0, 1], got values in [{lo:g}, {hi:g}]. "
-                    "Scale 8-bit images by 1/255."
-                )
-    else:
-        with tf.control_dependencies(
-            [
-                tf.debugging.assert_greater_equal(images, tf.cast(0.0, images.dtype), message="image values < 0"),
-                tf.debugging.assert_less_equal(images, tf.cast(1.0, images.dtype), message="image values > 1"),
-            ]
-        ):
-            images = tf.identity(images)
-    return images
+    from tfvq.train.schedules import linear_anneal
+
+    anneal = hasattr(quantizer, "temperature")
+    t0 = float(recipe.get("initial_temperature", 1.0))
+    t1 = float(recipe.get("final_temperature", 0.01))
+    reset_until = float(recipe.get("reset_fraction", 0.75)) * steps
+
+    def before_step(step):
+        shown = {}
+        if anneal:
+            quantizer.temperature.assign(tf.cast(linear_anneal(step, steps, t0, t1), quantizer.temperature.dtype))
+            shown["temperature"] = tf.convert_to_tensor(quantizer.temperature)
+        if getattr(quantizer, "code_reset", False):
+            quantizer.reset_enabled.assign(tf.cast(tf.cast(step, tf.float32) < reset_until, tf.float32))
+        return shown
+
+    return Stage(
+        name=name,
+        title=title,
+        steps=steps,
+        variables=variables,
+        loss=loss,
+        optimizer=OptimizerRecipe("radam", float(recipe.get("learning_rate", 4e-4)),
+                                  cosine_fraction=float(recipe.get("cosine_fraction", 1 / 3)),
+                                  clip_norm=float(recipe.get("clip_norm", 1.0))),
+        before_step=before_step,
+        shown=("loss", "mse", "perplexity", "temperature"),
+    )
+
+
+def layer_metrics(model, images, layers, batch_size=256, seed=0):
+    """Per-layer test metrics of a model whose layers each decode alone (HQA, VQ-VAE).
+
+    For each layer: bits per image (fixed rate), MSE of the deterministic and
+    of the stochastic decode (HQA Algorithm 3) of its codes, the perplexity
+    of the codes and the number of distinct codes used.
+    """
+    layout = model.code_layout()
+    images = np.asarray(images, np.float32)
+    results = {}
+    for layer in layers:
+        mse_det, mse_sto, codes_all = [], [], []
+        for start in range(0, len(images), batch_size):
+            batch = images[start: start + batch_size]
+            codes = model.encode(batch, layer)
+            det = model.decode(codes, layer)
+            sto = model.decode(codes, layer, stochastic=True, seed=[seed, start])
+            mse_det.append(np.mean((det.numpy() - batch) ** 2, axis=(1, 2, 3)))
+            mse_sto.append(np.mean((sto.numpy() - batch) ** 2, axis=(1, 2, 3)))
+            codes_all.append(codes.numpy().ravel())
+        codes_all = np.concatenate(codes_all)
+        counts = np.bincount(codes_all, minlength=layout.num_codes[layer - 1]).astype(np.float64)
+        p = counts / counts.sum()
+        nz = p[p > 0]
+        results[layer] = {
+            "bits_per_image": layout.bits(layer),
+            "code_shape": list(layout.grids[layer - 1]),
+            "mse": float(np.mean(np.concatenate(mse_det))),
+            "mse_stochastic": float(np.mean(np.concatenate(mse_sto))),
+            "perplexity": float(math.exp(-(nz * np.log(nz)).sum())),
+            "codes_used": int((counts > 0).sum()),
+        }
+    return results
+
+
+def layer_report(model, images, layers, seed=0):
+    """`ImageModel.report` of a model whose layers each decode alone: metrics per layer and a table."""
+    metrics = layer_metrics(model, images, layers, seed=seed)
+    rows = [[l, m["bits_per_image"], f"{m['mse']:.4f}", f"{m['mse_stochastic']:.4f}", f"{m['perplexity']:.1f}",
+             m["codes_used"]] for l, m in sorted(metrics.items())]
+    return {
+        "metrics": {"layers": {str(l): m for l, m in metrics.items()}},
+        "table": (["layer", "bits", "MSE", "MSE stoch.", "perplexity", "codes used"], rows),
+        "lines": [],
+    }
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class HQA(keras.Model):
+class HQA(CodeModel):
     """A Hierarchical Quantized Autoencoder: a stack of `HQALayer`s.
 
+    Codes (`CodeModel`): layer l's code alone decodes to an image, going down
+    the stack (HQA Algorithm 3); `encode`/`decode` default to the top layer,
+    the lowest rate.
+
     Args:
-      image_shape: (H, W, C) of the input images (values in [0, 1]).
+      image_shape: (H, W, C) of the input images.
       layers: a list of dicts of `HQALayer` arguments, one per layer, bottom
         first (`input_channels` and `first` are filled in).
       **kwargs: passed to `keras.Model`.
@@ -285,6 +332,7 @@ class HQA(keras.Model):
         self.hqa_layers = []
         channels = self.image_shape[-1]
         shape = (None,) + self.image_shape
+        grids = []
         for i, cfg in enumerate(self.layer_configs):
             cfg = dict(cfg)
             cfg.update(input_channels=channels, first=(i == 0))
@@ -295,128 +343,106 @@ class HQA(keras.Model):
             shape = layer.encoder.compute_output_shape(shape)
             if shape[1] < 1 or shape[2] < 1:
                 raise ValueError(f"Layer {i + 1} would produce an empty code grid from images {self.image_shape}.")
+            grids.append((int(shape[1]), int(shape[2])))
             channels = layer.code_dim
+        self._layout = CodeLayout(tuple(grids), tuple(l.num_codes for l in self.hqa_layers),
+                                  default_layer=len(grids), cumulative=False)
         self.build((None,) + self.image_shape)
 
     @property
     def num_layers(self):
         return len(self.hqa_layers)
 
+    def code_layout(self):
+        return self._layout
+
     def _check_layer(self, layer):
-        if not isinstance(layer, (int, np.integer)) or not 1 <= int(layer) <= self.num_layers:
-            raise ValueError(f"layer must be an integer in 1..{self.num_layers} (layers are numbered from 1), got {layer!r}.")
-        return int(layer)
+        return self._layout.check_layer(layer)
 
     def build(self, input_shape):
         self.built = True
 
-    # ------------------------------------------------------------------ rates
-    def code_shape(self, layer):
-        """(h, w) of layer `layer`'s code grid."""
-        layer = self._check_layer(layer)
-        h, w = self.image_shape[:2]
-        for l in self.hqa_layers[:layer]:
-            if l.downsample:
-                h, w = (h + 1) // 2, (w + 1) // 2
-        return (h, w)
-
-    def bits(self, layer):
-        """The fixed rate of layer `layer`: h * w * ceil(log2 K) bits per image."""
-        h, w = self.code_shape(layer)
-        k = self.hqa_layers[layer - 1].num_codes
-        return h * w * max(1, math.ceil(math.log2(k)))
-
     # ---------------------------------------------------------------- encoding
-    def encode_continuous(self, images, layer, training=False):
+    def encode_continuous(self, images, layer=None, training=False):
         """z_e of layer `layer` (HQA Algorithm 2 lines 8-13: no quantisation below)."""
         layer = self._check_layer(layer)
-        x = check_images(images, self.image_shape)
+        x, _ = self.check_images(images)
+        return self._encode_continuous(x, layer, training)
+
+    def _encode_continuous(self, x, layer, training=False):
         for l in self.hqa_layers[:layer]:
             x = l.encode_continuous(x, training=training)
         return x
 
-    def encode(self, images, layer, stochastic=False, seed=None):
-        """Codes of layer `layer`: int32 [N, h, w].
+    def encode(self, images, layer=None, stochastic=False, seed=None):
+        """Codes of layer `layer` (default: the top layer): int32 [B, h, w].
 
         By default the most probable code (a deterministic encoder for
         compression); `stochastic=True` samples q (HQA eq. 3).
         """
         layer = self._check_layer(layer)
+        seed = as_seed(seed)
         z_e = self.encode_continuous(images, layer)
         out = self.hqa_layers[layer - 1].quantizer(z_e, training=False, stochastic=stochastic, seed=seed)
         return out["codes"]
 
     # ---------------------------------------------------------------- decoding
-    def _check_codes(self, codes, layer):
-        codes = tf.convert_to_tensor(codes)
-        if not codes.dtype.is_integer:
-            raise ValueError(f"codes must be integers (int32), got dtype {codes.dtype.name}.")
-        h, w = self.code_shape(layer)
-        if codes.shape.rank != 3 or tuple(codes.shape[1:]) != (h, w):
-            raise ValueError(f"Layer {layer} codes must have shape [batch, {h}, {w}], got {list(codes.shape)}.")
-        k = self.hqa_layers[layer - 1].num_codes
-        if tf.executing_eagerly() and tf.size(codes) > 0:
-            lo, hi = int(tf.reduce_min(codes)), int(tf.reduce_max(codes))
-            if lo < 0 or hi >= k:
-                raise ValueError(f"Layer {layer} codes must be in [0, {k - 1}], got values in [{lo}, {hi}].")
-        return tf.cast(codes, tf.int32)
-
-    def _layer_seeds(self, seed, layer):
-        if seed is None:
-            return [None] * layer
-        base = tf.cast(tf.reshape(tf.convert_to_tensor(seed), [-1]), tf.int32)
-        if base.shape[0] == 1:
-            base = tf.concat([base, [0]], axis=0)
-        return [tf.random.experimental.stateless_fold_in(base, i) for i in range(layer)]
-
-    def decode(self, codes, layer, stochastic=True, seed=None):
-        """Images in [0, 1] from layer `layer`'s codes (HQA Algorithm 3).
+    def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):
+        """Images from layer `layer`'s codes (HQA Algorithm 3).
 
         Decodes layer `layer`, then at every layer below re-quantises the
-        predicted z_e (a sample of q if `stochastic`, else its most probable
-        code) and decodes it, down to pixels. `seed` (an int or an int32 pair)
-        makes stochastic decodes repeatable.
+        predicted z_e (its most probable code, or a sample of q if
+        `stochastic`) and decodes it, down to pixels. `seed` makes stochastic
+        decodes repeatable. Returns float32 in [0, 1], or uint8 if
+        `dtype="uint8"`.
         """
         layer = self._check_layer(layer)
-        codes = self._check_codes(codes, layer)
-        seeds = self._layer_seeds(seed, layer)
+        (codes,) = check_codes(codes, self._layout, layer)
+        seeds = fold_seeds(seed, layer)
         top = self.hqa_layers[layer - 1]
         x = top.decode_continuous(top.quantizer.lookup(codes))
         for i in range(layer - 1, 0, -1):
             l = self.hqa_layers[i - 1]
             out = l.quantizer(x, training=False, stochastic=stochastic, seed=seeds[i - 1])
             x = l.decode_continuous(out["quantized"])
-        return x
+        return like_input(x, output_is_uint8(dtype))
 
-    def reconstruct(self, images, layer, stochastic=True, seed=None):
-        """Compress to layer `layer` and decode (HQA Algorithm 3).
+    def reconstruct(self, images, layer=None, stochastic=False, seed=None):
+        """Compress to layer `layer` (default: the top) and decode (HQA Algorithm 3).
 
         With `stochastic=True` every layer, the top one included, takes a
-        sample of q; with `stochastic=False` every layer takes its most
-        probable code.
+        sample of q; by default every layer takes its most probable code, so
+        `reconstruct(x, l) == decode(encode(x, l), l)`. Returns images of the
+        kind given (uint8 or float).
         """
         layer = self._check_layer(layer)
-        seeds = self._layer_seeds(seed, layer + 1)
-        codes = self.encode(images, layer, stochastic=stochastic, seed=seeds[-1])
-        return self.decode(codes, layer, stochastic=stochastic, seed=None if seed is None else seeds[0])
+        x, was_uint8 = self.check_images(images)
+        seeds = fold_seeds(seed, layer + 1)
+        codes = self.encode(x, layer, stochastic=stochastic, seed=seeds[-1])
+        out = self.decode(codes, layer, stochastic=stochastic, seed=None if seed is None else seeds[0])
+        return like_input(out, was_uint8)
 
-    def interpolate(self, a, b, layer, steps=8):
+    def interpolate(self, a, b, layer=None, steps=8):
         """Decodes `steps` points linearly interpolated between the z_e of two images.
 
         HQA Table 1 / Table 4: interpolate in z_e of layer `layer`, quantise
-        (most probable code) and decode. Returns [steps, H, W, C].
+        (most probable code) and decode. `a`, `b`: [H, W, C] images (uint8
+        or float). Returns [steps, H, W, C] of the same kind.
         """
         layer = self._check_layer(layer)
-        if int(steps) < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}.")
-        a = tf.reshape(tf.convert_to_tensor(a), (1,) + self.image_shape)
-        b = tf.reshape(tf.convert_to_tensor(b), (1,) + self.image_shape)
-        z = self.encode_continuous(tf.concat([a, b], 0), layer)
-        t = tf.reshape(tf.linspace(0.0, 1.0, int(steps)), [-1, 1, 1, 1])
-        t = tf.cast(t, z.dtype)
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or int(steps) < 2:
+            raise ValueError(f"steps must be an integer >= 2, got {steps!r}.")
+        pair = [tf.convert_to_tensor(v) for v in (a, b)]
+        if pair[0].dtype != pair[1].dtype:
+            raise TypeError(f"a and b must have the same dtype, got {pair[0].dtype.name} and {pair[1].dtype.name}.")
+        x, was_uint8 = self.check_images(tf.stack(pair) if pair[0].shape.rank == 3 else tf.concat(pair, 0))
+        if x.shape[0] != 2:
+            raise ValueError(f"a and b must each be one image [H, W, C], got shape {pair[0].shape.as_list()}.")
+        z = self._encode_continuous(x, layer)
+        t = tf.cast(tf.reshape(tf.linspace(0.0, 1.0, int(steps)), [-1, 1, 1, 1]), z.dtype)
         z_t = (1.0 - t) * z[:1] + t * z[1:]
         codes = self.hqa_layers[layer - 1].quantizer(z_t, training=False, stochastic=False)["codes"]
-        return self.decode(codes, layer, stochastic=False)
+        return like_input(self.decode(codes, layer), was_uint8)
 
     # ---------------------------------------------------------------- training
     def layer_loss(self, images, layer, training=True, seed=None):
@@ -429,9 +455,9 @@ class HQA(keras.Model):
         commitment - beta_e * entropy` with the layer's beta_e, beta_c.
         """
         layer = self._check_layer(layer)
-        target = self.encode_continuous(images, layer - 1) if layer > 1 else check_images(images, self.image_shape)
-        target = tf.stop_gradient(target)
-        out = self.hqa_layers[layer - 1](target, training=training, seed=seed)
+        x, _ = self.check_images(images)
+        target = tf.stop_gradient(self._encode_continuous(x, layer - 1) if layer > 1 else x)
+        out = self.hqa_layers[layer - 1](target, training=training, seed=as_seed(seed))
         mse = tf.reduce_mean(tf.square(out["reconstruction"] - target))
         return {
             "loss": mse + out["loss"],
@@ -448,9 +474,59 @@ class HQA(keras.Model):
     def quantizer(self, layer):
         return self.hqa_layers[self._check_layer(layer) - 1].quantizer
 
-    def call(self, images, training=None):
-        """Deterministic reconstruction through the whole stack (for `predict` and export)."""
-        return self.reconstruct(images, self.num_layers, stochastic=False)
+    def training_stages(self, recipe, steps=None):
+        """One greedy stage per layer, bottom first (HQA Algorithm 2; `greedy_stage`)."""
+        stages = []
+        for layer in range(1, self.num_layers + 1):
+            n = recipe_steps(recipe, layer - 1, steps)
+            stages.append(greedy_stage(
+                f"layer_{layer}", f"Layer {layer}/{self.num_layers}: {n} steps, {self.bits(layer)} bits per image",
+                n, lambda layer=layer: self.layer_variables(layer),
+                lambda x, seed, layer=layer: self.layer_loss(x, layer, training=True, seed=seed),
+                self.quantizer(layer), recipe))
+        return stages
+
+    # ------------------------------------------------------------ deployment
+    def tflite_encoder(self, layer=None):
+        """Layer `layer`'s encoder for TFLite: float images in [0, 1] -> {"codes": int32 [B, h, w]}.
+
+        Calls the layers directly (no graph-mode value assertions, which are
+        not TFLite builtins) and takes `tf.argmax(..., output_type=tf.int32)`
+        of the quantizer's logits (an ARG_MAX builtin), as `encode` does.
+        """
+        layer = self._check_layer(layer)
+        quantizer = self.quantizer(layer)
+        h, w = self.code_shape(layer)
+
+        def encode(images):
+            z = self._encode_continuous(tf.cast(images, tf.float32), layer)
+            logits, _ = quantizer.shifted_logits(tf.reshape(z, [-1, quantizer.code_dim]))
+            return {"codes": tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), [-1, h, w])}
+
+        return encode
+
+    # ------------------------------------------------------------- reporting
+    def report(self, test_images, train_images=None, batch_size=64, seed=0, stages=None):
+        layers = [s + 1 for s in (stages if stages is not None else range(self.num_layers))]
+        return layer_report(self, test_images, layers, seed=seed)
+
+    def previews(self, images, seed=0, stages=None, num_decodes=8):
+        """`reconstructions`: originals, then the deterministic reconstruction from each trained layer.
+        `stochastic_decodes`: per row an original, then stochastic decodes from the top trained layer."""
+        layers = [s + 1 for s in (stages if stages is not None else range(self.num_layers))]
+        images = np.asarray(images, np.float32)
+        rows = [images] + [self.reconstruct(images, l).numpy() for l in layers]
+        top = max(layers)
+        show = images[:6]
+        codes = self.encode(show, top)
+        decodes = [self.decode(codes, top, stochastic=True, seed=[seed, i]).numpy() for i in range(num_decodes)]
+        grid = [np.concatenate([show[i: i + 1]] + [d[i: i + 1] for d in decodes]) for i in range(len(show))]
+        return {"reconstructions": rows, "stochastic_decodes": grid}
+
+    def describe(self):
+        info = super().describe()
+        info["code_shape_per_layer"] = {l: self.code_shape(l) for l in range(1, self.num_layers + 1)}
+        return info
 
     def get_config(self):
         config = super().get_config()
@@ -460,3 +536,4 @@ class HQA(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+

@@ -6,27 +6,30 @@ defines the Spatial-VAE as a VAE whose continuous latents are laid out on a
 grid like a VQ-VAE's: q(z|x) = prod_m N(z^m | mu^m(x), sigma^m(x)) and, for
 the top layer, p(z) = prod_m N(z^m | 0, I).
 
-`SpatialVAE` keeps every network of `RRVQVAE` (stem, enc/dec chains,
-qladder/qstrap/pstrap/pladder) and swaps each layer's
-`RelaxedResponsibilityQuantizer` for a `GaussianLatent`: qladder + qstrap and
-pstrap output a mean and a log-scale per latent dimension, the sample is
-reparameterised, and the KL of each layer is the analytic Gaussian KL.
+`SpatialVAE` is `RRVQVAE`'s sibling on the `HierarchicalVAE` backbone (stem,
+enc/dec chains, qladder/qstrap/pstrap/pladder): its latent layer is a
+`GaussianLatent`. qladder + qstrap and pstrap output a mean and a log-scale
+per latent dimension, the sample is reparameterised, and the KL of each layer
+is the analytic Gaussian KL. It has no discrete codes: no `encode`/`decode`,
+and `code_layout()` is None.
 """
 
 import keras
 import tensorflow as tf
 
 from tfvq.layers.gaussian import GaussianLatent
-from tfvq.models.rrvq_vae import RRVQVAE
+from tfvq.models.hierarchical_vae import HierarchicalVAE
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class SpatialVAE(RRVQVAE):
+class SpatialVAE(HierarchicalVAE):
     """The RRVQ-VAE hierarchy with Gaussian latents (RRVQ Table 1, App. B).
 
     Args:
       image_shape, latent_sizes, channels, blocks_per_layer, strap_blocks,
-      top_prior, free_bits, residual_scale, seed: as for `RRVQVAE`.
+      top_prior, free_bits, residual_scale, seed: the backbone's (see
+        `HierarchicalVAE`); `top_prior="uniform"` (or "standard_normal") is
+        p(z_L) = N(0, I).
       latent_dim: dimension of each latent vector z^m (App. B: 16).
       min_log_scale: floor of the latents' log standard deviations.
       **kwargs: passed to `keras.Model`.
@@ -36,41 +39,15 @@ class SpatialVAE(RRVQVAE):
       Table 1, App. B.
     """
 
-    def __init__(
-        self,
-        image_shape,
-        latent_sizes,
-        latent_dim=32,
-        channels=256,
-        blocks_per_layer=1,
-        strap_blocks=0,
-        top_prior="uniform",
-        free_bits=0.01,
-        min_log_scale=-7.0,
-        residual_scale=0.1,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, image_shape, latent_sizes, latent_dim=32, channels=256, blocks_per_layer=1, strap_blocks=0,
+                 top_prior="uniform", free_bits=0.01, min_log_scale=-7.0, residual_scale=0.1, seed=None, **kwargs):
         self.latent_dim = int(latent_dim)
         self.min_log_scale = float(min_log_scale)
         if top_prior == "standard_normal":
             top_prior = "uniform"
-        super().__init__(
-            image_shape,
-            latent_sizes,
-            num_codes=1,
-            code_dim=self.latent_dim,
-            channels=channels,
-            blocks_per_layer=blocks_per_layer,
-            strap_blocks=strap_blocks,
-            prior="embedding",
-            covariance="unit",
-            top_prior=top_prior,
-            free_bits=free_bits,
-            residual_scale=residual_scale,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(image_shape, latent_sizes, channels=channels, blocks_per_layer=blocks_per_layer,
+                         strap_blocks=strap_blocks, top_prior=top_prior, free_bits=free_bits,
+                         residual_scale=residual_scale, seed=seed, **kwargs)
 
     def _latent_dim(self, l):
         return self.latent_dim
@@ -84,33 +61,17 @@ class SpatialVAE(RRVQVAE):
     def _make_latent(self, l, seed):
         return GaussianLatent(self.latent_dim, min_log_scale=self.min_log_scale, seed=seed, name=f"latent_{l + 1}")
 
-    def code_bits(self):
-        raise TypeError("A Spatial-VAE has continuous latents: it has no fixed-rate code.")
+    def _prior_kwargs(self, l, p):
+        return {"prior": p}
 
-    def encode(self, images, seed=None, stochastic=False):
-        raise TypeError("A Spatial-VAE has continuous latents: it has no codes to encode.")
-
-    def decode(self, codes):
-        raise TypeError("A Spatial-VAE has continuous latents: it has no codes to decode.")
-
-    def set_temperature(self, step, total_steps):
-        """No relaxation to anneal: Gaussian latents are reparameterised exactly."""
-        return tf.constant(0.0)
-
-    def _sample_latent(self, l, d, batch, seed):
-        """z_l ~ p(z_l | z_>l): N(0, I) at the top without d_{L+1}, else pstrap's Gaussian."""
+    def _prior_latent(self, l, d, batch, seed, stochastic):
+        """z_l from p(z_l | z_>l): N(0, I) at the top without d_{L+1}, else pstrap's Gaussian; a sample, or
+        its mean. Returns (z, None): Gaussian latents have no codes."""
         h, w = self.latent_grids[l]
-        latent = self.latents[l]
-        if d is None:
-            params = tf.zeros([batch, h, w, 2 * self.latent_dim])
-        else:
-            params = self.pstrap[l](d)
-        return latent(params, training=False, stochastic=True, seed=seed)["quantized"]
+        params = tf.zeros([batch, h, w, 2 * self.latent_dim]) if d is None else self.pstrap[l](d)
+        return self.latents[l](params, training=False, stochastic=stochastic, seed=seed)["quantized"], None
 
     def get_config(self):
         config = super().get_config()
-        for key in ("num_codes", "code_dim", "prior", "covariance", "initial_temperature", "final_temperature",
-                    "anneal_fraction"):
-            config.pop(key, None)
         config.update({"latent_dim": self.latent_dim, "min_log_scale": self.min_log_scale})
         return config

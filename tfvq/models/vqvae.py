@@ -8,21 +8,22 @@ decoder a conv3x3, `num_downsamples` nearest-neighbour upsamplings each
 followed by a conv3x3, and a final conv3x3 with a sigmoid (downsamples + 2).
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
+from tfvq.layers import ops
 from tfvq.layers.quantizers import VectorQuantizer
-from tfvq.models.hqa import check_images
+from tfvq.models.base import CodeLayout, CodeModel, as_seed, check_codes, like_input, output_is_uint8, recipe_steps
+from tfvq.models.hqa import greedy_stage, layer_report
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class VQVAE(keras.Model):
+class VQVAE(CodeModel):
     """A single-layer VQ-VAE at the rate of an HQA layer.
 
-    It shares HQA's API with one trainable stage (`num_layers == 1`), so the
-    same trainer, zoo and codec serve both.
+    Codes (`CodeModel`): one layer, decoded deterministically (nothing to
+    sample: `stochastic` and `seed` are accepted and change nothing). One
+    training stage, HQA's recipe (RAdam, cosine tail) over every variable.
 
     Args:
       image_shape: (H, W, C).
@@ -32,6 +33,8 @@ class VQVAE(keras.Model):
       commitment_cost: beta of HQA eq. 2 (Table 14: 0.125).
       ema: learn the codebook by EMA (the original VQ-VAE) instead of gradients.
     """
+
+    stochastic_decoding = False
 
     def __init__(self, image_shape, num_downsamples=5, encoder_hidden=78, decoder_hidden=22, num_codes=256,
                  code_dim=64, commitment_cost=0.125, ema=False, **kwargs):
@@ -61,68 +64,74 @@ class VQVAE(keras.Model):
         code_shape = self.encoder.compute_output_shape(shape)
         self.vq.build(code_shape)
         self.decoder.build(code_shape)
+        self._layout = CodeLayout(((int(code_shape[1]), int(code_shape[2])),), (self.num_codes,), default_layer=1,
+                                  cumulative=False)
         self.built = True
 
     num_layers = 1
 
-    def _check_layer(self, layer):
-        if layer not in (None, 1):
-            raise ValueError(f"A VQ-VAE has a single layer (1), got layer={layer!r}.")
-        return 1
+    def code_layout(self):
+        return self._layout
 
-    def code_shape(self, layer=1):
-        self._check_layer(layer)
-        h, w = self.image_shape[:2]
-        for _ in range(self.num_downsamples):
-            h, w = (h + 1) // 2, (w + 1) // 2
-        return (h, w)
+    def encode(self, images, layer=None, stochastic=False, seed=None):
+        """Nearest-code indices, int32 [B, h, w] (HQA eq. 1)."""
+        self._layout.check_layer(layer)
+        as_seed(seed)
+        x, _ = self.check_images(images)
+        return self.vq(self.encoder(x), training=False)["codes"]
 
-    def bits(self, layer=1):
-        h, w = self.code_shape(layer)
-        return h * w * max(1, math.ceil(math.log2(self.num_codes)))
+    def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):
+        """Images from codes (the VQ-VAE decoder is deterministic): float in [0, 1], or uint8."""
+        layer = self._layout.check_layer(layer)
+        as_seed(seed)
+        (codes,) = check_codes(codes, self._layout, layer)
+        return like_input(self.decoder(self.vq.lookup(codes)), output_is_uint8(dtype))
 
-    def encode(self, images, layer=1, stochastic=False, seed=None):
-        """Nearest-code indices, int32 [N, h, w] (HQA eq. 1)."""
-        self._check_layer(layer)
-        z_e = self.encoder(check_images(images, self.image_shape))
-        return self.vq(z_e, training=False)["codes"]
-
-    def decode(self, codes, layer=1, stochastic=False, seed=None):
-        """Images in [0, 1] from codes (the VQ-VAE decoder is deterministic)."""
-        self._check_layer(layer)
-        codes = tf.convert_to_tensor(codes)
-        h, w = self.code_shape()
-        if not codes.dtype.is_integer or codes.shape.rank != 3 or tuple(codes.shape[1:]) != (h, w):
-            raise ValueError(f"codes must be integers of shape [batch, {h}, {w}], got {codes.dtype.name} "
-                             f"{list(codes.shape)}.")
-        if tf.executing_eagerly() and tf.size(codes) > 0:
-            lo, hi = int(tf.reduce_min(codes)), int(tf.reduce_max(codes))
-            if lo < 0 or hi >= self.num_codes:
-                raise ValueError(f"codes must be in [0, {self.num_codes - 1}], got values in [{lo}, {hi}].")
-        return self.decoder(self.vq.lookup(codes))
-
-    def reconstruct(self, images, layer=1, stochastic=False, seed=None):
-        return self.decode(self.encode(images, layer), layer)
+    def reconstruct(self, images, layer=None, stochastic=False, seed=None):
+        """`decode(encode(images))`, as the kind of images given."""
+        x, was_uint8 = self.check_images(images)
+        return like_input(self.decode(self.encode(x, layer, seed=seed), layer), was_uint8)
 
     def layer_loss(self, images, layer=1, training=True, seed=None):
         """MSE + the VQ-VAE loss of HQA eq. 2, trained end to end."""
-        self._check_layer(layer)
-        x = check_images(images, self.image_shape)
+        self._layout.check_layer(layer)
+        x, _ = self.check_images(images)
         out = self.vq(self.encoder(x, training=training), training=training)
         recon = self.decoder(out["quantized"], training=training)
         mse = tf.reduce_mean(tf.square(recon - x))
         return {"loss": mse + out["loss"], "mse": mse, "perplexity": out["perplexity"]}
 
     def layer_variables(self, layer=1):
-        self._check_layer(layer)
+        self._layout.check_layer(layer)
         return self.trainable_variables
 
     def quantizer(self, layer=1):
-        self._check_layer(layer)
+        self._layout.check_layer(layer)
         return self.vq
 
-    def call(self, images, training=None):
-        return self.reconstruct(images)
+    def training_stages(self, recipe, steps=None):
+        n = recipe_steps(recipe, 0, steps)
+        return [greedy_stage("layer_1", f"VQ-VAE: {n} steps, {self.bits()} bits per image", n,
+                             lambda: self.trainable_variables,
+                             lambda x, seed: self.layer_loss(x, training=True, seed=seed), self.vq, recipe)]
+
+    def tflite_encoder(self, layer=None):
+        """The encoder for TFLite: float images in [0, 1] -> {"codes": int32 [B, h, w]} (nearest code)."""
+        self._layout.check_layer(layer)
+        h, w = self._layout.grids[0]
+
+        def encode(images):
+            z = tf.reshape(self.encoder(tf.cast(images, tf.float32)), [-1, self.code_dim])
+            scores = ops.distance_scores(z, tf.convert_to_tensor(self.vq.codebook))
+            return {"codes": tf.reshape(tf.argmin(scores, axis=-1, output_type=tf.int32), [-1, h, w])}
+
+        return encode
+
+    def report(self, test_images, train_images=None, batch_size=64, seed=0, stages=None):
+        return layer_report(self, test_images, [1], seed=seed)
+
+    def previews(self, images, seed=0, stages=None):
+        return {"reconstructions": [images, self.reconstruct(images).numpy()]}
 
     def get_config(self):
         config = super().get_config()

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["RAdam"]
+__all__ = ["OPTIMIZERS", "RAdam", "make_optimizer"]
 
 
 def _check_float(name, value, low, high, low_inclusive=True, high_inclusive=False):
@@ -232,3 +232,26 @@ class RAdam(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+OPTIMIZERS = {"adamax": keras.optimizers.Adamax, "adam": keras.optimizers.Adam, "radam": RAdam}
+"""Optimisers by the name a stage's `OptimizerRecipe` gives."""
+
+
+def make_optimizer(recipe, steps, name=None):
+    """The Keras optimiser of a stage's `tfvq.models.OptimizerRecipe`.
+
+    With `recipe.cosine_fraction` the learning rate is a
+    `CosineAnnealFinalFraction` schedule over `steps`; otherwise it is a
+    float, held in the optimiser's variable (`ReduceOnPlateau` assigns it,
+    the checkpoint saves it).
+    """
+    from tfvq.train.schedules import CosineAnnealFinalFraction
+
+    if recipe.name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {recipe.name!r}; known: {', '.join(sorted(OPTIMIZERS))}.")
+    if recipe.cosine_fraction is not None:
+        learning_rate = CosineAnnealFinalFraction(recipe.learning_rate, int(steps), fraction=recipe.cosine_fraction)
+    else:
+        learning_rate = float(recipe.learning_rate)
+    return OPTIMIZERS[recipe.name](learning_rate=learning_rate, name=name or recipe.name)

@@ -4,7 +4,6 @@ from tfvq.zoo.registry import (
     UnknownModelError,
     ZooEntry,
     build,
-    checkpoint_variables,
     get,
     info,
     list_models,
@@ -13,5 +12,5 @@ from tfvq.zoo.registry import (
     register_family,
 )
 
-__all__ = ["UnknownModelError", "ZooEntry", "build", "checkpoint_variables", "get", "info", "list_models", "load", "register",
+__all__ = ["UnknownModelError", "ZooEntry", "build", "get", "info", "list_models", "load", "register",
            "register_family"]

@@ -4,6 +4,11 @@ An entry is a frozen `ZooEntry`: the model family and its constructor
 arguments (data, not code), the training recipe, and where the numbers come
 from (paper, table). `load(name)` builds the model; `list_models("hqa*")`
 lists names by wildcard; `info(name)` describes an entry.
+
+The registry knows names, not model classes: each family registers its
+class (`register_family`) and its presets (`register`) from its own module
+in `tfvq.models`, as keras-hub's model folders do. The registry imports the
+`tfvq.models` package (every family) the first time a name is looked up.
 """
 
 import dataclasses
@@ -14,6 +19,8 @@ from typing import Any, Mapping, Optional
 
 import keras
 import tensorflow as tf
+
+from tfvq.train import run_folder
 
 _REGISTRY = {}
 _FAMILIES = {}
@@ -58,9 +65,12 @@ class ZooEntry:
     weights_command: Optional[str] = None
 
 
-def register_family(name, builder):
-    """Registers a model family: `builder(config) -> keras.Model`."""
-    _FAMILIES[name] = builder
+def register_family(name, model_class):
+    """Registers a model family: the class that `ZooEntry.config` is passed to. A duplicate name raises."""
+    if name in _FAMILIES and _FAMILIES[name] is not model_class:
+        raise ValueError(f"A model family named {name!r} is already registered ({_FAMILIES[name].__name__}); "
+                         "family names must be unique.")
+    _FAMILIES[name] = model_class
 
 
 def register(entry):
@@ -94,11 +104,19 @@ def list_models(pattern="*"):
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
-def build(name):
-    """A fresh model for `name`, with freshly initialised weights."""
+def build(name, **overrides):
+    """A fresh model for `name`, with freshly initialised weights.
+
+    Keyword arguments override the entry's configuration (e.g. a narrower
+    `channels` for a quick experiment); the model then is no longer the
+    paper's, and `zoo_name` is None.
+    """
     entry = _entry(name)
-    model = _FAMILIES[entry.family](entry.config)
-    model.zoo_name = entry.name
+    if entry.family not in _FAMILIES:
+        raise ValueError(f"{name!r} belongs to the model family {entry.family!r}, which is not registered "
+                         "(register_family); did you import the module that defines it?")
+    model = _FAMILIES[entry.family](**{**entry.config, **overrides})
+    model.zoo_name = None if overrides else entry.name
     return model
 
 
@@ -108,15 +126,6 @@ def bundled_weights_path(name):
         return None
     path = os.path.join(WEIGHTS_DIR, entry.bundled_weights)
     return path if os.path.exists(path) else None
-
-
-def checkpoint_variables(model):
-    """The variables `tfvq.train` checkpoints for `model`: `model.weights`, in order.
-
-    `tf.train.Checkpoint(model=...)` saves no variable of a Keras 3 model, so
-    checkpoints name the weights by their position instead.
-    """
-    return list(model.weights)
 
 
 def load(name, weights=None):
@@ -168,19 +177,17 @@ def _load_path(model, entry, path):
             raise ValueError(f"Could not load {path} into {entry.name!r}: {err}") from err
         return model
     if os.path.isdir(path):
-        final = os.path.join(path, "model.weights.h5")
-        if os.path.exists(final):
+        final, prefix = run_folder.final_weights(path), run_folder.latest_checkpoint(path)
+        if final is not None:
             return _load_path(model, entry, final)
-        prefix = tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) or tf.train.latest_checkpoint(path)
         if prefix is None:
             raise FileNotFoundError(
                 f"{path} holds neither model.weights.h5 nor a checkpoint: is it a train.py --model_dir?"
             )
         path = prefix
     if tf.io.gfile.exists(path + ".index"):
-        ckpt = tf.train.Checkpoint(model_variables=checkpoint_variables(model))
         try:
-            ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+            run_folder.restore_model_variables(model, path)
         except (AssertionError, ValueError, tf.errors.OpError) as err:
             raise ValueError(f"The checkpoint {path} does not hold {entry.name!r}'s weights: {err}") from err
         return model
@@ -218,16 +225,7 @@ def info(name):
         "bundled_weights": bundled_weights_path(name) is not None,
         "weights_command": entry.weights_command,
     }
-    if hasattr(model, "bits") and hasattr(model, "num_layers"):
-        out["bits_per_layer"] = {l: model.bits(l) for l in range(1, model.num_layers + 1)}
-        out["code_shape_per_layer"] = {l: model.code_shape(l) for l in range(1, model.num_layers + 1)}
-    if hasattr(model, "latent_shapes"):  # hierarchical VAEs (RRVQ-VAE, Spatial-VAE)
-        out["num_latent_layers"] = model.num_latent_layers
-        out["latent_shapes"] = model.latent_shapes
-        if entry.family == "rrvq_vae":
-            out["num_codes"] = list(model.num_codes)
-            out["code_dim"] = model.code_dim
-            out["code_bits"] = model.code_bits()
+    out.update(model.describe())
     return out
 
 
@@ -238,4 +236,6 @@ def _ensure_entries():
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        from tfvq.zoo import entries  # noqa: F401  (registers the named models)
+        import importlib
+
+        importlib.import_module("tfvq.models")  # every family registers its presets

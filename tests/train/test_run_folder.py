@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfvq import zoo
+from tfvq.train import run_folder
 
 
 def _perturb(model, seed):
@@ -19,7 +20,7 @@ def _perturb(model, seed):
 def test_load_from_checkpoint_prefix_restores_every_weight(tmp_path, name):
     trained = zoo.build(name)
     _perturb(trained, 3)
-    prefix = tf.train.Checkpoint(model_variables=zoo.checkpoint_variables(trained)).save(str(tmp_path / "ckpt"))
+    prefix = tf.train.Checkpoint(model_variables=run_folder.model_variables(trained)).save(str(tmp_path / "ckpt"))
     loaded = zoo.load(name, weights=prefix)
     assert len(loaded.weights) == len(trained.weights)
     for a, b in zip(trained.weights, loaded.weights):
@@ -30,6 +31,6 @@ def test_load_from_checkpoint_prefix_restores_every_weight(tmp_path, name):
 
 def test_load_from_a_checkpoint_of_another_model_raises(tmp_path):
     other = zoo.build("hqa_digits")
-    prefix = tf.train.Checkpoint(model_variables=zoo.checkpoint_variables(other)).save(str(tmp_path / "ckpt"))
+    prefix = tf.train.Checkpoint(model_variables=run_folder.model_variables(other)).save(str(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match="does not hold 'rrvq_swatches'"):
         zoo.load("rrvq_swatches", weights=prefix)

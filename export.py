@@ -6,8 +6,11 @@ encode[_layer_L], decode[_layer_L], decode_seeded[_layer_L],
 reconstruct[_layer_L]; for RRVQ-VAEs and Spatial-VAEs also bits_per_dim,
 elbo, sample. Images are uint8 pixels in and out. Discrete models also get
 TFLite encoders DIR/tflite/<model>_encode_layer<L>_<variant>.tflite in the
-float32, float16, dynamic and int8 variants (see tfvq/export/tflite.py);
-models without codes (Spatial-VAEs) export the SavedModel only.
+float32, float16, dynamic and int8 variants (see tfvq/export/tflite.py): the
+quantised ones take the code decision in float, int8 is calibrated on training
+images covering every code, and ops whose quantisation changes the codes on
+held-out training images stay float (--tflite_min_agreement); models without
+codes (Spatial-VAEs) export the SavedModel only.
 
 Examples:
   python export.py --model=hqa_digits --out=exported
@@ -37,6 +40,11 @@ flags.DEFINE_list("layers", None, "Layers with SavedModel code signatures (defau
 flags.DEFINE_integer("default_layer", None, "Layer of encode/decode/reconstruct/serving_default (default: top).")
 flags.DEFINE_list("tflite_layers", None, "Layers to write TFLite encoders for (default: the model's).")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic", "int8"], "TFLite variants.")
+flags.DEFINE_integer("tflite_train_images", 1000, "Training images that calibrate int8 and check the quantised "
+                     "encoders' codes (the test split is never used).", lower_bound=1)
+flags.DEFINE_float("tflite_min_agreement", None, "Fraction of codes a quantised encoder must share with the float "
+                   "one on held-out training images; ops stay float until it does (default: 0.98 for int8, 0.998 "
+                   "for float16 and dynamic; 0: only the code decision stays float).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_bool("table", False, "Print TFLite size, speed and agreement with the SavedModel on the test split "
                   "(needs --format to include saved_model, or an existing SavedModel at the output path).")
 
@@ -74,16 +82,18 @@ def main(argv):
                                                   FLAGS.default_layer, warmup)
             print(f"SavedModel: {path}")
         if "tflite" in formats:
-            rep = data.load_numpy(dataset, "train", limit=200)
+            rep = data.load_numpy(dataset, "train", limit=FLAGS.tflite_train_images)
             tl_dir = os.path.join(FLAGS.out, "tflite")
+            options = dict(min_agreement=FLAGS.tflite_min_agreement)
             if FLAGS.table:
                 rows = tflite.agreement_table(model, tflite_layers, path, data.load_numpy(dataset, "test"), rep,
-                                              tl_dir, FLAGS.model, FLAGS.variants)
+                                              tl_dir, FLAGS.model, FLAGS.variants, **options)
                 print(tflite.format_table(rows))
                 for r in rows:
                     print(f"TFLite: {r['path']}")
             else:
-                for p in tflite.export_tflite(model, tl_dir, FLAGS.model, tflite_layers, FLAGS.variants, rep).values():
+                for p in tflite.export_tflite(model, tl_dir, FLAGS.model, tflite_layers, FLAGS.variants, rep,
+                                              **options).values():
                     print(f"TFLite: {p}")
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -12,7 +12,10 @@ Examples:
   python train.py --model=hqa_mnist --data_dir=~/tensorflow_datasets
   python train.py --model=hqa_mnist --strategy=mirrored --cpu_devices=2 --steps=100
   python train.py --model=rrvq_digits                  # RRVQ-VAE, end to end, ~10 min
+  python train.py --model=hqa_mnist --precision=mixed_bfloat16   # bfloat16 layers, float32 variables
   python train.py --model=rrvq_cifar10_l5 --data_dir=~/tensorflow_datasets
+  python train.py --model=hqa_digits --dataset=my_scans/ --from_weights=bundled --learning_rate=5e-4
+  python train.py --model=hqa_mnist --dataset=tfds:fashion_mnist --data_dir=~/tensorflow_datasets
   TF_CONFIG=... python train.py --model=hqa_mnist --strategy=multi_worker_mirrored
 
 Running the same command again resumes from the last checkpoint in --model_dir.
@@ -27,7 +30,14 @@ import tfvq  # noqa: F401  (first: selects TensorFlow's CPU allocator before Ten
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "hqa_digits", "Zoo model name (see `python train.py --list_models`).")
 flags.DEFINE_bool("list_models", False, "List the zoo's models and exit.")
-flags.DEFINE_string("dataset", None, "tfvq.data dataset (default: the model's own).")
+flags.DEFINE_string("dataset", None, "The data (default: the model's own): a tfvq.data name, a directory of images "
+                    "(PNG, JPEG, BMP, GIF, WebP; train/ and test/ subfolders, else a hash split), a .npz/.npy file "
+                    "of images, or tfds:NAME. Images are converted to the model's size and channels.")
+flags.DEFINE_float("learning_rate", None, "Initial learning rate of every stage (default: the model's recipe).")
+flags.DEFINE_integer("image_size", None, "Train at this square image size (models whose architecture allows it, "
+                     "e.g. HQA's fully convolutional stack).", lower_bound=1)
+flags.DEFINE_string("from_weights", None, "Start from these weights and fine-tune: 'bundled', a path tfvq.zoo.load "
+                    "accepts, or an https URL with #sha256=HEX.")
 flags.DEFINE_string("data_dir", None, "Directory of prepared tfds datasets.")
 flags.DEFINE_enum(
     "strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored", "tpu"], "tf.distribute strategy."
@@ -48,6 +58,11 @@ flags.DEFINE_integer("log_every", 25, "Steps between progress and TensorBoard up
 flags.DEFINE_integer("checkpoint_every", 200, "Steps between checkpoints.", lower_bound=1)
 flags.DEFINE_integer("eval_examples", None, "Test images for the final metrics and PNG grids, and for each "
                      "end-to-end evaluation (default: the model's recipe, else 512).", lower_bound=1)
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Keras dtype policy of the layers (variables, logits, likelihoods and the optimiser stay float32): "
+                  "mixed_bfloat16 for CPUs with AVX512-BF16/AMX and TPUs, mixed_float16 (with loss scaling) for GPUs.")
+flags.DEFINE_bool("jit_compile", False, "Compile each replica's loss and gradients with XLA (slower on CPU; for GPUs "
+                  "and TPUs).")
 flags.DEFINE_integer("eval_every", None, "End-to-end models: steps between test-set evaluations, which drive the "
                      "reduce-on-plateau learning rate (default: the model's recipe, else 500).", lower_bound=1)
 
@@ -85,10 +100,15 @@ def main(argv):
         eval_examples=FLAGS.eval_examples,
         eval_every=FLAGS.eval_every,
         tpu_address=FLAGS.tpu,
+        precision=FLAGS.precision,
+        jit_compile=FLAGS.jit_compile,
+        learning_rate=FLAGS.learning_rate,
+        image_size=FLAGS.image_size,
+        from_weights=FLAGS.from_weights,
     )
     try:
         summary = loop.train(options)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if not summary:

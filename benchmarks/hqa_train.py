@@ -1,35 +1,75 @@
-"""Training throughput of hqa_mnist layer 1 at batch 512 (HQA Table 10).
+"""Training throughput of hqa_mnist layer 1 at batch 512 (HQA Table 10), by precision.
 
 The step is the trainer's own (`tfvq.train.loop.Trainer`): greedy layer-1
 loss (HQA eq. 4), gradients, all-reduce, global-norm clipping and RAdam. Its
 cost is dominated by the [131072, 256] distance / probability tensors (16x16
-codes x 512 images x 256 codes). Variants, each in its own process, compared
-as ratios in one run:
+codes x 512 images x 256 codes). Variants, each in its own process (so each
+has its own peak memory), compared as ratios in one run:
 
-* `tfvq`: as `train.py` runs it: tfvq's quantizer maths (fused logits,
+* `float32`: as `train.py` runs it: tfvq's quantizer maths (fused logits,
   `ops.relaxed_quantize` with its analytic gradient) and its runtime settings
   (BFC CPU allocator, oneDNN kernels, inter-op threads = 2 x cores).
-* `tfvq-tf-defaults`: tfvq's maths with TensorFlow's defaults on this CPU
-  (malloc allocator, no oneDNN, default thread pools).
+* `mixed_bfloat16`, `mixed_float16`: the same with `--precision=...`.
+* `float32-xla`, `mixed_bfloat16-xla`: with `--jit_compile`.
+* `tf-defaults`: float32 with TensorFlow's defaults on this CPU (malloc
+  allocator, no oneDNN, default thread pools).
 * `straightforward`: the same model with the quantizer maths written plainly
   (distances as three ops, TFP's relaxed sample, entropy and commitment by
   autodiff) and TensorFlow's defaults.
 
+With `--codec` it also measures encode and decode throughput of `hqa_digits`
+at batch 256 (`--codec_batch`) in float32 and mixed_bfloat16 (untrained
+weights; the time does not depend on them), each in its own process.
+
 The data are the embedded digits (MNIST is not downloadable here; the step
-does not depend on pixel values).
+does not depend on pixel values). The first lines printed are the CPU's model
+name and its bfloat16 / AMX flags: bfloat16 gains depend on them.
 
 Usage:
-  python benchmarks/hqa_train.py [--steps 10] [--variants tfvq,straightforward]
+  python benchmarks/hqa_train.py --steps 10 --codec
+  python benchmarks/hqa_train.py --variants float32,mixed_bfloat16,float32-xla,straightforward
 """
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 
-VARIANTS = ("tfvq", "tfvq-tf-defaults", "straightforward")
-TF_DEFAULTS = ("tfvq-tf-defaults", "straightforward")
+VARIANTS = ("float32", "mixed_bfloat16", "mixed_float16", "float32-xla", "mixed_bfloat16-xla", "tf-defaults",
+            "straightforward")
+DEFAULT_VARIANTS = "float32,mixed_bfloat16"
+TF_DEFAULTS = ("tf-defaults", "straightforward")
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni")
+
+
+def cpu_description():
+    """`(model name, [bfloat16/AMX-relevant flags present])` from /proc/cpuinfo (Linux)."""
+    name, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown CPU":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return name, [f for f in CPU_FLAGS if f in flags]
+
+
+def print_cpu():
+    name, flags = cpu_description()
+    missing = [f for f in ("avx512_bf16", "amx_bf16") if f not in flags]
+    print(f"CPU: {name}, {os.cpu_count()} cores; flags: {' '.join(flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
+          + (f" (no {' / '.join(missing)})" if missing else ""))
+
+
+def _peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def _install_straightforward():
@@ -45,6 +85,9 @@ def _install_straightforward():
              + tf.reduce_sum(codebook * codebook, -1))
         return -scale * d
 
+    def distance_scores(x, codebook, scale=1.0):
+        return scale * (tf.reduce_sum(codebook * codebook, -1) - 2.0 * tf.matmul(x, codebook, transpose_b=True))
+
     def relaxed_quantize(logits, codebook, temperature, seed):
         temperature = tf.cast(temperature, logits.dtype)
         y = tfp.distributions.RelaxedOneHotCategorical(temperature, logits=logits).sample(seed=seed)
@@ -54,17 +97,16 @@ def _install_straightforward():
                 -tf.reduce_sum(q * log_q, -1), tf.reduce_sum(q * logits, -1))
 
     ops.scaled_distance_logits = scaled_distance_logits
+    ops.distance_scores = distance_scores
     ops.relaxed_quantize = relaxed_quantize
     del np
 
 
 def _child(variant, batch_size, steps):
-    import time
-
     import numpy as np
 
     import tfvq  # noqa: F401  (before TensorFlow: selects the CPU allocator)
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: F401
 
     from tfvq.train.strategies import set_threads
 
@@ -75,11 +117,13 @@ def _child(variant, batch_size, steps):
         _install_straightforward()
     from tfvq.train import loop
 
+    precision = variant.replace("-xla", "") if variant not in TF_DEFAULTS else "float32"
     trainer = loop.Trainer(loop.TrainOptions(model="hqa_mnist", dataset="digits", batch_size=batch_size,
                                              steps=10_000, layers=[1], model_dir=os.devnull + "_unused",
-                                             verbose=False))
-    step = trainer._make_step(1)
-    iterator = trainer._dataset(1, 0)
+                                             verbose=False, precision=precision,
+                                             jit_compile=variant.endswith("-xla")))
+    step = trainer.make_step(1)
+    iterator = trainer.make_dataset(1, 0)
     for _ in range(3):
         step(iterator)["loss"].numpy()
     times = []
@@ -88,39 +132,121 @@ def _child(variant, batch_size, steps):
         step(iterator)["loss"].numpy()
         times.append(time.perf_counter() - t0)
     ms = 1000 * float(np.median(times))
-    print(json.dumps({"variant": variant, "ms": ms, "images_per_s": batch_size / ms * 1000}))
+    print(json.dumps({"variant": variant, "ms": ms, "images_per_s": batch_size / ms * 1000, "peak_mb": _peak_mb()}))
+
+
+def codec_child(name, precision, batch_size, repeats):
+    """Encode and decode throughput of zoo model `name` at `batch_size` in `precision` (JSON line)."""
+    import numpy as np
+
+    import tfvq  # noqa: F401
+    import tensorflow as tf
+
+    from tfvq.train.strategies import set_threads
+
+    set_threads()
+    from tfvq import zoo
+    from tfvq.layers.precision import precision_scope
+
+    with precision_scope(precision):
+        model = zoo.build(name)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.integers(0, 256, (batch_size,) + tuple(model.image_shape), dtype=np.uint8))
+    encode = tf.function(lambda x: model.encode(x))
+    decode = tf.function(lambda codes: model.decode(codes, dtype="uint8"))
+    codes = encode(images)
+    decode(codes)
+
+    def median_s(fn, arg):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), fn(arg))
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    enc, dec = median_s(encode, images), median_s(decode, codes)
+    print(json.dumps({"model": name, "precision": precision, "batch_size": batch_size,
+                      "encode_images_per_s": batch_size / enc, "decode_images_per_s": batch_size / dec,
+                      "peak_mb": _peak_mb()}))
+
+
+def run_child(args_list, tf_defaults=False):
+    """Runs this script (or another benchmark's) with `args_list` in a subprocess; returns its last JSON line."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if tf_defaults:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = "false"
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    else:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    proc = subprocess.run([sys.executable] + args_list, capture_output=True, text=True, env=env)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode or not lines:
+        return None, (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(lines[-1]), None
+
+
+def codec_table(models, batch_size, repeats, script):
+    """Encode/decode throughput of `models` in float32 and mixed_bfloat16, one process each."""
+    print(f"\nencode / decode at batch {batch_size}, median of {repeats} calls, one process each (peak = the "
+          "process's peak resident memory)")
+    print(f"{'model':14s} {'precision':15s} {'encode img/s':>13s} {'decode img/s':>13s} {'peak MB':>8s}")
+    rows = {}
+    for name in models:
+        for precision in ("float32", "mixed_bfloat16"):
+            row, err = run_child([script, "--codec_child", name, "--precision", precision,
+                                  "--codec_batch", str(batch_size), "--steps", str(repeats)])
+            if row is None:
+                print(f"{name:14s} {precision:15s} failed: {err}")
+                continue
+            rows[name, precision] = row
+            base = rows.get((name, "float32"))
+            ratio = "" if base is None or precision == "float32" else (
+                f"  ({row['encode_images_per_s'] / base['encode_images_per_s']:.2f}x, "
+                f"{row['decode_images_per_s'] / base['decode_images_per_s']:.2f}x)")
+            print(f"{name:14s} {precision:15s} {row['encode_images_per_s']:13.0f} {row['decode_images_per_s']:13.0f} "
+                  f"{row['peak_mb']:8.0f}{ratio}", flush=True)
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"Comma-separated, from {', '.join(VARIANTS)}.")
+    parser.add_argument("--codec", action="store_true", help="Also measure hqa_digits encode/decode throughput.")
+    parser.add_argument("--codec_batch", type=int, default=256)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--codec_child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.batch_size, args.steps)
         return
-    print(f"hqa_mnist layer 1, batch {args.batch_size}, median of {args.steps} training steps (2-core CPU)")
-    rows = []
+    if args.codec_child:
+        codec_child(args.codec_child, args.precision, args.codec_batch, args.steps)
+        return
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    print_cpu()
+    print(f"hqa_mnist layer 1, batch {args.batch_size}, median of {args.steps} training steps, one process each "
+          "(peak = the process's peak resident memory)")
+    print(f"{'variant':20s} {'ms/step':>9s} {'images/s':>9s} {'vs float32':>11s} {'peak MB':>8s}", flush=True)
+    base = None
     for variant in args.variants.split(","):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        tf_defaults = variant in TF_DEFAULTS
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = "false" if tf_defaults else "true"
-        env["TF_ENABLE_ONEDNN_OPTS"] = "0" if tf_defaults else "1"
-        cmd = [sys.executable, __file__, "--child", variant, "--batch_size", str(args.batch_size),
-               "--steps", str(args.steps)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-        if proc.returncode or not lines:
-            print(f"{variant:16s} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        row, err = run_child([__file__, "--child", variant, "--batch_size", str(args.batch_size),
+                              "--steps", str(args.steps)], tf_defaults=variant in TF_DEFAULTS)
+        if row is None:
+            print(f"{variant:20s} failed: {err}", flush=True)
             continue
-        rows.append(json.loads(lines[-1]))
-    base = next((r for r in rows if r["variant"] == "straightforward"), None)
-    print(f"{'variant':16s} {'ms/step':>9s} {'images/s':>9s} {'vs straightforward':>19s}")
-    for r in rows:
-        ratio = f"{base['ms'] / r['ms']:.2f}x" if base else "-"
-        print(f"{r['variant']:16s} {r['ms']:9.0f} {r['images_per_s']:9.0f} {ratio:>19s}")
+        base = row if variant == "float32" else base
+        ratio = f"{base['ms'] / row['ms']:.2f}x" if base else "-"
+        print(f"{variant:20s} {row['ms']:9.0f} {row['images_per_s']:9.0f} {ratio:>11s} {row['peak_mb']:8.0f}",
+              flush=True)
+    if args.codec:
+        codec_table(["hqa_digits"], args.codec_batch, args.steps, __file__)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Training step time and peak memory of the RRVQ-VAE zoo models at batch 64 (RRVQ App. C).
+"""Training step time and peak memory of the RRVQ-VAE zoo models at batch 64 (RRVQ App. C), by precision.
 
 One step is what `tfvq.train` runs for an end-to-end model, in one
 `tf.function`: the temperature schedule, `model.train_loss` (free-bits
@@ -10,15 +10,20 @@ sampling seed and the step counter are tensor arguments, so the function is
 traced once. The images are random 8-bit images (k / 255) of the model's
 shape; the step does not depend on pixel values.
 
-Each model runs in its own subprocess of this script, so every model's peak
-memory (the process's resident-set high-water mark, `ru_maxrss`) is its own.
+Each model runs in each precision (`--precisions`, default float32 and
+mixed_bfloat16: the model built under that Keras dtype policy, as
+`train.py --precision` builds it) in its own subprocess of this script, so
+every run's peak memory (the process's resident-set high-water mark,
+`ru_maxrss`) is its own. The first line printed is the CPU's model name and
+its bfloat16 / AMX flags. With `--codec` it also measures encode and decode
+throughput of `rrvq_digits` at batch 256 in both precisions.
 The first step (tracing, graph optimisation and one run) is reported as the
 compile time; the step time is the median of the timed steps after the
 warm-up steps. A final table compares the models' step times, per latent
 layer too, so the growth from L = 5 to L = 32 can be read off.
 
 Usage:
-  python benchmarks/rrvq_train.py [--steps 3] [--models rrvq_cifar10_l5,rrvq_cifar10]
+  python benchmarks/rrvq_train.py [--steps 3] [--models rrvq_cifar10_l5,rrvq_cifar10] [--codec]
   python benchmarks/rrvq_train.py --models rrvq_digits,rrvq_swatches --steps 2   # quick check
 """
 
@@ -46,7 +51,7 @@ def _rss_mb():
     return 0.0
 
 
-def _child(name, batch_size, steps, warmup, threads):
+def _child(name, batch_size, steps, warmup, threads, precision):
     """Runs in a subprocess: times one model's training step and prints a JSON line."""
     import resource
 
@@ -57,14 +62,16 @@ def _child(name, batch_size, steps, warmup, threads):
     import keras
 
     from tfvq import zoo
-    from tfvq.train.loop import OPTIMIZERS
+    from tfvq.layers.precision import precision_scope
+    from tfvq.train.optimizers import OPTIMIZERS
     from tfvq.train.strategies import set_threads
 
     set_threads(threads)  # what train.py does: inter-op threads = twice the cores unless given
     keras.utils.set_random_seed(0)
 
     t0 = time.perf_counter()
-    model = zoo.build(name)
+    with precision_scope(precision):
+        model = zoo.build(name)
     recipe = zoo.get(name).train
     optimizer = OPTIMIZERS[recipe.get("optimizer", "adamax")](learning_rate=float(recipe.get("learning_rate", 8e-4)))
     variables = model.trainable_variables
@@ -106,11 +113,11 @@ def _child(name, batch_size, steps, warmup, threads):
         dt, loss, _ = run(i)
         times.append(dt)
         losses.append(loss)
-        print(f"  {name} step {i}: {dt:.2f} s, loss {loss:.3f}", flush=True)
+        print(f"  {name} ({precision}) step {i}: {dt:.2f} s, loss {loss:.3f}", flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     traces = train_step.experimental_get_tracing_count()
     print(json.dumps({
-        "model": name, "params": params, "L": model.num_latent_layers, "image_shape": list(model.image_shape),
+        "model": name, "precision": precision, "params": params, "L": model.num_latent_layers, "image_shape": list(model.image_shape),
         "batch_size": batch_size, "build_s": build_s, "compile_s": compile_s, "times": times,
         "step_s": float(np.median(times)), "peak_mb": peak_mb, "rss_before_mb": rss_before,
         "first_loss": first_loss, "last_loss": losses[-1], "traces": traces,
@@ -119,9 +126,9 @@ def _child(name, batch_size, steps, warmup, threads):
     }), flush=True)
 
 
-def _run_child(name, args):
+def _run_child(name, precision, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--batch_size", str(args.batch_size),
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--precision", precision]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -140,7 +147,7 @@ def _run_child(name, args):
         if proc.returncode or not lines:
             err.seek(0)
             tail = err.read().strip().splitlines()[-5:]
-            print(f"{name}: failed (exit code {proc.returncode})", *tail, sep="\n", flush=True)
+            print(f"{name} ({precision}): failed (exit code {proc.returncode})", *tail, sep="\n", flush=True)
             return None
     row = json.loads(lines[-1])
     row["wall_s"] = time.perf_counter() - start
@@ -156,39 +163,41 @@ def _report(rows, args, command):
     print(f"Training step (train_loss + gradients + clipping + AdaMax, one tf.function), batch {args.batch_size}, "
           f"median of {args.steps} steps after {args.warmup} warm-up step(s), "
           f"{os.cpu_count()}-core CPU, inter-op threads {rows[0]['inter_op']}")
-    print(f"{'model':18s} {'L':>3s} {'params':>8s} {'compile s':>10s} {'s/step':>8s} {'images/s':>9s} "
-          f"{'s/step/L':>9s} {'peak MB':>8s} {'traces':>7s}")
+    print(f"{'model':18s} {'precision':15s} {'L':>3s} {'params':>8s} {'compile s':>10s} {'s/step':>8s} {'images/s':>9s} "
+          f"{'vs float32':>11s} {'peak MB':>8s} {'traces':>7s}")
+    base = {r["model"]: r for r in rows if r["precision"] == "float32"}
     for r in rows:
-        print(f"{r['model']:18s} {r['L']:3d} {r['params'] / 1e6:7.1f}M {r['compile_s']:10.1f} "
-              f"{_fmt_time(r['step_s']):>8s} {r['batch_size'] / r['step_s']:9.1f} {r['step_s'] / r['L']:9.3f} "
+        b = base.get(r["model"])
+        ratio = f"{b['step_s'] / r['step_s']:.2f}x" if b else "-"
+        print(f"{r['model']:18s} {r['precision']:15s} {r['L']:3d} {r['params'] / 1e6:7.1f}M {r['compile_s']:10.1f} "
+              f"{_fmt_time(r['step_s']):>8s} {r['batch_size'] / r['step_s']:9.1f} {ratio:>11s} "
               f"{r['peak_mb']:8.0f} {r['traces']:7d}")
-    print("(timed steps, s: " + "; ".join(f"{r['model']} " + ", ".join(f"{t:.2f}" for t in r["times"])
+    print("(timed steps, s: " + "; ".join(f"{r['model']} {r['precision']} " + ", ".join(f"{t:.2f}" for t in r["times"])
                                           for r in rows) + ")")
 
-    # Growth of the step time with depth: every model against the shallowest one.
-    small = min(rows, key=lambda r: (r["L"], r["step_s"]))
-    deep = max(rows, key=lambda r: (r["L"], r["step_s"]))
+    # Growth of the step time with depth, per precision: every model against the shallowest one.
     print()
-    if deep["L"] != small["L"]:
-        print(f"{deep['model']} (L={deep['L']}) / {small['model']} (L={small['L']}): "
-              f"step time {deep['step_s'] / small['step_s']:.2f}x, "
-              f"per-layer step time {(deep['step_s'] / deep['L']) / (small['step_s'] / small['L']):.2f}x, "
-              f"layers {deep['L'] / small['L']:.1f}x, parameters {deep['params'] / small['params']:.2f}x, "
-              f"peak memory {deep['peak_mb'] / small['peak_mb']:.2f}x, "
-              f"compile {deep['compile_s'] / small['compile_s']:.1f}x")
-    else:
-        print(f"All models have L={small['L']}: no depth ratio to report.")
+    for precision in dict.fromkeys(r["precision"] for r in rows):
+        same = [r for r in rows if r["precision"] == precision]
+        small = min(same, key=lambda r: (r["L"], r["step_s"]))
+        deep = max(same, key=lambda r: (r["L"], r["step_s"]))
+        if deep["L"] != small["L"]:
+            print(f"{precision}: {deep['model']} (L={deep['L']}) / {small['model']} (L={small['L']}): "
+                  f"step time {deep['step_s'] / small['step_s']:.2f}x, "
+                  f"per-layer step time {(deep['step_s'] / deep['L']) / (small['step_s'] / small['L']):.2f}x, "
+                  f"parameters {deep['params'] / small['params']:.2f}x, "
+                  f"peak memory {deep['peak_mb'] / small['peak_mb']:.2f}x")
 
     print()
     print("Markdown:")
     print()
-    print(f"| model | L | parameters | compile (s) | s/step | images/s | s/step per layer | vs {small['model']} "
-          f"| peak memory (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | precision | L | parameters | compile (s) | s/step | images/s | vs float32 | peak memory (MB) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| `{r['model']}` | {r['L']} | {r['params'] / 1e6:.1f}M | {r['compile_s']:.0f} | "
-              f"{_fmt_time(r['step_s'])} | {r['batch_size'] / r['step_s']:.1f} | {r['step_s'] / r['L']:.3f} | "
-              f"{r['step_s'] / small['step_s']:.2f}x | {r['peak_mb']:.0f} |")
+        b = base.get(r["model"])
+        ratio = f"{b['step_s'] / r['step_s']:.2f}x" if b else "-"
+        print(f"| `{r['model']}` | {r['precision']} | {r['L']} | {r['params'] / 1e6:.1f}M | {r['compile_s']:.0f} | "
+              f"{_fmt_time(r['step_s'])} | {r['batch_size'] / r['step_s']:.1f} | {ratio} | {r['peak_mb']:.0f} |")
     print()
     print(f"Command: {command}")
 
@@ -196,35 +205,53 @@ def _report(rows, args, command):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=DEFAULT_MODELS, help="Comma-separated zoo names.")
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16",
+                        help="Comma-separated: float32, mixed_bfloat16 (the step has no loss scaling, so not "
+                             "mixed_float16; train.py adds it).")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3, help="Timed steps (the median is reported).")
     parser.add_argument("--warmup", type=int, default=1,
                         help="Untimed steps before the timed ones; the first is reported as the compile time.")
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow inter-op threads (default: train.py's, twice the CPU cores).")
+    parser.add_argument("--codec", action="store_true", help="Also measure rrvq_digits encode/decode throughput.")
+    parser.add_argument("--codec_batch", type=int, default=256)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be >= 1 (the first warm-up step is the compile).")
+    precisions = [p for p in args.precisions.split(",") if p]
+    bad = [p for p in precisions if p not in ("float32", "mixed_bfloat16")]
+    if bad:
+        parser.error(f"--precisions takes float32 and mixed_bfloat16, got {bad}.")
     if args.child:
-        _child(args.child, args.batch_size, args.steps, args.warmup, args.threads)
+        _child(args.child, args.batch_size, args.steps, args.warmup, args.threads, args.precision)
         return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import hqa_train  # noqa: PLC0415  (the CPU description and the codec benchmark, shared)
+
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     models = [m for m in args.models.split(",") if m]
     print(f"{command}", flush=True)
+    hqa_train.print_cpu()
     rows = []
     for name in models:
-        row = _run_child(name, args)
-        if row is None:
-            continue
-        print(f"{name}: L={row['L']}, {row['params']:,} parameters, build {row['build_s']:.1f} s, "
-              f"compile (first step) {row['compile_s']:.1f} s, {row['step_s']:.2f} s/step "
-              f"({row['batch_size'] / row['step_s']:.1f} images/s), peak RSS {row['peak_mb']:.0f} MB "
-              f"({row['rss_before_mb']:.0f} MB before the first step), loss {row['first_loss']:.3f} -> "
-              f"{row['last_loss']:.3f}, {row['wall_s']:.0f} s in all", flush=True)
-        rows.append(row)
+        for precision in precisions:
+            row = _run_child(name, precision, args)
+            if row is None:
+                continue
+            print(f"{name} ({precision}): L={row['L']}, {row['params']:,} parameters, build {row['build_s']:.1f} s, "
+                  f"compile (first step) {row['compile_s']:.1f} s, {row['step_s']:.2f} s/step "
+                  f"({row['batch_size'] / row['step_s']:.1f} images/s), peak RSS {row['peak_mb']:.0f} MB "
+                  f"({row['rss_before_mb']:.0f} MB before the first step), loss {row['first_loss']:.3f} -> "
+                  f"{row['last_loss']:.3f}, {row['wall_s']:.0f} s in all", flush=True)
+            rows.append(row)
     if rows:
         _report(rows, args, command)
+    if args.codec:
+        hqa_train.codec_table(["rrvq_digits"], args.codec_batch, max(args.steps, 5),
+                              os.path.join(os.path.dirname(os.path.abspath(__file__)), "hqa_train.py"))
 
 
 if __name__ == "__main__":

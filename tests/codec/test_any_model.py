@@ -87,7 +87,7 @@ def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_wei
     model, _ = codec.load_model(TOY, toy_weights[0])
     assert codec.code_layout(TOY) == model.code_layout()
     for layer, layers in [(None, (2,)), (2, (2,)), (1, (1, 2))]:
-        data = codec.compress(toy_images, TOY, layer, weights=toy_weights[0])
+        data = codec.compress(toy_images, TOY, layer, weights=toy_weights[0], coder="fixed")
         header = codec.read_header(data)
         assert header.layers == layers and header.layer_num_codes == (5, 3)[layers[0] - 1:]
         assert header.bits == model.code_layout().bits(layer)
@@ -106,7 +106,7 @@ def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_wei
 
 
 def test_a_file_needs_the_weights_it_was_made_with(toy_weights, toy_images):
-    data = codec.compress(toy_images, TOY, 1, weights=toy_weights[0])
+    data = codec.compress(toy_images, TOY, 1, weights=toy_weights[0], coder="fixed")
     with pytest.raises(CodecError, match="made with other weights"):
         codec.decompress(data, weights=toy_weights[1])
     with pytest.raises(CodecError, match="Cannot load weights.*no bundled weights"):
@@ -117,7 +117,7 @@ def test_the_vqvae_baseline_round_trips(tmp_path, two_digits):
     path = tmp_path / "vqvae.weights.h5"
     zoo.build("vqvae_mnist").save_weights(str(path))
     model, _ = codec.load_model("vqvae_mnist", path)
-    data = codec.compress(two_digits, "vqvae_mnist", weights=path)
+    data = codec.compress(two_digits, "vqvae_mnist", weights=path, coder="fixed")
     header = codec.read_header(data)
     assert (header.layers, header.code_shapes, header.layer_num_codes, header.bits) == ((1,), ((1, 1),), (256,), 8)
     expected = model.decode(model.encode(two_digits), dtype="uint8").numpy()

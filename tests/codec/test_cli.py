@@ -45,7 +45,7 @@ def _retag(data, **changes):
 
 
 def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, digit):
-    data = codec.compress(digit, "hqa_digits", layer=5)
+    data = codec.compress(digit, "hqa_digits", layer=5, coder="fixed")
     assert len(data) == fmt.header_bytes("hqa_digits") + 1 == 45
     header = codec.read_header(data)
     assert (header.version, header.model, header.layers, header.code_shapes, header.layer_num_codes, header.bits) == (
@@ -59,13 +59,13 @@ def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, d
 
 
 def test_the_default_layer_is_the_top_layer(digit):
-    assert codec.compress(digit, "hqa_digits") == codec.compress(digit, "hqa_digits", 5)
+    assert codec.compress(digit, "hqa_digits", coder="fixed") == codec.compress(digit, "hqa_digits", 5, coder="fixed")
     assert codec.code_layout("hqa_digits").default_layer == 5
 
 
 @pytest.mark.parametrize("layer", [1, 3, 5])
 def test_round_trip_equals_decode_of_encode_with_and_without_a_seed(model, two_digits, layer):
-    data = codec.compress(two_digits, "hqa_digits", layer)
+    data = codec.compress(two_digits, "hqa_digits", layer, coder="fixed")
     codes = model.encode(two_digits, layer)
     np.testing.assert_array_equal(codec.decompress(data), model.decode(codes, layer, dtype="uint8").numpy())
     seeded = model.decode(codes, layer, stochastic=True, seed=11, dtype="uint8").numpy()
@@ -74,7 +74,7 @@ def test_round_trip_equals_decode_of_encode_with_and_without_a_seed(model, two_d
 
 
 def test_decompression_is_deterministic_by_default_and_repeatable_with_a_seed(digit):
-    data = codec.compress(digit, "hqa_digits", layer=3)
+    data = codec.compress(digit, "hqa_digits", layer=3, coder="fixed")
     np.testing.assert_array_equal(codec.decompress(data), codec.decompress(data))
     np.testing.assert_array_equal(codec.decompress(data, seed=4), codec.decompress(data, seed=4))
 
@@ -82,30 +82,30 @@ def test_decompression_is_deterministic_by_default_and_repeatable_with_a_seed(di
 def test_compression_consistent_with_encode_at_every_layer_for_float_and_uint8_batches(model):
     images = load_numpy("digits", "test", limit=3)
     for layer in range(1, model.num_layers + 1):
-        data = codec.compress(images, "hqa_digits", layer)
+        data = codec.compress(images, "hqa_digits", layer, coder="fixed")
         container = fmt.read(data)
         assert container.header.count == 3 and container.header.layers == (layer,)
         assert container.header.payload_bytes == -(-3 * model.bits(layer) // 8)
         np.testing.assert_array_equal(container.codes[0], model.encode(images, layer).numpy())
     assert codec.decompress(data).shape == (3, 32, 32, 1)
     pixels = np.round(images * 255).astype(np.uint8)
-    assert codec.read(codec.compress(pixels, "hqa_digits", 2)).codes[0].shape == (3, 8, 8)
+    assert codec.read(codec.compress(pixels, "hqa_digits", 2, coder="fixed")).codes[0].shape == (3, 8, 8)
 
 
 def test_other_weights_are_refused(digit):
-    data = _retag(codec.compress(digit, "hqa_digits", 5), weights_hash=b"\0" * 8)
+    data = _retag(codec.compress(digit, "hqa_digits", 5, coder="fixed"), weights_hash=b"\0" * 8)
     with pytest.raises(CodecError, match="made with other weights.*--weights=PATH"):
         codec.decompress(data)
 
 
 def test_unknown_model_is_refused(digit):
-    data = _retag(codec.compress(digit, "hqa_digits", 5), model="hqa_imagenet")
+    data = _retag(codec.compress(digit, "hqa_digits", 5, coder="fixed"), model="hqa_imagenet")
     with pytest.raises(CodecError, match="'hqa_imagenet' is not in this tfvq's zoo"):
         codec.decompress(data)
 
 
 def test_a_file_that_does_not_fit_the_model_is_refused(digit):
-    data = codec.compress(digit, "hqa_digits", 5)
+    data = codec.compress(digit, "hqa_digits", 5, coder="fixed")
     codes = fmt.read(data).codes
     with pytest.raises(CodecError, match=r"holds the codes of layer 6, but 'hqa_digits' has code layers 1..5"):
         codec.decompress(_retag(data, first_layer=6))
@@ -120,7 +120,7 @@ def test_a_file_that_does_not_fit_the_model_is_refused(digit):
 
 
 def test_corrupt_files_raise_codec_error(digit):
-    data = codec.compress(digit, "hqa_digits", 2)
+    data = codec.compress(digit, "hqa_digits", 2, coder="fixed")
     bad = bytearray(data)
     bad[-6] ^= 1
     for broken, message in [(bytes(bad), "CRC-32"), (data[:-1], "Truncated"), (b"\x89PNG" + data[4:], "Not a .tfvq")]:
@@ -129,19 +129,19 @@ def test_corrupt_files_raise_codec_error(digit):
 
 
 def test_bad_images_layers_and_seeds_are_refused(digit, tmp_path):
-    with pytest.raises(CodecError, match=r"32x32 images with 1 channel"):
-        codec.compress(np.zeros((28, 28, 1), np.uint8), "hqa_digits", 5)
+    with pytest.raises(CodecError, match=r"images \[H, W, 1\] or \[N, H, W, 1\] of any size with 1 channel"):
+        codec.compress(np.zeros((28, 28, 3), np.uint8), "hqa_digits", 5, coder="fixed")
     with pytest.raises(CodecError, match=r"values in \[0, 1\], got values in \[2, 2\]"):
-        codec.compress(np.full((32, 32, 1), 2.0, np.float32), "hqa_digits", 5)
+        codec.compress(np.full((32, 32, 1), 2.0, np.float32), "hqa_digits", 5, coder="fixed")
     with pytest.raises(CodecError, match="got dtype int32"):
-        codec.compress(np.zeros((32, 32, 1), np.int32), "hqa_digits", 5)
+        codec.compress(np.zeros((32, 32, 1), np.int32), "hqa_digits", 5, coder="fixed")
     with pytest.raises(CodecError, match="1..65535 images, got 0"):
-        codec.compress(np.zeros((0, 32, 32, 1), np.uint8), "hqa_digits", 5)
+        codec.compress(np.zeros((0, 32, 32, 1), np.uint8), "hqa_digits", 5, coder="fixed")
     for layer in (6, 0, "2", 2.0, True):
         with pytest.raises(CodecError, match=r"code layers 1..5 .*omit the layer for the model's default, layer 5"):
-            codec.compress(digit, "hqa_digits", layer)
+            codec.compress(digit, "hqa_digits", layer, coder="fixed")
     with pytest.raises(ValueError, match="seed must be None, an int or a pair of ints"):
-        codec.decompress(codec.compress(digit, "hqa_digits", 5), seed="7")
+        codec.decompress(codec.compress(digit, "hqa_digits", 5, coder="fixed"), seed="7")
     rgb = tmp_path / "rgb.png"
     tf.io.write_file(str(rgb), tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)))
     with pytest.raises(CodecError, match="3 channels.*32x32 images with 1 channel.*does not resize"):
@@ -191,10 +191,10 @@ def _finish(proc):
 def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
     # A file made by the Python API, so the three commands can run at the same time.
     api_file = tmp_path / "api.tfvq"
-    api_file.write_bytes(codec.compress(digit, "hqa_digits", 4))
+    api_file.write_bytes(codec.compress(digit, "hqa_digits", 4, coder="fixed"))
     procs = {
         "models": _start(["models", "hqa_digits"], tmp_path),
-        "compress": _start(["compress", str(digit_png), "--model=hqa_digits", "-o", "digit.tfvq"], tmp_path),
+        "compress": _start(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "-o", "digit.tfvq"], tmp_path),
         "decompress": _start(["decompress", "api.tfvq", "-o", "out.png", "--seed=3"], tmp_path),
     }
     results = {name: _finish(p) for name, p in procs.items()}
@@ -204,7 +204,7 @@ def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
     assert "layer 1: 16x16 codes of K=256, 2048 bits (256 bytes) per image" in results["models"][1]
     assert "45 bytes (1 bytes of codes, 8 bits, layer 5 of hqa_digits)" in results["compress"][1]
     data = (tmp_path / "digit.tfvq").read_bytes()
-    assert data == codec.compress(digit, "hqa_digits", 5)
+    assert data == codec.compress(digit, "hqa_digits", 5, coder="fixed")
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out.png"))).numpy()
     assert image.shape == (32, 32, 1)
     np.testing.assert_array_equal(image, codec.decompress(api_file.read_bytes(), seed=3)[0])
@@ -219,7 +219,7 @@ def _one_line_error(code, err):
 
 
 def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path):
-    code, _, err = _finish(_start(["compress", "nothere.png", "--model=hqa_digits", "--layer=5"], tmp_path))
+    code, _, err = _finish(_start(["compress", "--coder=fixed", "nothere.png", "--model=hqa_digits", "--layer=5"], tmp_path))
     assert "No such file: nothere.png" in _one_line_error(code, err)
     code, _, err = _finish(_start(["decompress", "nothere.tfvq"], tmp_path))
     assert "No such file" in _one_line_error(code, err)
@@ -232,20 +232,20 @@ def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path):
 def test_cli_errors_in_process(tmp_path, digit_png, capsys):
     rgb = tmp_path / "rgb.png"
     tf.io.write_file(str(rgb), tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)))
-    assert cli.main(["compress", str(rgb), "--model=hqa_digits", "--layer=5"]) == 1
-    assert "32x32 images with 1 channel" in _one_line_error(1, capsys.readouterr().err)
-    assert cli.main(["compress", str(digit_png), "--model=hqa_nope", "--layer=5"]) == 1
+    assert cli.main(["compress", "--coder=fixed", str(rgb), "--model=hqa_digits", "--layer=5"]) == 1
+    assert "grayscale images (1 channel). Pass --grayscale" in _one_line_error(1, capsys.readouterr().err)
+    assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_nope", "--layer=5"]) == 1
     assert "not in this tfvq's zoo" in _one_line_error(1, capsys.readouterr().err)
-    assert cli.main(["compress", str(digit_png), "--model=hqa_digits", "--layer=9"]) == 1
+    assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=9"]) == 1
     assert "code layers 1..5" in _one_line_error(1, capsys.readouterr().err)
     (tmp_path / "x.png").write_bytes(b"not a png")
-    assert cli.main(["compress", str(tmp_path / "x.png"), "--model=hqa_digits", "--layer=5"]) == 1
-    assert "not a readable PNG" in _one_line_error(1, capsys.readouterr().err)
+    assert cli.main(["compress", "--coder=fixed", str(tmp_path / "x.png"), "--model=hqa_digits", "--layer=5"]) == 1
+    assert "is not an image file this tool reads" in _one_line_error(1, capsys.readouterr().err)
     missing_dir = tmp_path / "no" / "such" / "dir.tfvq"
-    assert cli.main(["compress", str(digit_png), "--model=hqa_digits", "--layer=5", "-o", str(missing_dir)]) == 1
+    assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=5", "-o", str(missing_dir)]) == 1
     _one_line_error(1, capsys.readouterr().err)
     out = tmp_path / "d.tfvq"
-    assert cli.main(["compress", str(digit_png), "--model=hqa_digits", "--layer=3", "-o", str(out)]) == 0
+    assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=3", "-o", str(out)]) == 0
     assert cli.main(["info", str(out)]) == 0
     assert "version 2, model hqa_digits" in capsys.readouterr().out
     assert cli.main(["info", str(out)]) == 0

@@ -263,8 +263,9 @@ def test_bad_magic_is_a_foreign_file():
 
 
 @pytest.mark.parametrize("byte,message", [
-    (3, "format version 3, newer than this tfvq reads .*upgrade tfvq"),
-    (0x83, "format version 3, newer"),
+    (4, "format version 4, newer than this tfvq reads .*upgrade tfvq"),
+    (0x84, "format version 4, newer"),
+    (3, "entropy-coded .*tfvq.codec.decompress"),
     (0x7F, "format version 127, newer"),
     (0, r"Unknown .tfvq format version 0 \(version byte 0x00"),
     (0x80, r"Unknown .tfvq format version 0 \(version byte 0x80"),

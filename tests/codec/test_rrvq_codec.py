@@ -41,7 +41,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def rrvq_file(digits):
-    return codec.compress(digits, NAME)
+    return codec.compress(digits, NAME, coder="fixed")
 
 
 def _rewrite(data, **changes):
@@ -63,7 +63,7 @@ def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq
     assert header.weights_hash == codec.weights_hash(model)
     assert header.bits == CODE_BITS and header.payload_bytes == math.ceil(3 * CODE_BITS / 8) == 640
     assert len(rrvq_file) == HEADER + 640 == fmt.header_bytes(NAME, 5) + 640
-    assert len(codec.compress(digits[0], NAME)) == HEADER + math.ceil(CODE_BITS / 8) == 77 + 214
+    assert len(codec.compress(digits[0], NAME, coder="fixed")) == HEADER + math.ceil(CODE_BITS / 8) == 77 + 214
 
 
 def test_payload_is_the_models_codes_bit_packed_layer_after_layer(model, digits, rrvq_file):
@@ -90,7 +90,7 @@ def test_a_seed_changes_nothing_when_every_layer_is_stored(rrvq_file):
 
 def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(model, digits):
     x = digits[:2]
-    data = codec.compress(x, NAME, layer=3)
+    data = codec.compress(x, NAME, layer=3, coder="fixed")
     header = codec.read_header(data)
     assert (header.first_layer, header.layers, header.code_shapes) == (3, (3, 4, 5), GRIDS[2:])
     assert header.bits == 105 and len(data) == fmt.header_bytes(NAME, 3) + math.ceil(2 * 105 / 8)
@@ -105,13 +105,13 @@ def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(mode
 def test_a_bad_layer_is_refused(digits):
     for layer in (0, 6, -1):
         with pytest.raises(CodecError, match=r"'rrvq_digits' has code layers 1..5 .*default, layer 1"):
-            codec.compress(digits, NAME, layer)
+            codec.compress(digits, NAME, layer, coder="fixed")
 
 
 def test_spatial_vae_has_no_codes():
     assert codec.model_spec("spatial_vae_cifar10").layout is None
     with pytest.raises(CodecError, match="'spatial_vae_cifar10' has no discrete codes.*code_layout"):
-        codec.compress(np.zeros((32, 32, 3), np.uint8), "spatial_vae_cifar10")
+        codec.compress(np.zeros((32, 32, 3), np.uint8), "spatial_vae_cifar10", coder="fixed")
     with pytest.raises(CodecError, match="no discrete codes"):
         codec.rate_table("spatial_vae_cifar10")
     with pytest.raises(CodecError, match="no discrete codes"):
@@ -194,7 +194,7 @@ def _one_line_error(code, err):
 def test_cli_round_trip_through_files(tmp_path, model, digits):
     tf.io.write_file(str(tmp_path / "digit.png"), tf.io.encode_png(digits[0]))
     procs = {
-        "compress": _start(["compress", "digit.png", "--model=rrvq_digits", "-o", "digit.tfvq"], tmp_path),
+        "compress": _start(["compress", "--coder=fixed", "digit.png", "--model=rrvq_digits", "-o", "digit.tfvq"], tmp_path),
         "models": _start(["models", "rrvq_digits"], tmp_path),
     }
     results = {name: _finish(p) for name, p in procs.items()}
@@ -205,7 +205,7 @@ def test_cli_round_trip_through_files(tmp_path, model, digits):
     assert "layer 3: layers 3..5, 4x4, 2x2, 1x1 codes of K=32, 105 bits (14 bytes) per image" in models
     assert "291 bytes (214 bytes of codes, 1705 bits, layers 1..5 of rrvq_digits)" in results["compress"][1]
     data = (tmp_path / "digit.tfvq").read_bytes()
-    assert data == codec.compress(digits[0], NAME)
+    assert data == codec.compress(digits[0], NAME, coder="fixed")
 
     code, _, err = _finish(_start(["decompress", "digit.tfvq", "-o", "out.png"], tmp_path))
     assert code == 0, err
@@ -217,9 +217,9 @@ def test_cli_layer_3_and_a_seed_in_process(tmp_path, digits, capsys):
     png = tmp_path / "digit.png"
     tf.io.write_file(str(png), tf.io.encode_png(digits[0]))
     d3 = tmp_path / "d3.tfvq"
-    assert cli.main(["compress", str(png), "--model=rrvq_digits", "--layer=3", "-o", str(d3)]) == 0
+    assert cli.main(["compress", "--coder=fixed", str(png), "--model=rrvq_digits", "--layer=3", "-o", str(d3)]) == 0
     assert "layers 3..5 of rrvq_digits" in capsys.readouterr().out
-    assert d3.read_bytes() == codec.compress(digits[0], NAME, 3)
+    assert d3.read_bytes() == codec.compress(digits[0], NAME, 3, coder="fixed")
     assert cli.main(["decompress", str(d3), "-o", str(tmp_path / "out3.png"), "--seed=2"]) == 0
     image3 = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out3.png"))).numpy()
     np.testing.assert_array_equal(image3, codec.decompress(d3.read_bytes(), seed=2)[0])
@@ -229,7 +229,7 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     png = tmp_path / "digit.png"
     tf.io.write_file(str(png), tf.io.encode_png(digits[1]))
     out = tmp_path / "d.tfvq"
-    assert cli.main(["compress", str(png), "--model=rrvq_digits", "-o", str(out)]) == 0
+    assert cli.main(["compress", "--coder=fixed", str(png), "--model=rrvq_digits", "-o", str(out)]) == 0
     capsys.readouterr()
     assert cli.main(["info", str(out)]) == 0
     info = capsys.readouterr().out
@@ -240,9 +240,9 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     np.testing.assert_array_equal(image, codec.decompress(out.read_bytes())[0])
     capsys.readouterr()
 
-    assert cli.main(["compress", str(png), "--model=rrvq_digits", "--layer=6"]) == 1
+    assert cli.main(["compress", "--coder=fixed", str(png), "--model=rrvq_digits", "--layer=6"]) == 1
     assert "code layers 1..5" in _one_line_error(1, capsys.readouterr().err)
-    assert cli.main(["compress", str(png), "--model=spatial_vae_cifar10"]) == 1
+    assert cli.main(["compress", "--coder=fixed", str(png), "--model=spatial_vae_cifar10"]) == 1
     assert "no discrete codes" in _one_line_error(1, capsys.readouterr().err)
     data = bytearray(out.read_bytes())
     data[HEADER + 3] ^= 0xFF

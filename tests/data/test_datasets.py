@@ -263,11 +263,11 @@ def test_not_prepared_dataset_fails_fast_with_instructions(tmp_path):
         data.load("mnist", data_dir=tmp_path)
     assert time.perf_counter() - start < 10
     message = str(err.value)
-    assert "tfds build mnist" in message
+    assert "python -m tfvq.data prepare mnist --data_dir=DIR" in message
     assert str(tmp_path) in message
-    assert "tfds.load('mnist'" in message and "--data_dir" in message
+    assert "--data_dir=DIR" in message
     assert isinstance(err.value, FileNotFoundError)
-    with pytest.raises(data.DatasetNotPreparedError, match="tfds build celeb_a"):
+    with pytest.raises(data.DatasetNotPreparedError, match="python -m tfvq.data prepare celeb_a"):
         data.load_numpy("celeb_a", data_dir=tmp_path / "missing", limit=2)
 
 

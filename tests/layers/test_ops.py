@@ -204,3 +204,110 @@ def test_mirrored_replicas_draw_their_slices_of_the_one_device_noise(mirrored_st
     parts = [np.asarray(p) for p in mirrored_strategy.experimental_local_results(draw())]
     assert not np.array_equal(parts[0], parts[1])  # replicas never share noise
     np.testing.assert_array_equal(np.concatenate(parts), full)
+
+
+# ------------------------------------------------------------------ mixed precision (bfloat16 inputs)
+# The products run in bfloat16: the kernel accumulates in float32 and rounds its output to bfloat16 (8
+# significant bits, a relative error of at most 2^-9), which is then widened to float32. Both factors of
+# a product are bfloat16 (the codebook is cast for it; the biases such as ||e_k||^2 use the float32
+# codebook). The oracle is float64 maths on those bfloat16-rounded factors, so the only error left is the
+# output rounding: each check allows 2^-8 (twice the bound) of the magnitude of the rounded product.
+BF16_REL = 2.0**-8
+
+
+def _bf16(a):
+    """`a` rounded to bfloat16 (as the layer's input cast does), back in float64 for the oracle."""
+    return tf.cast(tf.cast(tf.constant(a, tf.float32), tf.bfloat16), tf.float64).numpy()
+
+
+@pytest.mark.parametrize("scale", [1.0, -0.5])
+def test_bfloat16_distance_scores_are_float32_and_match_the_oracle_to_the_rounding_of_the_product(scale):
+    x, e = RNG.normal(size=(300, 64)), RNG.uniform(-1, 1, size=(256, 64))
+    xb, eb = _bf16(x), _bf16(e)
+    got = ops.distance_scores(tf.constant(x, tf.bfloat16), tf.constant(e, tf.float32), scale)
+    assert got.dtype == tf.float32
+    cross = -2.0 * scale * xb @ eb.T  # the bfloat16 product, rounded; the bias from the float32 codebook
+    want = cross + scale * (e**2).sum(-1)
+    assert np.all(np.abs(got.numpy() - want) <= BF16_REL * np.abs(cross) + 1e-5)
+    # The float32 path is unchanged: the oracle to float32 rounding.
+    got32 = ops.distance_scores(tf.constant(x, tf.float32), tf.constant(e, tf.float32), scale).numpy()
+    np.testing.assert_allclose(got32, -2.0 * scale * x @ e.T + scale * (e**2).sum(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_bfloat16_scaled_distance_logits_are_float32_minus_scale_squared_distances():
+    x, e = RNG.normal(size=(200, 16)), RNG.normal(size=(32, 16))
+    xb, eb = _bf16(x), _bf16(e)
+    got = ops.scaled_distance_logits(tf.constant(x, tf.bfloat16), tf.constant(e, tf.float32), 0.5)
+    assert got.dtype == tf.float32
+    # -s (||x||^2 - 2 x.e + ||e||^2) with x.e the bfloat16 product and both norms in float32.
+    want = -0.5 * ((xb**2).sum(-1)[:, None] - 2.0 * xb @ eb.T + (e**2).sum(-1))
+    cross = np.abs(xb @ eb.T)  # 0.5 * |2 x.e|: the rounded product's magnitude, scaled
+    assert np.all(np.abs(got.numpy() - want) <= BF16_REL * cross + 1e-5)
+
+
+@pytest.mark.parametrize("cov", ["diagonal", "isotropic", "unit"])
+def test_bfloat16_gaussian_logits_are_float32_and_match_the_mixture_oracle(cov):
+    n, k, d = 150, 24, 8
+    x = RNG.normal(size=(n, d))
+    mu = RNG.normal(size=(k, d))
+    log_var = {"diagonal": RNG.uniform(-1, 1, size=(k, d)), "isotropic": RNG.uniform(-1, 1, size=(k, 1)),
+               "unit": np.zeros((k, 1))}[cov]
+    xb = _bf16(x)
+    got = ops.gaussian_log_density_logits(tf.constant(x, tf.bfloat16), tf.constant(mu, tf.float32),
+                                          None if cov == "unit" else tf.constant(log_var, tf.float32))
+    assert got.dtype == tf.float32
+    want = np_gaussian_log_density(xb, mu, log_var)
+    # The product is [x*x, x] @ [-P/2; mu P]: x*x is rounded to bfloat16 too (2^-9 of each term).
+    precision = np.broadcast_to(np.exp(-log_var), mu.shape)
+    product = 0.5 * (xb**2) @ precision.T + np.abs(xb) @ np.abs(mu * precision).T
+    assert np.all(np.abs(got.numpy() - want) <= 2 * BF16_REL * product + 1e-4)
+
+
+def test_bfloat16_expected_squared_distance_is_float32_and_matches_the_oracle():
+    x, e = RNG.normal(size=(100, 8)), RNG.normal(size=(16, 8))
+    q = np.exp(np_log_softmax(RNG.normal(size=(100, 16)) * 2))
+    xb, qb, eb = _bf16(x), _bf16(q), _bf16(e)
+    got = ops.expected_squared_distance(tf.constant(x, tf.bfloat16), tf.constant(q, tf.float32), tf.constant(e, tf.float32))
+    assert got.dtype == tf.float32
+    # ||x||^2 - 2 x.(q @ E) + q @ ||E||^2, the product q @ E of the bfloat16-rounded factors.
+    want = (xb**2).sum(-1) - 2.0 * (xb * (qb @ eb)).sum(-1) + q @ (e**2).sum(-1)
+    # The rounded product q @ E enters as -2 x.(q @ E).
+    tol = BF16_REL * 2 * (np.abs(xb) * (np.abs(qb) @ np.abs(eb))).sum(-1) + 1e-4
+    assert np.all(np.abs(got.numpy() - want) <= tol)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.01])
+def test_bfloat16_relaxed_quantize_keeps_noise_sample_and_entropy_float32(temperature):
+    """With float32 logits and a bfloat16 codebook only the products with the codebook are bfloat16: the
+    codes, entropy and E_q[l] equal the float32 op's exactly, `quantized` and the gradients to the rounding
+    of their products."""
+    logits = tf.constant(RNG.normal(size=(64, 12)) * 2, tf.float32)
+    codebook = RNG.normal(size=(12, 3))
+    cb16, cb32 = tf.constant(codebook, tf.bfloat16), tf.constant(_bf16(codebook), tf.float32)
+    seed = tf.constant([7, 11], tf.int32)
+    w_q = tf.constant(RNG.normal(size=(64, 3)), tf.float32)
+
+    def run(cb):
+        with tf.GradientTape() as tape:
+            tape.watch([logits, cb])
+            quantized, codes, entropy, expected = ops.relaxed_quantize(logits, cb, temperature, seed)
+            loss = tf.reduce_sum(tf.cast(quantized, tf.float32) * w_q) + tf.reduce_sum(entropy - 0.3 * expected)
+        g_logits, g_cb = tape.gradient(loss, [logits, cb])
+        return quantized, codes, entropy, expected, g_logits, g_cb
+
+    q16, c16, h16, s16, gl16, ge16 = run(cb16)
+    q32, c32, h32, s32, gl32, ge32 = run(cb32)
+    assert q16.dtype == tf.bfloat16 and h16.dtype == s16.dtype == gl16.dtype == tf.float32 and ge16.dtype == tf.bfloat16
+    np.testing.assert_array_equal(c16.numpy(), c32.numpy())
+    np.testing.assert_array_equal(h16.numpy(), h32.numpy())
+    np.testing.assert_array_equal(s16.numpy(), s32.numpy())
+    y = tf.nn.softmax((logits - tf.math.log(-tf.math.log(ops.replica_uniform(
+        tf.shape(logits), seed, tf.float32, np.finfo(np.float32).tiny)))) / temperature).numpy()
+    magnitude = y @ np.abs(_bf16(codebook))  # |y| @ |E|: y and the product are rounded to bfloat16
+    assert np.all(np.abs(tf.cast(q16, tf.float64).numpy() - q32.numpy()) <= 2 * BF16_REL * magnitude + 1e-6)
+    g = w_q.numpy() / temperature
+    g_y_mag = np.abs(_bf16(g)) @ np.abs(_bf16(codebook)).T  # the backward product G E^T, rounded
+    assert np.all(np.abs(gl16.numpy() - gl32.numpy()) <= 2 * BF16_REL * (y * g_y_mag + y * (y * g_y_mag).sum(-1,
+                  keepdims=True)) + 1e-5)
+    ge_mag = y.T @ np.abs(w_q.numpy())  # y^T G, rounded
+    assert np.all(np.abs(tf.cast(ge16, tf.float64).numpy() - ge32.numpy()) <= 3 * BF16_REL * ge_mag + 1e-6)

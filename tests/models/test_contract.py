@@ -103,6 +103,8 @@ def test_forward_and_every_stage_backward_are_finite(case):
     assert out.shape == x.shape and np.all(np.isfinite(out.numpy()))
     recipe = {**zoo.get(case[0]).train}
     for stage in model.training_stages(recipe, steps=2):
+        if stage.setup is not None:
+            stage.setup(x)
         stage.before_step(tf.constant(0, tf.int64))
         variables = stage.variables()
         with tf.GradientTape() as tape:

@@ -145,3 +145,24 @@ def test_keras_fit_needs_a_stage_for_a_greedy_model_and_then_trains_only_it():
     before = [np.array(v) for v in model.hqa_layers[0].weights]
     model.fit(x, batch_size=8, epochs=1, verbose=0)
     assert all(np.array_equal(a, np.array(b)) for a, b in zip(before, model.hqa_layers[0].weights))
+
+
+def test_kmeans_plus_plus_seeds_the_codebook_with_distinct_points_of_the_layers_z_e():
+    from tfvq.models.hqa import kmeans_plus_plus_codebook
+
+    model = tiny(num_layers=2)
+    recipe = {"steps": (2,), "codebook_init": "kmeans++"}
+    stage = model.training_stages(recipe)[1]  # layer 2
+    x = images(8)
+    stage.setup(x)
+    codebook = model.quantizer(2).codebook.numpy()
+    z_e = model.encode_continuous(x, 2).numpy().reshape(-1, codebook.shape[1])
+    # Every code is one of the data points (k-means++ picks seeds among them), and no two codes coincide.
+    distances = ((codebook[:, None] - z_e[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(distances.min(axis=1), 0.0, atol=1e-6)
+    assert len(np.unique(codebook.round(6), axis=0)) == len(codebook)
+    few = kmeans_plus_plus_codebook(np.concatenate([z_e[:3], z_e[:3]]), 8)  # 3 distinct points, 8 codes
+    assert few.shape == (3, z_e.shape[1])
+    with pytest.raises(ValueError, match="codebook_init must be one of"):
+        model.training_stages({"steps": (2,), "codebook_init": "zeros"})
+    assert model.training_stages({"steps": (2,)})[0].setup is None  # the paper's random codebooks by default

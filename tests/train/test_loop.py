@@ -147,7 +147,7 @@ def test_cli_help_lists_flags_and_bad_input_fails_clearly(tmp_path):
     assert bad.returncode == 1 and "Did you mean 'hqa_mnist'" in bad.stderr
     missing = subprocess.run(_cli(tmp_path) + ["--model=hqa_mnist", f"--data_dir={tmp_path}"], env=_env(),
                              capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 1 and "tfds build mnist" in missing.stderr
+    assert missing.returncode == 1 and "python -m tfvq.data prepare mnist" in missing.stderr
 
 
 def test_the_vqvae_baseline_trains_end_to_end_with_the_same_trainer(tmp_path):

@@ -1,13 +1,16 @@
-"""The `tfvq` command: compress PNG images to `.tfvq` files with zoo models and back.
+"""The `tfvq` command: compress images to `.tfvq` files with zoo models and back.
 
     tfvq models [PATTERN]
-    tfvq compress IMAGE.png --model=NAME [--layer=L] [-o OUT.tfvq] [--weights=PATH]
-    tfvq decompress OUT.tfvq [-o OUT.png] [--seed=S] [--weights=PATH]
-    tfvq info OUT.tfvq
+    tfvq compress IMAGE|DIR ... --model=NAME [--layer=L] [--coder=auto|static|progressive|fixed] [--lossless]
+                  [--grayscale|--rgb] [-o OUT.tfvq|OUTDIR] [--weights=PATH]
+    tfvq decompress FILE.tfvq|DIR ... [-o OUT.png|OUTDIR] [--seed=S] [--layer=L] [--weights=PATH]
+    tfvq info FILE.tfvq
 
 Every command works the same for every zoo model with discrete codes
 (`tfvq.codec`): `--layer` defaults to the model's default layer, and a file
-holds the layers `model.encode(x, layer)` gives.
+holds the layers `model.encode(x, layer)` gives (or, progressive, every
+layer from it to the top). Images of any size are taken; `decompress`
+writes PNG images of the size compressed.
 
 Errors (a missing file, a corrupt `.tfvq` file, a PNG of the wrong size)
 print one line `tfvq: error: ...` to stderr and exit with status 1.
@@ -29,22 +32,34 @@ def _parser():
     p = sub.add_parser("models", help="list the zoo models with the layers a file holds and its bits per image")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'hqa*'")
 
-    p = sub.add_parser("compress", help="compress a PNG image to a .tfvq file")
-    p.add_argument("image", help="input PNG, of the model's size and channels")
+    p = sub.add_parser("compress", help="compress images (PNG, JPEG, BMP, GIF, WebP; files or directories) to .tfvq")
+    p.add_argument("images", nargs="+", help="image files of any size, or directories of them")
     p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`)")
     p.add_argument("--layer", type=int, default=None,
                    help="layer to encode at (1 = finest; default: the model's default layer, marked in "
                         "`tfvq models`); the file holds the codes the model's encode gives at that layer")
-    p.add_argument("-o", "--output", help="output file (default: IMAGE with the suffix .tfvq)")
+    p.add_argument("--coder", default="auto", choices=("auto", "static", "progressive", "fixed"),
+                   help="auto (default): per layer the smallest of fixed-rate, static-prior and model-probability "
+                        "coding; progressive: every layer from --layer to the top, each given the one above; "
+                        "fixed: bit-packed codes (format version 2)")
+    p.add_argument("--lossless", action="store_true",
+                   help="also code the pixels under the model's p(x | z): decompress gives the exact image")
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--grayscale", action="store_true", help="convert images to grayscale first")
+    colour.add_argument("--rgb", action="store_true", help="convert images to RGB first")
+    p.add_argument("-o", "--output", help="output file (one input; default: IMAGE with the suffix .tfvq), or "
+                   "output directory (several inputs or a directory)")
     p.add_argument("--weights", help="weights to use instead of the bundled ones (any path tfvq.zoo.load accepts)")
 
-    p = sub.add_parser("decompress", help="decompress a .tfvq file to a PNG image")
-    p.add_argument("file", help="input .tfvq file")
-    p.add_argument("-o", "--output", help="output PNG (default: FILE with the suffix .png; "
-                   "for several images, OUT_0.png, OUT_1.png, ...)")
+    p = sub.add_parser("decompress", help="decompress .tfvq files (or directories of them) to PNG images")
+    p.add_argument("files", nargs="+", help="input .tfvq files or directories")
+    p.add_argument("-o", "--output", help="output PNG (one input; default: FILE with the suffix .png; "
+                   "for several images, OUT_0.png, OUT_1.png, ...), or output directory")
     p.add_argument("--seed", type=int, default=None,
                    help="sample the codes of the layers below the stored ones with this seed "
                         "(default: deterministic decoding, their most probable codes)")
+    p.add_argument("--layer", type=int, default=None,
+                   help="decode at this layer (a progressive file holds every layer up to the top)")
     p.add_argument("--weights", help="weights to use instead of the bundled ones of the file's model")
 
     p = sub.add_parser("info", help="print the header of a .tfvq file")
@@ -105,19 +120,69 @@ def _models(args):
             print(_rate_line(row))
 
 
+def _inputs(paths, suffixes):
+    """[(input path, output stem relative to its directory input or None)] of files and directories."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, _, files in sorted(os.walk(path)):
+                for name in sorted(files):
+                    if name.lower().endswith(suffixes):
+                        full = os.path.join(root, name)
+                        out.append((full, os.path.splitext(os.path.relpath(full, path))[0]))
+        else:
+            _read_bytes(path)  # a clear error for a missing file
+            out.append((path, None))
+    if not out:
+        raise FileNotFoundError(f"No input files with the suffixes {', '.join(suffixes)} in {', '.join(paths)}.")
+    return out
+
+
+def _targets(args, items, suffix):
+    """Output paths: -o FILE for one file input; else OUTDIR/stem (or beside the input without -o)."""
+    if len(items) == 1 and items[0][1] is None:
+        return [args.output or os.path.splitext(items[0][0])[0] + suffix]
+    outs = []
+    for path, stem in items:
+        if args.output:
+            out = os.path.join(args.output, (stem or os.path.splitext(os.path.basename(path))[0]) + suffix)
+        else:
+            out = os.path.splitext(path)[0] + suffix
+        outs.append(out)
+    return outs
+
+
+def _progress(items, what):
+    """A one-line progress bar on stderr for more than one item."""
+    total = len(items)
+    for i, item in enumerate(items, 1):
+        yield item
+        if total > 1:
+            filled = int(30 * i / total)
+            print(f"\r{what} [{'#' * filled}{'.' * (30 - filled)}] {i}/{total}", end="" if i < total else "\n",
+                  file=sys.stderr, flush=True)
+
+
 def _compress(args):
     from tfvq import codec
+    from tfvq.codec.images import IMAGE_SUFFIXES, load_image
 
-    _read_bytes(args.image)  # a clear error for a missing file
+    items = _inputs(args.images, IMAGE_SUFFIXES)
     model, _ = codec.load_model(args.model, args.weights)
-    image = codec.load_png(args.image, model.image_shape)
-    data = codec.compress(image, args.model, args.layer, weights=args.weights)
-    out = args.output or os.path.splitext(args.image)[0] + ".tfvq"
-    with open(out, "wb") as f:
-        f.write(data)
-    header = codec.read_header(data)
-    print(f"{args.image} -> {out}: {len(data)} bytes ({header.payload_bytes} bytes of codes, "
-          f"{header.bits} bits, {_layers(header)} of {args.model})")
+    convert = "grayscale" if args.grayscale else "rgb" if args.rgb else None
+    outs = _targets(args, items, ".tfvq")
+    many = len(items) > 1 or items[0][1] is not None
+    lines = []
+    for (path, _), out in _progress(list(zip(items, outs)), "compress"):
+        image = load_image(path, model.image_shape[2], convert)
+        data = codec.compress(image, args.model, args.layer, weights=args.weights, coder=args.coder,
+                              lossless=args.lossless)
+        if os.path.dirname(out) and many:  # an output directory is made; a single output's must exist
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "wb") as f:
+            f.write(data)
+        lines.append(f"{path} -> {out}: {len(data)} bytes ({_describe(codec.read_header(data))} of {args.model})")
+    print("\n".join(lines))
 
 
 def _layers(header):
@@ -126,30 +191,72 @@ def _layers(header):
     return ("layer " if header.num_layers == 1 else "layers ") + layers_text(header.layers)
 
 
+def _describe(header):
+    """'layer 5, 8 bits of codes' (fixed rate) or 'layers 1..5: 346 bits, auto' (version 3)."""
+    if header.version < 3:
+        return f"{header.payload_bytes} bytes of codes, {header.bits} bits, {_layers(header)}"
+    from tfvq.codec.coded import CODERS
+    from tfvq.codec.rates import layers_text
+
+    layers = header.layers
+    per = ", ".join(f"layer {c.layer} {8 * len(c.data) / header.images:.0f} bits {CODERS[c.coder]}"
+                    for c in header.chunks)
+    text = (f"{header.image_size[0]}x{header.image_size[1]}, layers {layers_text(layers)}: {per} per image"
+            if len(layers) > 1 else f"{header.image_size[0]}x{header.image_size[1]}, {per} per image")
+    if header.pixels is not None:
+        text += f", pixels {8 * len(header.pixels[1]) / header.images:.0f} bits (lossless)"
+    return text
+
+
 def _decompress(args):
     from tfvq import codec
+    from tfvq.codec.images import save_image_png
 
-    data = _read_bytes(args.file)
-    images = codec.decompress(data, seed=args.seed, weights=args.weights)
-    base = args.output or os.path.splitext(args.file)[0] + ".png"
-    if len(images) == 1:
-        outs = [base]
-    else:
-        stem, ext = os.path.splitext(base)
-        outs = [f"{stem}_{i}{ext or '.png'}" for i in range(len(images))]
-    for out, image in zip(outs, images):
-        codec.save_png(out, image)
-    print(f"{args.file} -> {', '.join(outs)}")
+    items = _inputs(args.files, (".tfvq",))
+    bases = _targets(args, items, ".png")
+    lines = []
+    for (path, _), base in _progress(list(zip(items, bases)), "decompress"):
+        images = codec.decompress(_read_bytes(path), seed=args.seed, weights=args.weights, layer=args.layer)
+        if len(images) == 1:
+            outs = [base]
+        else:
+            stem, ext = os.path.splitext(base)
+            outs = [f"{stem}_{i}{ext or '.png'}" for i in range(len(images))]
+        if os.path.dirname(base) and (len(items) > 1 or items[0][1] is not None):
+            os.makedirs(os.path.dirname(base), exist_ok=True)
+        for out, image in zip(outs, images):
+            save_image_png(out, image)
+        lines.append(f"{path} -> {', '.join(outs)}")
+    print("\n".join(lines))
 
 
 def _info(args):
     from tfvq.codec import format as fmt
 
     header = fmt.read_header(_read_bytes(args.file))
-    grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
-    print(f"{args.file}: .tfvq version {header.version}, model {header.model} "
-          f"(weights {header.weights_hash.hex()}), {_layers(header)}, {header.count} image(s) of codes {grids}, "
-          f"{header.bits} bits per image, {header.payload_bytes} bytes of codes, {header.file_bytes} bytes in all")
+    if header.version < 3:
+        grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
+        print(f"{args.file}: .tfvq version {header.version}, model {header.model} "
+              f"(weights {header.weights_hash.hex()}), {_layers(header)}, {header.count} image(s) of codes {grids}, "
+              f"{header.bits} bits per image, {header.payload_bytes} bytes of codes, {header.file_bytes} bytes in all, "
+              "coder fixed-rate bits")
+        return
+    from tfvq.codec.coded import CODER_TEXT
+    from tfvq.codec.rates import layers_text
+
+    print(f"{args.file}: .tfvq version 3 (entropy-coded), model {header.model} (weights "
+          f"{header.weights_hash.hex()}, static prior {header.prior_hash.hex()}), {header.images} image(s) of "
+          f"{header.image_size[0]}x{header.image_size[1]} in {header.count} code grid(s), layers "
+          f"{layers_text(header.layers)} (decoded at layer {header.first_layer} by default), "
+          f"{header.file_bytes} bytes in all")
+    for c in header.chunks:
+        print(f"  layer {c.layer}: {c.grid[0]}x{c.grid[1]} K={c.num_codes}, coder {CODER_TEXT[c.coder]}, "
+              f"{len(c.data)} bytes, {8 * len(c.data) / header.images:.1f} bits per image, codes CRC {c.crc:08x}")
+    if header.pixels is not None:
+        channels, data, crc = header.pixels
+        print(f"  pixels: {channels} channel(s), coder {CODER_TEXT[3]}, {len(data)} bytes, "
+              f"{8 * len(data) / (header.images * header.image_size[0] * header.image_size[1] * channels):.3f} "
+              f"bits per dim, CRC {crc:08x}")
 
 
 def main(argv=None):

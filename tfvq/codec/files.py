@@ -19,7 +19,7 @@ import numpy as np
 
 from tfvq.codec import format as fmt
 from tfvq.codec.format import CodecError
-from tfvq.codec.images import as_batch
+from tfvq.codec.images import any_size_batch, as_batch
 
 _MODELS = {}  # (name, weights path or None) -> (model, weights hash)
 _SPECS = {}  # name -> ModelSpec
@@ -116,22 +116,32 @@ def _layer(layout, layer, name):
         ) from None
 
 
-def compress(images, model_name, layer=None, weights=None):
-    """Compresses images to the bytes of a `.tfvq` file (format version 2).
+def compress(images, model_name, layer=None, weights=None, coder="auto", lossless=False):
+    """Compresses images to the bytes of a `.tfvq` file.
 
     Args:
       images: one image [H, W, C] or a batch [N, H, W, C] (1 <= N <= 65535),
-        uint8 or float in [0, 1], of the model's `image_shape`.
+        uint8 or float in [0, 1] (rounded to 8 bits for an entropy-coded
+        file), with the model's C. With `coder="fixed"` the images must have
+        the model's `image_shape`; otherwise any H and W (see
+        `tfvq.codec.coding`: a fully convolutional model codes the image
+        whole, padded to a multiple of its stride; another model in tiles).
       model_name: a zoo model with discrete codes.
       layer: the layer to encode at, 1..L; None: the model's default layer
         (`code_layout().default_layer`: HQA its top layer, RRVQ-VAE layer 1).
       weights: None for the bundled weights, or a path `tfvq.zoo.load` accepts.
+      coder: "auto" (default: per layer the smallest of fixed, static-prior
+        and model-probability coding, format version 3), "static",
+        "progressive" (layers `layer`..L, each given the one above: a reader
+        may stop after any layer), or "fixed" (format version 2, bit-packed
+        codes at ceil(log2 K) bits each, as before entropy coding).
+      lossless: also code the pixels under the model's p(x | z) (RRVQ-VAE),
+        so that `decompress` returns the exact input pixels (uint8 images).
 
     Returns:
-      bytes: the header, the codes of `code_layout().layers_sent(layer)`
-      bit-packed, and a CRC-32. The codes are `model.encode(images, layer)`,
-      the most probable code of every layer sent (HQA: of layer `layer`
-      alone; RRVQ-VAE: of layers `layer`..L, each given the codes above it).
+      bytes. The codes are `model.encode(images, layer)`, the most probable
+      code of every layer sent (HQA: of layer `layer` alone; RRVQ-VAE: of
+      layers `layer`..L, each given the codes above it).
 
     Raises:
       CodecError: an unknown model or one without codes, a bad layer, or
@@ -139,9 +149,22 @@ def compress(images, model_name, layer=None, weights=None):
     """
     import tensorflow as tf
 
+    from tfvq.codec import coding
+
+    if coder not in coding.CODER_CHOICES:
+        raise ValueError(f"coder must be one of {', '.join(coding.CODER_CHOICES)}, got {coder!r}.")
     model, digest = load_model(model_name, weights)
     layout = model.code_layout()
     layer = _layer(layout, layer, model_name)
+    shape = tuple(np.shape(images))
+    if coder != "fixed" or lossless or len(shape) not in (3, 4) or shape[-3:] != tuple(model.image_shape):
+        x = any_size_batch(images, model.image_shape[2], lossless)
+        if not 1 <= len(x) <= 0xFFFF:
+            raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
+        from tfvq.codec.prior import load_prior
+
+        return coding.encode_file(x, model_name, model, digest, load_prior(model_name, model, digest, weights), layer,
+                                  coder, lossless)
     x = as_batch(images, model.image_shape)
     if not 1 <= len(x) <= 0xFFFF:
         raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
@@ -206,7 +229,7 @@ def _model_for(header, weights):
     return model
 
 
-def decompress(data, seed=None, weights=None):
+def decompress(data, seed=None, weights=None, layer=None):
     """Decodes the bytes of a `.tfvq` file (any version) to uint8 images [count, H, W, C].
 
     The images are `model.decode(codes, first_layer, stochastic=seed is not
@@ -224,6 +247,13 @@ def decompress(data, seed=None, weights=None):
         holds every layer has nothing to sample: a seed changes nothing.
       weights: None for the bundled weights of the model the file names, or
         a path `tfvq.zoo.load` accepts.
+      layer: decode at this layer instead of the finest the file holds (a
+        progressive file holds every layer from its finest to the top: a
+        reader may stop after any). The images of a lossless file are its
+        exact pixels when decoded at its finest layer.
+
+    An entropy-coded (version 3) file gives images of the size it was made
+    from (`compress` stores it).
 
     Raises:
       CodecError: a corrupt, truncated, foreign or future-version file, an
@@ -231,11 +261,44 @@ def decompress(data, seed=None, weights=None):
         fit the model.
       ValueError: a seed that is not None, an int or a pair of ints.
     """
+    if _is_coded(data):
+        return _decompress_coded(data, seed, weights, layer)
     container = fmt.read(data)  # a bad file fails before TensorFlow starts
     from tfvq.models.base import as_seed
 
     as_seed(seed)  # a bad seed fails before the model loads
     model = _model_for(container.header, weights)
+    if layer is not None and layer != container.header.first_layer:
+        raise CodecError(f"The file holds the codes of layer {container.header.first_layer} (fixed-rate, format "
+                         f"version {container.header.version}): it decodes at that layer only, not at {layer}.")
     images = model.decode(container.codes, container.header.first_layer, stochastic=seed is not None, seed=seed,
                           dtype="uint8")
     return np.asarray(images)
+
+
+def _is_coded(data):
+    return isinstance(data, (bytes, bytearray, memoryview)) and len(data) >= 5 and bytes(data[:4]) == fmt.MAGIC \
+        and data[4] == fmt.NEWEST_VERSION
+
+
+def _decompress_coded(data, seed, weights, layer):
+    from tfvq.codec import coded, coding
+    from tfvq.codec.prior import load_prior
+    from tfvq.models.base import as_seed
+
+    f = coded.parse(data)  # a bad file fails before TensorFlow starts
+    as_seed(seed)
+    model, digest = load_model(f.model, weights)
+    if f.weights_hash != digest:
+        raise CodecError(
+            f"The file was made with other weights of {f.model!r} (weights hash {f.weights_hash.hex()}, "
+            f"these weights have {digest.hex()}); pass the weights it was made with (--weights=PATH)."
+        )
+    prior = []
+
+    def prior_for():
+        if not prior:
+            prior.append(load_prior(f.model, model, digest, weights))
+        return prior[0]
+
+    return coding.decode_file(f, model, prior_for, layer=layer, seed=seed)

@@ -99,6 +99,8 @@ ALL_LAYERS = 0x80
 """Flag bit of a version 1 version byte: the file holds the codes of every layer from layer 1 (0x81)."""
 VERSION_BYTES = {1: "version 1, one layer", 1 | ALL_LAYERS: "version 1, every layer", VERSION: "version 2"}
 """The version bytes `read` reads, with the layout each names."""
+NEWEST_VERSION = 3
+"""Version 3: entropy-coded files (`tfvq.codec.coded`), written by `tfvq.codec.compress` unless coder="fixed"."""
 
 _FIXED_HEAD = struct.Struct(">4sBB")  # magic, version byte, name length
 _V1_FIELDS = struct.Struct(">8sBHHHII")  # hash, layer, count, h, w, K, payload length
@@ -540,11 +542,14 @@ def _parse(data):
         raise CodecError(f"Truncated .tfvq file: {len(data)} bytes is shorter than the fixed header.")
     _, version_byte, name_len = _FIXED_HEAD.unpack_from(data, 0)
     version = version_byte & ~ALL_LAYERS
-    if version > VERSION:
+    if version > NEWEST_VERSION:
         raise CodecError(
-            f"The file is format version {version}, newer than this tfvq reads (versions 1 and {VERSION}): "
+            f"The file is format version {version}, newer than this tfvq reads (versions 1 to {NEWEST_VERSION}): "
             "upgrade tfvq."
         )
+    if version_byte == NEWEST_VERSION:
+        raise CodecError("The file is entropy-coded (format version 3): its codes are decoded with the model's "
+                         "probabilities, so read it with tfvq.codec.decompress (or read_header for its header).")
     if version_byte not in VERSION_BYTES:
         raise CodecError(f"Unknown .tfvq format version {version} (version byte 0x{version_byte:02x}; this tfvq "
                          f"reads the version bytes {', '.join(f'0x{b:02x}' for b in sorted(VERSION_BYTES))}).")
@@ -558,7 +563,13 @@ def _parse(data):
 
 
 def read_header(data):
-    """The checked `Header` of a `.tfvq` file (codes are checked too, not returned)."""
+    """The checked `Header` of a `.tfvq` file of version 1 or 2 (codes are checked too, not returned), or the
+    parsed `tfvq.codec.coded.CodedFile` of a version 3 (entropy-coded) file."""
+    if isinstance(data, (bytes, bytearray, memoryview)) and len(data) >= _FIXED_HEAD.size \
+            and bytes(data[:4]) == MAGIC and data[4] == NEWEST_VERSION:
+        from tfvq.codec import coded
+
+        return coded.parse(data)
     return read(data).header
 
 

@@ -76,3 +76,115 @@ def save_png(path, image):
     import tensorflow as tf
 
     tf.io.write_file(os.fspath(path), tf.io.encode_png(np.asarray(image, dtype=np.uint8)))
+
+
+# ------------------------------------------------------------------------------------- image files, any size
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+"""The image files `tfvq compress` reads (Pillow), matched case-insensitively."""
+
+
+def load_image(path, channels, convert=None):
+    """An image file (PNG, JPEG, BMP, GIF (first frame), WebP) as uint8 [H, W, C], of any size.
+
+    Args:
+      path: the file.
+      channels: the model's C (1 or 3).
+      convert: None (the file must already have C channels), "grayscale"
+        or "rgb" (Pillow's conversion, ITU-R 601-2 luma for grayscale).
+
+    Raises:
+      FileNotFoundError: no such file. CodecError: not an image Pillow reads,
+      or another number of channels than the model's (saying how to convert).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such file: {path}")
+    try:
+        with Image.open(path) as image:
+            image.seek(0)
+            if convert is not None:
+                image = image.convert({"grayscale": "L", "rgb": "RGB"}[convert])
+            elif image.mode in ("P", "PA"):
+                image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB")
+            elif image.mode in ("I;16", "I", "F", "1"):
+                image = image.convert("L")
+            elif image.mode == "CMYK":
+                image = image.convert("RGB")
+            array = np.asarray(image)
+    except UnidentifiedImageError:
+        raise CodecError(f"{path} is not an image file this tool reads (PNG, JPEG, BMP, GIF, WebP).") from None
+    except (OSError, ValueError) as err:
+        raise CodecError(f"{path} could not be read as an image: {err}") from None
+    if array.ndim == 2:
+        array = array[..., None]
+    c = array.shape[2]
+    if c != channels:
+        hint = "--grayscale" if channels == 1 else "--rgb"
+        raise CodecError(f"{path} is {_KINDS.get(c, f'{c}-channel')} ({c} channel{'s' if c > 1 else ''}); the model "
+                         f"takes {_KINDS.get(channels, '')} images ({channels} channel{'s' if channels > 1 else ''}). "
+                         f"Pass {hint} to convert it, or convert it first.")
+    return np.ascontiguousarray(array.astype(np.uint8))
+
+
+def pad_reflect(images, height, width):
+    """uint8 [N, h, w, C] -> [N, height, width, C], padded at the bottom and right by reflection
+    (edge replication along an axis of one pixel, which has nothing to reflect)."""
+    _, h, w, _ = images.shape
+    pads = [(0, 0), (0, height - h), (0, width - w), (0, 0)]
+    if (h == 1 and height > 1) or (w == 1 and width > 1):
+        return np.pad(images, pads, mode="edge")
+    return np.pad(images, pads, mode="reflect")
+
+
+def to_tiles(images, tile):
+    """[N, a th, b tw, C] -> [N a b, th, tw, C]: tiles in row-major order per image."""
+    n, h, w, c = images.shape
+    th, tw = tile
+    x = images.reshape(n, h // th, th, w // tw, tw, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, th, tw, c)
+
+
+def from_tiles(tiles, images, height, width):
+    """The inverse of `to_tiles`: [N a b, th, tw, C] -> [N, height, width, C]."""
+    _, th, tw, c = tiles.shape
+    a, b = height // th, width // tw
+    x = tiles.reshape(images, a, b, th, tw, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(images, height, width, c)
+
+
+def save_image_png(path, image):
+    """Writes a uint8 [H, W, C] (C = 1 or 3, or 2/4 with alpha) image as PNG with Pillow."""
+    from PIL import Image
+
+    image = np.asarray(image, np.uint8)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(os.fspath(path), format="PNG")
+
+
+def any_size_batch(images, channels, exact=False):
+    """One image [H, W, C] or a batch [N, H, W, C] of any size with the model's C, as uint8.
+
+    Float images in [0, 1] are rounded to 8 bits (`round(255 x)`); with
+    `exact` (lossless files) they must already be uint8.
+
+    Raises:
+      CodecError: another rank or channel count, an empty image, float
+        values outside [0, 1], another dtype; the message says what is taken.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != channels or 0 in images.shape[1:3]:
+        raise CodecError(f"The model takes images [H, W, {channels}] or [N, H, W, {channels}] of any size with "
+                         f"{channels} channel{'s' if channels > 1 else ''}, got shape {list(images.shape)}; "
+                         "convert the image first (`tfvq compress` does it with --grayscale or --rgb).")
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind == "f" and not exact:
+        if images.size and not (np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
+            raise CodecError(f"Float images must have values in [0, 1], got values in [{images.min():g}, "
+                             f"{images.max():g}]; pass 8-bit pixels as uint8, or scale them by 1/255.")
+        return np.round(images.astype(np.float64) * 255.0).astype(np.uint8)
+    raise CodecError(f"Images must be uint8 (0..255){'' if exact else ' or float (0..1)'}, got dtype {images.dtype}"
+                     f"{'; a lossless file codes 8-bit pixels exactly, so pass uint8' if exact else ''}.")

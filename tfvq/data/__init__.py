@@ -2,8 +2,11 @@
 that need no download (digits, toy_modes, swatches).
 
 `load(name, split, batch_size=...)` gives a `tf.data.Dataset` of float32 NHWC
-images in [0, 1]; `load_numpy` the same as one array; `info(name)` the facts
-(shape, splits, sizes, paper reference). See `tfvq.data.datasets`.
+images in [0, 1]; `load_numpy` the same as one array; `load_labels` their
+class labels where the data has them; `info(name)` the facts (shape, splits,
+sizes, paper reference). See `tfvq.data.datasets`. Your own images (a
+folder, a .npz/.npy file, `tfds:NAME`) load the same way: see
+`tfvq.data.sources`.
 
 `tfvq.data.toy_modes` (the HQA §4.1 density) is a submodule of its own and is
 imported only when the `toy_modes` dataset is loaded.
@@ -15,7 +18,8 @@ from tfvq.data.datasets import (
     DatasetNotPreparedError,
     info,
     load,
+    load_labels,
     load_numpy,
 )
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_numpy"]
+__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_labels", "load_numpy"]

@@ -33,6 +33,7 @@ Example:
 """
 
 import dataclasses
+import os
 import difflib
 import types
 from typing import Mapping, Optional, Tuple
@@ -40,11 +41,11 @@ from typing import Mapping, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tfvq.data import embedded
+from tfvq.data import embedded, sources
 from tfvq.data import tfds_datasets
 from tfvq.data.tfds_datasets import DatasetNotPreparedError
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_numpy"]
+__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_labels", "load_numpy"]
 
 TFDS_SHUFFLE_BUFFER = 10_000
 """Shuffle buffer of the tfds datasets (the embedded ones are shuffled whole)."""
@@ -208,6 +209,7 @@ def load(
     repeat=False,
     seed: Optional[int] = None,
     drop_remainder=False,
+    image_shape=None,
 ):
     """A `tf.data.Dataset` of the images of one dataset split.
 
@@ -219,8 +221,9 @@ def load(
     vectorised op per batch.
 
     Args:
-      name: one of `DATASETS`.
-      split: one of `info(name).splits`.
+      name: one of `DATASETS`, or your own images: a directory of image
+        files, a `.npz`/`.npy` file, or `tfds:NAME` (see `tfvq.data.sources`).
+      split: one of `info(name).splits` ("train" and "test" for your own).
       batch_size: elements per batch; None gives unbatched elements.
       data_dir: tfds data directory (None: tfds' default); ignored by embedded
         datasets.
@@ -231,18 +234,28 @@ def load(
       seed: shuffle seed; the same seed gives the same order (None: random).
       drop_remainder: drop a last batch smaller than `batch_size` (gives a
         static batch dimension).
+      image_shape: (H, W, C) to convert the images to (centre crop to the
+        aspect ratio, area resize, channels; `tfvq.data.sources`): required
+        for your own images, optional for a named dataset of another shape.
 
     Returns:
       `tf.data.Dataset` of float32 tensors `[batch, H, W, C]` (or `[H, W, C]`
       unbatched) in [0, 1]; for toy_modes `[batch, 1]` points.
 
     Raises:
-      ValueError: unknown `name` or `split`, or a bad `batch_size`.
+      ValueError: unknown `name` or `split`, or a bad `batch_size`; an empty
+        source of your own.
       DatasetNotPreparedError: a tfds dataset is not prepared in `data_dir`.
     """
+    _check_batch_size(batch_size)
+    if sources.is_user_source(name):
+        ds, size = sources.user_source(name, split, image_shape, data_dir=data_dir, shuffle=shuffle, seed=seed)
+        buffer_size = min(size or TFDS_SHUFFLE_BUFFER, TFDS_SHUFFLE_BUFFER)
+        if size is not None and size <= TFDS_SHUFFLE_BUFFER:
+            ds = ds.cache()  # decoded and resized once: later epochs read memory
+        return _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder)
     dataset_info = info(name)
     _check_split(dataset_info, split)
-    _check_batch_size(batch_size)
 
     if dataset_info.source == "embedded":
         array = _embedded_array(name, split)
@@ -251,7 +264,14 @@ def load(
     else:
         ds = tfds_datasets.source(name, split, data_dir=data_dir, shuffle_files=shuffle, seed=seed)
         buffer_size = TFDS_SHUFFLE_BUFFER
+    if image_shape is not None and tuple(image_shape) != dataset_info.image_shape:
+        ds = ds.map(lambda x: sources.conform(x, tuple(int(d) for d in image_shape)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder)
 
+
+def _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder):
+    """uint8 elements -> shuffle -> repeat -> batch -> float32 in [0, 1] -> prefetch."""
     if shuffle:
         ds = ds.shuffle(max(buffer_size, 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -262,7 +282,7 @@ def load(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load_numpy(name, split="test", limit=None, data_dir=None):
+def load_numpy(name, split="test", limit=None, data_dir=None, image_shape=None):
     """The images of one dataset split as a single NumPy array, in stored order.
 
     For evaluation and PNG grids. tfds splits are read whole unless `limit` is
@@ -274,6 +294,7 @@ def load_numpy(name, split="test", limit=None, data_dir=None):
       limit: keep only the first `limit` elements (None: all).
       data_dir: tfds data directory (None: tfds' default); ignored by embedded
         datasets.
+      image_shape: (H, W, C) to convert the images to (see `load`).
 
     Returns:
       float32 array `[N, H, W, C]` in [0, 1] (toy_modes: `[N, 1]` points), a
@@ -283,12 +304,19 @@ def load_numpy(name, split="test", limit=None, data_dir=None):
       ValueError: unknown `name` or `split`, or a negative `limit`.
       DatasetNotPreparedError: a tfds dataset is not prepared in `data_dir`.
     """
-    dataset_info = info(name)
-    _check_split(dataset_info, split)
     if limit is not None and (
         isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0
     ):
         raise ValueError(f"limit must be a non-negative int or None (all elements), got {limit!r}.")
+    if sources.is_user_source(name):
+        return sources.user_numpy(name, split, image_shape, limit=limit, data_dir=data_dir).astype(np.float32) / 255.0
+    dataset_info = info(name)
+    _check_split(dataset_info, split)
+    if image_shape is not None and tuple(image_shape) != dataset_info.image_shape:
+        ds = load(name, split, batch_size=256, data_dir=data_dir, image_shape=image_shape)
+        if limit is not None:
+            ds = ds.unbatch().take(int(limit)).batch(256)
+        return np.concatenate([b.numpy() for b in ds])
 
     if dataset_info.source == "embedded":
         raw = _embedded_array(name, split)[:limit]
@@ -301,3 +329,30 @@ def load_numpy(name, split="test", limit=None, data_dir=None):
     if raw.dtype == np.uint8:
         return raw.astype(np.float32) / np.float32(255.0)
     return np.array(raw, dtype=np.float32)
+
+
+def load_labels(name, split="test", limit=None, data_dir=None):
+    """The class labels of a dataset split, in the order of `load_numpy`, or None for unlabelled data.
+
+    `digits`: the digit (scikit-learn's target); `swatches`: the colour's
+    index; tfds datasets (named or `tfds:NAME`): their `ClassLabel` feature.
+    Folders and array files have no labels.
+    """
+    if sources.is_user_source(name):
+        if os.fspath(name).startswith(sources.TFDS_PREFIX):
+            return sources.tfds_labels(os.fspath(name)[len(sources.TFDS_PREFIX):], split, data_dir, limit)
+        return None
+    dataset_info = info(name)
+    _check_split(dataset_info, split)
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        target = load_digits().target
+        labels = target[: embedded.DIGITS_NUM_TRAIN] if split == "train" else target[embedded.DIGITS_NUM_TRAIN:]
+    elif name == "swatches":
+        labels = np.arange(embedded.SWATCH_NUM_EXAMPLES[split]) % len(embedded.SWATCH_COLOURS)
+    elif dataset_info.source == "tfds":
+        labels = sources.tfds_labels(name, split, data_dir, limit)
+    else:
+        return None
+    return None if labels is None else np.asarray(labels[:limit], np.int64)

@@ -48,10 +48,8 @@ def not_prepared_message(name, data_dir):
     return (
         f"tfds dataset '{name}' is not prepared in data_dir={data_dir!r}, and tfvq does not "
         "download (it calls tfds with download=False).\n"
-        "To prepare it, on a machine with internet run either\n"
-        f"    tfds build {name} --data_dir=DIR\n"
-        "or\n"
-        f"    python -c \"import tensorflow_datasets as tfds; tfds.load('{name}', data_dir='DIR')\"\n"
+        "To prepare it, on a machine with internet run\n"
+        f"    python -m tfvq.data prepare {name} --data_dir=DIR\n"
         f"then copy DIR (it holds DIR/{name}/<version>/) to this machine and pass --data_dir=DIR "
         f"(or data_dir=DIR in Python). To run without any download, use an embedded dataset: "
         "'digits' (stands in for mnist), 'swatches' or 'toy_modes'."

@@ -20,6 +20,11 @@ class RunningNormalization(keras.layers.Layer):
     statistics), and the input is normalised with the updated running values;
     at inference the running values are used as they are.
 
+    Mixed precision: the statistics are float32 variables read as float32
+    (`autocast=False`) and the batch moments are summed in float32 (a 16-bit
+    sum of 10^5 squares loses most of its digits); the normalised output is
+    cast back to the input's dtype.
+
     Args:
       momentum: EMA decay of the running statistics.
       epsilon: added to the variance.
@@ -32,13 +37,14 @@ class RunningNormalization(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        kw = dict(trainable=False, aggregation="only_first_replica")
+        kw = dict(trainable=False, aggregation="only_first_replica", autocast=False)
         self.mean = self.add_weight(name="mean", shape=(channels,), initializer="zeros", **kw)
         self.variance = self.add_weight(name="variance", shape=(channels,), initializer="ones", **kw)
         self.count = self.add_weight(name="count", shape=(), initializer="zeros", **kw)
 
     def call(self, inputs, training=None):
-        x = tf.convert_to_tensor(inputs)
+        inputs = tf.convert_to_tensor(inputs)
+        x = tf.cast(inputs, self.mean.dtype)  # float32 statistics under mixed precision
         if training:
             flat = tf.reshape(x, [-1, x.shape[-1]])
             n = all_reduce_sum(tf.cast(tf.shape(flat)[0], x.dtype))
@@ -51,11 +57,13 @@ class RunningNormalization(keras.layers.Layer):
             self.mean.assign(m * self.mean + (1.0 - m) * mean)
             self.variance.assign(m * self.variance + (1.0 - m) * var)
             self.count.assign_add(1.0)
-        return (x - self.mean) * tf.math.rsqrt(self.variance + self.epsilon)
+        return tf.cast((x - self.mean) * tf.math.rsqrt(self.variance + self.epsilon), inputs.dtype)
 
     def denormalize(self, x):
-        """Inverse of `call` with the current running statistics."""
-        return x * tf.sqrt(self.variance + self.epsilon) + self.mean
+        """Inverse of `call` with the current running statistics (in float32; returned in `x`'s dtype)."""
+        x = tf.convert_to_tensor(x)
+        y = tf.cast(x, self.mean.dtype) * tf.sqrt(self.variance + self.epsilon) + self.mean
+        return tf.cast(y, x.dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -104,7 +112,10 @@ class WeightNormConv2D(keras.layers.Layer):
 
     `g` starts at `||v||` of the initial `v`, so the initial effective kernel
     is exactly `v` as drawn by `kernel_initializer`; there is no data-dependent
-    initialisation. Padding is always "same": a convolution maps `[B, H, W, C]`
+    initialisation. Under mixed precision `v`, `g` and the bias are float32
+    variables read as float32 (`autocast=False`): `||v||` and the kernel are
+    formed in float32 and the kernel is cast to the compute dtype for the
+    convolution. Padding is always "same": a convolution maps `[B, H, W, C]`
     to `[B, ceil(H / sh), ceil(W / sw), filters]`, a transposed convolution to
     `[B, H * sh, W * sw, filters]`, e.g. `[8, 4, 4, 16] -> [8, 8, 8, 32]` for
     `WeightNormConv2D(32, 3, strides=2, transpose=True)`.
@@ -174,15 +185,15 @@ class WeightNormConv2D(keras.layers.Layer):
             shape = (kh, kw, self.filters, int(channels))
         else:
             shape = (kh, kw, int(channels), self.filters)
-        self.v = self.add_weight(name="v", shape=shape, initializer=self.kernel_initializer)
+        self.v = self.add_weight(name="v", shape=shape, initializer=self.kernel_initializer, autocast=False)
 
         # g = ||v_init||: the initial effective kernel is v itself.
         def g_init(shape, dtype=None):
             return tf.cast(self._direction_norm(tf.convert_to_tensor(self.v)), dtype or "float32")
 
-        self.g = self.add_weight(name="g", shape=(self.filters,), initializer=g_init)
+        self.g = self.add_weight(name="g", shape=(self.filters,), initializer=g_init, autocast=False)
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros", autocast=False)
         else:
             self.bias = None
 

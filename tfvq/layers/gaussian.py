@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvq.layers import ops
+from tfvq.layers.precision import logits_dtype
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -38,7 +39,8 @@ class GaussianLatent(keras.layers.Layer):
     the noise one device would draw for the global batch (a mirrored step sees
     the same noise as a one-device step with the same seed; this needs equal
     shards whose per-replica element count is a multiple of 4, or of 2 in
-    float64). float16/bfloat16 noise is drawn in float32 and cast.
+    float64). Under a mixed (16-bit) policy q's and p's parameters are cast
+    to float32 and the sample and the KL are float32.
 
     The KL is analytic (Kingma & Welling 2014, App. B; `ops.gaussian_kl`),
     summed over the `latent_dim` axis, per position, in nats. Without a prior
@@ -113,7 +115,8 @@ class GaussianLatent(keras.layers.Layer):
             raise ValueError(f"GaussianLatent '{self.name}': {what} must be [..., {2 * self.latent_dim}], got a scalar.")
         if params.shape[-1] is not None:
             self._check_last_dim(params.shape[-1], what)
-        params = tf.cast(params, self.compute_dtype)
+        # float32 for a 16-bit compute dtype: the sample's noise, the scale exp(log_scale) and the KL.
+        params = tf.cast(params, logits_dtype(self.compute_dtype))
         mean, log_scale = params[..., : self.latent_dim], params[..., self.latent_dim :]
         if self.min_log_scale is not None:
             log_scale = tf.maximum(log_scale, tf.constant(self.min_log_scale, log_scale.dtype))

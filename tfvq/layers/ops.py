@@ -9,6 +9,16 @@ batch of HQA layer-1 MNIST encodings `[512, 16, 16, 64]` is flattened to
 Distances are formed by the expansion `||x||^2 - 2 x.E^T + ||E||^2` with one
 plain matrix product: nothing of shape `[N, K, D]` is ever materialised, which
 is what makes a training step at N = 131072, K = 256 affordable on a CPU.
+
+Mixed precision (`tfvq.layers.precision`): inputs `x` may be bfloat16 or
+float16 (the layers' compute dtype) while codebooks stay float32 (variables).
+The matrix products then run in the 16-bit compute dtype (the kernels
+accumulate in float32; TensorFlow's CPU kernels round the product's output to
+16 bits), and what feeds a softmax -- logits, squared distances, Gaussian
+log-densities -- is cast to float32 right after the product, with the
+per-code bias (`||e_k||^2`, the log-determinant) added in float32. Everything
+downstream (softmax, Gumbel noise, entropy, KL, commitment) is float32. With
+float32 or float64 inputs nothing changes: one fused `MatMul+BiasAdd`.
 """
 
 import math
@@ -16,6 +26,8 @@ import math
 import numpy as np
 
 import tensorflow as tf
+
+from tfvq.layers.precision import is_low_precision, logits_dtype, to_float32
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -48,17 +60,26 @@ def distance_scores(x, codebook, scale=1.0):
     the `[N, K]` tensor. The scale is folded into the `[K, D]` weights and the
     matrix product and bias are fused by TensorFlow into one kernel.
 
+    Mixed precision: for 16-bit `x` the product `x.e_k` runs in `x`'s dtype,
+    its result is cast to float32 and the bias `scale ||e_k||^2` (from the
+    codebook in float32) is added in float32; the scores are float32, since
+    they feed a softmax (HQA eq. 3). Dropping `||x_n||^2` also keeps the
+    16-bit rounding small: it is relative to `||e_k||^2 - 2 x_n.e_k`, not to
+    the full squared distance.
+
     Args:
       x: `[N, D]` float tensor.
-      codebook: `[K, D]` float tensor.
+      codebook: `[K, D]` float tensor (float32 under mixed precision).
       scale: float multiplying the scores.
 
     Returns:
-      `[N, K]` scores.
+      `[N, K]` scores, float32 for 16-bit `x`, else in `x`'s dtype.
     """
-    return tf.nn.bias_add(
-        tf.matmul(x, (-2.0 * scale) * codebook, transpose_b=True), scale * tf.reduce_sum(tf.square(codebook), axis=-1)
-    )
+    out_dtype = logits_dtype(x.dtype)
+    codebook = tf.cast(codebook, out_dtype)
+    bias = scale * tf.reduce_sum(tf.square(codebook), axis=-1)
+    cross = tf.matmul(x, tf.cast((-2.0 * scale) * codebook, x.dtype), transpose_b=True)
+    return tf.nn.bias_add(tf.cast(cross, out_dtype), bias)
 
 
 def scaled_distance_logits(x, codebook, scale=1.0):
@@ -70,14 +91,23 @@ def scaled_distance_logits(x, codebook, scale=1.0):
     a `BiasAdd` that TensorFlow fuses into one kernel, so the `[N, K]` result is
     written once and no further elementwise pass over it is needed.
 
+    Mixed precision: for 16-bit `x` the logits are float32,
+    `distance_scores(x, codebook, -s) - s ||x||^2` with the row term formed
+    in float32 (a 16-bit `||x||^2` inside the product would round the whole
+    distance).
+
     Args:
       x: `[N, D]` float tensor.
       codebook: `[K, D]` float tensor.
       scale: positive float.
 
     Returns:
-      `[N, K]` logits.
+      `[N, K]` logits, float32 for 16-bit `x`, else in `x`'s dtype.
     """
+    if is_low_precision(x.dtype):
+        x_sq = tf.reduce_sum(tf.square(to_float32(x)), axis=-1, keepdims=True)
+        return distance_scores(x, codebook, -scale) - scale * x_sq
+    codebook = tf.cast(codebook, x.dtype)
     x_sq = tf.reduce_sum(tf.square(x), axis=-1, keepdims=True)
     features = tf.concat([x_sq, x], axis=-1)  # [N, D + 1]
     k = tf.shape(codebook)[0]
@@ -106,6 +136,12 @@ def gaussian_log_density_logits(x, means, log_variances=None):
 
     with `b_k = -1/2 sum_d mu_kd^2 P_kd - 1/2 log det_k - D/2 log 2 pi`.
 
+    Mixed precision: for 16-bit `x` the weights and the bias are formed in
+    float32 from the float32 codebooks, the product `[x*x, x] @ W` runs in
+    `x`'s dtype (`x*x` formed in float32, then rounded), and its result is
+    cast to float32 before the bias is added: the log-densities feed a
+    softmax (RRVQ eq. 6-7) and the KL (eq. 5), so they are float32.
+
     Args:
       x: `[N, D]` float tensor (embeddings).
       means: `[K, D]` codebook of means.
@@ -114,9 +150,15 @@ def gaussian_log_density_logits(x, means, log_variances=None):
         for diagonal variances.
 
     Returns:
-      `[N, K]` log-densities; a softmax over the last axis gives the
-      responsibilities.
+      `[N, K]` log-densities (float32 for 16-bit `x`, else in `x`'s dtype); a
+      softmax over the last axis gives the responsibilities.
     """
+    compute_dtype = x.dtype
+    out_dtype = logits_dtype(compute_dtype)
+    x = tf.cast(x, out_dtype)
+    means = tf.cast(means, out_dtype)
+    if log_variances is not None:
+        log_variances = tf.cast(log_variances, out_dtype)
     dim = tf.cast(tf.shape(x)[-1], x.dtype)
     const = -0.5 * dim * tf.constant(_LOG_2PI, x.dtype)
     diagonal = log_variances is not None and log_variances.shape[-1] != 1
@@ -136,7 +178,11 @@ def gaussian_log_density_logits(x, means, log_variances=None):
         first_w = -0.5 * tf.transpose(precision)  # [1, K]
     weights = tf.concat([first_w, tf.transpose(means * precision)], axis=0)
     bias = -0.5 * tf.reduce_sum(tf.square(means) * precision, axis=-1) - 0.5 * log_det + const
-    return tf.nn.bias_add(tf.matmul(tf.concat([first, x], axis=-1), weights), bias)
+    features = tf.concat([first, x], axis=-1)
+    if compute_dtype != out_dtype:  # the product in 16 bits, the log-densities in float32
+        product = tf.matmul(tf.cast(features, compute_dtype), tf.cast(weights, compute_dtype))
+        return tf.nn.bias_add(tf.cast(product, out_dtype), bias)
+    return tf.nn.bias_add(tf.matmul(features, weights), bias)
 
 
 def categorical_entropy(logits):
@@ -150,9 +196,10 @@ def categorical_entropy(logits):
       logits: `[..., K]` unnormalised log-probabilities.
 
     Returns:
-      `[...]` entropies in nats.
+      `[...]` entropies in nats (float32 for 16-bit logits, which are widened
+      first).
     """
-    log_q = tf.nn.log_softmax(logits, axis=-1)
+    log_q = tf.nn.log_softmax(to_float32(logits), axis=-1)
     return -tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1)
 
 
@@ -163,16 +210,22 @@ def expected_squared_distance(x, probs, codebook):
     Expanded as `||x||^2 - 2 x.(q @ E) + q @ ||E||^2`, so it costs one
     `[N, K] x [K, D]` product and no elementwise pass over `[N, K]`.
 
+    Mixed precision: for 16-bit `x` the product `q @ E` runs in `x`'s dtype
+    and the rest (`||x||^2`, `q @ ||E||^2`, the sum) in float32; the result
+    is float32.
+
     Args:
       x: `[N, D]` inputs.
       probs: `[N, K]` probabilities of q.
       codebook: `[K, D]` codes.
 
     Returns:
-      `[N]` expected squared distances.
+      `[N]` expected squared distances (float32 for 16-bit `x`).
     """
+    out_dtype = logits_dtype(x.dtype)
+    mean_code = tf.cast(tf.matmul(tf.cast(probs, x.dtype), tf.cast(codebook, x.dtype)), out_dtype)  # [N, D]
+    x, probs, codebook = (tf.cast(t, out_dtype) for t in (x, probs, codebook))
     x_sq = tf.reduce_sum(tf.square(x), axis=-1)
-    mean_code = tf.matmul(probs, codebook)  # [N, D]
     e_sq = tf.reduce_sum(tf.square(codebook), axis=-1, keepdims=True)  # [K, 1]
     value = x_sq - 2.0 * tf.reduce_sum(x * mean_code, axis=-1) + tf.matmul(probs, e_sq)[:, 0]
     return tf.maximum(value, 0.0)
@@ -189,10 +242,11 @@ def categorical_kl(q_logits, p_logits):
       p_logits: `[..., K]` logits of p (broadcastable to q's shape).
 
     Returns:
-      `[...]` KL divergences in nats, non-negative up to rounding.
+      `[...]` KL divergences in nats, non-negative up to rounding (float32
+      for 16-bit logits, which are widened first).
     """
-    log_q = tf.nn.log_softmax(q_logits, axis=-1)
-    log_p = tf.nn.log_softmax(p_logits, axis=-1)
+    log_q = tf.nn.log_softmax(to_float32(q_logits), axis=-1)
+    log_p = tf.nn.log_softmax(tf.cast(p_logits, log_q.dtype), axis=-1)
     return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
 
 
@@ -283,16 +337,26 @@ def relaxed_quantize(logits, codebook, temperature, seed):
     into one expression (dH/dl_j = -q_j (log q_j + H) and
     dS/dl_j = q_j (1 + l_j - S), with log q_j + H = l_j - S).
 
+    Mixed precision: the two products with the codebook (`y @ E` forward,
+    `G E^T` and `y^T G` backward) run in the codebook's dtype, so a 16-bit
+    codebook (the compute dtype) gives a 16-bit `quantized`; everything over
+    `[N, K]` besides -- the Gumbel noise, the relaxed sample `y`, `q`, the
+    entropy, E_q[logit] and the logits' gradient -- is in the logits' dtype,
+    float32 (a 16-bit `-log(-log u)` would clip the noise's tails and the
+    softmax at temperature 0.01 would amplify its rounding 100-fold).
+
     Args:
-      logits: `[N, K]` float logits of q.
-      codebook: `[K, D]` codes.
+      logits: `[N, K]` float logits of q (float32 under mixed precision).
+      codebook: `[K, D]` codes, in the dtype the products run in.
       temperature: scalar Gumbel-softmax temperature (no gradient).
       seed: int32 `[2]` stateless seed.
 
     Returns:
-      `(quantized [N, D], codes [N] int32, entropy [N], expected_logit [N])`.
+      `(quantized [N, D], codes [N] int32, entropy [N], expected_logit [N])`,
+      `quantized` in the codebook's dtype, the rest in the logits'.
     """
     dtype = logits.dtype
+    product_dtype = codebook.dtype
     if isinstance(temperature, (int, float, np.floating)):
         temperature = tf.constant(temperature, dtype)  # directly, not through float32
     else:  # a tensor or a (Keras) variable
@@ -305,7 +369,8 @@ def relaxed_quantize(logits, codebook, temperature, seed):
     @tf.custom_gradient
     def core(logits, codebook):
         y = tf.nn.softmax(noisy)
-        quantized = tf.matmul(y, codebook)
+        y_product = tf.cast(y, product_dtype)
+        quantized = tf.matmul(y_product, codebook)
         q = tf.nn.softmax(logits)
         expected = tf.reduce_sum(q * logits, axis=-1)
         # log-normaliser from the sampled code's column: lse = l_c - log q_c. The
@@ -317,14 +382,14 @@ def relaxed_quantize(logits, codebook, temperature, seed):
 
         def grad(g_quantized, g_entropy, g_expected):
             inv_t = 1.0 / temperature
-            g_scaled = g_quantized * inv_t  # [N, D]
-            g_y = tf.matmul(g_scaled, codebook, transpose_b=True)  # [N, K]
-            r = tf.reduce_sum(g_scaled * quantized, axis=-1, keepdims=True)
+            g_scaled = g_quantized * tf.cast(inv_t, g_quantized.dtype)  # [N, D]
+            g_y = tf.cast(tf.matmul(g_scaled, codebook, transpose_b=True), dtype)  # [N, K]
+            r = tf.reduce_sum(tf.cast(g_scaled, dtype) * tf.cast(quantized, dtype), axis=-1, keepdims=True)
             a = (g_expected - g_entropy)[:, None]
             b = g_expected[:, None] - a * expected[:, None]
             grad_logits = y * (g_y - r) + q * (a * logits + b)
             # Contracting over N as [D, N] x [N, K] is faster here than [K, N] x [N, D].
-            grad_codebook = tf.transpose(tf.matmul(g_quantized, y, transpose_a=True))
+            grad_codebook = tf.transpose(tf.matmul(tf.cast(g_quantized, product_dtype), y_product, transpose_a=True))
             return grad_logits, grad_codebook
 
         return (quantized, entropy, expected), grad
@@ -347,9 +412,13 @@ def gaussian_kl(mean_q, log_scale_q, mean_p, log_scale_p):
     does not lose the small KL of a nearly matching pair to cancellation.
     Arguments broadcast against each other; no clamping is done here.
 
+    16-bit arguments are widened to float32 first (the KL of RRVQ eq. 5 is
+    summed over many positions; `expm1(2d) - 2d` cancels in 16 bits).
+
     Returns:
-      Elementwise KL, non-negative up to rounding.
+      Elementwise KL, non-negative up to rounding (float32 for 16-bit inputs).
     """
+    mean_q, log_scale_q, mean_p, log_scale_p = (to_float32(t) for t in (mean_q, log_scale_q, mean_p, log_scale_p))
     d = log_scale_q - log_scale_p
     z = (mean_q - mean_p) * tf.exp(-log_scale_p)
     return 0.5 * tf.math.expm1(2.0 * d) - d + 0.5 * tf.square(z)

@@ -22,6 +22,14 @@ sums, code usage counts) are summed over replicas with
 `ReplicaContext.all_reduce` before they are assigned, and the variables are
 created with `aggregation="only_first_replica"`, so every replica holds the
 same EMA codebook and resets the same code the same way.
+
+Mixed precision (`tfvq.layers.precision`): inputs are cast to the layer's
+compute dtype (bfloat16 / float16 under a mixed policy) and the matrix
+products run in it, but every variable is float32 and read as float32
+(`autocast=False`): the codebook (its `||e_k||^2` bias is added to the logits
+in float32), the log-variances, the EMA statistics, the usage counts and the
+temperature. Logits, log-probabilities, entropy, commitment, KL and the
+losses are float32 (`ops` says why); `quantized` is in the compute dtype.
 """
 
 import keras
@@ -29,6 +37,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvq.layers import ops
+from tfvq.layers.precision import to_float32
 
 tfd = tfp.distributions
 
@@ -98,6 +107,7 @@ class _QuantizerBase(keras.layers.Layer):
             initializer=self._codebook_initializer(),
             trainable=self._codebook_trainable(),
             aggregation="only_first_replica",
+            autocast=False,  # float32 under mixed precision: cast where a product needs the compute dtype
         )
         self._build_extra()
         if self.code_reset:
@@ -107,6 +117,7 @@ class _QuantizerBase(keras.layers.Layer):
                 initializer="zeros",
                 trainable=False,
                 aggregation="only_first_replica",
+                autocast=False,  # counts stay float32
             )
             self.usage_batches = self.add_weight(
                 name="usage_batches",
@@ -293,7 +304,8 @@ class VectorQuantizer(_QuantizerBase):
     def _build_extra(self):
         if not self.ema:
             return
-        kw = dict(trainable=False, aggregation="only_first_replica")
+        # float32 under mixed precision (autocast=False): EMA sums of small updates stall in 16 bits.
+        kw = dict(trainable=False, aggregation="only_first_replica", autocast=False)
         # Hidden (biased) averages and the step counter used for zero-debiasing.
         self.ema_cluster_size_hidden = self.add_weight(
             name="ema_cluster_size_hidden", shape=(self.num_codes,), initializer="zeros", **kw
@@ -305,6 +317,7 @@ class VectorQuantizer(_QuantizerBase):
 
     def _ema_update(self, flat, codes, counts):
         """EMA codebook update (VQ-VAE App. A.1, Sonnet's zero-debiased scheme)."""
+        flat = tf.cast(flat, self.ema_dw_hidden.dtype)  # float32 statistics under mixed precision
         cluster_size = all_reduce_sum(tf.cast(counts, flat.dtype))
         dw = all_reduce_sum(tf.math.unsorted_segment_sum(flat, codes, self.num_codes))
         d = self.decay
@@ -326,9 +339,10 @@ class VectorQuantizer(_QuantizerBase):
         codebook = tf.cast(self.codebook, flat.dtype)
         # ||x - e||^2 - ||x||^2 in one fused MatMul+BiasAdd; the row constant
         # ||x||^2 does not change the argmin and is added only for `distances`.
-        scores = ops.distance_scores(flat, codebook)
+        # Both are float32 under mixed precision (ops.distance_scores).
+        scores = ops.distance_scores(flat, self.codebook)
         codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
-        distances = tf.maximum(scores + tf.reduce_sum(tf.square(flat), axis=-1, keepdims=True), 0.0)
+        distances = tf.maximum(scores + tf.reduce_sum(tf.square(to_float32(flat)), axis=-1, keepdims=True), 0.0)
         counts = ops.code_counts(codes, self.num_codes)
         if training:
             if self.ema:
@@ -337,11 +351,13 @@ class VectorQuantizer(_QuantizerBase):
             if self.code_reset:
                 self._update_usage_and_reset(counts)
         quantized = tf.gather(codebook, codes)
-        e_latent = ops.safe_mean(tf.square(tf.stop_gradient(quantized) - flat))
+        # The losses in float32 (squared differences of nearby 16-bit numbers lose their low bits).
+        flat32, quantized32 = to_float32(flat), to_float32(quantized)
+        e_latent = ops.safe_mean(tf.square(tf.stop_gradient(quantized32) - flat32))
         if self.ema:
             loss = self.commitment_cost * e_latent
         else:
-            q_latent = ops.safe_mean(tf.square(quantized - tf.stop_gradient(flat)))
+            q_latent = ops.safe_mean(tf.square(quantized32 - tf.stop_gradient(flat32)))
             loss = q_latent + self.commitment_cost * e_latent
         quantized_st = flat + tf.stop_gradient(quantized - flat)
         out_shape = tf.concat([leading, [self.code_dim]], axis=0)
@@ -395,6 +411,7 @@ class _RelaxedQuantizer(_QuantizerBase):
             initializer=keras.initializers.Constant(self.initial_temperature),
             trainable=False,
             aggregation="only_first_replica",
+            autocast=False,  # float32: the relaxed sample is float32
         )
         super().build(input_shape)
 
@@ -408,7 +425,8 @@ class _RelaxedQuantizer(_QuantizerBase):
         path may drop one; subclasses whose logits carry a cheap-to-drop row
         term (HQA's `-s ||z_e||^2`) override this. Default: `c = 0`.
         """
-        return self.logits(flat), tf.zeros(tf.shape(flat)[:1], flat.dtype)
+        logits = self.logits(flat)
+        return logits, tf.zeros(tf.shape(flat)[:1], logits.dtype)
 
     def _sample_seed(self, seed):
         if seed is not None:
@@ -422,7 +440,10 @@ class _RelaxedQuantizer(_QuantizerBase):
         matrix product, so they are kept few: logits come from one fused
         MatMul+BiasAdd, and in training `ops.relaxed_quantize` draws TFP's
         relaxed sample and forms the soft lookup, H[q] and E_q[logit] with a
-        hand-written gradient."""
+        hand-written gradient.
+
+        Under mixed precision `flat` and `codebook` are in the compute dtype
+        (the products), the logits and all that follows from them float32."""
         flat, leading = self._prepare(inputs)
         codebook = tf.cast(self.codebook, flat.dtype)
         logits, row_offset = self.shifted_logits(flat)
@@ -444,7 +465,7 @@ class _RelaxedQuantizer(_QuantizerBase):
         counts = ops.code_counts(codes, self.num_codes)
         if training and self.code_reset:
             self._update_usage_and_reset(counts)
-        commitment = self._commitment(flat, codebook, log_probs, expected)
+        commitment = self._commitment(flat, self.codebook, log_probs, expected)
         k_shape = tf.concat([leading, [self.num_codes]], axis=0)
         out = {
             "quantized": tf.reshape(quantized, tf.concat([leading, [self.code_dim]], axis=0)),
@@ -539,14 +560,14 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
 
     def logits(self, flat):
         """HQA eq. 3 logits `-distance_scale * ||z_e - e_k||^2` for `[N, D]` inputs."""
-        return ops.scaled_distance_logits(flat, tf.cast(self.codebook, flat.dtype), self.distance_scale)
+        return ops.scaled_distance_logits(flat, self.codebook, self.distance_scale)
 
     def shifted_logits(self, flat):
         """`-s (||e_k||^2 - 2 z_e.e_k)` (one fused MatMul+BiasAdd of inner size D) and the
         row term `-s ||z_e||^2`, which q does not depend on."""
         scale = self.distance_scale
-        logits = ops.distance_scores(flat, tf.cast(self.codebook, flat.dtype), scale=-scale)
-        return logits, -scale * tf.reduce_sum(tf.square(flat), axis=-1)
+        logits = ops.distance_scores(flat, self.codebook, scale=-scale)  # float32 under mixed precision
+        return logits, -scale * tf.reduce_sum(tf.square(tf.cast(flat, logits.dtype)), axis=-1)
 
     def _commitment(self, flat, codebook, log_probs, expected_logit):
         # The logits are -s ||z_e - e_k||^2 exactly, so E_q ||z_e - e_k||^2 is
@@ -643,12 +664,13 @@ class RelaxedResponsibilityQuantizer(_RelaxedQuantizer):
             initializer=keras.initializers.Constant(self.init_log_variance),
             trainable=True,
             aggregation="only_first_replica",
+            autocast=False,  # float32: the log-determinant is a float32 bias of the logits
         )
 
     def logits(self, flat):
         """RRVQ eq. 6/7 log-densities `[N, K]` of `[N, D]` embeddings."""
-        log_var = None if self.log_variances is None else tf.cast(self.log_variances, flat.dtype)
-        return ops.gaussian_log_density_logits(flat, tf.cast(self.codebook, flat.dtype), log_var)
+        log_var = None if self.log_variances is None else tf.convert_to_tensor(self.log_variances)
+        return ops.gaussian_log_density_logits(flat, self.codebook, log_var)
 
     def log_responsibilities(self, embeddings):
         """Normalised log-responsibilities `[..., K]` of `[..., D]` embeddings (eq. 6 and 7)."""

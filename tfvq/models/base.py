@@ -196,6 +196,15 @@ class CodeLayout:
                    for l in self.layers_sent(layer) for h, w in [self.grids[l - 1]])
 
 
+def below_layer(layout, layer):
+    """`layer` checked for `CodeModel.code_logits`: an int in 2..L (the layer below it is `layer - 1`)."""
+    layer = layout.check_layer(layer)
+    if layer == 1:
+        raise ValueError("Layer 1 is the finest layer: there are no codes below it to give probabilities for; "
+                         f"code_logits takes a layer in 2..{layout.num_layers}.")
+    return layer
+
+
 def check_codes(codes, layout, layer):
     """Validates codes for `decode(codes, layer)`: a list of int32 tensors, one per layer sent.
 
@@ -273,6 +282,9 @@ class Stage:
         test metric to minimise (the plateau schedule's input), or None.
       eval_every: steps between evaluations (when `evaluate` is set).
       eval_name: what `evaluate` measures (a progress-bar and TensorBoard name).
+      setup: `(float images [N, H, W, C]) -> None`, run once when the stage
+        starts (not when a run resumes inside it), on a sample of training
+        images: data-dependent initialisation (e.g. a codebook from k-means++).
     """
 
     name: str
@@ -286,6 +298,7 @@ class Stage:
     evaluate: Optional[Callable[..., float]] = None
     eval_every: Optional[int] = None
     eval_name: str = "test_metric"
+    setup: Optional[Callable[[Any], None]] = None
 
 
 def recipe_steps(recipe, index, steps=None):
@@ -455,6 +468,83 @@ class CodeModel(ImageModel):
     def tflite_encoder(self, layer=None):  # pragma: no cover - abstract
         """A function of float images [B, H, W, C] in [0, 1] -> {name: int32 codes}, TFLite builtins only."""
         raise NotImplementedError
+
+    # ---- probabilities of codes and pixels (what an entropy coder needs, `tfvq.codec`)
+    def code_logits(self, codes, layer):
+        """log p(codes of layer `layer - 1` | the codes a file of layer `layer` holds), or None.
+
+        `codes` are those of `code_layout().layers_sent(layer)` (as `decode`
+        takes them). The result is float32 [B, h, w, K] of layer `layer - 1`'s
+        grid and codebook, normalised over K: the distribution
+        `decode(codes, layer, stochastic=True)` draws layer `layer - 1` from
+        (HQA Algorithm 3: layer `layer - 1`'s quantizer on the predicted z_e,
+        HQA eq. 3; RRVQ-VAE: the prior p(z_{l-1} | z_>=l), RRVQ eq. 7). None:
+        the model offers no distribution (an entropy coder then uses a
+        static prior). This default offers none.
+
+        Raises:
+          ValueError: `layer` is not in 2..L (layer 1 has nothing below it).
+        """
+        below_layer(self.code_layout(), layer)
+        return None
+
+    def top_code_logits(self, batch):
+        """log p(codes of the top layer L) as float32 [batch, h_L, w_L, K_L], or None (no prior on the top).
+
+        RRVQ-VAE: its top prior (uniform, or from the learnt d_{L+1}, RRVQ
+        App. C). HQA and VQ-VAE have no prior over their codes: None.
+        """
+        return None
+
+    def pixel_likelihood(self, codes, layer=None):
+        """(loc, log_scale) of the model's discretised logistic p(x | z) given the codes, or None.
+
+        For a density model (RRVQ-VAE, RRVQ App. C): float32 [B, H, W, C]
+        each, on the [0, 1] pixel scale of
+        `tfvq.losses.discretized_logistic_log_prob`, for the codes of
+        `code_layout().layers_sent(layer)` with every layer below `layer` at
+        the prior's most probable code (as `decode`). None: the model has no
+        pixel likelihood (it cannot code pixels losslessly). This default: None.
+        """
+        return None
+
+    def code_stride(self, layer=None):
+        """Pixels per code of layer `layer` along each axis if the model is fully convolutional, else None.
+
+        A fully convolutional model codes images of any size whose height and
+        width are multiples of `code_stride()` (the stride of its top layer):
+        `with_image_shape` builds it for that size. None (this default): the
+        model takes images of its `image_shape` only.
+        """
+        self.code_layout().check_layer(layer)
+        return None
+
+    def with_image_shape(self, image_shape):
+        """The same model (same weights) for images of another (H, W, C); fully convolutional models only.
+
+        H and W must be multiples of `code_stride()`, and C the model's.
+        Built from `get_config()` with the new `image_shape`, then given this
+        model's weights (`set_weights`), so its codes mean what this model's do.
+
+        Raises:
+          ValueError: the model is not fully convolutional (`code_stride()` is
+            None), or the shape does not fit; the message says what does.
+        """
+        stride = self.code_stride()
+        if stride is None:
+            raise ValueError(f"{type(self).__name__} takes images of shape {list(self.image_shape)} only (it is not "
+                             "fully convolutional): resize or tile the images to that shape.")
+        shape = tuple(int(d) for d in image_shape)
+        if len(shape) != 3 or shape[2] != self.image_shape[2] or min(shape[:2]) < 1 or shape[0] % stride \
+                or shape[1] % stride:
+            raise ValueError(f"Expected an image shape (H, W, {self.image_shape[2]}) with H and W positive "
+                             f"multiples of the model's stride {stride}, got {list(shape)}; pad the image first.")
+        if shape == tuple(self.image_shape):
+            return self
+        model = type(self).from_config({**self.get_config(), "image_shape": list(shape)})
+        model.set_weights(self.get_weights())
+        model.zoo_name = getattr(self, "zoo_name", None)
+        return model
 
     def _codes_out(self, codes):
         return codes[0] if len(codes) == 1 else list(codes)

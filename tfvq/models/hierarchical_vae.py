@@ -91,8 +91,6 @@ class _Stack(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-
-@keras.saving.register_keras_serializable(package="tfvq")
 class HierarchicalVAE(ImageModel):
     """The ResNet VAE backbone of RRVQ App. C, with a latent layer chosen by the subclass.
 
@@ -178,12 +176,12 @@ class HierarchicalVAE(ImageModel):
     def _seed(self, offset):
         return None if self.seed is None else int(self.seed) * 7919 + offset
 
-    def _conv(self, filters, kernel, strides=1, transpose=False, offset=0, name=None, output=False):
+    def _conv(self, filters, kernel, strides=1, transpose=False, offset=0, name=None, output=False, dtype=None):
         # Output convolutions (embeddings, likelihood parameters) start small: q and p start near
         # uniform / the prior, and the likelihood near loc = 1/2, log-scale = -2.
         init = keras.initializers.VarianceScaling(0.01, "fan_in", "truncated_normal") if output else "he_normal"
         return WeightNormConv2D(filters, kernel, strides=strides, transpose=transpose, seed=self._seed(offset),
-                                kernel_initializer=init, name=name)
+                                kernel_initializer=init, name=name, dtype=dtype)
 
     def _block(self, resample=None, transpose=False, offset=0, name=None):
         return ResNetBlock(self.channels, resample=resample, transpose=transpose,
@@ -218,8 +216,10 @@ class HierarchicalVAE(ImageModel):
         head = []
         for i in range(max(n_down - 1, 0)):
             head.append(self._conv(self.channels, 3, strides=2, transpose=True, offset=20 + i, name=f"dec1_conv_{i + 1}"))
+        # The likelihood's parameters are computed in float32 under mixed precision too: loc in bfloat16
+        # would move by up to half a pixel bin of the discretised logistic.
         head.append(self._conv(2 * C, 3, strides=2 if n_down else 1, transpose=bool(n_down), offset=30,
-                               name=f"dec1_conv_{len(head) + 1}", output=True))
+                               name=f"dec1_conv_{len(head) + 1}", output=True, dtype="float32"))
         self.head = _Stack(head, activate_input=True, name="dec1")
         self.enc, self.dec, self.qladder, self.qstrap, self.pstrap, self.pladder, self.latents = ([] for _ in range(7))
         for l in range(L):
@@ -316,7 +316,7 @@ class HierarchicalVAE(ImageModel):
         if d is not None:
             if tuple(d.shape[1:3]) != self.latent_grids[l]:
                 d = upsample_nearest2(d)
-            t = t + d
+            t = t + tf.cast(d, t.dtype)
         return self.dec[l](t)
 
     def _likelihood_params(self, d):

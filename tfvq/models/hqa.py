@@ -210,7 +210,32 @@ class HQALayer(keras.layers.Layer):
         return config
 
 
-def greedy_stage(name, title, steps, variables, loss, quantizer, recipe):
+CODEBOOK_INITS = ("random", "kmeans++")
+
+
+def kmeans_plus_plus_codebook(points, num_codes, seed=0, max_points=20000):
+    """Codes [min(K, distinct points), D] seeded by k-means++ (Arthur & Vassilvitskii 2007) on `points` [N, D].
+
+    scikit-learn's `kmeans_plusplus` picks the seeds: each next code is a
+    point drawn with probability proportional to its squared distance to the
+    nearest code so far, so the codes spread over where the data is. At most
+    `max_points` points (a seeded random subset) are used.
+    """
+    from sklearn.cluster import kmeans_plusplus
+
+    points = np.asarray(points, np.float64).reshape(-1, np.shape(points)[-1])
+    rng = np.random.default_rng(seed)
+    if len(points) > max_points:
+        points = points[rng.choice(len(points), max_points, replace=False)]
+    points = np.unique(points, axis=0)  # k-means++ of repeated points would seed repeated codes
+    count = min(num_codes, len(points))
+    if count < 1:
+        raise ValueError("k-means++ needs at least one point.")
+    centers, _ = kmeans_plusplus(points, count, random_state=int(rng.integers(2**31 - 1)))
+    return centers.astype(np.float32)
+
+
+def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=None, seed=0):
     """A stage of HQA's greedy recipe (HQA Algorithm 2, App. C) for one layer's variables.
 
     RAdam at `recipe["learning_rate"]` (App. C: 4e-4), constant, then
@@ -220,8 +245,28 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe):
     from `initial_temperature` to `final_temperature` (HQA §5.1) and dead
     codes are reset during the first `reset_fraction` of the steps (App. C.4),
     for quantizers that have a temperature or a code reset.
+
+    `recipe["codebook_init"]`: "random" (the layer's initializer, as the
+    paper) or "kmeans++": when the stage starts, the codebook is seeded by
+    k-means++ on the z_e that `encode(images)` gives for a sample of training
+    images (`kmeans_plus_plus_codebook`), so that codes start where the data
+    is instead of waiting for the one-code-per-20-batches reset of App. C.4.
     """
     from tfvq.train.schedules import linear_anneal
+
+    init = recipe.get("codebook_init", "random")
+    if init not in CODEBOOK_INITS:
+        raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {init!r}.")
+    setup = None
+    if init == "kmeans++" and encode is not None:
+        def setup(images):
+            z_e = np.asarray(encode(images))
+            if not np.all(np.isfinite(z_e)):
+                return  # nothing to seed from: the first step stops the run on its non-finite loss
+            centers = kmeans_plus_plus_codebook(z_e, quantizer.num_codes, seed)
+            codebook = quantizer.codebook.numpy()
+            codebook[: len(centers)] = centers  # with fewer distinct points than codes, the rest stay as they were
+            quantizer.codebook.assign(codebook)
 
     anneal = hasattr(quantizer, "temperature")
     t0 = float(recipe.get("initial_temperature", 1.0))
@@ -234,7 +279,7 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe):
             quantizer.temperature.assign(tf.cast(linear_anneal(step, steps, t0, t1), quantizer.temperature.dtype))
             shown["temperature"] = tf.convert_to_tensor(quantizer.temperature)
         if getattr(quantizer, "code_reset", False):
-            quantizer.reset_enabled.assign(tf.cast(tf.cast(step, tf.float32) < reset_until, tf.float32))
+            quantizer.reset_enabled.assign(tf.cast(step, tf.float32) < reset_until)
         return shown
 
     return Stage(
@@ -248,6 +293,7 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe):
                                   clip_norm=float(recipe.get("clip_norm", 1.0))),
         before_step=before_step,
         shown=("loss", "mse", "perplexity", "temperature"),
+        setup=setup,
     )
 
 
@@ -458,7 +504,8 @@ class HQA(CodeModel):
         x, _ = self.check_images(images)
         target = tf.stop_gradient(self._encode_continuous(x, layer - 1) if layer > 1 else x)
         out = self.hqa_layers[layer - 1](target, training=training, seed=as_seed(seed))
-        mse = tf.reduce_mean(tf.square(out["reconstruction"] - target))
+        # float32 under mixed precision: the error of a reconstruction near its target cancels in 16 bits.
+        mse = tf.reduce_mean(tf.square(tf.cast(out["reconstruction"], tf.float32) - tf.cast(target, tf.float32)))
         return {
             "loss": mse + out["loss"],
             "mse": mse,
@@ -477,13 +524,18 @@ class HQA(CodeModel):
     def training_stages(self, recipe, steps=None):
         """One greedy stage per layer, bottom first (HQA Algorithm 2; `greedy_stage`)."""
         stages = []
+        inits = recipe.get("codebook_init", "random")
         for layer in range(1, self.num_layers + 1):
             n = recipe_steps(recipe, layer - 1, steps)
+            # `codebook_init` is one choice for every layer, or one per layer (cycled, as `steps`).
+            init = inits if isinstance(inits, str) else inits[(layer - 1) % len(inits)]
             stages.append(greedy_stage(
                 f"layer_{layer}", f"Layer {layer}/{self.num_layers}: {n} steps, {self.bits(layer)} bits per image",
                 n, lambda layer=layer: self.layer_variables(layer),
                 lambda x, seed, layer=layer: self.layer_loss(x, layer, training=True, seed=seed),
-                self.quantizer(layer), recipe))
+                self.quantizer(layer), {**recipe, "codebook_init": init},
+                encode=lambda x, layer=layer: self.encode_continuous(x, layer),
+                seed=layer))
         return stages
 
     # ------------------------------------------------------------ deployment
@@ -504,6 +556,29 @@ class HQA(CodeModel):
             return {"codes": tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), [-1, h, w])}
 
         return encode
+
+    # ------------------------------------------------- probabilities of codes
+    def code_logits(self, codes, layer):
+        """log q(z_{l-1} | z_l): layer l-1's code distribution given layer l's codes (HQA Algorithm 3, eq. 3).
+
+        Layer l's decoder turns its codes into a prediction of layer l-1's
+        z_e; layer l-1's quantizer turns that into the categorical
+        softmax(-s ||z_e - e_k||^2) (HQA eq. 3) that a stochastic decode
+        samples from. Returns float32 [B, h, w, K] normalised log-probabilities
+        on layer l-1's grid; `layer` must be in 2..L (`CodeModel.code_logits`).
+        """
+        from tfvq.models.base import below_layer
+
+        layer = below_layer(self._layout, layer)
+        (codes,) = check_codes(codes, self._layout, layer)
+        top = self.hqa_layers[layer - 1]
+        z_e = top.decode_continuous(top.quantizer.lookup(codes))
+        return self.hqa_layers[layer - 2].quantizer(z_e, training=False, stochastic=False)["log_probs"]
+
+    def code_stride(self, layer=None):
+        """2^(the number of downsampling layers up to `layer`, default the top): HQA is fully convolutional."""
+        layer = self._check_layer(layer)
+        return 2 ** sum(int(l.downsample) for l in self.hqa_layers[:layer])
 
     # ------------------------------------------------------------- reporting
     def report(self, test_images, train_images=None, batch_size=64, seed=0, stages=None):

@@ -212,6 +212,51 @@ class RRVQVAE(CodeModel, HierarchicalVAE):
 
         return encode
 
+    # ------------------------------------------------- probabilities of codes
+    def _descend_codes(self, codes, layer):
+        """d_layer from the codes of layers `layer`..L (each z_l its code's mean embedding, RRVQ eq. 3)."""
+        checked = check_codes(codes, self._layout, layer)
+        batch = tf.shape(checked[0])[0]
+        d = self._top(batch)
+        for l in reversed(range(layer - 1, self.num_latent_layers)):
+            z = tf.gather(tf.cast(self.latents[l].codebook, tf.float32), checked[l - (layer - 1)])
+            d = self._descend(l, d, z)
+        return d, batch
+
+    def code_logits(self, codes, layer):
+        """log p(z_{l-1} | z_>=l): the prior of layer l-1 given the codes of layers l..L (RRVQ eq. 7).
+
+        Returns float32 [B, h, w, K] normalised log-probabilities on layer
+        l-1's grid, the distribution `decode(codes, l, stochastic=True)`
+        samples layer l-1 from; `layer` must be in 2..L (`CodeModel.code_logits`).
+        """
+        from tfvq.models.base import below_layer
+
+        layer = below_layer(self._layout, layer)
+        d, batch = self._descend_codes(codes, layer)
+        return tf.nn.log_softmax(self.prior_logits(layer - 2, d, batch), axis=-1)
+
+    def top_code_logits(self, batch):
+        """log p(z_L) [batch, h_L, w_L, K_L]: the top prior (uniform, or from the learnt d_{L+1}, RRVQ App. C)."""
+        L = self.num_latent_layers
+        return tf.nn.log_softmax(self.prior_logits(L - 1, self._top(batch), batch), axis=-1)
+
+    def pixel_likelihood(self, codes, layer=None):
+        """(loc, log_scale) [B, H, W, C] of the discretised logistic p(x | z) (RRVQ App. C, eq. 5's first term).
+
+        z are the codes of layers `layer`..L (default 1: every layer) and,
+        below `layer`, the prior's most probable codes (as `decode`). The
+        parameters are on the [0, 1] pixel scale of
+        `tfvq.losses.discretized_logistic_log_prob`; `decode` returns `loc`
+        clipped to [0, 1].
+        """
+        layer = self._layout.check_layer(layer)
+        d, batch = self._descend_codes(codes, layer)
+        for l in reversed(range(layer - 1)):
+            z, _ = self._prior_latent(l, d, batch, None, False)
+            d = self._descend(l, d, z)
+        return self._likelihood_params(d)
+
     def default_export_layers(self):
         return [1]
 

@@ -127,6 +127,17 @@ class VQVAE(CodeModel):
 
         return encode
 
+    def code_logits(self, codes, layer):
+        """A one-layer model has no codes below its only layer: always a `ValueError` (`CodeModel.code_logits`)."""
+        from tfvq.models.base import below_layer
+
+        below_layer(self._layout, layer)
+
+    def code_stride(self, layer=None):
+        """2^num_downsamples: the VQ-VAE is fully convolutional (HQA App. C.3)."""
+        self._layout.check_layer(layer)
+        return 2 ** self.num_downsamples
+
     def report(self, test_images, train_images=None, batch_size=64, seed=0, stages=None):
         return layer_report(self, test_images, [1], seed=seed)
 

@@ -31,10 +31,15 @@ import tensorflow as tf
 from tfvq import data as tfvq_data
 from tfvq import zoo
 from tfvq.train import outputs, run_folder
+from tfvq.layers.precision import check_precision, precision_scope
 from tfvq.train.optimizers import make_optimizer
 from tfvq.train.schedules import ReduceOnPlateau
 from tfvq.train.step import make_step
 from tfvq.train.strategies import is_chief, make_strategy
+
+
+SETUP_IMAGES = 512
+"""Training images a stage's `setup` (data-dependent initialisation) sees."""
 
 
 @dataclasses.dataclass
@@ -61,6 +66,16 @@ class TrainOptions:
         the stage's own, from the recipe's `eval_every`).
       verbose: print progress.
       tpu_address: for `strategy="tpu"`.
+      learning_rate: the initial learning rate of every stage (default: the recipe's).
+      image_size: train at H = W = image_size (models whose architecture allows it, e.g. HQA's fully
+        convolutional stack); the dataset's images are converted to it.
+      from_weights: start from these weights (any path `tfvq.zoo.load` accepts, or "bundled"): fine-tune a
+        trained model on new data. A run that resumes from its checkpoint ignores it.
+      precision: "float32", "mixed_bfloat16" or "mixed_float16" (`tfvq.layers.precision`): the Keras
+        dtype policy the model's layers are built under (variables stay float32, and so do logits,
+        likelihoods, KL, statistics and the optimiser); "mixed_float16" also scales the loss.
+      jit_compile: compile each replica's loss and gradients with XLA (`tf.function(jit_compile=True)`);
+        off by default: slower on CPU (see the README's Speed section), for accelerator users.
     """
 
     model: str = "hqa_digits"
@@ -78,6 +93,11 @@ class TrainOptions:
     eval_every: Optional[int] = None
     verbose: bool = True
     tpu_address: Optional[str] = None
+    learning_rate: Optional[float] = None
+    image_size: Optional[int] = None
+    from_weights: Optional[str] = None
+    precision: str = "float32"
+    jit_compile: bool = False
 
 
 class Trainer:
@@ -91,6 +111,10 @@ class Trainer:
         self.options = options
         self.entry = zoo.get(options.model)
         self.recipe = dict(self.entry.train)
+        if options.learning_rate is not None:
+            if not float(options.learning_rate) > 0:
+                raise ValueError(f"learning_rate must be positive, got {options.learning_rate}.")
+            self.recipe["learning_rate"] = float(options.learning_rate)
         self.strategy = strategy or make_strategy(options.strategy, options.tpu_address)
         self.strategy_name = options.strategy if strategy is None else type(strategy).__name__
         self.chief = is_chief(self.strategy)
@@ -99,9 +123,19 @@ class Trainer:
         replicas = self.strategy.num_replicas_in_sync
         if self.batch_size % replicas:
             raise ValueError(f"batch_size {self.batch_size} must be divisible by the {replicas} replicas.")
+        self.precision = check_precision(options.precision)
         keras.utils.set_random_seed(options.seed)
-        with self.strategy.scope():
-            self.model = zoo.build(options.model)
+        overrides = {}
+        if options.image_size is not None:
+            if int(options.image_size) < 1:
+                raise ValueError(f"image_size must be a positive number of pixels, got {options.image_size}.")
+            channels = zoo.get(options.model).config["image_shape"][-1]
+            overrides["image_shape"] = (int(options.image_size), int(options.image_size), channels)
+        # Layers take the dtype policy in force when they are built; the previous policy is restored after.
+        with precision_scope(self.precision), self.strategy.scope():
+            self.model = zoo.build(options.model, **overrides)
+            if options.from_weights is not None:
+                zoo.load_weights_into(self.model, options.from_weights, name=options.model)
         all_stages = self.model.training_stages(self.recipe, steps=options.steps)
         count = len(all_stages)
         self.stage_numbers = list(options.layers or range(1, count + 1))
@@ -117,7 +151,8 @@ class Trainer:
         self.optimizers, self.plateaus = {}, {}
         with self.strategy.scope():
             for n, stage in self.stages.items():
-                opt = make_optimizer(stage.optimizer, stage.steps, name=f"{stage.optimizer.name}_{stage.name}")
+                opt = make_optimizer(stage.optimizer, stage.steps, name=f"{stage.optimizer.name}_{stage.name}",
+                                     loss_scale=self.precision == "mixed_float16")
                 opt.build(stage.variables())
                 self.optimizers[n] = opt
             self.stage_index = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage_index")
@@ -157,11 +192,13 @@ class Trainer:
 
     def make_step(self, n):
         """A `tf.function` running one global step of stage n."""
-        return make_step(self.strategy, self.stages[n], self.optimizers[n], self.stage_step, [self.options.seed, n])
+        return make_step(self.strategy, self.stages[n], self.optimizers[n], self.stage_step, [self.options.seed, n],
+                         jit_compile=self.options.jit_compile)
 
     def make_dataset(self, n, start_step):
         """The distributed training iterator of stage n, reshuffled from `start_step` on a resume."""
         ds = tfvq_data.load(self.dataset, "train", batch_size=self.batch_size, data_dir=self.options.data_dir,
+                            image_shape=self.model.image_shape,
                             shuffle=True, repeat=True, seed=self.options.seed * 1000 + n * 100 + start_step,
                             drop_remainder=True)
         return iter(self.strategy.experimental_distribute_dataset(ds))
@@ -169,6 +206,7 @@ class Trainer:
     def eval_images(self):
         if self._eval_images is None:
             self._eval_images = tfvq_data.load_numpy(self.dataset, "test", limit=self.eval_examples,
+                                                     image_shape=self.model.image_shape,
                                                      data_dir=self.options.data_dir)
         return self._eval_images
 
@@ -203,7 +241,7 @@ class Trainer:
             log(f"Resuming from {self.resumed_from} (stage {where}, step {int(self.stage_step.numpy())})")
         log(f"Training {opts.model} on {self.dataset}: stages {', '.join(self.stages[n].name for n in self.stage_numbers)}"
             f", {self.strategy.num_replicas_in_sync} replica(s) ({self.strategy_name}), global batch "
-            f"{self.batch_size}, model_dir {self.model_dir}")
+            f"{self.batch_size}, {self.precision}{', XLA' if opts.jit_compile else ''}, model_dir {self.model_dir}")
         while int(self.stage_index.numpy()) < len(self.stage_numbers):
             n = self.stage_numbers[int(self.stage_index.numpy())]
             self._run_stage(n, log, writer)
@@ -217,11 +255,16 @@ class Trainer:
         return self.finish()
 
     def _preview_images(self):
-        return tfvq_data.load_numpy(self.dataset, "test", limit=8, data_dir=self.options.data_dir)
+        return tfvq_data.load_numpy(self.dataset, "test", limit=8, data_dir=self.options.data_dir,
+                                    image_shape=self.model.image_shape)
 
     def _run_stage(self, n, log, writer):
         opts, stage = self.options, self.stages[n]
         start = int(self.stage_step.numpy())
+        if start == 0 and stage.setup is not None:
+            # Data-dependent initialisation, once per stage (a resumed stage keeps its trained state).
+            stage.setup(tfvq_data.load_numpy(self.dataset, "train", limit=SETUP_IMAGES, data_dir=opts.data_dir,
+                                             image_shape=self.model.image_shape))
         step_fn = self.make_step(n)
         iterator = self.make_dataset(n, start)
         every = self.eval_every(n)
@@ -275,15 +318,18 @@ class Trainer:
             return {}
         os.makedirs(self.model_dir, exist_ok=True)
         weights = os.path.join(self.model_dir, run_folder.WEIGHTS_FILE)
-        self.model.save_weights(weights)
-        test = tfvq_data.load_numpy(self.dataset, "test", limit=self.eval_examples, data_dir=self.options.data_dir)
-        train = tfvq_data.load_numpy(self.dataset, "train", limit=self.eval_examples, data_dir=self.options.data_dir)
+        test = tfvq_data.load_numpy(self.dataset, "test", limit=self.eval_examples, data_dir=self.options.data_dir,
+                                    image_shape=self.model.image_shape)
+        train = tfvq_data.load_numpy(self.dataset, "train", limit=self.eval_examples, data_dir=self.options.data_dir,
+                                     image_shape=self.model.image_shape)
         extra = {"model": self.options.model, "dataset": self.dataset,
                  "steps": {self.stages[n].name: self.stages[n].steps for n in self.stage_numbers},
                  "learning_rate": {self.stages[n].name: self.learning_rate(n) for n in self.stage_numbers}}
         report, paths = outputs.write_run_outputs(self.model, test, train, self.model_dir, extra,
                                                   stages=[n - 1 for n in sorted(self.stage_numbers)],
                                                   batch_size=self.batch_size, seed=self.options.seed)
+        # The run folder is a model folder (config.json, metadata.json, model.weights.h5): zoo.load(model_dir).
+        zoo.save(self.model, self.model_dir, metadata={**extra, "metrics": report["metrics"]})
         return {**extra, "weights": weights, "tensorboard": os.path.join(self.model_dir, run_folder.LOGS),
                 **paths, "report": report}
 

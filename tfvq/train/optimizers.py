@@ -238,13 +238,21 @@ OPTIMIZERS = {"adamax": keras.optimizers.Adamax, "adam": keras.optimizers.Adam, 
 """Optimisers by the name a stage's `OptimizerRecipe` gives."""
 
 
-def make_optimizer(recipe, steps, name=None):
+def make_optimizer(recipe, steps, name=None, loss_scale=False):
     """The Keras optimiser of a stage's `tfvq.models.OptimizerRecipe`.
 
     With `recipe.cosine_fraction` the learning rate is a
     `CosineAnnealFinalFraction` schedule over `steps`; otherwise it is a
     float, held in the optimiser's variable (`ReduceOnPlateau` assigns it,
     the checkpoint saves it).
+
+    With `loss_scale=True` (mixed_float16 training) the optimiser is wrapped
+    in `keras.optimizers.LossScaleOptimizer`: dynamic loss scaling from 2^15,
+    halved on a step whose gradients are not finite (that step is skipped)
+    and doubled after 2000 finite steps (Micikevicius et al., "Mixed
+    Precision Training", ICLR 2018, §3.2). Its `learning_rate` is the inner
+    optimiser's; `tfvq.train.step` scales the loss and skips non-finite steps
+    consistently across replicas.
     """
     from tfvq.train.schedules import CosineAnnealFinalFraction
 
@@ -254,4 +262,7 @@ def make_optimizer(recipe, steps, name=None):
         learning_rate = CosineAnnealFinalFraction(recipe.learning_rate, int(steps), fraction=recipe.cosine_fraction)
     else:
         learning_rate = float(recipe.learning_rate)
-    return OPTIMIZERS[recipe.name](learning_rate=learning_rate, name=name or recipe.name)
+    optimizer = OPTIMIZERS[recipe.name](learning_rate=learning_rate, name=name or recipe.name)
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"loss_scale_{optimizer.name}")
+    return optimizer

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from tfvq.train import run_folder
+from tfvq.zoo import folders
 
 _REGISTRY = {}
 _FAMILIES = {}
@@ -128,36 +129,56 @@ def bundled_weights_path(name):
     return path if os.path.exists(path) else None
 
 
-def load(name, weights=None):
-    """Builds the model `name` and optionally loads weights.
+def load(name, weights=None, sha256=None):
+    """A model by zoo name or from a model folder, optionally with weights.
 
     Args:
-      name: a registered name (see `list_models()`).
-      weights: None for fresh weights; "bundled" for the weights shipped with
-        the package; or a path: a `.keras` file, a `.weights.h5` file, a
-        `train.py` model directory (its final weights, else its latest
-        checkpoint) or a checkpoint prefix.
+      name: a registered name (see `list_models()`), or a model folder written
+        by `tfvq.zoo.save` or by `train.py` (config.json, metadata.json,
+        model.weights.h5): it loads with no zoo entry, with its weights.
+      weights: None for fresh weights (a folder: its own); "bundled" for the
+        weights shipped with the package; a path: a `.keras` file, a
+        `.weights.h5` file, a `train.py` model directory (its final weights,
+        else its latest checkpoint) or a checkpoint prefix; or an https URL
+        of a `.weights.h5` / `.keras` file with its SHA-256
+        (`https://.../m.weights.h5#sha256=HEX`), downloaded once into a cache.
+      sha256: the SHA-256 of a URL's file, if not in the URL.
 
     Returns:
       A Keras model.
     """
-    entry = _entry(name)
-    model = build(name)
+    if folders.is_model_folder(name):
+        model = folders.load_folder(name)
+    else:
+        model = build(name)
     if weights is None:
         return model
+    return load_weights_into(model, weights, name=getattr(model, "zoo_name", None) or name, sha256=sha256)
+
+
+def save(model, directory, metadata=None):
+    """Writes a self-contained model folder (`tfvq.zoo.folders`): config.json, metadata.json, model.weights.h5."""
+    return folders.save(model, directory, metadata)
+
+
+def load_weights_into(model, weights, name=None, sha256=None):
+    """Loads `weights` (see `load`) into `model`; returns the model (a `.keras` file gives its own model)."""
+    label = name or type(model).__name__
     if weights == "bundled":
-        path = bundled_weights_path(name)
+        path = bundled_weights_path(name) if name in list_models() else None
         if path is None:
             raise FileNotFoundError(
-                f"Model {name!r} has no bundled weights. Train it with `python train.py --model={name}` "
+                f"Model {label!r} has no bundled weights. Train it with `python train.py --model={label}` "
                 f"and pass the model directory as weights=."
             )
         model.load_weights(path)
         return model
-    return _load_path(model, entry, os.fspath(weights))
+    if folders.is_url(weights):
+        weights = folders.download(weights, sha256)
+    return _load_path(model, label, os.fspath(weights))
 
 
-def _load_path(model, entry, path):
+def _load_path(model, label, path):
     if path.endswith(".keras"):
         if not os.path.exists(path):
             raise FileNotFoundError(f"No such .keras file: {path}")
@@ -166,7 +187,7 @@ def _load_path(model, entry, path):
         except Exception as err:  # a corrupt or foreign file
             raise ValueError(f"Could not read {path} as a .keras model file: {err}") from err
         if not _same_config(loaded, model):
-            raise ValueError(f"{path} holds a model whose configuration is not that of {entry.name!r}.")
+            raise ValueError(f"{path} holds a model whose configuration is not that of {label!r}.")
         return loaded
     if path.endswith(".weights.h5"):
         if not os.path.exists(path):
@@ -174,12 +195,12 @@ def _load_path(model, entry, path):
         try:
             model.load_weights(path)
         except Exception as err:
-            raise ValueError(f"Could not load {path} into {entry.name!r}: {err}") from err
+            raise ValueError(f"Could not load {path} into {label!r}: {err}") from err
         return model
     if os.path.isdir(path):
         final, prefix = run_folder.final_weights(path), run_folder.latest_checkpoint(path)
         if final is not None:
-            return _load_path(model, entry, final)
+            return _load_path(model, label, final)
         if prefix is None:
             raise FileNotFoundError(
                 f"{path} holds neither model.weights.h5 nor a checkpoint: is it a train.py --model_dir?"
@@ -189,7 +210,7 @@ def _load_path(model, entry, path):
         try:
             run_folder.restore_model_variables(model, path)
         except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise ValueError(f"The checkpoint {path} does not hold {entry.name!r}'s weights: {err}") from err
+            raise ValueError(f"The checkpoint {path} does not hold {label!r}'s weights: {err}") from err
         return model
     raise FileNotFoundError(
         f"Cannot load weights from {path!r}: expected 'bundled', a .keras file, a .weights.h5 file, "

@@ -1,0 +1,289 @@
+"""Entropy-coded files (format version 3): integer tables, round trips, any size, lossless, CRCs, fuzz."""
+
+import math
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tfvq import codec
+from tfvq.codec import cli, coded, coding, entropy
+from tfvq.codec.format import CodecError
+from tfvq.losses.likelihoods import discretized_logistic_log_prob
+
+
+# ---------------------------------------------------------------------------------------------- the rule
+def test_frequencies_follow_the_documented_rule():
+    w = np.array([[0, 5, 7, 0], [0, 0, 0, 0], [1 << 40, 1, 0, 3]], np.int64)
+    f = entropy.frequencies(w)
+    t, k = entropy.TOTAL, 4
+    for row, wr in zip(f, w):
+        assert row.sum() == t and row.min() >= 1
+    # The closed form on the first row: 1 + floor(w (T - K) / sum w), the rest to the first largest weight.
+    want = 1 + (w[0] * (t - k)) // 12
+    want[2] += t - want.sum()
+    np.testing.assert_array_equal(f[0], want)
+    np.testing.assert_array_equal(f[1], [t // 4] * 4)  # all-zero weights: uniform
+
+
+def test_log_probabilities_are_rounded_to_the_grid_and_ambiguous_values_flagged():
+    step = entropy.LOG_STEP
+    lp = np.log(np.array([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]]))
+    f, ambiguous = entropy.quantise_log_probs(lp)
+    q = np.floor(lp / step + 0.5)
+    w = np.array([[round(math.exp(v * step) * 2 ** 40) for v in row] for row in q], np.int64)
+    np.testing.assert_array_equal(f, entropy.frequencies(w))
+    assert not ambiguous.any()
+    # A value a hair from a rounding boundary (k + 1/2 steps) is ambiguous; one far below the lowest level is not.
+    near = np.array([[-(3.5 * step) + 1e-6, -100.0, 0.0]])
+    assert entropy.quantise_log_probs(near)[1].tolist() == [True]
+    assert entropy.quantise_log_probs(np.array([[-100.0, 0.0]]))[1].tolist() == [False]
+
+
+def test_pixel_tables_approximate_the_discretised_logistic():
+    loc = np.array([0.5, 0.1, 0.93, -0.2], np.float32)
+    log_scale = np.array([-3.0, -5.5, -1.0, -7.0], np.float32)
+    f, _ = entropy.pixel_frequencies(loc, log_scale)
+    assert (f.sum(-1) == entropy.TOTAL).all() and f.min() >= 1
+    # The exact pmf of the rounded parameters (the table's target), within the tables' resolution.
+    lq = np.floor(loc / entropy.LOC_STEP + 0.5) * entropy.LOC_STEP
+    sq = np.floor(log_scale / entropy.SCALE_STEP + 0.5) * entropy.SCALE_STEP
+    exact = np.exp(discretized_logistic_log_prob(np.arange(256)[None], lq[:, None].astype(np.float64),
+                                                 sq[:, None].astype(np.float64)).numpy())
+    assert np.abs(f / entropy.TOTAL - exact).max() < 0.02  # the sigmoid table's step is 1/64 logistic units
+    np.testing.assert_array_equal(f.argmax(-1), exact.argmax(-1))
+
+
+def test_range_coding_round_trips_with_escapes():
+    rng = np.random.default_rng(0)
+    tables = entropy.frequencies(rng.integers(0, 1000, size=(500, 7)))
+    symbols = rng.integers(0, 7, size=500)
+    ambiguous = rng.random(500) < 0.1
+    fallback = entropy.frequencies(np.ones(7, np.int64))
+    encoder = entropy.Encoder()
+    encoder.flags(ambiguous)
+    encoder.escaped(symbols, tables, ambiguous, fallback)
+    decoder = entropy.Decoder(encoder.bytes(), "test")
+    flags = decoder.flags(500)
+    np.testing.assert_array_equal(flags, ambiguous)
+    tables = tables.copy()
+    tables[flags] = fallback
+    np.testing.assert_array_equal(decoder.tables(tables), symbols)
+
+
+# ---------------------------------------------------------------------------------------------- round trips
+@pytest.fixture(scope="module")
+def digits():
+    from tfvq.data import embedded
+
+    return np.asarray(embedded.digits("test")[:6])
+
+
+@pytest.fixture(scope="module")
+def hqa():
+    return codec.load_model("hqa_digits")[0]
+
+
+@pytest.fixture(scope="module")
+def rrvq():
+    return codec.load_model("rrvq_digits")[0]
+
+
+@pytest.mark.parametrize("coder", ["auto", "static", "progressive"])
+@pytest.mark.parametrize("layer", [1, 2, 4])
+def test_hqa_files_decode_to_the_models_decode_of_its_codes(hqa, digits, coder, layer):
+    data = codec.compress(digits, "hqa_digits", layer, coder=coder)
+    header = codec.read_header(data)
+    assert header.version == 3 and header.first_layer == layer and header.image_size == (32, 32)
+    want = hqa.decode(hqa.encode(digits, layer), layer, dtype="uint8").numpy()
+    np.testing.assert_array_equal(codec.decompress(data), want)
+    if coder == "progressive":  # one file, every rate: stop after any layer
+        assert header.layers == tuple(range(layer, 6))
+        for j in header.layers:
+            np.testing.assert_array_equal(codec.decompress(data, layer=j),
+                                          hqa.decode(hqa.encode(digits, j), j, dtype="uint8").numpy())
+    if coder == "static":
+        assert header.layers == (layer,) and [c.coder for c in header.chunks] == [coded.STATIC]
+
+
+def test_auto_takes_the_smallest_coding_of_each_layer(digits):
+    auto = codec.compress(digits, "rrvq_digits", coder="auto")
+    sizes = {c: codec.read_header(codec.compress(digits, "rrvq_digits", coder=c)).layer_bytes
+             for c in ("static", "progressive")}
+    fixed = codec.read_header(codec.compress(digits, "rrvq_digits", coder="fixed"))
+    chosen = codec.read_header(auto).layer_bytes
+    for l in range(1, 6):
+        fixed_bytes = -(-len(digits) * fixed.layer_bits[l - 1] // 8)
+        assert chosen[l] <= min(sizes["static"][l], sizes["progressive"][l], fixed_bytes)
+
+
+def test_rrvq_lossless_gives_the_exact_pixels_back(rrvq, digits):
+    data = codec.compress(digits, "rrvq_digits", lossless=True)
+    np.testing.assert_array_equal(codec.decompress(data), digits)
+    with pytest.raises(CodecError, match="no pixel likelihood"):
+        codec.compress(digits, "hqa_digits", lossless=True)
+    with pytest.raises(CodecError, match="pass uint8"):
+        codec.compress(digits / 255.0, "rrvq_digits", lossless=True)
+
+
+def test_images_of_any_size_are_padded_or_tiled_and_cropped_back(hqa, rrvq):
+    from tfvq.codec.images import pad_reflect, to_tiles
+
+    x = np.random.default_rng(5).integers(0, 256, size=(1, 45, 37, 1)).astype(np.uint8)
+    y = codec.decompress(codec.compress(x, "hqa_digits", 2))
+    big = hqa.with_image_shape((64, 64, 1))
+    padded = pad_reflect(x, 64, 64)
+    assert y.shape == (1, 45, 37, 1)
+    np.testing.assert_array_equal(y, big.decode(big.encode(padded, 2), 2, dtype="uint8").numpy()[:, :45, :37])
+    # RRVQ-VAE takes 32x32 images only: the codec tiles.
+    y = codec.decompress(codec.compress(x, "rrvq_digits"))
+    tiles = to_tiles(pad_reflect(x, 64, 64), (32, 32))
+    want = rrvq.decode(rrvq.encode(tiles), dtype="uint8").numpy()
+    np.testing.assert_array_equal(y[0, :32, :32], want[0])
+    np.testing.assert_array_equal(codec.decompress(codec.compress(x, "rrvq_digits", lossless=True)), x)
+
+
+def test_a_layer_whose_codes_do_not_match_their_crc_is_named(digits):
+    data = bytearray(codec.compress(digits[:2], "rrvq_digits", coder="progressive"))
+    f = coded.parse(bytes(data))
+    at = 33 + len("rrvq_digits") + 17 * 2 + 13  # the codes CRC of layer 3 (the table is top first: 5, 4, 3)
+    struct.pack_into(">I", data, at, f.chunk(3).crc ^ 1)
+    body = bytes(data[:-4])
+    with pytest.raises(CodecError, match="Layer 3's decoded codes do not match the CRC"):
+        codec.decompress(body + struct.pack(">I", zlib.crc32(body)))
+
+
+_SCRIPT = """
+import sys, numpy as np
+from tfvq import codec
+x = np.load(sys.argv[2] + "/x.npy")
+for name in ("rrvq_digits", "hqa_digits"):
+    path = f"{sys.argv[2]}/{name}"
+    if sys.argv[1] == "encode":
+        data = codec.compress(x, name, coder="progressive", lossless=name == "rrvq_digits", layer=1)
+        open(path + ".tfvq", "wb").write(data)
+    else:
+        np.save(path + ".npy", codec.decompress(open(path + ".tfvq", "rb").read()))
+"""
+
+
+@pytest.mark.slow
+def test_files_decode_with_other_kernels_onednn_on_then_off(tmp_path, digits, hqa):
+    np.save(tmp_path / "x.npy", digits)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for step, onednn in (("encode", "1"), ("decode", "0")):
+        subprocess.run([sys.executable, "-c", _SCRIPT, step, str(tmp_path)],
+                       env={**env, "TF_ENABLE_ONEDNN_OPTS": onednn}, check=True)
+    # Lossless RRVQ: every layer's codes (coded under the prior p(z_l | z_>l)) and the pixels passed their CRCs.
+    np.testing.assert_array_equal(np.load(tmp_path / "rrvq_digits.npy"), digits)
+    # Progressive HQA: layers 5..1, each coded under layer l+1's prediction, passed their CRCs.
+    header = codec.read_header((tmp_path / "hqa_digits.tfvq").read_bytes())
+    assert header.layers == (1, 2, 3, 4, 5) and coded.MODEL in [c.coder for c in header.chunks]
+    assert np.load(tmp_path / "hqa_digits.npy").shape == digits.shape
+
+
+# ---------------------------------------------------------------------------------------------- reliability
+def test_ten_thousand_mutated_files_give_only_codec_errors(digits, mutate):
+    files = [codec.compress(digits[:2], "hqa_digits", 2, coder="progressive"),
+             codec.compress(digits[:1], "rrvq_digits", lossless=True),
+             codec.compress(digits[:1, :20, :30], "hqa_digits", 1)]
+    rng = np.random.default_rng(0)
+    outcomes = {"CodecError": 0}
+    for i in range(10_000):
+        bad = mutate(files[i % len(files)], rng)
+        if bad == files[i % len(files)]:
+            continue
+        try:
+            codec.decompress(bad)
+            outcomes["decoded"] = outcomes.get("decoded", 0) + 1
+        except CodecError:
+            outcomes["CodecError"] += 1
+    assert set(outcomes) == {"CodecError"} and outcomes["CodecError"] > 9_900
+
+
+def _refile(data, **changes):
+    """A version 3 file with header fields changed and the CRC recomputed."""
+    f = coded.parse(data)
+    fields = dict(model=f.model, weights_hash=f.weights_hash, prior_hash=f.prior_hash, images=f.images,
+                  image_size=f.image_size, count=f.count, chunks=list(f.chunks), pixels=f.pixels)
+    fields.update(changes)
+    return coded.write(**fields)
+
+
+def test_tampered_headers_with_a_valid_crc_are_refused(digits):
+    data = codec.compress(digits[:2], "rrvq_digits", coder="progressive")
+    f = coded.parse(data)
+    swapped = [coded.Chunk(c.layer, c.grid, c.num_codes, c.coder, f.chunk(1).data if c.layer == 2 else
+                           f.chunk(2).data if c.layer == 1 else c.data, c.crc) for c in f.chunks]
+    cases = {
+        "other weights": _refile(data, weights_hash=bytes(8)),
+        "another static prior": _refile(data, prior_hash=bytes(8)),
+        "4 code grids for 2 image": _refile(data, count=4),
+        "layer 2 is a 9x8 grid": _refile(data, chunks=[coded.Chunk(c.layer, (9, 8) if c.layer == 2 else c.grid,
+                                                                   c.num_codes, c.coder, c.data, c.crc)
+                                                       for c in f.chunks]),
+        "decoded codes do not match|could not be decoded": _refile(data, chunks=swapped),
+        "not in this tfvq's zoo": _refile(data, model="nope"),
+    }
+    for message, bad in cases.items():
+        with pytest.raises(CodecError, match=message):
+            codec.decompress(bad)
+
+
+@settings(max_examples=150, deadline=None)
+@given(images=st.integers(0, 70000), h=st.integers(0, 70000), w=st.integers(0, 70000), count=st.integers(0, 70000),
+       first=st.integers(0, 300), n=st.integers(0, 8), flags=st.integers(0, 255), coder=st.integers(0, 255),
+       length=st.integers(0, 1 << 33), k=st.integers(0, 1 << 33))
+def test_any_header_parses_or_raises_codec_error(images, h, w, count, first, n, flags, coder, length, k):
+    name = b"rrvq_digits"
+    body = bytearray(b"TFVQ" + bytes([3, len(name)]) + name + bytes(16))
+    body += struct.pack(">BBHHHHB", first % 256, n, images % 65536, h % 65536, w % 65536, count % 65536, flags)
+    for _ in range(n):
+        body += struct.pack(">HHIBII", h % 65536, w % 65536, k % (1 << 32), coder, length % (1 << 32), 0)
+    body += bytes(min(length % 64, 40))
+    data = bytes(body) + struct.pack(">I", zlib.crc32(bytes(body)))
+    try:
+        codec.decompress(data)
+    except CodecError:
+        pass
+
+
+def test_info_prints_each_layers_bits_and_coder(tmp_path, digits, capsys):
+    path = tmp_path / "d.tfvq"
+    path.write_bytes(codec.compress(digits[:1], "rrvq_digits", lossless=True))
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "version 3 (entropy-coded), model rrvq_digits" in out and "1 image(s) of 32x32" in out
+    for l in range(1, 6):
+        assert f"  layer {l}: " in out
+    assert "bits per image" in out and "pixels: 1 channel(s)" in out and "bits per dim" in out
+
+
+def test_cli_compresses_a_directory_of_any_images_and_back(tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (20, 30), dtype=np.uint8)).save(src / "a.png")
+    Image.fromarray(rng.integers(0, 256, (33, 17, 3), dtype=np.uint8)).save(src / "sub" / "b.jpg")
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(src / "c.webp", lossless=True)
+    Image.fromarray(rng.integers(0, 256, (9, 9), dtype=np.uint8)).save(src / "d.bmp")
+    Image.fromarray(rng.integers(0, 256, (9, 9), dtype=np.uint8)).save(src / "e.gif")
+    assert cli.main(["compress", str(src), "--model=hqa_digits", "--layer=2", "-o", str(tmp_path / "z")]) == 1
+    assert "Pass --grayscale" in capsys.readouterr().err
+    assert cli.main(["compress", str(src), "--model=rrvq_digits", "--grayscale", "--lossless",
+                     "-o", str(tmp_path / "z")]) == 0
+    assert sorted(p.name for p in (tmp_path / "z").rglob("*.tfvq")) == ["a.tfvq", "b.tfvq", "c.tfvq", "d.tfvq",
+                                                                         "e.tfvq"]
+    assert cli.main(["decompress", str(tmp_path / "z"), "-o", str(tmp_path / "png")]) == 0
+    back = np.asarray(Image.open(tmp_path / "png" / "sub" / "b.png"))
+    np.testing.assert_array_equal(back, np.asarray(Image.open(src / "sub" / "b.jpg").convert("L")))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "png" / "a.png")),
+                                  np.asarray(Image.open(src / "a.png")))

@@ -1,0 +1,281 @@
+"""Entropy coding of codes and pixels with integer frequency tables (TensorFlow-free).
+
+The coder is `constriction`'s range coder (`constriction.stream.queue`, a
+FIFO: chunks decode in the order they were written) with its
+`Categorical(perfect=False)` model. Every table handed to it is a table of
+integers summing to exactly `TOTAL` = 2^`PRECISION`, passed as float64 (exact),
+so the encoder and the decoder give constriction identical inputs on any
+machine. Written here by hand is only what no library does: the rule that
+turns a network's float probabilities into such integers identically on two
+machines whose float arithmetic differs in the last bits.
+
+**The rule (one rule for every network probability).**
+
+1. Log-probabilities v (nats, normalised) are put on a grid of `LOG_STEP`
+   nats: q = floor(v / LOG_STEP + 1/2), clipped to [-`LOG_LEVELS`, 0]; a
+   value below the lowest level gets weight 0.
+2. q becomes an integer weight `WEIGHTS[q]` = round(2^40 exp(q LOG_STEP)),
+   computed once by Python's `decimal` module (correctly rounded, so the
+   same on every machine).
+3. Weights become frequencies by `frequencies`: f_k = 1 + floor(w_k
+   (TOTAL - K) / sum(w)), and what is left of TOTAL goes to the first
+   largest weight. Every symbol keeps at least one count, so any code can be
+   coded.
+
+A value within `LOG_MARGIN` of a rounding boundary (step 1) is *ambiguous*:
+another machine could round it the other way. The encoder checks every
+position; a position with an ambiguous value is *escaped*: a flag (coded
+first, under the fixed table `ESCAPE_FREQUENCIES`, which no network
+touches) tells the decoder to code that position under a table that needs
+no network (the layer's static prior, or uniform pixels). Kernels that
+differ by less than the margin (oneDNN on or off differ by about 3e-5 nats
+on the bundled models) therefore give bit-identical tables; anything larger
+is caught by the CRC the file keeps of each layer's codes.
+
+Pixels (`pixel_frequencies`) follow the same pattern for the discretised
+logistic p(x | z) (RRVQ App. C): its location and log-scale are put on grids
+(`LOC_STEP`, `SCALE_STEP`, with margins), and its CDF at the 255 inner bin
+edges is computed with integers only, from tables of exp and of the
+logistic sigmoid made by `decimal`.
+"""
+
+import decimal
+import functools
+
+import numpy as np
+
+from tfvq.codec.format import CodecError
+
+PRECISION = 20
+"""Frequencies of every table sum to 2^PRECISION (constriction's range coder takes up to 24 bits)."""
+TOTAL = 1 << PRECISION
+LOG_STEP = 0.5
+"""Grid of the log-probabilities, in nats (rounding to it costs about LOG_STEP^2 / 24 nats per symbol)."""
+LOG_LEVELS = 28
+"""q in [-LOG_LEVELS, 0]: log-probabilities down to -14 nats are kept, anything smaller gets weight 0."""
+LOG_MARGIN = 2.0 ** -12
+"""A log-probability within this many nats of a rounding boundary is ambiguous (its position is escaped)."""
+ESCAPE_FREQUENCIES = (TOTAL - TOTAL // 128, TOTAL // 128)
+"""The fixed table of the escape flags: an escape has probability 1/128."""
+
+LOC_STEP = 2.0 ** -10
+"""Grid of the logistic's location on the [0, 1] pixel scale: a quarter of a pixel level."""
+LOC_MARGIN = 2.0 ** -18
+SCALE_STEP = 1.0 / 16
+"""Grid of the logistic's log-scale."""
+SCALE_MARGIN = 2.0 ** -14
+_LOC_RANGE = (-1024, 2048)  # location levels kept: [-1, 2] on the [0, 1] scale
+_SCALE_RANGE = (-8 * 16, 3 * 16)  # log-scale levels kept: [-8, 3]
+_SIGMOID_STEP_BITS = 6  # the sigmoid table's step: 1/64 logistic units
+_SIGMOID_LIMIT = 24 * 64  # ... out to |t| = 24
+_FIXED_BITS = 30  # t = (edge - loc) / scale in units of 2^-30
+
+
+def _decimal_exp(x):
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        return decimal.Decimal(x).exp()
+
+
+@functools.lru_cache(maxsize=None)
+def _weights():
+    """WEIGHTS[q + LOG_LEVELS + 1] for q = -LOG_LEVELS-1 (weight 0), -LOG_LEVELS, ..., 0."""
+    exact = [0] + [int((_decimal_exp(decimal.Decimal(q) * decimal.Decimal(LOG_STEP)) * (1 << 40)).to_integral_value(
+        decimal.ROUND_HALF_EVEN)) for q in range(-LOG_LEVELS, 1)]
+    return np.array(exact, np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _inverse_scales():
+    """round(2^20 exp(-s SCALE_STEP)) for the log-scale levels s of `_SCALE_RANGE`."""
+    lo, hi = _SCALE_RANGE
+    step = decimal.Decimal(1) / decimal.Decimal(16)
+    return np.array([int((_decimal_exp(-decimal.Decimal(s) * step) * (1 << 20)).to_integral_value())
+                     for s in range(lo, hi + 1)], np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _sigmoids():
+    """round(2^32 sigmoid((i + 1/2) / 64)) for i in [-_SIGMOID_LIMIT, _SIGMOID_LIMIT)."""
+    half = decimal.Decimal(1) / 2
+    out = []
+    for i in range(-_SIGMOID_LIMIT, _SIGMOID_LIMIT):
+        t = (decimal.Decimal(i) + half) / 64
+        with decimal.localcontext() as ctx:
+            ctx.prec = 50
+            s = 1 / (1 + _decimal_exp(-t))
+        out.append(int((s * (1 << 32)).to_integral_value()))
+    return np.array(out, np.int64)
+
+
+# ------------------------------------------------------------------------------------------------- tables
+def frequencies(weights, total=TOTAL):
+    """Integer weights [..., K] (>= 0) -> integer frequencies [..., K] summing to `total`, each >= 1.
+
+    f_k = 1 + floor(w_k (total - K) / sum(w)); the rest of `total` goes to the
+    first largest weight. All-zero weights give a uniform table. Integer
+    arithmetic only (weights up to 2^40, K up to 2^12).
+    """
+    w = np.asarray(weights, np.int64)
+    k = w.shape[-1]
+    if k > total // 2:
+        raise ValueError(f"A table of {k} symbols needs more than {PRECISION} bits of precision.")
+    s = w.sum(axis=-1, keepdims=True)
+    w = np.where(s > 0, w, 1)
+    s = np.where(s > 0, s, k)
+    # w * (total - K) fits in int64: w <= 2^40, total - K < 2^21.
+    f = 1 + (w * (total - k)) // s
+    rest = total - f.sum(axis=-1)
+    top = np.argmax(w, axis=-1)
+    np.put_along_axis(f, top[..., None], np.take_along_axis(f, top[..., None], -1) + rest[..., None], -1)
+    return f
+
+
+def static_frequencies(counts):
+    """A static prior's table from code counts over a training split (`frequencies` of the counts)."""
+    counts = np.asarray(counts, np.int64)
+    if counts.ndim != 1 or (counts < 0).any():
+        raise ValueError("counts must be a vector of non-negative integers.")
+    scale = max(1, int(counts.sum()) >> 40)  # keep the weights within 2^40
+    return frequencies(counts // scale)
+
+
+def quantise_log_probs(log_probs):
+    """(frequencies [..., K], ambiguous [...]) from normalised log-probabilities [..., K] (the module's rule).
+
+    `ambiguous` marks the positions with a value within `LOG_MARGIN` of a
+    rounding boundary above the lowest level: the encoder escapes them.
+    """
+    x = np.asarray(log_probs, np.float64) / LOG_STEP
+    if not np.isfinite(x).all():
+        x = np.where(np.isnan(x), -np.inf, x)
+    low = x < -(LOG_LEVELS + 1)
+    frac = x - np.floor(x)
+    ambiguous = (np.abs(frac - 0.5) < LOG_MARGIN / LOG_STEP) & ~low
+    q = np.floor(np.where(low, -(LOG_LEVELS + 1), x) + 0.5)
+    q = np.clip(q, -(LOG_LEVELS + 1), 0).astype(np.int64)
+    return frequencies(_weights()[q + LOG_LEVELS + 1]), ambiguous.any(axis=-1)
+
+
+def pixel_frequencies(loc, log_scale, num_bins=256):
+    """(frequencies [..., 256], ambiguous [...]) of 8-bit pixels under a discretised logistic.
+
+    The distribution of `tfvq.losses.discretized_logistic_log_prob` (bin v is
+    [v/256, (v+1)/256), the edge bins take the tails), with the location
+    rounded to `LOC_STEP` and the log-scale to `SCALE_STEP`, and its CDF
+    computed with integers: t_v = (v/256 - loc) / scale in units of 2^-30,
+    then the sigmoid from a table with step 1/64.
+    """
+    if num_bins != 256:
+        raise ValueError("Only 8-bit pixels (256 bins) are coded.")
+    a = np.asarray(loc, np.float64) / LOC_STEP
+    b = np.asarray(log_scale, np.float64) / SCALE_STEP
+    a = np.nan_to_num(a, nan=0.0, posinf=1e9, neginf=-1e9)
+    b = np.nan_to_num(b, nan=0.0, posinf=1e9, neginf=-1e9)
+    ambiguous = (np.abs(a - np.floor(a) - 0.5) < LOC_MARGIN / LOC_STEP) | (
+        np.abs(b - np.floor(b) - 0.5) < SCALE_MARGIN / SCALE_STEP)
+    lq = np.clip(np.floor(a + 0.5), *_LOC_RANGE).astype(np.int64)
+    sq = np.clip(np.floor(b + 0.5), *_SCALE_RANGE).astype(np.int64)
+    inv = _inverse_scales()[sq - _SCALE_RANGE[0]]  # 2^20 / scale
+    edges = 4 * np.arange(1, num_bins, dtype=np.int64)  # v / 256 in units of LOC_STEP, v = 1..255
+    # (edge - loc) / scale = D * LOC_STEP * inv / 2^20 = D * inv * 2^-30.
+    t = (edges - lq[..., None]) * inv[..., None]
+    index = np.clip(np.floor_divide(t, 1 << (_FIXED_BITS - _SIGMOID_STEP_BITS)), -_SIGMOID_LIMIT,
+                    _SIGMOID_LIMIT - 1) + _SIGMOID_LIMIT
+    cdf = _sigmoids()[index]
+    shape = cdf.shape[:-1] + (1,)
+    cdf = np.concatenate([np.zeros(shape, np.int64), cdf, np.full(shape, 1 << 32, np.int64)], axis=-1)
+    mass = np.diff(cdf, axis=-1) >> 8  # <= 2^24 each: within `frequencies`' 2^40
+    return frequencies(mass), ambiguous
+
+
+# ------------------------------------------------------------------------------------------------ coding
+def _categorical(table=None):
+    import constriction
+
+    if table is None:  # one table per symbol, given at each call
+        return constriction.stream.model.Categorical(perfect=False)
+    return constriction.stream.model.Categorical(np.asarray(table, np.float64), perfect=False)
+
+
+class Encoder:
+    """One chunk of range-coded symbols (constriction's `RangeEncoder`), written call after call."""
+
+    def __init__(self):
+        import constriction
+
+        self._encoder = constriction.stream.queue.RangeEncoder()
+
+    def static(self, symbols, table):
+        """Codes symbols [N] under one integer table [K]."""
+        symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
+        if len(symbols):
+            self._encoder.encode(symbols, _categorical(table))
+
+    def tables(self, symbols, tables):
+        """Codes symbols [N] each under its own integer table [N, K]."""
+        symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
+        if len(symbols):
+            self._encoder.encode(symbols, _categorical(), np.ascontiguousarray(tables, np.float64))
+
+    def escaped(self, symbols, tables, ambiguous, fallback):
+        """Codes symbols [N] under `tables` [N, K], or under `fallback` [K] where `ambiguous` [N]
+        (their escape flags must have been coded first, `flags`)."""
+        ambiguous = np.asarray(ambiguous, bool).reshape(-1)
+        tables = np.array(np.asarray(tables).reshape(len(ambiguous), -1))
+        tables[ambiguous] = fallback
+        self.tables(symbols, tables)
+
+    def flags(self, ambiguous):
+        """Codes the escape flags [N] under `ESCAPE_FREQUENCIES`."""
+        self.static(np.asarray(ambiguous, np.int32), np.array(ESCAPE_FREQUENCIES))
+
+    def bytes(self):
+        return np.asarray(self._encoder.get_compressed(), np.uint32).astype(">u4").tobytes()
+
+
+def encode_symbols(symbols, table):
+    """Range-codes symbols [N] under one integer table [K] -> bytes (big-endian 32-bit words)."""
+    encoder = Encoder()
+    encoder.static(symbols, table)
+    return encoder.bytes()
+
+
+class Decoder:
+    """Decodes symbols from one chunk of range-coded bytes, call after call, in the order they were coded.
+
+    Any error of the underlying decoder (a corrupt chunk) is a `CodecError`
+    naming the chunk.
+    """
+
+    def __init__(self, data, what):
+        import constriction
+
+        self.what = what
+        if len(data) % 4:
+            raise CodecError(f"The {what} chunk is {len(data)} bytes, not whole 32-bit words: the file is corrupt.")
+        words = np.frombuffer(bytes(data), ">u4").astype(np.uint32)
+        try:
+            self._decoder = constriction.stream.queue.RangeDecoder(words)
+        except Exception as err:  # noqa: BLE001 (constriction's own errors: a corrupt chunk)
+            raise CodecError(f"The {what} chunk is not a valid range-coded stream ({err}).") from None
+
+    def _run(self, *args):
+        try:
+            return np.asarray(self._decoder.decode(*args), np.int32)
+        except Exception as err:  # noqa: BLE001 (constriction's own errors: a corrupt chunk)
+            raise CodecError(f"The {self.what} chunk could not be decoded ({err}): the file is corrupt.") from None
+
+    def static(self, table, count):
+        """`count` symbols under one table [K]."""
+        return self._run(_categorical(table), int(count)) if count else np.zeros(0, np.int32)
+
+    def tables(self, tables):
+        """One symbol per table [N, K]."""
+        if not len(tables):
+            return np.zeros(0, np.int32)
+        return self._run(_categorical(), np.ascontiguousarray(tables, np.float64))
+
+    def flags(self, count):
+        """The escape flags (bool [count]) coded by `Encoder.flags`."""
+        return self.static(np.array(ESCAPE_FREQUENCIES), count).astype(bool)

@@ -55,6 +55,7 @@ import zlib
 import numpy as np
 
 from tfvq.codec.format import HASH_BYTES, MAGIC, MAX_LAYER, MAX_NAME_BYTES, CodecError
+from tfvq.codec.format import _name as read_name
 
 VERSION = 3
 FIXED, STATIC, MODEL, PIXELS = 0, 1, 2, 3
@@ -207,12 +208,7 @@ def parse(data):
     if stored != actual:
         raise CodecError(f"Corrupt .tfvq file: CRC-32 mismatch (stored {stored:08x}, computed {actual:08x}).")
     # The CRC matches: what follows are files written wrongly (or tampered with and re-checksummed).
-    try:
-        name = data[_HEAD.size: fields_at].decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CodecError(f"The model name in the file is not valid UTF-8: {err}.") from None
-    if not name:
-        raise CodecError("The file names no model (empty model name).")
+    name = read_name(data, fields_at)  # the same magic/version/name-length head as the fixed-rate formats
     if flags & ~1:
         raise CodecError(f"Unknown flags 0x{flags:02x} in the header (this tfvq knows bit 0, lossless): a file from "
                          "a newer tfvq, or written wrongly.")

@@ -72,12 +72,7 @@ def _mse(model, layer, pixels, codes):
     return float(np.mean((np.asarray(model.decode(codes, layer), np.float32) - x) ** 2))
 
 
-KNOWN_MISSES = {
-    (5, "dynamic"): "the retrained hqa_digits: 294 of 297 test codes at layer 5 (0.9899) with every convolution "
-                    "restored to float32; target 0.99",
-    (5, "int8"): "the retrained hqa_digits: 0.9428 of the test codes at layer 5, the search's 98% on held-out "
-                 "training images; target 0.95",
-}
+KNOWN_MISSES = {}
 """Cells of the agreement table below their target with the bundled weights: strict xfails, so a fix shows."""
 
 
@@ -192,3 +187,31 @@ def test_covering_subset_takes_an_image_for_every_code_first():
     covered = {int(c) for i in chosen[:3] for c in codes["codes"][i].ravel()}
     assert covered == {0, 1, 2}
     assert tflite.covering_subset(codes, 2) == [0, 1]
+
+
+def test_search_keeps_float_the_shortest_prefix_of_units_by_sensitivity(monkeypatch):
+    """`_search` on a graph of five convolutions: files are the sets of op indices kept float, and the
+    agreement a made-up function of them. Unit 0's weights are not quantised (no candidate); units 3 and 1
+    are the harmful ones; the search keeps exactly those float, with U + log2(U) files built."""
+    ops = [(name, [i], [i + 1], f"op{i}") for i, name in
+           enumerate(["CONV_2D", "CONV_2D", "MUL", "CONV_2D", "CONV_2D", "CONV_2D", "FULLY_CONNECTED", "ARG_MAX"])]
+    decision = tflite._decision_ops(ops)
+    assert decision == {6, 7}
+    units = tflite._units(ops, decision)
+    assert units == [[0], [1, 2], [3], [4], [5]]
+    harm = {1: 0.3, 3: 0.5, 4: 0.01, 5: 0.005}  # agreement lost while the unit's first op is quantised
+    built = []
+
+    def build(float_ops):
+        built.append(frozenset(float_ops))
+        return frozenset(float_ops)
+
+    monkeypatch.setattr(tflite, "_agreement", lambda content, images, reference: 1.0 - sum(
+        loss for op, loss in harm.items() if op not in content))
+    content, kept, agreement = tflite._search(build, ops, decision, None, None, 0.98, quantised=lambda i: i != 0)
+    assert kept == [1, 2] and agreement == pytest.approx(0.985)  # units [1, 2] and [3]: ops 1, 2, 3
+    assert content == {1, 2, 3} | decision
+    assert all(0 not in b for b in built)  # an op without quantised weights is never a candidate
+    assert len(built) <= 1 + 4 + 1 + 2
+    _, kept, agreement = tflite._search(build, ops, decision, None, None, 0.999, quantised=lambda i: i != 0)
+    assert kept == [1, 2, 3, 4] and agreement == 1.0  # the target needs every unit: the float graph

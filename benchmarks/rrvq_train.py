@@ -16,14 +16,16 @@ mixed_bfloat16: the model built under that Keras dtype policy, as
 every run's peak memory (the process's resident-set high-water mark,
 `ru_maxrss`) is its own. The first line printed is the CPU's model name and
 its bfloat16 / AMX flags. With `--codec` it also measures encode and decode
-throughput of `rrvq_digits` at batch 256 in both precisions.
+throughput and peak memory of `hqa_digits` and `rrvq_digits` (`--codec_models`)
+at batch 256 in both precisions, each in its own process.
 The first step (tracing, graph optimisation and one run) is reported as the
 compile time; the step time is the median of the timed steps after the
 warm-up steps. A final table compares the models' step times, per latent
 layer too, so the growth from L = 5 to L = 32 can be read off.
 
 Usage:
-  python benchmarks/rrvq_train.py [--steps 3] [--models rrvq_cifar10_l5,rrvq_cifar10] [--codec]
+  python benchmarks/rrvq_train.py [--steps 4] [--models rrvq_cifar10_l5,rrvq_cifar10] [--codec]
+  python benchmarks/rrvq_train.py --models= --codec   # encode/decode only
   python benchmarks/rrvq_train.py --models rrvq_digits,rrvq_swatches --steps 2   # quick check
 """
 
@@ -209,12 +211,13 @@ def main():
                         help="Comma-separated: float32, mixed_bfloat16 (the step has no loss scaling, so not "
                              "mixed_float16; train.py adds it).")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=3, help="Timed steps (the median is reported).")
+    parser.add_argument("--steps", type=int, default=4, help="Timed steps (the median is reported).")
     parser.add_argument("--warmup", type=int, default=1,
                         help="Untimed steps before the timed ones; the first is reported as the compile time.")
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow inter-op threads (default: train.py's, twice the CPU cores).")
-    parser.add_argument("--codec", action="store_true", help="Also measure rrvq_digits encode/decode throughput.")
+    parser.add_argument("--codec", action="store_true", help="Also measure encode/decode throughput (--codec_models).")
+    parser.add_argument("--codec_models", default="hqa_digits,rrvq_digits", help="Comma-separated zoo names.")
     parser.add_argument("--codec_batch", type=int, default=256)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
@@ -250,7 +253,7 @@ def main():
     if rows:
         _report(rows, args, command)
     if args.codec:
-        hqa_train.codec_table(["rrvq_digits"], args.codec_batch, max(args.steps, 5),
+        hqa_train.codec_table([m for m in args.codec_models.split(",") if m], args.codec_batch, max(args.steps, 5),
                               os.path.join(os.path.dirname(os.path.abspath(__file__)), "hqa_train.py"))
 
 

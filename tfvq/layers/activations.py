@@ -1,0 +1,122 @@
+"""Mish in one fused pass each way, with its gradient written out.
+
+HQA (App. C) uses Mish (Misra, "Mish: A Self Regularized Non-Monotonic
+Activation Function", 2019), `mish(x) = x tanh(softplus(x))`, after every
+hidden convolution. Keras evaluates it as three elementwise kernels (Softplus,
+Tanh, Mul) and autodiff adds as many again for the gradient (Sigmoid, TanhGrad,
+Mul, ...), each one a full pass over the activation; TensorFlow's CPU
+kernels for 16-bit floats convert every element to float32 and back inside
+each of those passes. On HQA layer 1 at batch 512 these passes cost as much as
+a matrix product of the quantizer in float32, and several times more in
+bfloat16.
+
+Here the forward and the backward are each one XLA-compiled elementwise
+kernel (`tf.function(jit_compile=True)`; TensorFlow runs it inside an
+ordinary graph) over the closed form that needs a single exponential:
+
+    e = exp(x),  n = e (e + 2),  tanh(softplus(x)) = ((1 + e)^2 - 1) / ((1 + e)^2 + 1) = n / (n + 2),
+    mish(x) = x n / (n + 2),
+    mish'(x) = tanh(softplus(x)) + x sech^2(softplus(x)) sigmoid(x) = n / (n + 2) + 4 x e (e + 1) / (n + 2)^2.
+
+For x > 20, `n / (n + 2)` is 1 to float32 precision (and `e^2` would
+overflow past x = 44), so there `mish(x) = x` and `mish'(x) = 1`, as in
+Keras's softplus. Only `x` is kept for the backward pass (autodiff of the
+Keras form keeps the softplus and tanh outputs too).
+
+Mixed precision: for a 16-bit `x` (bfloat16, float16) the arithmetic is done
+in float32 inside the fused kernel -- the exponential and the quotient of
+numbers near 1 would lose their low bits in 16 bits -- and only the result
+(and the gradient) is rounded to `x`'s dtype; there is no float32 tensor in
+memory. float32 and float64 inputs are computed in their own dtype.
+
+The models name their activation `"mish"` (a Keras identifier);
+`fused_activations()` makes that identifier resolve to `mish` here while
+layers are built (`tfvq.layers.precision.precision_scope`, which the trainer
+builds every model in, enters it), so trained models get the fused kernel and
+models built elsewhere keep Keras's Mish -- the same function to float32
+rounding (tested against a NumPy oracle in float64).
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+_LINEAR_ABOVE = 20.0  # tanh(softplus(x)) == 1 in float32 for x above this
+
+
+def _internal(dtype):
+    """float32 for 16-bit dtypes (the arithmetic), else the dtype itself."""
+    return tf.float32 if dtype in (tf.bfloat16, tf.float16) else dtype
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _mish_forward(x):
+    dtype = _internal(x.dtype)
+    xf = tf.cast(x, dtype)
+    e = tf.exp(tf.minimum(xf, _LINEAR_ABOVE))
+    n = e * (e + 2.0)
+    return tf.cast(tf.where(xf > _LINEAR_ABOVE, xf, xf * n / (n + 2.0)), x.dtype)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _mish_backward(x, upstream):
+    dtype = _internal(x.dtype)
+    xf = tf.cast(x, dtype)
+    e = tf.exp(tf.minimum(xf, _LINEAR_ABOVE))
+    n = e * (e + 2.0)
+    d = n + 2.0
+    slope = tf.where(xf > _LINEAR_ABOVE, tf.ones_like(xf), n / d + 4.0 * xf * e * (e + 1.0) / (d * d))
+    return tf.cast(tf.cast(upstream, dtype) * slope, upstream.dtype)
+
+
+@tf.custom_gradient
+def _mish(x):
+    def grad(upstream):
+        return _mish_backward(x, upstream)
+
+    return _mish_forward(x), grad
+
+
+class _Mish(keras.Operation):
+    """The Keras operation: symbolic calls (functional model building) get the output's spec."""
+
+    def call(self, x):
+        return _mish(tf.convert_to_tensor(x))
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="tfvq")
+def mish(x):
+    """`x * tanh(softplus(x))` (Misra 2019) in one fused kernel, with a one-kernel analytic gradient.
+
+    Same values as `keras.activations.mish` to float32 rounding; for 16-bit
+    `x` computed in float32 and rounded once (see the module docstring).
+    Accepts tensors and Keras symbolic tensors.
+    """
+    return _Mish()(x)
+
+
+@contextlib.contextmanager
+def fused_activations():
+    """Inside the block the Keras activation identifier `"mish"` resolves to this module's `mish`.
+
+    Keras layers resolve `activation="mish"` when they are constructed, so
+    layers built inside the block keep the fused Mish. The previous mapping is
+    restored on exit. (Keras keeps the identifiers in one process-wide table:
+    layers built by another thread while the block is open get it too.)
+    """
+    from keras.src import activations as keras_activations  # the identifier table of keras.activations.get
+
+    table = keras_activations.ALL_OBJECTS_DICT
+    previous = table.get("mish")
+    table["mish"] = mish
+    try:
+        yield
+    finally:
+        if previous is None:
+            table.pop("mish", None)
+        else:
+            table["mish"] = previous

@@ -3,7 +3,8 @@
     python benchmarks/codec_rates.py [--plot docs/codec_rate_distortion.png] [--per_image 64]
 
 Prints (Markdown tables, as in the README's "Compression to files"):
-  1. bits per image, fixed vs entropy-coded, for every layer of hqa_digits and for rrvq_digits and
+  1. bits per image, fixed vs entropy-coded (static prior, the model's progressive probabilities, the
+     learned context priors where the weights have them), for every layer of hqa_digits and for rrvq_digits and
      rrvq_swatches on their test splits, with each RRVQ layer's coded bits beside its KL and the
      cross-entropy of its codes under the prior;
   2. lossless rrvq_digits in bits per dim against the model's test bpd, PNG and lossless WebP;
@@ -43,15 +44,21 @@ def bits(data, n):
 
 
 def rates(codec, name, images):
+    import os
+
     from tfvq.codec import coded
 
     layout = codec.code_layout(name)
+    has_context = os.path.exists(codec.context_path_for(name))
     rows = []
     for layer in range(1, layout.num_layers + 1):
         if layout.cumulative and layer != layout.default_layer:
             continue
         row = {"layer": layer, "fixed": layout.bits(layer)}
-        for coder in ("static", "progressive", "auto"):
+        row["context"] = None
+        for coder in ("static", "progressive", "context", "auto"):
+            if coder == "context" and not has_context:
+                continue
             data = codec.compress(images, name, layer, coder=coder)
             f = coded.parse(data)
             row[coder] = sum(8 * len(c.data) for c in f.chunks) / len(images)
@@ -121,15 +128,17 @@ def main():
 
     # 1. rates
     print("## Bits per image, fixed vs entropy-coded (payload; one file of the whole test split)\n")
-    print("| model | layer(s) | fixed | static prior | progressive | auto | auto: coder per layer | auto / fixed |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | layer(s) | fixed | static prior | progressive | context priors | auto | auto: coder per layer "
+          "| auto / fixed |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, images in (("hqa_digits", digits), ("rrvq_digits", digits), ("rrvq_swatches", swatches)):
         layout = codec.code_layout(name)
         for r in rates(codec, name, images):
             sent = layout.layers_sent(r["layer"])
             what = f"{sent[0]}..{sent[-1]}" if len(sent) > 1 else str(sent[0])
             coders = ", ".join(f"{l}: {c}" for l, c in sorted(r["auto_coders"].items()))
-            print(f"| `{name}` | {what} | {r['fixed']} | {r['static']:.1f} | {r['progressive']:.1f} | "
+            context = "—" if r["context"] is None else f"{r['context']:.1f}"
+            print(f"| `{name}` | {what} | {r['fixed']} | {r['static']:.1f} | {r['progressive']:.1f} | {context} | "
                   f"{r['auto']:.1f} | {coders} | {100 * r['auto'] / r['fixed']:.1f}% |")
     print()
     print("## RRVQ-VAE: coded bits per layer vs KL and cross-entropy under the prior (test split, per image)\n")
@@ -225,8 +234,8 @@ def main():
     print("| model, layer | coder | batch | encode | decode |")
     print("|---|---|---|---|---|")
     batch = np.concatenate([digits] * 2)[:256]
-    for name, layer, coder in (("hqa_digits", 5, "auto"), ("hqa_digits", 1, "auto"), ("hqa_digits", 1, "progressive"),
-                               ("rrvq_digits", 1, "auto")):
+    for name, layer, coder in (("hqa_digits", 5, "auto"), ("hqa_digits", 1, "auto"), ("hqa_digits", 1, "static"),
+                               ("hqa_digits", 1, "context"), ("hqa_digits", 1, "progressive"), ("rrvq_digits", 1, "auto")):
         for n in (1, 256):
             x = batch[:n]
             data = codec.compress(x, name, layer, coder=coder)

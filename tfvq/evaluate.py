@@ -3,7 +3,9 @@
 For every layer a discrete model can send (`code_layout()`), on a dataset's
 test split:
 
-* bits per image at the fixed rate (`CodeLayout.bits`);
+* bits per image at the fixed rate (`CodeLayout.bits`), and for a zoo model
+  the payload bits per image of one entropy-coded file of the test split
+  (`tfvq.codec.compress`, coder "auto", with the priors beside its weights);
 * distortion of the deterministic reconstruction `decode(encode(x, l), l)`:
   MSE, PSNR (10 log10(1 / MSE) per image, averaged, pixels in [0, 1]), SSIM
   (Wang et al. 2004, `tf.image.ssim`), and MS-SSIM (`tf.image.ssim_multiscale`)
@@ -108,6 +110,19 @@ def evaluate(model, test_images, test_labels=None, train_images=None, train_labe
     return result
 
 
+def add_coded_bits(result, model_name, weights, test_images):
+    """Adds `coded_bits_per_image` to each layer's row: the payload of one entropy-coded file of the test
+    images at that layer (`tfvq.codec.compress`, coder "auto": the priors beside the weights)."""
+    from tfvq import codec
+    from tfvq.codec import coded
+
+    pixels = np.round(np.clip(np.asarray(test_images), 0.0, 1.0) * 255).astype(np.uint8)
+    for layer, row in result["layers"].items():
+        f = coded.parse(codec.compress(pixels, model_name, layer, weights=weights))
+        row["coded_bits_per_image"] = sum(8 * len(c.data) for c in f.chunks) / len(pixels)
+        row["coders"] = {c.layer: coded.CODERS[c.coder] for c in f.chunks}
+
+
 def _first(codes):
     """The codes of the first layer sent (a tensor, or the first of a list)."""
     return codes[0] if isinstance(codes, (list, tuple)) else codes
@@ -117,14 +132,16 @@ def format_table(result):
     """The per-layer figures as a text table."""
     from tfvq.train.outputs import format_table as table
 
-    columns = ["layer", "bits", "MSE", "PSNR", "SSIM", "codes used", "perplexity"]
+    coded_bits = any("coded_bits_per_image" in r for r in result["layers"].values())
+    columns = ["layer", "bits"] + (["coded bits"] if coded_bits else []) + ["MSE", "PSNR", "SSIM", "codes used",
+                                                                           "perplexity"]
     ms = any("ms_ssim" in r for r in result["layers"].values())
     acc = any("accuracy" in r for r in result["layers"].values())
     columns += (["MS-SSIM"] if ms else []) + (["accuracy"] if acc else [])
     rows = []
     for layer, r in sorted(result["layers"].items()):
-        row = [layer, r["bits_per_image"], f"{r['mse']:.5f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
-               r["codes_used"], f"{r['perplexity']:.1f}"]
+        row = [layer, r["bits_per_image"]] + ([f"{r['coded_bits_per_image']:.1f}"] if coded_bits else [])
+        row += [f"{r['mse']:.5f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", r["codes_used"], f"{r['perplexity']:.1f}"]
         row += ([f"{r['ms_ssim']:.4f}"] if ms else []) + ([f"{r['accuracy']:.3f}"] if acc else [])
         rows.append(row)
     lines = [table(columns, rows)] if rows else ["(no discrete codes)"]
@@ -159,6 +176,8 @@ def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None
         train_labels = data.load_labels(dataset, "train", limit=LOGISTIC_TRAIN_IMAGES, data_dir=data_dir)
     result = evaluate(model, test, test_labels, train, train_labels, seed=seed)
     result.update(model=str(model_name_or_dir), dataset=str(dataset))
+    if model.code_layout() is not None and not folders.is_model_folder(model_name_or_dir):
+        add_coded_bits(result, model_name_or_dir, None if weights == "bundled" else weights, test)
     if out:
         from tfvq.train.outputs import image_grid, write_png
 

@@ -163,10 +163,10 @@ _SCRIPT = """
 import sys, numpy as np
 from tfvq import codec
 x = np.load(sys.argv[2] + "/x.npy")
-for name in ("rrvq_digits", "hqa_digits"):
-    path = f"{sys.argv[2]}/{name}"
+for name, coder in (("rrvq_digits", "progressive"), ("hqa_digits", "progressive"), ("hqa_digits", "context")):
+    path = f"{sys.argv[2]}/{name}_{coder}"
     if sys.argv[1] == "encode":
-        data = codec.compress(x, name, coder="progressive", lossless=name == "rrvq_digits", layer=1)
+        data = codec.compress(x, name, coder=coder, lossless=name == "rrvq_digits", layer=1)
         open(path + ".tfvq", "wb").write(data)
     else:
         np.save(path + ".npy", codec.decompress(open(path + ".tfvq", "rb").read()))
@@ -181,11 +181,13 @@ def test_files_decode_with_other_kernels_onednn_on_then_off(tmp_path, digits, hq
         subprocess.run([sys.executable, "-c", _SCRIPT, step, str(tmp_path)],
                        env={**env, "TF_ENABLE_ONEDNN_OPTS": onednn}, check=True)
     # Lossless RRVQ: every layer's codes (coded under the prior p(z_l | z_>l)) and the pixels passed their CRCs.
-    np.testing.assert_array_equal(np.load(tmp_path / "rrvq_digits.npy"), digits)
-    # Progressive HQA: layers 5..1, each coded under layer l+1's prediction, passed their CRCs.
-    header = codec.read_header((tmp_path / "hqa_digits.tfvq").read_bytes())
-    assert header.layers == (1, 2, 3, 4, 5) and coded.MODEL in [c.coder for c in header.chunks]
-    assert np.load(tmp_path / "hqa_digits.npy").shape == digits.shape
+    np.testing.assert_array_equal(np.load(tmp_path / "rrvq_digits_progressive.npy"), digits)
+    # HQA: layers 5..1, each coded under layer l+1's prediction (progressive) or under the context priors,
+    # passed their CRCs (the decoder raises otherwise).
+    for coder, kind in (("progressive", coded.MODEL), ("context", coded.CONTEXT)):
+        header = codec.read_header((tmp_path / f"hqa_digits_{coder}.tfvq").read_bytes())
+        assert header.layers == (1, 2, 3, 4, 5) and kind in [c.coder for c in header.chunks]
+        assert np.load(tmp_path / f"hqa_digits_{coder}.npy").shape == digits.shape
 
 
 # ---------------------------------------------------------------------------------------------- reliability

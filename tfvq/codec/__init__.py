@@ -22,16 +22,18 @@ codes made with other weights.
 
 By default (`coder="auto"`) files are entropy-coded (format version 3,
 `tfvq.codec.coded`): each layer's codes are range-coded under the layer's
-static prior or under the model's own probabilities given the layers above
-(`CodeModel.code_logits`), whichever is smaller, and images of any size are
+static prior, under the model's own probabilities given the layers above
+(`CodeModel.code_logits`) or under learned context priors
+(`tfvq.codec.context`), whichever is smaller, and images of any size are
 taken; `coder="fixed"` writes the bit-packed format version 2.
 
 Modules: `format` (the version 1/2 container, TensorFlow-free), `coded`
 (the version 3 container), `entropy` (integer frequency tables and the range
-coder), `prior` (static priors, `fit_prior`), `coding` (entropy-coded files
+coder), `prior` (static priors, `fit_prior`), `context` (learned context
+priors, `fit_context`), `coding` (entropy-coded files
 with a model), `files` (compress, decompress, models), `images` (image files
 and arrays), `rates` (fixed bits per image), `cli` (the `tfvq` command:
-`tfvq models`, `compress`, `decompress`, `info`).
+`tfvq models`, `compress`, `decompress`, `info`, `fit-priors`).
 
 This package imports TensorFlow only when a function needs it, so
 `tfvq.codec.format` (and `CodecError`) stay TensorFlow-free.
@@ -68,6 +70,7 @@ from tfvq.codec.format import (
     write,
     write_v1,
 )
+from tfvq.codec.context import ContextPriors, context_path_for, fit_context
 from tfvq.codec.images import load_image, load_png, save_png
 from tfvq.codec.prior import StaticPrior, fit_prior, prior_path_for
 from tfvq.codec.rates import format_rate_table, rate_table
@@ -78,4 +81,5 @@ __all__ = [
     "layers_payload_bytes", "load_model", "load_png", "model_spec", "pack_codes", "pack_layers", "payload_bytes",
     "rate_table", "read", "read_header", "save_png", "unpack_codes", "unpack_layers", "weights_hash", "write",
     "write_v1", "StaticPrior", "fit_prior", "prior_path_for", "load_image",
+    "ContextPriors", "context_path_for", "fit_context",
 ]

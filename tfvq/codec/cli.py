@@ -1,10 +1,11 @@
 """The `tfvq` command: compress images to `.tfvq` files with zoo models and back.
 
     tfvq models [PATTERN]
-    tfvq compress IMAGE|DIR ... --model=NAME [--layer=L] [--coder=auto|static|progressive|fixed] [--lossless]
+    tfvq compress IMAGE|DIR ... --model=NAME [--layer=L] [--coder=auto|static|progressive|context|fixed] [--lossless]
                   [--grayscale|--rgb] [-o OUT.tfvq|OUTDIR] [--weights=PATH]
     tfvq decompress FILE.tfvq|DIR ... [-o OUT.png|OUTDIR] [--seed=S] [--layer=L] [--weights=PATH]
     tfvq info FILE.tfvq
+    tfvq fit-priors --model=NAME [--weights=PATH] [--images=SOURCE] [--context_steps=N]
 
 Every command works the same for every zoo model with discrete codes
 (`tfvq.codec`): `--layer` defaults to the model's default layer, and a file
@@ -27,7 +28,8 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="tfvq", description="Compress images to bit-packed VQ codes with the tfvq zoo models that have codes."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{models,compress,decompress,info}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{models,compress,decompress,info,fit-priors}")
 
     p = sub.add_parser("models", help="list the zoo models with the layers a file holds and its bits per image")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'hqa*'")
@@ -38,10 +40,11 @@ def _parser():
     p.add_argument("--layer", type=int, default=None,
                    help="layer to encode at (1 = finest; default: the model's default layer, marked in "
                         "`tfvq models`); the file holds the codes the model's encode gives at that layer")
-    p.add_argument("--coder", default="auto", choices=("auto", "static", "progressive", "fixed"),
-                   help="auto (default): per layer the smallest of fixed-rate, static-prior and model-probability "
-                        "coding; progressive: every layer from --layer to the top, each given the one above; "
-                        "fixed: bit-packed codes (format version 2)")
+    p.add_argument("--coder", default="auto", choices=("auto", "static", "progressive", "context", "fixed"),
+                   help="auto (default): per layer the smallest of fixed-rate, static-prior, model-probability "
+                        "and context-prior coding; progressive: every layer from --layer to the top, each given "
+                        "the one above by the model; context: the same under the learned context priors "
+                        "(`tfvq fit-priors`); fixed: bit-packed codes (format version 2)")
     p.add_argument("--lossless", action="store_true",
                    help="also code the pixels under the model's p(x | z): decompress gives the exact image")
     colour = p.add_mutually_exclusive_group()
@@ -64,6 +67,16 @@ def _parser():
 
     p = sub.add_parser("info", help="print the header of a .tfvq file")
     p.add_argument("file", help="input .tfvq file")
+
+    p = sub.add_parser("fit-priors", help="fit the static (and context) priors of a model's weights on its "
+                       "training images, and save them beside the weights")
+    p.add_argument("--model", required=True, help="zoo model name, or a model folder")
+    p.add_argument("--weights", help="weights to fit for instead of the bundled ones (any path tfvq.zoo.load "
+                   "accepts); the priors are written beside them")
+    p.add_argument("--images", help="training images instead of the model's dataset: anything `train.py "
+                   "--dataset` takes (a directory of images, .npz/.npy, tfds:NAME)")
+    p.add_argument("--context_steps", type=int, default=3000,
+                   help="Adam steps per layer of the context priors (0: static priors only)")
     return parser
 
 
@@ -259,13 +272,35 @@ def _info(args):
               f"bits per dim, CRC {crc:08x}")
 
 
+def _fit_priors(args):
+    from tfvq.codec import context, files, prior
+
+    model, _ = files.load_model(args.model, args.weights)
+    images = None
+    if args.images:
+        from tfvq import data
+
+        images = data.load_numpy(args.images, "train", image_shape=tuple(model.image_shape))
+    static = prior.fit_prior(args.model, args.weights, images)
+    path = prior.prior_path_for(args.model, args.weights)
+    static.save(path)
+    print(f"static priors ({static.source}) -> {path}")
+    if args.context_steps <= 0 or model.code_layout().cumulative or not context.layer_factors(model.code_layout()):
+        return
+    priors = context.fit_context(args.model, args.weights, images, steps=args.context_steps)
+    path = context.context_path_for(args.model, args.weights)
+    priors.save(path)
+    print(f"context priors ({priors.source}) -> {path}")
+
+
 def main(argv=None):
     """Entry point of the `tfvq` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     from tfvq.codec.format import CodecError
 
-    command = {"models": _models, "compress": _compress, "decompress": _decompress, "info": _info}[args.command]
+    command = {"models": _models, "compress": _compress, "decompress": _decompress, "info": _info,
+               "fit-priors": _fit_priors}[args.command]
     try:
         command(args)
     except (CodecError, ValueError, OSError, KeyError) as err:

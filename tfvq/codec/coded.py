@@ -15,7 +15,8 @@ Layout, version byte 3 (all integers big-endian):
     6        m      zoo model name, UTF-8
     6+m      8      weights hash (as version 2)
     14+m     8      prior hash: `StaticPrior.digest` of the static prior the STATIC chunks use
-                    (and the escaped positions of MODEL chunks); zero bytes if no chunk needs one
+                    (and the escaped positions of MODEL chunks); zero bytes if no chunk needs one;
+                    if a chunk is CONTEXT, `context.combined_digest` of it and the context priors'
     22+m     1      l: the finest layer stored, the layer decoded by default (1..255)
     23+m     1      n: the number of layers stored, l..l+n-1 (1..256-l)
     24+m     2      images: the number of images N (>= 1)
@@ -36,7 +37,12 @@ code under the layer's static prior; MODEL (2) range-codes each code under
 the model's own distribution given the layers above it
 (`CodeModel.code_logits`; the top layer under `CodeModel.top_code_logits`),
 with escape flags (`tfvq.codec.entropy`); PIXELS (3) range-codes the 8-bit
-pixels under the model's discretised logistic p(x | z) (`CodeModel.pixel_likelihood`).
+pixels under the model's discretised logistic p(x | z) (`CodeModel.pixel_likelihood`);
+CONTEXT (4) range-codes the layer in four passes over a 2x2 lattice, each
+code under the layer's learned context prior given the layer above and the
+earlier passes (`tfvq.codec.context`), with escape flags. Per group of
+grids (`coding.GROUP`), a MODEL chunk holds the group's escape flags then
+its codes; a CONTEXT chunk holds, per pass, that pass's flags then its codes.
 
 The CRC-32 of a layer's codes is that of the codes [count, h, w] as
 big-endian uint32 in C order; that of the pixels, of the uint8 pixels
@@ -58,10 +64,11 @@ from tfvq.codec.format import HASH_BYTES, MAGIC, MAX_LAYER, MAX_NAME_BYTES, Code
 from tfvq.codec.format import _name as read_name
 
 VERSION = 3
-FIXED, STATIC, MODEL, PIXELS = 0, 1, 2, 3
-CODERS = {FIXED: "fixed", STATIC: "static", MODEL: "model", PIXELS: "pixels"}
+FIXED, STATIC, MODEL, PIXELS, CONTEXT = 0, 1, 2, 3, 4
+CODERS = {FIXED: "fixed", STATIC: "static", MODEL: "model", PIXELS: "pixels", CONTEXT: "context"}
 CODER_TEXT = {FIXED: "fixed-rate bits", STATIC: "static prior", MODEL: "model's probabilities",
-              PIXELS: "pixels under p(x | z)"}
+              PIXELS: "pixels under p(x | z)", CONTEXT: "context prior"}
+LAYER_CODERS = (FIXED, STATIC, MODEL, CONTEXT)
 MAX_IMAGE_PIXELS = 1 << 22
 """The largest image (H W) a file may hold: 4 megapixels (e.g. 2048x2048)."""
 MAX_CHUNK_SYMBOLS = 1 << 28
@@ -228,9 +235,9 @@ def parse(data):
         layer = first + n - 1 - i
         if gh < 1 or gw < 1 or k < 1:
             raise CodecError(f"Layer {layer}'s code grid {gh}x{gw} or K={k} is empty.")
-        if coder not in (FIXED, STATIC, MODEL):
+        if coder not in LAYER_CODERS:
             raise CodecError(f"Layer {layer} names coder {coder}; this tfvq knows "
-                             f"{', '.join(f'{c} ({CODERS[c]})' for c in (FIXED, STATIC, MODEL))}.")
+                             f"{', '.join(f'{c} ({CODERS[c]})' for c in LAYER_CODERS)}.")
         if count * gh * gw > MAX_CHUNK_SYMBOLS:
             raise CodecError(f"Layer {layer} would hold {count * gh * gw} codes, more than {MAX_CHUNK_SYMBOLS}.")
         chunks.append(Chunk(layer, (gh, gw), k, coder, data[at: at + length], crc))

@@ -15,10 +15,13 @@ Which layers a file stores and how (`plan`):
   the model's distribution given the layers above (`code_logits`): one
   file, every rate; a reader may stop after any layer. For HQA that is the
   top code, then layer L-1 given layer L, ... down to layer l.
+* `coder="context"`: layers l..L, the top first, each under its learned
+  context prior (`tfvq.codec.context`: the layer above and the codes of
+  earlier passes), a layer without one under its static prior.
 * `coder="auto"` (the default): each chunk takes the smallest of its fixed,
-  static and model codings, and for a model whose layer l decodes alone
-  (HQA, VQ-VAE) the smaller of the progressive chain and the layer alone
-  under its static prior. The header says which coder each layer used.
+  static, model and context codings, and for a model whose layer l decodes
+  alone (HQA, VQ-VAE) the smaller of that chain and the layer alone under
+  its static prior. The header says which coder each layer used.
 
 Images of any size: a fully convolutional model (`code_stride()` not None)
 codes the image whole, reflect-padded at the bottom and right to a multiple
@@ -31,11 +34,12 @@ import numpy as np
 
 from tfvq.codec import coded, entropy
 from tfvq.codec import format as fmt
-from tfvq.codec.coded import FIXED, MODEL, STATIC
+from tfvq.codec.coded import CONTEXT, FIXED, MODEL, STATIC
+from tfvq.codec.context import PASSES, pass_map
 from tfvq.codec.format import CodecError
 from tfvq.codec.images import from_tiles, pad_reflect, to_tiles
 
-CODER_CHOICES = ("auto", "static", "progressive", "fixed")
+CODER_CHOICES = ("auto", "static", "progressive", "context", "fixed")
 BATCH = 64
 """Code grids per `encode` call."""
 GROUP = 16
@@ -95,14 +99,59 @@ def model_log_probs(model, codes, layer, start, stop):
     return None if out is None else np.asarray(out)
 
 
-def _code_chunk(model, coder, codes, layer, static_table):
-    """The bytes of one layer's chunk, or None if the model gives no probabilities for it."""
+def _above(codes, layer, start, stop):
+    above = codes.get(layer + 1)
+    return None if above is None else above[start:stop]
+
+
+def _context_chunk(context, codes, layer, static_table):
+    """The bytes of a CONTEXT chunk: per group of grids, per pass, the escape flags then the pass's codes."""
+    own = codes[layer]
+    k = context.nets[layer].num_codes
+    passes = pass_map(*own.shape[1:])
+    encoder = entropy.Encoder()
+    for a in range(0, len(own), GROUP):
+        b = min(a + GROUP, len(own))
+        for p in range(PASSES):
+            lp = context.log_probs(layer, own[a:b], _above(codes, layer, a, b), p)
+            tables, ambiguous = entropy.quantise_log_probs(lp[:, passes == p])
+            encoder.flags(ambiguous.ravel())
+            encoder.escaped(own[a:b][:, passes == p].ravel(), tables.reshape(-1, k), ambiguous.ravel(),
+                            static_table)
+    return encoder.bytes()
+
+
+def _decode_context(decoder, context, codes, layer, count, grid, static_table):
+    """The codes [count, h, w] of a CONTEXT chunk (`_context_chunk`), the layer above already in `codes`."""
+    k = context.nets[layer].num_codes
+    passes = pass_map(*grid)
+    out = np.zeros((count,) + tuple(grid), np.int32)
+    for a in range(0, count, GROUP):
+        b = min(a + GROUP, count)
+        for p in range(PASSES):
+            at = passes == p
+            escaped = decoder.flags((b - a) * int(at.sum()))
+            lp = context.log_probs(layer, out[a:b], _above(codes, layer, a, b), p)
+            tables, _ = entropy.quantise_log_probs(lp[:, at])
+            tables = tables.reshape(-1, k)
+            tables[escaped] = static_table
+            out[a:b, at] = decoder.tables(tables).reshape(b - a, -1)
+    return out
+
+
+def _code_chunk(model, coder, codes, layer, static_table, context=None):
+    """The bytes of one layer's chunk, or None if the model (or its context priors) give no probabilities
+    for it."""
     k = model.code_layout().num_codes[layer - 1]
     own = codes[layer]
     if coder == FIXED:
         return fmt.pack_codes(own, k)
     if coder == STATIC:
         return entropy.encode_symbols(own.ravel(), static_table)
+    if coder == CONTEXT:
+        if context is None or not context.has(layer):
+            return None
+        return _context_chunk(context, codes, layer, static_table)
     encoder = entropy.Encoder()
     for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
         lp = model_log_probs(model, codes, layer, a, min(a + GROUP, len(own)))
@@ -122,9 +171,9 @@ def _best_chunks(model, codes, layers, prior, allowed):
     for l in layers:
         options = []
         for coder in allowed:
-            if coder == MODEL and l != layout.num_layers and l + 1 not in layers:
+            if coder in (MODEL, CONTEXT) and l != layout.num_layers and l + 1 not in layers:
                 continue  # its context is not in the file
-            data = _code_chunk(model, coder, codes, l, prior.table(l))
+            data = _code_chunk(model, coder, codes, l, prior.table(l), prior.context)
             if data is not None:
                 options.append((coder, data))
         out[l] = min(options, key=lambda o: (len(o[1]), o[0])) if options else None
@@ -149,29 +198,31 @@ def encode_file(images, model_name, model, digest, prior, layer, coder="auto", l
     layout = sized.code_layout()
     sent = layout.layers_sent(layer)
     chain = tuple(range(layer, layout.num_layers + 1))
-    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive") else set(sent))
+    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent))
     if coder == "fixed":
         chunks = {l: (FIXED, fmt.pack_codes(codes[l], layout.num_codes[l - 1])) for l in sent}
     elif coder == "static":
         chunks = _best_chunks(sized, codes, sent, prior, (STATIC,))
-    elif coder == "progressive":
-        chunks = _best_chunks(sized, codes, chain, prior, (MODEL,))
-        for l in chain:  # a layer the model gives no distribution for (an HQA top) takes the static prior
+    elif coder in ("progressive", "context"):
+        chunks = _best_chunks(sized, codes, chain, prior, (MODEL,) if coder == "progressive" else (CONTEXT,))
+        for l in chain:  # a layer without a distribution of that kind (an HQA top) takes the static prior
             if chunks.get(l) is None:
                 chunks[l] = _best_chunks(sized, codes, (l,), prior, (STATIC,))[l]
     else:
-        chunks = _best_chunks(sized, codes, chain, prior, (FIXED, STATIC, MODEL))
+        chunks = _best_chunks(sized, codes, chain, prior, (FIXED, STATIC, MODEL, CONTEXT))
         if tuple(sent) != chain:
             alone = _best_chunks(sized, codes, sent, prior, (FIXED, STATIC))
             if sum(len(b) for _, b in alone.values()) <= sum(len(b) for _, b in chunks.values()):
                 chunks = alone
     uses_prior = any(c != FIXED for c, _ in chunks.values())
+    uses_context = any(c == CONTEXT for c, _ in chunks.values())
     parts = [coded.Chunk(l, tuple(layout.grids[l - 1]), layout.num_codes[l - 1], c, data,
                          coded.crc_of_codes(codes[l])) for l, (c, data) in chunks.items()]
     pixels = None
     if lossless:
         pixels = _encode_pixels(sized, [codes[l] for l in sent], layer, images, padded, tile)
-    return coded.write(model_name, digest, prior.digest if (uses_prior or lossless) else _ZERO_HASH, n,
+    prior_hash = prior.coding_digest(uses_context) if (uses_prior or lossless) else _ZERO_HASH
+    return coded.write(model_name, digest, prior_hash, n,
                        (height, width), count, parts, pixels)
 
 
@@ -232,9 +283,9 @@ def check_file(f, model, prior_for):
             raise CodecError(f"The file's layer {l} is a {chunk.grid[0]}x{chunk.grid[1]} grid of K={chunk.num_codes} "
                              f"codes, but {name!r} gives {want_grid[0]}x{want_grid[1]} codes of K={want_k} for "
                              f"{height}x{width} images: the file was not made by this model.")
-        if chunk.coder == MODEL and l != layout.num_layers and l + 1 not in layers:
-            raise CodecError(f"The file codes layer {l} with the model's probabilities given layer {l + 1}, which "
-                             "it does not hold: the file was written wrongly.")
+        if chunk.coder in (MODEL, CONTEXT) and l != layout.num_layers and l + 1 not in layers:
+            raise CodecError(f"The file codes layer {l} with the {coded.CODER_TEXT[chunk.coder]} given layer "
+                             f"{l + 1}, which it does not hold: the file was written wrongly.")
         if chunk.coder == FIXED and len(chunk.data) != fmt.payload_bytes(f.count * want_grid[0] * want_grid[1],
                                                                          want_k):
             raise CodecError(f"The file's layer {l} chunk is {len(chunk.data)} bytes, but its fixed-rate codes need "
@@ -244,10 +295,19 @@ def check_file(f, model, prior_for):
                          f"{model.image_shape[2]}: the file was not made by this model.")
     if any(c.coder != FIXED for c in f.chunks) or f.pixels is not None:
         prior = prior_for()
-        if prior.digest != f.prior_hash:
-            raise CodecError(f"The file was coded with another static prior of {name!r} (prior hash "
-                             f"{f.prior_hash.hex()}, this one {prior.digest.hex()}): use the prior file it was made "
-                             "with (beside the weights, `tfvq.codec.prior_path_for`).")
+        context_layers = [c.layer for c in f.chunks if c.coder == CONTEXT]
+        if context_layers:
+            missing = [l for l in context_layers if prior.context is None or not prior.context.has(l)]
+            if missing:
+                raise CodecError(f"The file codes layer(s) {missing} with context priors, which these weights of "
+                                 f"{name!r} do not have: put the context priors it was made with beside the weights "
+                                 "(`tfvq.codec.context_path_for`).")
+        expected = prior.coding_digest(bool(context_layers))
+        if expected != f.prior_hash:
+            what = "other static and context priors" if context_layers else "another static prior"
+            raise CodecError(f"The file was coded with {what} of {name!r} (prior hash {f.prior_hash.hex()}, these "
+                             f"{expected.hex()}): use the prior files it was made with (beside the weights, "
+                             "`tfvq.codec.prior_path_for` and `tfvq.codec.context_path_for`).")
     return sized, padded, tile
 
 
@@ -268,6 +328,8 @@ def decode_layers(f, sized, prior_for, stop):
             static = prior_for().table(l)
             if chunk.coder == STATIC:
                 flat = decoder.static(static, n)
+            elif chunk.coder == CONTEXT:
+                flat = _decode_context(decoder, prior_for().context, codes, l, f.count, (h, w), static)
             else:
                 parts = []
                 for a in range(0, f.count, GROUP):
@@ -286,7 +348,7 @@ def decode_layers(f, sized, prior_for, stop):
         if coded.crc_of_codes(layer_codes) != chunk.crc:
             raise CodecError(
                 f"Layer {l}'s decoded codes do not match the CRC the encoder stored ({chunk.crc:08x}): "
-                f"{'the file is corrupt' if chunk.coder != MODEL else 'this machine computes other probabilities than the encoder did (beyond the quantisation margin of tfvq.codec.entropy), or the file is corrupt'}. "
+                f"{'the file is corrupt' if chunk.coder not in (MODEL, CONTEXT) else 'this machine computes other probabilities than the encoder did (beyond the quantisation margin of tfvq.codec.entropy), or the file is corrupt'}. "
                 "Decode it with the same tfvq and weights it was made with.")
         codes[l] = layer_codes
     return codes

@@ -34,12 +34,23 @@ class StaticPrior:
       weights_hash: `tfvq.codec.weights_hash` of the weights (hex).
       counts: one int64 vector [K_l] per layer.
       source: where the counts come from (e.g. "digits/train, 1500 images"), or "uniform".
+      context: the `tfvq.codec.context.ContextPriors` of the same weights, if they have any (not part of
+        the prior file or its digest; `load_prior` attaches them).
     """
 
     model: str
     weights_hash: str
     counts: tuple
     source: str
+    context: object = None
+
+    def coding_digest(self, uses_context):
+        """The prior hash a file records: `digest`, or with the context priors' when a layer uses them."""
+        if not uses_context:
+            return self.digest
+        from tfvq.codec.context import combined_digest
+
+        return combined_digest(self.digest, self.context.digest)
 
     def table(self, layer):
         """The integer frequency table [K] of layer `layer` (1-based), summing to `entropy.TOTAL`."""
@@ -101,10 +112,18 @@ def prior_path_for(model_name, weights=None):
 
 
 def load_prior(model_name, model, digest, weights=None):
-    """The static prior of `model` (its weights hash `digest`): its prior file, or the uniform prior.
+    """The static prior of `model` (its weights hash `digest`): its prior file, or the uniform prior; with
+    the context priors beside it attached (`StaticPrior.context`), if there are any.
 
-    Raises `CodecError` if the file holds counts for other weights or another layout.
+    Raises `CodecError` if a file holds counts or networks for other weights or another layout.
     """
+    from tfvq.codec.context import load_context
+
+    prior = _load_static(model_name, model, digest, weights)
+    return dataclasses.replace(prior, context=load_context(model_name, model, digest, weights))
+
+
+def _load_static(model_name, model, digest, weights):
     path = prior_path_for(model_name, weights)
     layout = model.code_layout()
     if not os.path.exists(path):
@@ -124,6 +143,17 @@ def load_prior(model_name, model, digest, weights=None):
     return prior
 
 
+def training_images(model_name, images=None):
+    """(images, what they are): the given images, or the training split of the zoo entry's dataset."""
+    if images is not None:
+        return images, f"{len(images)} given images"
+    from tfvq import data, zoo
+
+    dataset = zoo.get(model_name).dataset
+    images = data.load_numpy(dataset, "train")
+    return images, f"{dataset}/train, {len(images)} images"
+
+
 def fit_prior(model_name, weights=None, images=None, batch_size=128):
     """Counts every layer's codes (the most probable ones, as `compress` sends) over a training split.
 
@@ -139,17 +169,11 @@ def fit_prior(model_name, weights=None, images=None, batch_size=128):
     """
     import tensorflow as tf
 
-    from tfvq import data, zoo
     from tfvq.codec.files import load_model
 
     model, digest = load_model(model_name, weights)
     layout = model.code_layout()
-    if images is None:
-        dataset = zoo.get(model_name).dataset
-        images = data.load_numpy(dataset, "train")
-        source = f"{dataset}/train, {len(images)} images"
-    else:
-        source = f"{len(images)} given images"
+    images, source = training_images(model_name, images)
     counts = [np.zeros(k, np.int64) for k in layout.num_codes]
     # One encode per group of layers a file carries: every layer of a cumulative model at once.
     starts = [1] if layout.cumulative else range(1, layout.num_layers + 1)

@@ -11,15 +11,23 @@ has its own peak memory), compared as ratios in one run:
   (BFC CPU allocator, oneDNN kernels, inter-op threads = 2 x cores).
 * `mixed_bfloat16`, `mixed_float16`: the same with `--precision=...`.
 * `float32-xla`, `mixed_bfloat16-xla`: with `--jit_compile`.
+* `float32-keras-mish`, `mixed_bfloat16-keras-mish`: with Keras's Mish
+  (three elementwise kernels forward, autodiff backward) instead of the
+  fused one of `tfvq.layers.activations`, to show what that buys.
 * `tf-defaults`: float32 with TensorFlow's defaults on this CPU (malloc
   allocator, no oneDNN, default thread pools).
 * `straightforward`: the same model with the quantizer maths written plainly
   (distances as three ops, TFP's relaxed sample, entropy and commitment by
-  autodiff) and TensorFlow's defaults.
+  autodiff), Keras's Mish and TensorFlow's defaults.
 
-With `--codec` it also measures encode and decode throughput of `hqa_digits`
-at batch 256 (`--codec_batch`) in float32 and mixed_bfloat16 (untrained
-weights; the time does not depend on them), each in its own process.
+With `--interleave` the variants run in one process instead, their steps
+taken in turn, so that a shared machine's changing load falls on all of them
+alike (the fair ratio; no per-variant peak memory then).
+
+With `--codec` it also measures encode and decode throughput and peak memory
+of `hqa_digits` (`--codec_models`, e.g. `hqa_digits,rrvq_digits`) at batch 256
+(`--codec_batch`) in float32 and mixed_bfloat16 (untrained weights; the time
+does not depend on them), each in its own process.
 
 The data are the embedded digits (MNIST is not downloadable here; the step
 does not depend on pixel values). The first lines printed are the CPU's model
@@ -27,6 +35,8 @@ name and its bfloat16 / AMX flags: bfloat16 gains depend on them.
 
 Usage:
   python benchmarks/hqa_train.py --steps 10 --codec
+  python benchmarks/hqa_train.py --interleave --steps 10 \
+      --variants float32,mixed_bfloat16,mixed_float16,float32-keras-mish,mixed_bfloat16-keras-mish
   python benchmarks/hqa_train.py --variants float32,mixed_bfloat16,float32-xla,straightforward
 """
 
@@ -34,12 +44,13 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
 
-VARIANTS = ("float32", "mixed_bfloat16", "mixed_float16", "float32-xla", "mixed_bfloat16-xla", "tf-defaults",
-            "straightforward")
+VARIANTS = ("float32", "mixed_bfloat16", "mixed_float16", "float32-xla", "mixed_bfloat16-xla", "float32-keras-mish",
+            "mixed_bfloat16-keras-mish", "tf-defaults", "straightforward")
 DEFAULT_VARIANTS = "float32,mixed_bfloat16"
 TF_DEFAULTS = ("tf-defaults", "straightforward")
 CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni")
@@ -99,7 +110,60 @@ def _install_straightforward():
     ops.scaled_distance_logits = scaled_distance_logits
     ops.distance_scores = distance_scores
     ops.relaxed_quantize = relaxed_quantize
+    _install_keras_mish()
     del np
+
+
+def _install_keras_mish(keras_mish=True):
+    """Models built by the trainer from now on keep Keras's Mish (`precision_scope` no longer maps "mish" to
+    the fused one), or get the fused one again (`keras_mish=False`)."""
+    import contextlib
+
+    from tfvq.layers import activations, precision
+
+    precision.fused_activations = contextlib.nullcontext if keras_mish else activations.fused_activations
+
+
+def _trainer_step(variant, batch_size):
+    """The trainer's layer-1 step function and its data iterator for `variant` (built now)."""
+    from tfvq.train import loop
+
+    precision = variant.replace("-xla", "").replace("-keras-mish", "") if variant not in TF_DEFAULTS else "float32"
+    trainer = loop.Trainer(loop.TrainOptions(model="hqa_mnist", dataset="digits", batch_size=batch_size,
+                                             steps=10_000, layers=[1], model_dir=os.devnull + "_unused",
+                                             verbose=False, precision=precision,
+                                             jit_compile=variant.endswith("-xla")))
+    return trainer.make_step(1), trainer.make_dataset(1, 0)
+
+
+def _interleaved_child(variants, batch_size, steps):
+    """All `variants` in this one process, their steps taken in turn (round-robin), so that a change in the
+    load of a shared machine falls on every variant alike; one JSON line per variant (no peak memory: the
+    process holds them all)."""
+    import numpy as np
+
+    import tfvq  # noqa: F401
+    import tensorflow as tf  # noqa: F401
+
+    from tfvq.train.strategies import set_threads
+
+    set_threads()
+    steps_of = {}
+    for variant in variants:
+        _install_keras_mish(variant.endswith("-keras-mish"))
+        step, iterator = _trainer_step(variant, batch_size)  # traced now, with this variant's Mish
+        for _ in range(3):
+            step(iterator)["loss"].numpy()
+        steps_of[variant] = step, iterator
+    times = {variant: [] for variant in variants}
+    for _ in range(steps):
+        for variant, (step, iterator) in steps_of.items():
+            t0 = time.perf_counter()
+            step(iterator)["loss"].numpy()
+            times[variant].append(time.perf_counter() - t0)
+    for variant in variants:
+        ms = 1000 * float(np.median(times[variant]))
+        print(json.dumps({"variant": variant, "ms": ms, "images_per_s": batch_size / ms * 1000, "peak_mb": None}))
 
 
 def _child(variant, batch_size, steps):
@@ -115,15 +179,9 @@ def _child(variant, batch_size, steps):
 
     if variant == "straightforward":
         _install_straightforward()
-    from tfvq.train import loop
-
-    precision = variant.replace("-xla", "") if variant not in TF_DEFAULTS else "float32"
-    trainer = loop.Trainer(loop.TrainOptions(model="hqa_mnist", dataset="digits", batch_size=batch_size,
-                                             steps=10_000, layers=[1], model_dir=os.devnull + "_unused",
-                                             verbose=False, precision=precision,
-                                             jit_compile=variant.endswith("-xla")))
-    step = trainer.make_step(1)
-    iterator = trainer.make_dataset(1, 0)
+    elif variant.endswith("-keras-mish"):
+        _install_keras_mish()
+    step, iterator = _trainer_step(variant, batch_size)
     for _ in range(3):
         step(iterator)["loss"].numpy()
     times = []
@@ -171,8 +229,9 @@ def codec_child(name, precision, batch_size, repeats):
                       "peak_mb": _peak_mb()}))
 
 
-def run_child(args_list, tf_defaults=False):
-    """Runs this script (or another benchmark's) with `args_list` in a subprocess; returns its last JSON line."""
+def run_child(args_list, tf_defaults=False, all_lines=False):
+    """Runs this script (or another benchmark's) with `args_list` in a subprocess; returns its last JSON line
+    (or all of them, `all_lines`) and None, or None and the last line of its error output."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if tf_defaults:
         env["TF_CPU_ALLOCATOR_USE_BFC"] = "false"
@@ -184,7 +243,7 @@ def run_child(args_list, tf_defaults=False):
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     if proc.returncode or not lines:
         return None, (proc.stderr.strip().splitlines() or ["?"])[-1]
-    return json.loads(lines[-1]), None
+    return ([json.loads(l) for l in lines] if all_lines else json.loads(lines[-1])), None
 
 
 def codec_table(models, batch_size, repeats, script):
@@ -215,14 +274,22 @@ def main():
     parser.add_argument("--batch_size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"Comma-separated, from {', '.join(VARIANTS)}.")
-    parser.add_argument("--codec", action="store_true", help="Also measure hqa_digits encode/decode throughput.")
+    parser.add_argument("--codec", action="store_true", help="Also measure encode/decode throughput (--codec_models).")
+    parser.add_argument("--codec_models", default="hqa_digits", help="Comma-separated zoo names.")
     parser.add_argument("--codec_batch", type=int, default=256)
+    parser.add_argument("--interleave", action="store_true",
+                        help="Run the variants in one process, their steps in turn (fair ratios on a shared "
+                             "machine; no per-variant peak memory). Not for tf-defaults / straightforward.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--codec_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.batch_size, args.steps)
+        return
+    if args.interleaved_child:
+        _interleaved_child(args.interleaved_child.split(","), args.batch_size, args.steps)
         return
     if args.codec_child:
         codec_child(args.codec_child, args.precision, args.codec_batch, args.steps)
@@ -230,23 +297,34 @@ def main():
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    print("python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:]))
     print_cpu()
-    print(f"hqa_mnist layer 1, batch {args.batch_size}, median of {args.steps} training steps, one process each "
-          "(peak = the process's peak resident memory)")
-    print(f"{'variant':20s} {'ms/step':>9s} {'images/s':>9s} {'vs float32':>11s} {'peak MB':>8s}", flush=True)
+    variants = args.variants.split(",")
+    if args.interleave:
+        if set(variants) & set(TF_DEFAULTS):
+            parser.error(f"--interleave runs in one process with train.py's settings: not {', '.join(TF_DEFAULTS)}")
+        print(f"hqa_mnist layer 1, batch {args.batch_size}, median of {args.steps} training steps per variant, all "
+              "variants in one process, their steps in turn")
+        rows, err = run_child([__file__, "--interleaved_child", ",".join(variants), "--batch_size",
+                               str(args.batch_size), "--steps", str(args.steps)], all_lines=True)
+        results = [(row["variant"], row, None) for row in rows] if rows else [(v, None, err) for v in variants]
+    else:
+        print(f"hqa_mnist layer 1, batch {args.batch_size}, median of {args.steps} training steps, one process each "
+              "(peak = the process's peak resident memory)")
+        results = ((v, *run_child([__file__, "--child", v, "--batch_size", str(args.batch_size), "--steps",
+                                   str(args.steps)], tf_defaults=v in TF_DEFAULTS)) for v in variants)
+    print(f"{'variant':26s} {'ms/step':>9s} {'images/s':>9s} {'vs float32':>11s} {'peak MB':>8s}", flush=True)
     base = None
-    for variant in args.variants.split(","):
-        row, err = run_child([__file__, "--child", variant, "--batch_size", str(args.batch_size),
-                              "--steps", str(args.steps)], tf_defaults=variant in TF_DEFAULTS)
+    for variant, row, err in results:
         if row is None:
-            print(f"{variant:20s} failed: {err}", flush=True)
+            print(f"{variant:26s} failed: {err}", flush=True)
             continue
         base = row if variant == "float32" else base
         ratio = f"{base['ms'] / row['ms']:.2f}x" if base else "-"
-        print(f"{variant:20s} {row['ms']:9.0f} {row['images_per_s']:9.0f} {ratio:>11s} {row['peak_mb']:8.0f}",
-              flush=True)
+        peak = "-" if row["peak_mb"] is None else f"{row['peak_mb']:.0f}"
+        print(f"{variant:26s} {row['ms']:9.0f} {row['images_per_s']:9.0f} {ratio:>11s} {peak:>8s}", flush=True)
     if args.codec:
-        codec_table(["hqa_digits"], args.codec_batch, args.steps, __file__)
+        codec_table([m for m in args.codec_models.split(",") if m], args.codec_batch, args.steps, __file__)
 
 
 if __name__ == "__main__":

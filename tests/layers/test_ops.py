@@ -90,6 +90,20 @@ def test_distance_scores_differ_from_squared_distances_by_the_row_norm():
     np.testing.assert_allclose(ops.distance_scores(tf.constant(x), tf.constant(e)).numpy(), want, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("scale", [1.0, -0.5])
+def test_distance_scores_gradients_match_the_numpy_oracle(scale):
+    """The hand-written bias gradient (a product 1^T G): d/dx = G (-2s E), d/dE = -2s G^T x + 2s E * (1^T G)."""
+    x, e, g = RNG.normal(size=(23, 5)), RNG.normal(size=(7, 5)), RNG.normal(size=(23, 7))
+    xt, et = tf.constant(x), tf.constant(e)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, et])
+        scores = ops.distance_scores(xt, et, scale)
+    grad_x, grad_e = tape.gradient(scores, [xt, et], output_gradients=tf.constant(g))
+    np.testing.assert_allclose(grad_x.numpy(), g @ (-2.0 * scale * e), rtol=1e-9, atol=1e-9)
+    want_e = -2.0 * scale * g.T @ x + 2.0 * scale * e * g.sum(0)[:, None]
+    np.testing.assert_allclose(grad_e.numpy(), want_e, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.5, 3.0])
 def test_scaled_distance_logits_equal_minus_scale_times_squared_distance(scale):
     x = RNG.normal(size=(23, 5))

@@ -166,3 +166,10 @@ def test_fit_priors_command_writes_both_priors_beside_the_weights_and_files_use_
     hqa = codec.load_model("hqa_digits")[0]
     np.testing.assert_array_equal(codec.decompress(data_, weights=weights),
                                   hqa.decode(hqa.encode(digits[:2], 2), 2, dtype="uint8").numpy())
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_auto_writes_the_smaller_whole_file_of_the_layer_alone_and_the_chain(digits, count):
+    for layer in (1, 2):
+        sizes = [len(codec.compress(digits[:count], "hqa_digits", layer, coder=c)) for c in ("static", "context")]
+        assert len(codec.compress(digits[:count], "hqa_digits", layer)) <= min(sizes)

@@ -77,6 +77,8 @@ MAX_CHUNK_SYMBOLS = 1 << 28
 _HEAD = struct.Struct(">4sBB")
 _FIELDS = struct.Struct(">8s8sBBHHHHB")  # weights hash, prior hash, l, n, images, H, W, count, flags
 _LAYER = struct.Struct(">HHIBII")  # h, w, K, coder, length, crc
+LAYER_ENTRY_BYTES = _LAYER.size
+"""The header bytes each stored layer costs (17)."""
 _PIXELS = struct.Struct(">BBII")  # channels, coder, length, crc
 _CRC = struct.Struct(">I")
 

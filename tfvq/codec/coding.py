@@ -210,9 +210,10 @@ def encode_file(images, model_name, model, digest, prior, layer, coder="auto", l
                 chunks[l] = _best_chunks(sized, codes, (l,), prior, (STATIC,))[l]
     else:
         chunks = _best_chunks(sized, codes, chain, prior, (FIXED, STATIC, MODEL, CONTEXT))
-        if tuple(sent) != chain:
+        if tuple(sent) != chain:  # compare whole files: each stored layer also costs its header entry
             alone = _best_chunks(sized, codes, sent, prior, (FIXED, STATIC))
-            if sum(len(b) for _, b in alone.values()) <= sum(len(b) for _, b in chunks.values()):
+            if sum(len(b) + coded.LAYER_ENTRY_BYTES for _, b in alone.values()) <= sum(
+                    len(b) + coded.LAYER_ENTRY_BYTES for _, b in chunks.values()):
                 chunks = alone
     uses_prior = any(c != FIXED for c, _ in chunks.values())
     uses_context = any(c == CONTEXT for c, _ in chunks.values())

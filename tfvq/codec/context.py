@@ -242,6 +242,9 @@ def context_path_for(model_name, weights=None):
     return prior_path_for(model_name, weights)[: -len(PRIOR_SUFFIX)] + SUFFIX
 
 
+_LOADED = {}
+
+
 def load_context(model_name, model, digest, weights=None):
     """The context priors of `model` (weights hash `digest`), or None if there is no file for them.
 
@@ -250,7 +253,12 @@ def load_context(model_name, model, digest, weights=None):
     path = context_path_for(model_name, weights)
     if not os.path.exists(path):
         return None
-    priors = ContextPriors.load(path)
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:  # building the networks costs more than coding a small file: once per file
+        _LOADED.clear()
+        _LOADED[key] = ContextPriors.load(path)
+    priors = _LOADED[key]
     if priors.weights_hash != digest.hex():
         raise CodecError(f"The context priors {path} were fitted for other weights of {model_name!r} (hash "
                          f"{priors.weights_hash}, these weights {digest.hex()}); refit them with "

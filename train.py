@@ -21,6 +21,7 @@ Examples:
 Running the same command again resumes from the last checkpoint in --model_dir.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -126,6 +127,9 @@ def print_summary(summary, options):
     for name, path in summary.items():
         if isinstance(path, str) and path.endswith(".png"):
             print(f"  {name + ':':13s} {path}")
+    if summary.get("prior"):
+        print(f"  prior:        {summary['prior']}  (tfvq compress --model={options.model} "
+              f"--weights={os.path.dirname(summary['prior'])}; context priors: tfvq fit-priors)")
     print(f"  metrics:      {summary['metrics']}")
     print(f"  TensorBoard:  tensorboard --logdir {summary['tensorboard']}")
     report = summary["report"]

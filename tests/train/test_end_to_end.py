@@ -224,3 +224,15 @@ def test_train_py_trains_an_rrvq_zoo_model(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bits per dim (-ELBO): train" in out.stdout and "samples.png" in out.stdout
     assert json.load(open(tmp_path / "metrics.json"))["test_bpd"] > 0
+    # The run folder carries the static prior of its final weights: every training image's codes, counted.
+    from tfvq import codec, data
+    from tfvq.codec import prior
+
+    assert "prior:" in out.stdout
+    model, digest = codec.load_model(name, str(tmp_path))
+    fitted = prior.load_prior(name, model, digest, str(tmp_path))
+    assert prior.prior_path_for(name, str(tmp_path)) == str(tmp_path / "model.prior.json")
+    assert fitted.weights_hash == digest.hex() and fitted.source.startswith(f"{dataset}/train")
+    train_count = len(data.load_numpy(dataset, "train", image_shape=shape))
+    layout = model.code_layout()
+    assert [int(c.sum()) for c in fitted.counts] == [train_count * h * w for h, w in layout.grids]

@@ -95,8 +95,9 @@ def prior_path_for(model_name, weights=None):
     """Where the static prior of these weights lives: `<weights>.prior.json` beside the weights file.
 
     The bundled weights' prior is `tfvq/zoo/weights/<name>.prior.json`; for
-    a `.weights.h5` file the same name with `.prior.json`; for a `.keras` file
-    or a directory, `<path>.prior.json`.
+    a `.weights.h5` file the same name with `.prior.json` (`model.prior.json`
+    for a run folder's `model.weights.h5`); for a model folder (a directory),
+    `model.prior.json` inside it; for a `.keras` file, `<path>.prior.json`.
     """
     from tfvq import zoo
 
@@ -105,6 +106,8 @@ def prior_path_for(model_name, weights=None):
             zoo.registry.WEIGHTS_DIR, f"{model_name}.weights.h5")
     else:
         path = os.path.abspath(os.fspath(weights)).rstrip(os.sep)
+        if os.path.isdir(path):  # a model folder (train.py's run folder): the priors travel inside it
+            return os.path.join(path, "model" + SUFFIX)
     for ext in (".weights.h5", ".keras"):
         if path.endswith(ext):
             return path[: -len(ext)] + SUFFIX
@@ -154,6 +157,22 @@ def training_images(model_name, images=None):
     return images, f"{dataset}/train, {len(images)} images"
 
 
+def count_codes(model, images, batch_size=128):
+    """Every layer's code counts (int64 [K_l] per layer) over `images`: the most probable codes, as
+    `compress` sends them, one `encode` per group of layers a file carries."""
+    import tensorflow as tf
+
+    layout = model.code_layout()
+    counts = [np.zeros(k, np.int64) for k in layout.num_codes]
+    starts = [1] if layout.cumulative else range(1, layout.num_layers + 1)
+    for start in starts:
+        for at in range(0, len(images), batch_size):
+            codes = tf.nest.flatten(model.encode(images[at: at + batch_size], start))
+            for l, c in zip(layout.layers_sent(start), codes):
+                counts[l - 1] += np.bincount(np.asarray(c).ravel(), minlength=layout.num_codes[l - 1])
+    return tuple(counts)
+
+
 def fit_prior(model_name, weights=None, images=None, batch_size=128):
     """Counts every layer's codes (the most probable ones, as `compress` sends) over a training split.
 
@@ -167,19 +186,9 @@ def fit_prior(model_name, weights=None, images=None, batch_size=128):
     Returns:
       a `StaticPrior` (save it with `.save(prior_path_for(model_name, weights))`).
     """
-    import tensorflow as tf
-
     from tfvq.codec.files import load_model
 
     model, digest = load_model(model_name, weights)
-    layout = model.code_layout()
     images, source = training_images(model_name, images)
-    counts = [np.zeros(k, np.int64) for k in layout.num_codes]
-    # One encode per group of layers a file carries: every layer of a cumulative model at once.
-    starts = [1] if layout.cumulative else range(1, layout.num_layers + 1)
-    for start in starts:
-        for at in range(0, len(images), batch_size):
-            codes = tf.nest.flatten(model.encode(images[at: at + batch_size], start))
-            for l, c in zip(layout.layers_sent(start), codes):
-                counts[l - 1] += np.bincount(np.asarray(c).ravel(), minlength=layout.num_codes[l - 1])
-    return StaticPrior(model_name, digest.hex(), tuple(counts), source)
+    counts = count_codes(model, images, batch_size)
+    return StaticPrior(model_name, digest.hex(), counts, source)

@@ -330,8 +330,27 @@ class Trainer:
                                                   batch_size=self.batch_size, seed=self.options.seed)
         # The run folder is a model folder (config.json, metadata.json, model.weights.h5): zoo.load(model_dir).
         zoo.save(self.model, self.model_dir, metadata={**extra, "metrics": report["metrics"]})
-        return {**extra, "weights": weights, "tensorboard": os.path.join(self.model_dir, run_folder.LOGS),
+        prior = self._write_static_prior()
+        return {**extra, "weights": weights, **({"prior": prior} if prior else {}), "tensorboard": os.path.join(self.model_dir, run_folder.LOGS),
                 **paths, "report": report}
+
+
+    def _write_static_prior(self):
+        """Counts the final weights' codes over the training split into the run folder's `model.prior.json`
+        (`tfvq.codec.prior`), so files compressed with these weights are entropy-coded; returns its path.
+        Context priors take minutes to fit: `tfvq fit-priors --model=NAME --weights=MODEL_DIR` adds them."""
+        if self.model.code_layout() is None:
+            return None
+        from tfvq.codec import files, prior
+
+        images = tfvq_data.load_numpy(self.dataset, "train", data_dir=self.options.data_dir,
+                                      image_shape=self.model.image_shape)
+        fitted = prior.StaticPrior(self.options.model, files.weights_hash(self.model).hex(),
+                                   prior.count_codes(self.model, images),
+                                   f"{self.dataset}/train, {len(images)} images")
+        path = prior.prior_path_for(self.options.model, self.model_dir)
+        fitted.save(path)
+        return path
 
 
 def train(options=None, strategy=None, **kwargs):

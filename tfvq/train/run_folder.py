@@ -3,6 +3,8 @@
 A run folder (`train.py --model_dir`) holds:
 
     model.weights.h5     the final weights (written when the run ends)
+    model.prior.json     the static prior of those weights' codes over the training split (discrete
+                         models; `tfvq.codec.prior`): `tfvq compress --weights=MODEL_DIR` entropy-codes with it
     checkpoints/         `tf.train.CheckpointManager` checkpoints of the chief
     workers/<task id>/   scratch checkpoints of the other workers (multi-worker)
     logs/                TensorBoard event files

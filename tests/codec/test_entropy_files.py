@@ -289,3 +289,23 @@ def test_cli_compresses_a_directory_of_any_images_and_back(tmp_path, capsys):
     np.testing.assert_array_equal(back, np.asarray(Image.open(src / "sub" / "b.jpg").convert("L")))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "png" / "a.png")),
                                   np.asarray(Image.open(src / "a.png")))
+
+
+def test_a_value_near_a_boundary_of_one_grid_is_far_from_the_other():
+    rng = np.random.default_rng(4)
+    lp = np.log(rng.dirichlet(np.ones(16), size=2000))
+    lp[:, 0] = np.floor(lp[:, 0] / entropy.LOG_STEP) * entropy.LOG_STEP + entropy.LOG_STEP / 2  # on a boundary of A
+    lp[:, 0] += rng.uniform(-1, 1, 2000) * entropy.LOG_MARGIN / 2
+    _, ambiguous_a = entropy.quantise_log_probs(lp)
+    assert ambiguous_a.all()
+    frac_b = (lp / entropy.LOG_STEP - 0.5) % 1.0  # grid B rounds x - 1/2: its boundaries are A's levels
+    near_b = (np.abs(frac_b - 0.5) < entropy.LOG_MARGIN / entropy.LOG_STEP) & (lp / entropy.LOG_STEP > -28)
+    _, ambiguous_b = entropy.quantise_log_probs(lp, 0.5)
+    np.testing.assert_array_equal(ambiguous_b, near_b.any(axis=-1))
+    assert ambiguous_b.mean() < 0.1
+    # The half-step shift scales every weight of a table alike: where neither grid is ambiguous, the
+    # tables differ only by rounding, never by more than the step.
+    table_a, _ = entropy.quantise_log_probs(lp[:, 1:])
+    table_b, _ = entropy.quantise_log_probs(lp[:, 1:], 0.5)
+    ratio = np.log(table_a / table_b)
+    assert np.abs(ratio).max() <= entropy.LOG_STEP + 1e-3

@@ -105,37 +105,47 @@ def _above(codes, layer, start, stop):
 
 
 def _context_chunk(context, codes, layer, static_table):
-    """The bytes of a CONTEXT chunk: per group of grids, per pass, the escape flags then the pass's codes."""
+    """The bytes of a CONTEXT chunk: per group of grids, per pass, the flags (grid A, grid B or the static
+    prior: `entropy.CONTEXT_FLAG_FREQUENCIES`) then the pass's codes."""
     own = codes[layer]
-    k = context.nets[layer].num_codes
     passes = pass_map(*own.shape[1:])
     encoder = entropy.Encoder()
     for a in range(0, len(own), GROUP):
         b = min(a + GROUP, len(own))
         for p in range(PASSES):
-            lp = context.log_probs(layer, own[a:b], _above(codes, layer, a, b), p)
-            tables, ambiguous = entropy.quantise_log_probs(lp[:, passes == p])
-            encoder.flags(ambiguous.ravel())
-            encoder.escaped(own[a:b][:, passes == p].ravel(), tables.reshape(-1, k), ambiguous.ravel(),
-                            static_table)
+            lp = context.log_probs(layer, own[a:b], _above(codes, layer, a, b), p)[:, passes == p]
+            flags = np.where(entropy.quantise_log_probs(lp)[1], entropy.GRID_B, entropy.GRID_A)
+            flags[flags == entropy.GRID_B] = np.where(
+                entropy.quantise_log_probs(lp[flags == entropy.GRID_B], 0.5)[1], entropy.ESCAPED, entropy.GRID_B)
+            encoder.static(flags.ravel(), np.array(entropy.CONTEXT_FLAG_FREQUENCIES))
+            encoder.tables(own[a:b][:, passes == p].ravel(), _context_tables(lp, flags, static_table))
     return encoder.bytes()
+
+
+def _context_tables(lp, flags, static_table):
+    """The integer tables [n, K] of a context chunk's positions, each on the grid its flag names."""
+    k = lp.shape[-1]
+    lp, flags = lp.reshape(-1, k), np.asarray(flags).reshape(-1)
+    tables = np.empty(lp.shape, np.int64)
+    for flag, offset in ((entropy.GRID_A, 0.0), (entropy.GRID_B, 0.5)):
+        at = flags == flag
+        if at.any():
+            tables[at] = entropy.quantise_log_probs(lp[at], offset)[0]
+    tables[flags == entropy.ESCAPED] = static_table
+    return tables
 
 
 def _decode_context(decoder, context, codes, layer, count, grid, static_table):
     """The codes [count, h, w] of a CONTEXT chunk (`_context_chunk`), the layer above already in `codes`."""
-    k = context.nets[layer].num_codes
     passes = pass_map(*grid)
     out = np.zeros((count,) + tuple(grid), np.int32)
     for a in range(0, count, GROUP):
         b = min(a + GROUP, count)
         for p in range(PASSES):
             at = passes == p
-            escaped = decoder.flags((b - a) * int(at.sum()))
-            lp = context.log_probs(layer, out[a:b], _above(codes, layer, a, b), p)
-            tables, _ = entropy.quantise_log_probs(lp[:, at])
-            tables = tables.reshape(-1, k)
-            tables[escaped] = static_table
-            out[a:b, at] = decoder.tables(tables).reshape(b - a, -1)
+            flags = decoder.static(np.array(entropy.CONTEXT_FLAG_FREQUENCIES), (b - a) * int(at.sum()))
+            lp = context.log_probs(layer, out[a:b], _above(codes, layer, a, b), p)[:, at]
+            out[a:b, at] = decoder.tables(_context_tables(lp, flags, static_table)).reshape(b - a, -1)
     return out
 
 

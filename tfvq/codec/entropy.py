@@ -37,7 +37,7 @@ the grid goes to the same grid moved by half a step, where its values are
 at least 1/4 step from a boundary, and only a position ambiguous on both
 (one value near a boundary of each) takes the static prior. Their flag has
 three values (`CONTEXT_FLAG_FREQUENCIES`). On `hqa_digits` layer 1, 4% of
-the positions are ambiguous on one grid, a few in ten thousand on both.
+the positions are ambiguous on the first grid and 0.3% on both.
 
 Pixels (`pixel_frequencies`) follow the same pattern for the discretised
 logistic p(x | z) (RRVQ App. C): its location and log-scale are put on grids

@@ -180,7 +180,9 @@ def test_relaxed_quantize_draws_tfps_relaxed_sample_and_matches_its_autodiff_gra
 
     (q1, c1, h1, s1), (gl1, ge1) = loss_and_grads(ops.relaxed_quantize)
     (q2, c2, h2, s2), (gl2, ge2) = loss_and_grads(_reference_relaxed)
-    tol = 1e-10 if dtype == tf.float64 else 2e-5
+    # The fused kernel forms (l + g) / tau in another order than TFP: in float32 the softmax inputs, of size
+    # up to about 20 / tau (about 2000 at tau = 0.01), differ by their rounding, about 1e-7 of that.
+    tol = 1e-10 if dtype == tf.float64 else 2e-5 / min(1.0, 10 * temperature)
     np.testing.assert_allclose(q1.numpy(), q2.numpy(), rtol=tol, atol=tol)
     np.testing.assert_array_equal(c1.numpy(), c2.numpy())
     np.testing.assert_allclose(h1.numpy(), h2.numpy(), rtol=tol, atol=tol)

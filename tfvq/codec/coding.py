@@ -114,25 +114,26 @@ def _context_chunk(context, codes, layer, static_table):
         b = min(a + GROUP, len(own))
         for p in range(PASSES):
             lp = context.log_probs(layer, own[a:b], _above(codes, layer, a, b), p)[:, passes == p]
-            flags = np.where(entropy.quantise_log_probs(lp)[1], entropy.GRID_B, entropy.GRID_A)
-            flags[flags == entropy.GRID_B] = np.where(
-                entropy.quantise_log_probs(lp[flags == entropy.GRID_B], 0.5)[1], entropy.ESCAPED, entropy.GRID_B)
-            encoder.static(flags.ravel(), np.array(entropy.CONTEXT_FLAG_FREQUENCIES))
-            encoder.tables(own[a:b][:, passes == p].ravel(), _context_tables(lp, flags, static_table))
+            flags, tables = _context_tables(lp, static_table)
+            encoder.static(flags, np.array(entropy.CONTEXT_FLAG_FREQUENCIES))
+            encoder.tables(own[a:b][:, passes == p].ravel(), tables)
     return encoder.bytes()
 
 
-def _context_tables(lp, flags, static_table):
-    """The integer tables [n, K] of a context chunk's positions, each on the grid its flag names."""
-    k = lp.shape[-1]
-    lp, flags = lp.reshape(-1, k), np.asarray(flags).reshape(-1)
-    tables = np.empty(lp.shape, np.int64)
-    for flag, offset in ((entropy.GRID_A, 0.0), (entropy.GRID_B, 0.5)):
-        at = flags == flag
-        if at.any():
-            tables[at] = entropy.quantise_log_probs(lp[at], offset)[0]
+def _context_tables(lp, static_table, flags=None):
+    """(flags [n], integer tables [n, K]) of a context chunk's positions, each table on the grid its flag
+    names. The encoder passes no flags: a position ambiguous on grid A takes grid B, and one ambiguous on
+    both the static prior. The decoder passes the flags it read."""
+    lp = lp.reshape(-1, lp.shape[-1])
+    tables, ambiguous = entropy.quantise_log_probs(lp)
+    choose = flags is None
+    flags = np.where(ambiguous, entropy.GRID_B, entropy.GRID_A) if choose else np.array(flags).reshape(-1)
+    moved = np.flatnonzero(flags == entropy.GRID_B)
+    tables[moved], ambiguous_b = entropy.quantise_log_probs(lp[moved], 0.5)
+    if choose:
+        flags[moved[ambiguous_b]] = entropy.ESCAPED
     tables[flags == entropy.ESCAPED] = static_table
-    return tables
+    return flags, tables
 
 
 def _decode_context(decoder, context, codes, layer, count, grid, static_table):
@@ -145,7 +146,7 @@ def _decode_context(decoder, context, codes, layer, count, grid, static_table):
             at = passes == p
             flags = decoder.static(np.array(entropy.CONTEXT_FLAG_FREQUENCIES), (b - a) * int(at.sum()))
             lp = context.log_probs(layer, out[a:b], _above(codes, layer, a, b), p)[:, at]
-            out[a:b, at] = decoder.tables(_context_tables(lp, flags, static_table)).reshape(b - a, -1)
+            out[a:b, at] = decoder.tables(_context_tables(lp, static_table, flags)[1]).reshape(b - a, -1)
     return out
 
 

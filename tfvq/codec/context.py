@@ -63,68 +63,14 @@ def pass_map(height, width):
     return PASS_OF[rows, cols]
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
-def _layer_net_class():
-    keras = _keras()
-
-    @keras.saving.register_keras_serializable(package="tfvq")
-    class ContextNet(keras.Model):
-        """Logits [n, h, w, K] of one layer's codes from its known codes (K: unknown) and the layer above.
-
-        Args:
-          num_codes: K of this layer.
-          above_codes: K of the layer above, or None (the top layer: spatial context only).
-          factor: layer l's grid over layer l+1's (an integer; 1 when there is no layer above).
-          width, depth, embed, mix: channels of the 3x3 convolutions, their number, the embedding size, and
-            the channels of the 1x1 convolution before the logits.
-        """
-
-        def __init__(self, num_codes, above_codes=None, factor=1, width=48, depth=2, embed=16, mix=64, **kwargs):
-            super().__init__(**kwargs)
-            self.num_codes, self.above_codes, self.factor = int(num_codes), above_codes, int(factor)
-            self.width, self.depth, self.embed, self.mix_width = int(width), int(depth), int(embed), int(mix)
-            self.own = keras.layers.Embedding(self.num_codes + 1, self.embed, name="own")
-            self.above = (None if above_codes is None
-                          else keras.layers.Embedding(int(above_codes), self.embed, name="above"))
-            self.convs = [keras.layers.Conv2D(self.width, 3, padding="same", activation="relu", name=f"conv{i}")
-                          for i in range(self.depth)]
-            self.mix = keras.layers.Conv2D(self.mix_width, 1, activation="relu", name="mix")
-            self.logits = keras.layers.Conv2D(self.num_codes, 1, name="logits")
-
-        def call(self, inputs):
-            known, above = inputs
-            h = self.own(known)
-            if self.above is not None:
-                a = self.above(above)
-                if self.factor > 1:
-                    a = keras.ops.repeat(keras.ops.repeat(a, self.factor, axis=1), self.factor, axis=2)
-                h = keras.ops.concatenate([h, a], axis=-1)
-            for conv in self.convs:
-                h = conv(h)
-            return self.logits(self.mix(h))
-
-        def get_config(self):
-            return {**super().get_config(), "num_codes": self.num_codes, "above_codes": self.above_codes,
-                    "factor": self.factor, "width": self.width, "depth": self.depth, "embed": self.embed,
-                    "mix": self.mix_width}
-
-    return ContextNet
-
-
-_NET = []
 _CONFIG_KEYS = ("num_codes", "above_codes", "factor", "width", "depth", "embed", "mix")
 
 
 def context_net(num_codes, above_codes=None, factor=1, **kwargs):
-    """A built `ContextNet` (see its docstring)."""
-    if not _NET:
-        _NET.append(_layer_net_class())
-    net = _NET[0](num_codes, above_codes, factor, **kwargs)
+    """A built `tfvq.codec.context_net.ContextNet` (imported here: this module stays TensorFlow-free)."""
+    from tfvq.codec.context_net import ContextNet
+
+    net = ContextNet(num_codes, above_codes, factor, **kwargs)
     h = 2 * net.factor
     net((np.full((1, h, h), net.num_codes, np.int32), np.zeros((1, 2, 2), np.int32)))
     return net
@@ -132,7 +78,7 @@ def context_net(num_codes, above_codes=None, factor=1, **kwargs):
 
 def net_config(net):
     """The arguments that rebuild `net` (`context_net(**net_config(net))`)."""
-    return {k: getattr(net, "mix_width" if k == "mix" else k) for k in _CONFIG_KEYS}
+    return {k: getattr(net, k) for k in _CONFIG_KEYS}
 
 
 def known_input(codes, num_codes, upto):

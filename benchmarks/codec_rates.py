@@ -141,6 +141,22 @@ def main():
             print(f"| `{name}` | {what} | {r['fixed']} | {r['static']:.1f} | {r['progressive']:.1f} | {context} | "
                   f"{r['auto']:.1f} | {coders} | {100 * r['auto'] / r['fixed']:.1f}% |")
     print()
+    print("## hqa_digits context priors: coded bits per layer (integer networks) vs the float networks' "
+          "cross-entropy (test split, per image)\n")
+    from tfvq.codec import context
+    from tfvq.codec.coding import encode_layers
+
+    model, digest = codec.load_model("hqa_digits")
+    priors = context.load_context("hqa_digits", model, digest)
+    if priors is not None:
+        codes = encode_layers(model, digits, set(range(1, model.code_layout().num_layers + 1)))
+        print("| layer | coded bits | float cross-entropy | coded - float |")
+        print("|---|---|---|---|")
+        for l in sorted(priors.configs):
+            coded_bits = priors.coded_bits(l, codes[l], codes.get(l + 1)).mean()
+            float_bits = priors.bits(l, codes[l], codes.get(l + 1)).mean()
+            print(f"| {l} | {coded_bits:.2f} | {float_bits:.2f} | {coded_bits - float_bits:+.2f} |")
+        print()
     print("## RRVQ-VAE: coded bits per layer vs KL and cross-entropy under the prior (test split, per image)\n")
     print("| model | layer | auto coded bits | cross-entropy -log2 p(z_l given z_>l) | KL (ELBO sample) |")
     print("|---|---|---|---|---|")

@@ -139,8 +139,9 @@ def test_a_context_coded_file_needs_the_same_context_priors(digits, monkeypatch,
     monkeypatch.setattr(context, "context_path_for", lambda name, weights=None: str(tmp_path / "none.npz"))
     with pytest.raises(CodecError, match="with context priors, which these weights"):
         codec.decompress(data)
-    other.nets[2] = context.context_net(**context.net_config(other.nets[2]))
-    other.save(tmp_path / "other.npz")
+    nets = {l: (other.configs[l], other.weights[l]) for l in other.configs}
+    nets[2] = context.context_net(**other.configs[2])  # fresh weights for layer 2
+    context.ContextPriors(other.model, other.weights_hash, nets).save(tmp_path / "other.npz")
     monkeypatch.setattr(context, "context_path_for", lambda name, weights=None: str(tmp_path / "other.npz"))
     with pytest.raises(CodecError, match="coded with other static and context priors"):
         codec.decompress(data)

@@ -291,21 +291,23 @@ def test_cli_compresses_a_directory_of_any_images_and_back(tmp_path, capsys):
                                   np.asarray(Image.open(src / "a.png")))
 
 
-def test_a_value_near_a_boundary_of_one_grid_is_far_from_the_other():
+def test_integer_logit_tables_follow_the_rounded_softmax_with_integers_only():
     rng = np.random.default_rng(4)
-    lp = np.log(rng.dirichlet(np.ones(16), size=2000))
-    lp[:, 0] = np.floor(lp[:, 0] / entropy.LOG_STEP) * entropy.LOG_STEP + entropy.LOG_STEP / 2  # on a boundary of A
-    lp[:, 0] += rng.uniform(-1, 1, 2000) * entropy.LOG_MARGIN / 2
-    _, ambiguous_a = entropy.quantise_log_probs(lp)
-    assert ambiguous_a.all()
-    frac_b = (lp / entropy.LOG_STEP - 0.5) % 1.0  # grid B rounds x - 1/2: its boundaries are A's levels
-    near_b = (np.abs(frac_b - 0.5) < entropy.LOG_MARGIN / entropy.LOG_STEP) & (lp / entropy.LOG_STEP > -28)
-    _, ambiguous_b = entropy.quantise_log_probs(lp, 0.5)
-    np.testing.assert_array_equal(ambiguous_b, near_b.any(axis=-1))
-    assert ambiguous_b.mean() < 0.1
-    # The half-step shift scales every weight of a table alike: where neither grid is ambiguous, the
-    # tables differ only by rounding, never by more than the step.
-    table_a, _ = entropy.quantise_log_probs(lp[:, 1:])
-    table_b, _ = entropy.quantise_log_probs(lp[:, 1:], 0.5)
-    ratio = np.log(table_a / table_b)
-    assert np.abs(ratio).max() <= entropy.LOG_STEP + 1e-3
+    unit = 12
+    logits = rng.integers(-20 << unit, 3 << unit, size=(500, 24)).astype(np.int64)
+    tables = entropy.integer_logit_tables(logits, unit)
+    assert tables.dtype == np.int64 and (tables.sum(-1) == entropy.TOTAL).all() and (tables >= 1).all()
+    # Independently: d rounded to 1/8 nat, exp, dropped below -14 nats, scaled to the free counts.
+    step = 2.0 ** -entropy.INTEGER_STEP_BITS
+    d = (logits - logits.max(-1, keepdims=True)) / 2.0 ** unit
+    q = np.floor(d / step + 0.5)
+    w = np.where(q >= -entropy.INTEGER_LEVELS, np.exp(q * step), 0.0)
+    want = 1 + w / w.sum(-1, keepdims=True) * (entropy.TOTAL - 24)
+    top = np.argmax(w, -1)
+    mask = np.ones_like(want, bool)
+    mask[np.arange(len(top)), top] = False  # the largest also takes what flooring left over
+    assert np.abs(tables - want)[mask].max() < 1.0 + 1e-6
+    # Adding a constant to every logit changes nothing; the grid's unit must be finer than the step.
+    np.testing.assert_array_equal(entropy.integer_logit_tables(logits + 12345, unit), tables)
+    with pytest.raises(ValueError, match="coarser"):
+        entropy.integer_logit_tables(logits, entropy.INTEGER_STEP_BITS)

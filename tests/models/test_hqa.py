@@ -166,3 +166,26 @@ def test_kmeans_plus_plus_seeds_the_codebook_with_distinct_points_of_the_layers_
     with pytest.raises(ValueError, match="codebook_init must be one of"):
         model.training_stages({"steps": (2,), "codebook_init": "zeros"})
     assert model.training_stages({"steps": (2,)})[0].setup is None  # the paper's random codebooks by default
+
+
+def test_keep_codes_retires_all_but_the_most_used_codes_when_the_resets_end():
+    model = HQA((16, 16, 1), [dict(num_codes=12, code_dim=4, encoder_hidden=8, decoder_hidden=8)] * 2)
+    x = images(6)
+    stages = model.training_stages({"steps": (8, 4), "reset_fraction": 0.5, "keep_codes": (3, None)})
+    assert list(stages[0].at_steps) == [4] and stages[1].at_steps == {}  # ceil(0.5 * 8); layer 2 keeps all
+    quantizer = model.quantizer(1)
+    z_e = model.encode_continuous(x, 1).numpy().reshape(-1, 4)
+    before = quantizer.codebook.numpy()
+    usage = np.bincount(model.encode(x, 1).numpy().ravel(), minlength=12)
+    stages[0].at_steps[4](x)
+    after = quantizer.codebook.numpy()
+    kept = np.sort(np.argsort(-usage, kind="stable")[:3])
+    np.testing.assert_array_equal(after[kept], before[kept])
+    retired = np.setdiff1d(np.arange(12), kept)
+    assert (after[retired] == after[retired[0]]).all()  # one far point
+    # The data now goes to kept codes only, by argmin and by the relaxed sample alike.
+    assert set(np.unique(model.encode(x, 1).numpy())) <= set(kept)
+    sampled = quantizer(tf.constant(z_e), training=True, seed=tf.constant([1, 2]))["codes"].numpy()
+    assert set(np.unique(sampled)) <= set(kept)
+    with pytest.raises(ValueError, match="keep_codes must be in 1..12"):
+        model.training_stages({"steps": (8,), "keep_codes": 13})

@@ -32,6 +32,20 @@ def test_greedy_training_changes_only_the_current_layer(tmp_path):
         assert changed == (layer == 2), f"layer {layer} changed={changed}"
 
 
+def test_a_stages_step_hook_runs_when_the_run_gets_there(tmp_path):
+    # hqa_digits' layer 1 keeps its 20 most used codes when its resets end (step ceil(0.75 * 4) = 3).
+    trainer = loop.Trainer(loop.TrainOptions(**TINY, steps=4, layers=[1], model_dir=str(tmp_path)))
+    assert list(trainer.stages[1].at_steps) == [3]
+    trainer.run()
+    images = trainer._setup_images()
+    z_e = trainer.model.encode_continuous(images, 1).numpy().reshape(-1, 64)
+    codebook = trainer.model.quantizer(1).codebook.numpy()
+    radius = np.sqrt(((z_e - z_e.mean(0)) ** 2).sum(1).max())
+    far = np.sqrt(((codebook - z_e.mean(0)) ** 2).sum(1)) > 5 * radius
+    assert far.sum() == 256 - 20
+    assert set(np.unique(trainer.model.encode(images, 1).numpy())) <= set(np.flatnonzero(~far))
+
+
 def test_a_run_writes_weights_pngs_metrics_and_summaries(tmp_path):
     summary = loop.train(loop.TrainOptions(**TINY, steps=2, layers=[1, 2], model_dir=str(tmp_path)))
     for key in ("weights", "reconstructions", "stochastic_decodes", "metrics"):

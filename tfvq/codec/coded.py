@@ -42,9 +42,9 @@ CONTEXT (4) range-codes the layer in four passes over a 2x2 lattice, each
 code under the layer's learned context prior given the layer above and the
 earlier passes (`tfvq.codec.context`). Per group of
 grids (`coding.GROUP`), a MODEL chunk holds the group's escape flags then
-its codes; a CONTEXT chunk holds, per pass, that pass's three-valued flags
-(`entropy.CONTEXT_FLAG_FREQUENCIES`: the grid, the grid moved by half a step,
-or the static prior) then its codes.
+its codes; a CONTEXT chunk holds, per group and pass, that pass's codes
+under the integer tables of the context network (no flags: an integer
+network gives the same tables on every machine, `tfvq.codec.integer_net`).
 
 The CRC-32 of a layer's codes is that of the codes [count, h, w] as
 big-endian uint32 in C order; that of the pixels, of the uint8 pixels

@@ -104,39 +104,21 @@ def _above(codes, layer, start, stop):
     return None if above is None else above[start:stop]
 
 
-def _context_chunk(context, codes, layer, static_table):
-    """The bytes of a CONTEXT chunk: per group of grids, per pass, the flags (grid A, grid B or the static
-    prior: `entropy.CONTEXT_FLAG_FREQUENCIES`) then the pass's codes."""
+def _context_chunk(context, codes, layer):
+    """The bytes of a CONTEXT chunk: per group of grids, per pass, the pass's codes under the integer tables
+    of the layer's context network (`ContextPriors.tables`: the same on every machine, so nothing is escaped)."""
     own = codes[layer]
     passes = pass_map(*own.shape[1:])
     encoder = entropy.Encoder()
     for a in range(0, len(own), GROUP):
         b = min(a + GROUP, len(own))
         for p in range(PASSES):
-            lp = context.log_probs(layer, own[a:b], _above(codes, layer, a, b), p)[:, passes == p]
-            flags, tables = _context_tables(lp, static_table)
-            encoder.static(flags, np.array(entropy.CONTEXT_FLAG_FREQUENCIES))
-            encoder.tables(own[a:b][:, passes == p].ravel(), tables)
+            tables = context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
+            encoder.tables(own[a:b][:, passes == p].ravel(), tables.reshape(-1, tables.shape[-1]))
     return encoder.bytes()
 
 
-def _context_tables(lp, static_table, flags=None):
-    """(flags [n], integer tables [n, K]) of a context chunk's positions, each table on the grid its flag
-    names. The encoder passes no flags: a position ambiguous on grid A takes grid B, and one ambiguous on
-    both the static prior. The decoder passes the flags it read."""
-    lp = lp.reshape(-1, lp.shape[-1])
-    tables, ambiguous = entropy.quantise_log_probs(lp)
-    choose = flags is None
-    flags = np.where(ambiguous, entropy.GRID_B, entropy.GRID_A) if choose else np.array(flags).reshape(-1)
-    moved = np.flatnonzero(flags == entropy.GRID_B)
-    tables[moved], ambiguous_b = entropy.quantise_log_probs(lp[moved], 0.5)
-    if choose:
-        flags[moved[ambiguous_b]] = entropy.ESCAPED
-    tables[flags == entropy.ESCAPED] = static_table
-    return flags, tables
-
-
-def _decode_context(decoder, context, codes, layer, count, grid, static_table):
+def _decode_context(decoder, context, codes, layer, count, grid):
     """The codes [count, h, w] of a CONTEXT chunk (`_context_chunk`), the layer above already in `codes`."""
     passes = pass_map(*grid)
     out = np.zeros((count,) + tuple(grid), np.int32)
@@ -144,9 +126,8 @@ def _decode_context(decoder, context, codes, layer, count, grid, static_table):
         b = min(a + GROUP, count)
         for p in range(PASSES):
             at = passes == p
-            flags = decoder.static(np.array(entropy.CONTEXT_FLAG_FREQUENCIES), (b - a) * int(at.sum()))
-            lp = context.log_probs(layer, out[a:b], _above(codes, layer, a, b), p)[:, at]
-            out[a:b, at] = decoder.tables(_context_tables(lp, static_table, flags)[1]).reshape(b - a, -1)
+            tables = context.tables(layer, out[a:b], _above(codes, layer, a, b), p)
+            out[a:b, at] = decoder.tables(tables.reshape(-1, tables.shape[-1])).reshape(b - a, -1)
     return out
 
 
@@ -162,7 +143,7 @@ def _code_chunk(model, coder, codes, layer, static_table, context=None):
     if coder == CONTEXT:
         if context is None or not context.has(layer):
             return None
-        return _context_chunk(context, codes, layer, static_table)
+        return _context_chunk(context, codes, layer)
     encoder = entropy.Encoder()
     for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
         lp = model_log_probs(model, codes, layer, a, min(a + GROUP, len(own)))
@@ -341,7 +322,7 @@ def decode_layers(f, sized, prior_for, stop):
             if chunk.coder == STATIC:
                 flat = decoder.static(static, n)
             elif chunk.coder == CONTEXT:
-                flat = _decode_context(decoder, prior_for().context, codes, l, f.count, (h, w), static)
+                flat = _decode_context(decoder, prior_for().context, codes, l, f.count, (h, w))
             else:
                 parts = []
                 for a in range(0, f.count, GROUP):
@@ -360,7 +341,7 @@ def decode_layers(f, sized, prior_for, stop):
         if coded.crc_of_codes(layer_codes) != chunk.crc:
             raise CodecError(
                 f"Layer {l}'s decoded codes do not match the CRC the encoder stored ({chunk.crc:08x}): "
-                f"{'the file is corrupt' if chunk.coder not in (MODEL, CONTEXT) else 'this machine computes other probabilities than the encoder did (beyond the quantisation margin of tfvq.codec.entropy), or the file is corrupt'}. "
+                f"{'the file is corrupt' if chunk.coder != MODEL else 'this machine computes other probabilities than the encoder did (beyond the quantisation margin of tfvq.codec.entropy), or the file is corrupt'}. "
                 "Decode it with the same tfvq and weights it was made with.")
         codes[l] = layer_codes
     return codes

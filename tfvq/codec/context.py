@@ -22,9 +22,9 @@ evaluations per layer, whatever the grid's size, instead of one per position
 for a raster-order (PixelCNN) context, so images of any size decode in the
 same four passes. A code not yet known enters the network as an extra
 "unknown" symbol K, so the encoder computes exactly the inputs the decoder
-will have: the two runs give the same logits on one machine, and
-`tfvq.codec.entropy.quantise_log_probs` (with its escape flags) and the
-per-layer CRC cover other machines and kernels.
+will have. Coding runs the fitted network on integers
+(`tfvq.codec.integer_net`, Ballé et al. 2019), so those inputs give the same
+logits, and the same tables, on every machine and with any kernels.
 
 HQA's own prediction of layer l-1 from layer l (Algorithm 3, the
 `progressive` coder) costs more than the static prior on `hqa_digits`: its
@@ -48,6 +48,7 @@ import zipfile
 
 import numpy as np
 
+from tfvq.codec import entropy, integer_net
 from tfvq.codec.format import HASH_BYTES, CodecError
 
 SUFFIX = ".context.npz"
@@ -92,24 +93,81 @@ def _above_input(above, count):
     return np.zeros((count, 1, 1), np.int32) if above is None else np.asarray(above, np.int32)
 
 
+def weight_shapes(config):
+    """The shapes of a `ContextNet`'s weights (`get_weights()` order) from its config alone."""
+    k, e, width, mix = config["num_codes"], config["embed"], config["width"], config["mix"]
+    shapes = [(k + 1, e)]
+    if config.get("above_codes") is not None:
+        shapes.append((config["above_codes"], e))
+    channels = 2 * e if config.get("above_codes") is not None else e
+    for _ in range(config["depth"]):
+        shapes += [(3, 3, channels, width), (width,)]
+        channels = width
+    return shapes + [(1, 1, width, mix), (mix,), (1, 1, mix, k), (k,)]
+
+
+RULE = (f"integer net: act 2^-{integer_net.ACT_BITS}, weights 2^-{integer_net.WEIGHT_BITS}, limit "
+        f"2^{integer_net.ACT_LIMIT_BITS}; logits to 2^-{entropy.INTEGER_STEP_BITS} nats, "
+        f"{entropy.INTEGER_LEVELS} levels; total 2^{entropy.PRECISION}")
+"""What turns fitted weights into tables; part of `ContextPriors.digest`, so files follow the rule they were
+written with."""
+
+
 class ContextPriors:
     """The context networks of a model's layers, fitted for one set of its weights.
+
+    The fitted float weights are the priors (they are what the file keeps and
+    what the digest names). Coding runs each network on integers
+    (`tfvq.codec.integer_net`, `tables`), so encoder and decoder get the same
+    tables on any machine; the float Keras networks (`nets`, built on first
+    use) are for fitting and for the float cross-entropy (`bits`).
 
     Attributes:
       model: zoo model name.
       weights_hash: hex `tfvq.codec.weights_hash` of the weights the networks were fitted for.
-      nets: {layer: ContextNet}; a layer without one is coded otherwise.
+      configs, weights: {layer: `ContextNet` config}, {layer: its float32 weights}; a layer without one
+        is coded otherwise.
       source: what they were fitted on, and their bits per image there.
     """
 
     def __init__(self, model, weights_hash, nets, source=""):
-        self.model, self.weights_hash, self.nets, self.source = model, weights_hash, dict(nets), source
+        """`nets`: {layer: a `ContextNet`, or (config, weights)}."""
+        self.model, self.weights_hash, self.source = model, weights_hash, source
+        self.configs, self.weights, self._nets, self._integer = {}, {}, {}, {}
+        for layer, net in nets.items():
+            if isinstance(net, tuple):
+                config, weights = net
+            else:
+                config, weights = net_config(net), net.get_weights()
+                self._nets[layer] = net
+            self.configs[layer] = dict(config)
+            self.weights[layer] = [np.asarray(w, np.float32) for w in weights]
 
     def has(self, layer):
-        return layer in self.nets
+        return layer in self.configs
+
+    @property
+    def nets(self):
+        """{layer: Keras `ContextNet`} (built from the weights on first use)."""
+        for layer in self.configs:
+            if layer not in self._nets:
+                net = context_net(**self.configs[layer])
+                net.set_weights(self.weights[layer])
+                self._nets[layer] = net
+        return dict(self._nets)
+
+    def integer_net(self, layer):
+        """The `IntegerContextNet` of layer `layer` (built on first use)."""
+        if layer not in self._integer:
+            self._integer[layer] = integer_net.IntegerContextNet.from_weights(self.configs[layer],
+                                                                              self.weights[layer])
+        return self._integer[layer]
+
+    def num_codes(self, layer):
+        return int(self.configs[layer]["num_codes"])
 
     def logits(self, layer, known, above):
-        """float32 logits [n, h, w, K] of layer `layer` from its network input `known` (`known_input`)."""
+        """float32 logits [n, h, w, K] of the float network of layer `layer` from its input `known`."""
         import tensorflow as tf
 
         net = self.nets[layer]
@@ -117,15 +175,24 @@ class ContextPriors:
         return np.asarray(out, np.float32)
 
     def log_probs(self, layer, codes, above, upto):
-        """log p [n, h, w, K] (float64, normalised) of layer `layer`'s codes in pass `upto`, given the codes
-        of the earlier passes (read from `codes` [n, h, w]; the rest is not read) and the layer above."""
-        known = known_input(codes, self.nets[layer].num_codes, upto)
+        """log p [n, h, w, K] (float64, normalised) of the float network for layer `layer`'s codes in pass
+        `upto`, given the codes of the earlier passes (read from `codes` [n, h, w]) and the layer above."""
+        known = known_input(codes, self.num_codes(layer), upto)
         logits = self.logits(layer, known, above).astype(np.float64)
         logits -= logits.max(axis=-1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
 
+    def tables(self, layer, codes, above, upto):
+        """The integer frequency tables [n, m, K] that code the m positions of pass `upto` of layer `layer`
+        (in C order): the integer network's logits (`tfvq.codec.integer_net`) through
+        `entropy.integer_logit_tables`. The same on every machine."""
+        known = known_input(codes, self.num_codes(layer), upto)
+        at = pass_map(*known.shape[1:]) == upto
+        logits = self.integer_net(layer).logits(known, _above_input(above, len(known)), at)
+        return entropy.integer_logit_tables(logits, integer_net.ACT_BITS)
+
     def bits(self, layer, codes, above):
-        """The cross-entropy (bits) of `codes` [n, h, w] under this layer's context prior: float [n]."""
+        """The cross-entropy (bits) of `codes` [n, h, w] under the float network of layer `layer`: float [n]."""
         codes = np.asarray(codes, np.int32)
         passes = pass_map(*codes.shape[1:])
         total = np.zeros(len(codes))
@@ -134,41 +201,57 @@ class ContextPriors:
             total -= (lp * (passes == p)[None]).sum(axis=(1, 2)) / np.log(2)
         return total
 
+    def coded_bits(self, layer, codes, above):
+        """What coding `codes` [n, h, w] costs under the integer tables (`tables`), in bits: float [n]."""
+        codes = np.asarray(codes, np.int32)
+        passes = pass_map(*codes.shape[1:])
+        total = np.zeros(len(codes))
+        for p in range(PASSES):
+            f = np.take_along_axis(self.tables(layer, codes, above, p), codes[:, passes == p][..., None], -1)
+            total -= np.log2(f[..., 0] / entropy.TOTAL).sum(axis=1)
+        return total
+
     @property
     def digest(self):
-        """8 bytes naming the networks: SHA-256 of their configs and weights (big-endian float32)."""
-        h = hashlib.sha256()
-        for layer in sorted(self.nets):
-            net = self.nets[layer]
-            h.update(json.dumps({"layer": layer, **net_config(net)}, sort_keys=True).encode())
-            for w in net.get_weights():
+        """8 bytes naming the networks and the rule that makes tables of them (`RULE`): SHA-256 of the rule,
+        the configs and the weights (big-endian float32)."""
+        h = hashlib.sha256(RULE.encode())
+        for layer in sorted(self.configs):
+            h.update(json.dumps({"layer": layer, **self.configs[layer]}, sort_keys=True).encode())
+            for w in self.weights[layer]:
                 h.update(np.ascontiguousarray(w, ">f4").tobytes())
         return h.digest()[:HASH_BYTES]
 
     def save(self, path):
         """Writes `<name>.context.npz`: the fields as JSON and every network's weights as arrays."""
         meta = {"model": self.model, "weights_hash": self.weights_hash, "source": self.source,
-                "nets": {str(l): net_config(n) for l, n in sorted(self.nets.items())}}
+                "nets": {str(l): c for l, c in sorted(self.configs.items())}}
         arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-        for l, net in self.nets.items():
-            for i, w in enumerate(net.get_weights()):
-                arrays[f"layer{l}_{i}"] = np.asarray(w, np.float32)
+        for l, weights in self.weights.items():
+            for i, w in enumerate(weights):
+                arrays[f"layer{l}_{i}"] = w
         with open(os.fspath(path), "wb") as f:
             np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path):
-        """Reads a file written by `save`; any damage is a `CodecError` that says how to refit."""
+        """Reads a file written by `save` (NumPy only, no pickle); any damage is a `CodecError` that says
+        how to refit."""
         try:
             with np.load(os.fspath(path), allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 nets = {}
                 for key, config in meta["nets"].items():
-                    l = int(key)
-                    net = context_net(**config)
-                    count = len(net.get_weights())
-                    net.set_weights([data[f"layer{l}_{i}"] for i in range(count)])
-                    nets[l] = net
+                    config = {k: config[k] for k in _CONFIG_KEYS}
+                    weights = []
+                    for i, shape in enumerate(weight_shapes(config)):
+                        w = np.asarray(data[f"layer{key}_{i}"])
+                        if w.dtype != np.float32 or w.shape != tuple(shape):
+                            raise ValueError(f"layer {key} weight {i} is {w.dtype} {w.shape}, expected float32 "
+                                             f"{tuple(shape)}")
+                        weights.append(w)
+                    nets[int(key)] = (config, weights)
+                    integer_net.IntegerContextNet.from_weights(config, weights)  # checks the values too
             return cls(str(meta["model"]), str(meta["weights_hash"]), nets, str(meta.get("source", "")))
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
             raise CodecError(f"Cannot read the context priors {path}: {err}. Refit them with "
@@ -210,9 +293,9 @@ def load_context(model_name, model, digest, weights=None):
                          f"{priors.weights_hash}, these weights {digest.hex()}); refit them with "
                          "`tfvq.codec.fit_context` and save them there, or delete the file.")
     layout = model.code_layout()
-    for l, net in priors.nets.items():
-        if not 1 <= l <= layout.num_layers or net.num_codes != layout.num_codes[l - 1]:
-            raise CodecError(f"The context priors {path} have a network for layer {l} with K = {net.num_codes}, "
+    for l in priors.configs:
+        if not 1 <= l <= layout.num_layers or priors.num_codes(l) != layout.num_codes[l - 1]:
+            raise CodecError(f"The context priors {path} have a network for layer {l} with K = {priors.num_codes(l)}, "
                              f"which {model_name!r} does not have; refit them with `tfvq.codec.fit_context`.")
     return priors
 
@@ -319,6 +402,6 @@ def fit_context(model_name, weights=None, images=None, layers=None, steps=3000, 
         fitted = ContextPriors(model_name, digest.hex(), {l: net})
         n = len(images)
         plain = slice(moves.index((0, 0)) * n, (moves.index((0, 0)) + 1) * n)  # the images as given
-        mean_bits = float(np.mean(fitted.bits(l, own[plain], None if above_k is None else above[plain])))
+        mean_bits = float(np.mean(fitted.coded_bits(l, own[plain], None if above_k is None else above[plain])))
         report.append(f"layer {l} {mean_bits:.1f} bits")
     return ContextPriors(model_name, digest.hex(), nets, f"{source}; " + ", ".join(report))

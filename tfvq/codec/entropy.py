@@ -32,12 +32,10 @@ differ by less than the margin (oneDNN on or off differ by about 3e-5 nats
 on the bundled models) therefore give bit-identical tables; anything larger
 is caught by the CRC the file keeps of each layer's codes.
 
-Context chunks (`tfvq.codec.context`) escape less: a position ambiguous on
-the grid goes to the same grid moved by half a step, where its values are
-at least 1/4 step from a boundary, and only a position ambiguous on both
-(one value near a boundary of each) takes the static prior. Their flag has
-three values (`CONTEXT_FLAG_FREQUENCIES`). On `hqa_digits` layer 1, 4% of
-the positions are ambiguous on the first grid and 0.3% on both.
+Context chunks (`tfvq.codec.context`) need none of this: their networks run
+on integers (`tfvq.codec.integer_net`), so their logits are the same on
+every machine, and `integer_logit_tables` turns integer logits into tables
+with integer arithmetic only.
 
 Pixels (`pixel_frequencies`) follow the same pattern for the discretised
 logistic p(x | z) (RRVQ App. C): its location and log-scale are put on grids
@@ -60,14 +58,14 @@ LOG_STEP = 0.5
 """Grid of the log-probabilities, in nats (rounding to it costs about LOG_STEP^2 / 24 nats per symbol)."""
 LOG_LEVELS = 28
 """q in [-LOG_LEVELS, 0]: log-probabilities down to -14 nats are kept, anything smaller gets weight 0."""
+INTEGER_STEP_BITS = 3
+"""Integer logits (context chunks) are rounded to 2^-3 nats: about step^2 / 24 = 6.5e-4 nats per position."""
+INTEGER_LEVELS = 14 << INTEGER_STEP_BITS
+"""... down to -14 nats below the largest (a count of one in 2^20 is about -13.9 nats)."""
 LOG_MARGIN = 2.0 ** -12
 """A log-probability within this many nats of a rounding boundary is ambiguous (its position is escaped)."""
 ESCAPE_FREQUENCIES = (TOTAL - TOTAL // 128, TOTAL // 128)
 """The fixed table of the escape flags: an escape has probability 1/128."""
-CONTEXT_FLAG_FREQUENCIES = (TOTAL - TOTAL // 32 - TOTAL // 1024, TOTAL // 32, TOTAL // 1024)
-"""The fixed table of a context chunk's per-position flags: 0, the grid of `LOG_STEP`; 1, the same grid
-moved by half a step (for a position ambiguous on the first); 2, the static prior (ambiguous on both)."""
-GRID_A, GRID_B, ESCAPED = 0, 1, 2
 
 LOC_STEP = 2.0 ** -10
 """Grid of the logistic's location on the [0, 1] pixel scale: a quarter of a pixel level."""
@@ -89,11 +87,16 @@ def _decimal_exp(x):
 
 
 @functools.lru_cache(maxsize=None)
+def _level_weights(step, levels):
+    """W[q + levels + 1] = round(2^40 exp(q step)) for q = -levels, ..., 0, and W[0] = 0 (q = -levels - 1)."""
+    exact = [0] + [int((_decimal_exp(decimal.Decimal(q) * decimal.Decimal(step)) * (1 << 40)).to_integral_value(
+        decimal.ROUND_HALF_EVEN)) for q in range(-levels, 1)]
+    return np.array(exact, np.int64)
+
+
 def _weights():
     """WEIGHTS[q + LOG_LEVELS + 1] for q = -LOG_LEVELS-1 (weight 0), -LOG_LEVELS, ..., 0."""
-    exact = [0] + [int((_decimal_exp(decimal.Decimal(q) * decimal.Decimal(LOG_STEP)) * (1 << 40)).to_integral_value(
-        decimal.ROUND_HALF_EVEN)) for q in range(-LOG_LEVELS, 1)]
-    return np.array(exact, np.int64)
+    return _level_weights(LOG_STEP, LOG_LEVELS)
 
 
 @functools.lru_cache(maxsize=None)
@@ -151,16 +154,13 @@ def static_frequencies(counts):
     return frequencies(counts // scale)
 
 
-def quantise_log_probs(log_probs, offset=0.0):
+def quantise_log_probs(log_probs):
     """(frequencies [..., K], ambiguous [...]) from normalised log-probabilities [..., K] (the module's rule).
 
     `ambiguous` marks the positions with a value within `LOG_MARGIN` of a
     rounding boundary above the lowest level: the encoder escapes them.
-    `offset=0.5` moves the grid by half a step (grid B of `CONTEXT_FLAG_FREQUENCIES`):
-    a value near a boundary of one grid is half a step from the other's. The shift
-    scales every weight of a table alike, which `frequencies` normalises away.
     """
-    x = np.asarray(log_probs, np.float64) / LOG_STEP - offset
+    x = np.asarray(log_probs, np.float64) / LOG_STEP
     if not np.isfinite(x).all():
         x = np.where(np.isnan(x), -np.inf, x)
     low = x < -(LOG_LEVELS + 1)
@@ -169,6 +169,26 @@ def quantise_log_probs(log_probs, offset=0.0):
     q = np.floor(np.where(low, -(LOG_LEVELS + 1), x) + 0.5)
     q = np.clip(q, -(LOG_LEVELS + 1), 0).astype(np.int64)
     return frequencies(_weights()[q + LOG_LEVELS + 1]), ambiguous.any(axis=-1)
+
+
+def integer_logit_tables(logits, unit_bits):
+    """Integer frequencies [..., K] from integer logits [..., K] in units of 2^-`unit_bits` nats.
+
+    The rule of context chunks, whose networks run on integers
+    (`tfvq.codec.integer_net`): d = logit - max logit is rounded to a grid of
+    2^-`INTEGER_STEP_BITS` nats, q = floor(d / step + 1/2) (an arithmetic
+    shift), levels below -`INTEGER_LEVELS` get weight 0, and the weights are
+    `round(2^40 exp(q step))` from `decimal`, then `frequencies`. Integers
+    throughout, so there is nothing ambiguous and nothing to escape.
+    """
+    d = np.asarray(logits, np.int64)
+    d = d - d.max(axis=-1, keepdims=True)
+    shift = int(unit_bits) - INTEGER_STEP_BITS
+    if shift < 1:
+        raise ValueError(f"Logits in units of 2^-{unit_bits} are coarser than the 2^-{INTEGER_STEP_BITS} grid.")
+    q = np.maximum((d + (1 << (shift - 1))) >> shift, -(INTEGER_LEVELS + 1))
+    weights = _level_weights(decimal.Decimal(1) / (1 << INTEGER_STEP_BITS), INTEGER_LEVELS)
+    return frequencies(weights[q + INTEGER_LEVELS + 1])
 
 
 def pixel_frequencies(loc, log_scale, num_bins=256):

@@ -285,6 +285,10 @@ class Stage:
       setup: `(float images [N, H, W, C]) -> None`, run once when the stage
         starts (not when a run resumes inside it), on a sample of training
         images: data-dependent initialisation (e.g. a codebook from k-means++).
+      at_steps: {step: `(float images [N, H, W, C]) -> None`}: data-dependent
+        changes run just before that step, on a sample of training images, when
+        the run gets there (a run that resumes at that step runs it; one that
+        resumes past it does not: the change is in the checkpoint).
     """
 
     name: str
@@ -299,6 +303,7 @@ class Stage:
     eval_every: Optional[int] = None
     eval_name: str = "test_metric"
     setup: Optional[Callable[[Any], None]] = None
+    at_steps: Mapping[int, Callable[[Any], None]] = dataclasses.field(default_factory=dict)
 
 
 def recipe_steps(recipe, index, steps=None):

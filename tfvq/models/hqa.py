@@ -235,6 +235,36 @@ def kmeans_plus_plus_codebook(points, num_codes, seed=0, max_points=20000):
     return centers.astype(np.float32)
 
 
+def retire_codes(quantizer, z_e, keep):
+    """Keeps the `keep` codes the quantizer gives most often for `z_e` [..., D]; moves the others out of reach.
+
+    Fixed-rate HQA spends log2 K bits on a code whatever its use, so a large
+    codebook costs nothing and the dead-code resets of App. C.4 keep every
+    code alive. An entropy-coded file (`tfvq.codec`) pays for every code in
+    use: many near-duplicate codes cost bits for detail the decoder barely
+    shows. This is the codebook pruning of entropy-constrained VQ (Chou,
+    Lookabaugh and Gray 1989, where codes whose probability falls to zero
+    leave the codebook), at a fixed K so the layer's shapes and fixed rate
+    stay the paper's: the retired codes all move to one point ten data radii
+    beyond the data's mean, where neither the argmin nor the relaxed sample
+    picks them (their logit is about -80 s r^2 below the nearest kept
+    code's, r the data radius), and the training that follows fits the kept
+    codes and the decoder to each other. Returns the kept codes' indices.
+    """
+    flat = np.asarray(z_e, np.float32).reshape(-1, quantizer.code_dim)
+    codes = np.asarray(quantizer(flat, training=False)["codes"])
+    usage = np.bincount(codes, minlength=quantizer.num_codes)
+    kept = np.sort(np.argsort(-usage, kind="stable")[:keep])
+    center = flat.mean(axis=0)
+    radius = float(np.sqrt(((flat - center) ** 2).sum(axis=1).max())) or 1.0
+    far = center.copy()
+    far[0] += 10.0 * radius
+    codebook = quantizer.codebook.numpy()
+    codebook[np.setdiff1d(np.arange(quantizer.num_codes), kept)] = far
+    quantizer.codebook.assign(codebook)
+    return kept
+
+
 def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=None, seed=0):
     """A stage of HQA's greedy recipe (HQA Algorithm 2, App. C) for one layer's variables.
 
@@ -251,6 +281,11 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=
     k-means++ on the z_e that `encode(images)` gives for a sample of training
     images (`kmeans_plus_plus_codebook`), so that codes start where the data
     is instead of waiting for the one-code-per-20-batches reset of App. C.4.
+
+    `recipe["keep_codes"]`: None (every code), or a number of codes to keep
+    when the resets end (step `reset_fraction * steps`): `retire_codes` on the
+    z_e of a sample of training images, then the rest of the steps without
+    resets.
     """
     from tfvq.train.schedules import linear_anneal
 
@@ -267,6 +302,14 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=
             codebook = quantizer.codebook.numpy()
             codebook[: len(centers)] = centers  # with fewer distinct points than codes, the rest stay as they were
             quantizer.codebook.assign(codebook)
+
+    at_steps = {}
+    keep = recipe.get("keep_codes")
+    if keep is not None:
+        if not 1 <= int(keep) <= quantizer.num_codes or encode is None:
+            raise ValueError(f"keep_codes must be in 1..{quantizer.num_codes} (a layer with an encoder), got {keep}.")
+        at_steps[min(steps - 1, math.ceil(float(recipe.get("reset_fraction", 0.75)) * steps))] = (
+            lambda images: retire_codes(quantizer, encode(images), int(keep)))
 
     anneal = hasattr(quantizer, "temperature")
     t0 = float(recipe.get("initial_temperature", 1.0))
@@ -294,6 +337,7 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=
         before_step=before_step,
         shown=("loss", "mse", "perplexity", "temperature"),
         setup=setup,
+        at_steps=at_steps,
     )
 
 
@@ -525,15 +569,17 @@ class HQA(CodeModel):
         """One greedy stage per layer, bottom first (HQA Algorithm 2; `greedy_stage`)."""
         stages = []
         inits = recipe.get("codebook_init", "random")
+        keeps = recipe.get("keep_codes")
         for layer in range(1, self.num_layers + 1):
             n = recipe_steps(recipe, layer - 1, steps)
             # `codebook_init` is one choice for every layer, or one per layer (cycled, as `steps`).
             init = inits if isinstance(inits, str) else inits[(layer - 1) % len(inits)]
+            keep = keeps[(layer - 1) % len(keeps)] if isinstance(keeps, (tuple, list)) else keeps
             stages.append(greedy_stage(
                 f"layer_{layer}", f"Layer {layer}/{self.num_layers}: {n} steps, {self.bits(layer)} bits per image",
                 n, lambda layer=layer: self.layer_variables(layer),
                 lambda x, seed, layer=layer: self.layer_loss(x, layer, training=True, seed=seed),
-                self.quantizer(layer), {**recipe, "codebook_init": init},
+                self.quantizer(layer), {**recipe, "codebook_init": init, "keep_codes": keep},
                 encode=lambda x, layer=layer: self.encode_continuous(x, layer),
                 seed=layer))
         return stages

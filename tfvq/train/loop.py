@@ -39,7 +39,7 @@ from tfvq.train.strategies import is_chief, make_strategy
 
 
 SETUP_IMAGES = 512
-"""Training images a stage's `setup` (data-dependent initialisation) sees."""
+"""Training images a stage's `setup` and `at_steps` hooks (data-dependent changes) see."""
 
 
 @dataclasses.dataclass
@@ -254,6 +254,10 @@ class Trainer:
                                                                       if m <= n])
         return self.finish()
 
+    def _setup_images(self):
+        return tfvq_data.load_numpy(self.dataset, "train", limit=SETUP_IMAGES, data_dir=self.options.data_dir,
+                                    image_shape=self.model.image_shape)
+
     def _preview_images(self):
         return tfvq_data.load_numpy(self.dataset, "test", limit=8, data_dir=self.options.data_dir,
                                     image_shape=self.model.image_shape)
@@ -263,8 +267,7 @@ class Trainer:
         start = int(self.stage_step.numpy())
         if start == 0 and stage.setup is not None:
             # Data-dependent initialisation, once per stage (a resumed stage keeps its trained state).
-            stage.setup(tfvq_data.load_numpy(self.dataset, "train", limit=SETUP_IMAGES, data_dir=opts.data_dir,
-                                             image_shape=self.model.image_shape))
+            stage.setup(self._setup_images())
         step_fn = self.make_step(n)
         iterator = self.make_dataset(n, start)
         every = self.eval_every(n)
@@ -279,6 +282,8 @@ class Trainer:
             bar.update(start)
         t_last, s_last = time.perf_counter(), start
         for step in range(start, stage.steps):
+            if step in stage.at_steps:
+                stage.at_steps[step](self._setup_images())
             terms = step_fn(iterator)
             loss = float(terms["loss"])
             if not np.isfinite(loss):

@@ -187,5 +187,6 @@ def test_keep_codes_retires_all_but_the_most_used_codes_when_the_resets_end():
     assert set(np.unique(model.encode(x, 1).numpy())) <= set(kept)
     sampled = quantizer(tf.constant(z_e), training=True, seed=tf.constant([1, 2]))["codes"].numpy()
     assert set(np.unique(sampled)) <= set(kept)
-    with pytest.raises(ValueError, match="keep_codes must be in 1..12"):
-        model.training_stages({"steps": (8,), "keep_codes": 13})
+    assert model.training_stages({"steps": (8,), "keep_codes": 12})[0].at_steps == {}  # K codes: keeps all
+    with pytest.raises(ValueError, match="keep_codes must be at least 1"):
+        model.training_stages({"steps": (8,), "keep_codes": 0})

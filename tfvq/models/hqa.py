@@ -252,7 +252,7 @@ def retire_codes(quantizer, z_e, keep):
     codes and the decoder to each other. Returns the kept codes' indices.
     """
     flat = np.asarray(z_e, np.float32).reshape(-1, quantizer.code_dim)
-    codes = np.asarray(quantizer(flat, training=False)["codes"])
+    codes = np.asarray(quantizer(flat, training=False, stochastic=False)["codes"])  # the codes files send
     usage = np.bincount(codes, minlength=quantizer.num_codes)
     kept = np.sort(np.argsort(-usage, kind="stable")[:keep])
     center = flat.mean(axis=0)
@@ -283,7 +283,7 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=
     is instead of waiting for the one-code-per-20-batches reset of App. C.4.
 
     `recipe["keep_codes"]`: None (every code), or a number of codes to keep
-    when the resets end (step `reset_fraction * steps`): `retire_codes` on the
+    (at least K: every code) when the resets end (step `reset_fraction * steps`): `retire_codes` on the
     z_e of a sample of training images, then the rest of the steps without
     resets.
     """
@@ -305,9 +305,9 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=
 
     at_steps = {}
     keep = recipe.get("keep_codes")
-    if keep is not None:
-        if not 1 <= int(keep) <= quantizer.num_codes or encode is None:
-            raise ValueError(f"keep_codes must be in 1..{quantizer.num_codes} (a layer with an encoder), got {keep}.")
+    if keep is not None and int(keep) < 1:
+        raise ValueError(f"keep_codes must be at least 1 (or None: every code), got {keep}.")
+    if keep is not None and int(keep) < quantizer.num_codes and encode is not None:  # else every code stays
         at_steps[min(steps - 1, math.ceil(float(recipe.get("reset_fraction", 0.75)) * steps))] = (
             lambda images: retire_codes(quantizer, encode(images), int(keep)))
 

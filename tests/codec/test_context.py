@@ -174,3 +174,18 @@ def test_auto_writes_the_smaller_whole_file_of_the_layer_alone_and_the_chain(dig
     for layer in (1, 2):
         sizes = [len(codec.compress(digits[:count], "hqa_digits", layer, coder=c)) for c in ("static", "context")]
         assert len(codec.compress(digits[:count], "hqa_digits", layer)) <= min(sizes)
+
+
+@pytest.mark.parametrize("config", [dict(num_codes=6, above_codes=4, factor=2, width=8, depth=0, embed=4, mix=5),
+                                    dict(num_codes=6, above_codes=None, factor=1, width=8, depth=2, embed=4, mix=5)])
+def test_a_priors_file_is_checked_against_the_shapes_its_configs_imply(config, tmp_path):
+    net = context.context_net(**config)
+    assert [tuple(w.shape) for w in net.get_weights()] == context.weight_shapes(config)
+    priors = context.ContextPriors("tiny", "00" * 8, {1: net})
+    priors.save(tmp_path / "ok.npz")
+    back = context.ContextPriors.load(tmp_path / "ok.npz")  # no Keras network is built to read it
+    assert back.digest == priors.digest and not back._nets
+    bad = {1: (config, [w[..., :1] if w.ndim == 4 else w for w in net.get_weights()])}
+    context.ContextPriors("tiny", "00" * 8, bad).save(tmp_path / "bad.npz")
+    with pytest.raises(CodecError, match="expected float32"):
+        context.ContextPriors.load(tmp_path / "bad.npz")

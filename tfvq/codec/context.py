@@ -3,8 +3,8 @@
 A static prior codes every position of a layer under one table: every
 position pays the layer's code entropy (on `hqa_digits` layer 1, about 3.4
 bits). Neighbouring codes and the layer above say much more: the codes of a
-stroke continue the stroke, and the background is background. A `ContextPriors` network is a small
-convolutional network that gives, for every position of layer l, a
+stroke continue the stroke, and the background is background. A context
+prior is a small convolutional network that gives, for every position of layer l, a
 distribution over its K codes from
 
 * the codes of layer l+1 (already in the file: HQA's decoder reads the top
@@ -103,7 +103,7 @@ def weight_shapes(config):
     for _ in range(config["depth"]):
         shapes += [(3, 3, channels, width), (width,)]
         channels = width
-    return shapes + [(1, 1, width, mix), (mix,), (1, 1, mix, k), (k,)]
+    return shapes + [(1, 1, channels, mix), (mix,), (1, 1, mix, k), (k,)]
 
 
 RULE = (f"integer net: act 2^-{integer_net.ACT_BITS}, weights 2^-{integer_net.WEIGHT_BITS}, limit "

@@ -283,9 +283,9 @@ def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=
     is instead of waiting for the one-code-per-20-batches reset of App. C.4.
 
     `recipe["keep_codes"]`: None (every code), or a number of codes to keep
-    (at least K: every code) when the resets end (step `reset_fraction * steps`): `retire_codes` on the
-    z_e of a sample of training images, then the rest of the steps without
-    resets.
+    (K or more: every code) when the resets end (step `reset_fraction *
+    steps`): `retire_codes` on the z_e of a sample of training images, then
+    the rest of the steps without resets.
     """
     from tfvq.train.schedules import linear_anneal
 

@@ -189,3 +189,12 @@ def test_a_priors_file_is_checked_against_the_shapes_its_configs_imply(config, t
     context.ContextPriors("tiny", "00" * 8, bad).save(tmp_path / "bad.npz")
     with pytest.raises(CodecError, match="expected float32"):
         context.ContextPriors.load(tmp_path / "bad.npz")
+
+
+def test_bundled_hqa_digits_layer_1_files_take_at_most_a_quarter_of_the_fixed_bits():
+    from tfvq.data import embedded
+
+    images = np.asarray(embedded.digits("test"))  # the whole test split, as the README's figure
+    data = codec.compress(images, "hqa_digits", 1)
+    bits = 8 * _payload(data) / len(images)
+    assert bits <= 0.25 * 2048, bits  # the target; the README reports 423.1

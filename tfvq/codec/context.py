@@ -41,6 +41,7 @@ fitted for. A file coded with them records `ContextPriors.digest` combined
 with the static prior's (`combined_digest`) in its header's prior hash field.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -211,7 +212,7 @@ class ContextPriors:
             total -= np.log2(f[..., 0] / entropy.TOTAL).sum(axis=1)
         return total
 
-    @property
+    @functools.cached_property
     def digest(self):
         """8 bytes naming the networks and the rule that makes tables of them (`RULE`): SHA-256 of the rule,
         the configs and the weights (big-endian float32)."""
@@ -251,8 +252,10 @@ class ContextPriors:
                                              f"{tuple(shape)}")
                         weights.append(w)
                     nets[int(key)] = (config, weights)
-                    integer_net.IntegerContextNet.from_weights(config, weights)  # checks the values too
-            return cls(str(meta["model"]), str(meta["weights_hash"]), nets, str(meta.get("source", "")))
+            priors = cls(str(meta["model"]), str(meta["weights_hash"]), nets, str(meta.get("source", "")))
+            for layer in priors.configs:  # the integer networks coding will use; checks the values too
+                priors.integer_net(layer)
+            return priors
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
             raise CodecError(f"Cannot read the context priors {path}: {err}. Refit them with "
                              "`tfvq.codec.fit_context` and save them there.") from None
@@ -284,7 +287,7 @@ def load_context(model_name, model, digest, weights=None):
         return None
     stat = os.stat(path)
     key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _LOADED:  # building the networks costs more than coding a small file: once per file
+    if key not in _LOADED:  # reading and converting costs more than coding a small file
         _LOADED.clear()
         _LOADED[key] = ContextPriors.load(path)
     priors = _LOADED[key]

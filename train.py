@@ -109,6 +109,8 @@ def main(argv):
     )
     try:
         summary = loop.train(options)
+        if summary:  # the chief: the run folder holds the final weights
+            summary["prior"] = write_static_prior(summary, options)
     except (ValueError, FileNotFoundError, FloatingPointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -116,6 +118,28 @@ def main(argv):
         return 0
     print_summary(summary, options)
     return 0
+
+
+def write_static_prior(summary, options):
+    """Counts the final weights' codes over the run's training split into the run folder's static prior.
+
+    The prior goes where the zoo keeps the priors of the folder's weights (`tfvq.zoo.prior_paths`:
+    `model.prior.json`), so files compressed with these weights are entropy-coded (`tfvq.codec`).
+    Context priors take minutes to fit: `tfvq fit-priors --model=NAME --weights=MODEL_DIR` adds them.
+    Returns the prior's path, or None for a model without discrete codes.
+    """
+    from tfvq import data, zoo
+    from tfvq.codec import StaticPrior, count_codes
+
+    model = zoo.load(summary["model_dir"])
+    if model.code_layout() is None:
+        return None
+    dataset = summary["dataset"]
+    images = data.load_numpy(dataset, "train", data_dir=options.data_dir, image_shape=model.image_shape)
+    path = zoo.prior_paths(model)["static"]
+    StaticPrior(options.model, zoo.weights_hash(model).hex(), count_codes(model, images),
+                f"{dataset}/train, {len(images)} images").save(path)
+    return path
 
 
 def print_summary(summary, options):

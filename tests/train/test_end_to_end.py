@@ -117,16 +117,39 @@ def test_a_run_writes_weights_metrics_pngs_and_logs_the_eval_bpd_and_learning_ra
     assert np.isfinite(keys.get_tensor("plateaus/1/best/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def _train_py():
+    """train.py as a module, loaded once per process (it defines its absl flags when loaded)."""
+    if "tfvq_train_cli" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("tfvq_train_cli", os.path.join(ROOT, "train.py"))
+        cli = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cli)
+        sys.modules["tfvq_train_cli"] = cli
+    return sys.modules["tfvq_train_cli"]
+
+
+def test_train_py_fits_the_static_prior_of_the_final_weights_into_the_run_folder(tmp_path):
+    options = loop.TrainOptions(**OPTS, steps=1, model_dir=str(tmp_path / "run"))
+    summary = loop.train(options)
+    assert summary["model_dir"] == str(tmp_path / "run") and "prior" not in summary  # the trainer fits no prior
+    path = _train_py().write_static_prior(summary, options)
+    assert path == str(tmp_path / "run" / "model.prior.json")
+    model = zoo.load(summary["model_dir"])
+    assert zoo.prior_paths(model)["static"] == path
+    fitted = json.load(open(path))
+    assert fitted["model"] == NAME and fitted["weights_hash"] == zoo.weights_hash(model).hex()
+    assert fitted["source"].startswith("digits/train, ")
+    # The run's model folder carries its prior wherever it is saved.
+    zoo.save(model, str(tmp_path / "copy"))
+    assert (tmp_path / "copy" / "model.prior.json").read_bytes() == (tmp_path / "run" / "model.prior.json").read_bytes()
+
+
 def test_the_cli_prints_the_models_report(tmp_path, capsys):
     summary = {"weights": "w.h5", "reconstructions": "r.png", "samples": "s.png", "metrics": "m.json",
                "tensorboard": "logs",
                "report": {"lines": ["bits per dim (-ELBO): train 1.5000 (16 images), test 1.7500 (16 images)"],
                           "table": (["layer", "latents", "KL (bits)"], [[1, "8x8", "12.50"], [2, "4x4", "3.25"]]),
                           "metrics": {}}}
-    spec = importlib.util.spec_from_file_location("tfvq_train_cli", os.path.join(ROOT, "train.py"))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    cli.print_summary(summary, loop.TrainOptions(model=NAME))
+    _train_py().print_summary(summary, loop.TrainOptions(model=NAME))
     out = capsys.readouterr().out
     for text in ("w.h5", "r.png", "s.png", "train 1.5000", "test 1.7500", "8x8", "12.50", "4x4", "3.25", "KL (bits)"):
         assert text in out, (text, out)
@@ -224,15 +247,16 @@ def test_train_py_trains_an_rrvq_zoo_model(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bits per dim (-ELBO): train" in out.stdout and "samples.png" in out.stdout
     assert json.load(open(tmp_path / "metrics.json"))["test_bpd"] > 0
-    # The run folder carries the static prior of its final weights: every training image's codes, counted.
-    from tfvq import codec, data
-    from tfvq.codec import prior
+    # The run folder carries the static prior of its final weights (where the zoo keeps a folder's priors):
+    # every training image's codes, counted.
+    from tfvq import data
 
     assert "prior:" in out.stdout
-    model, digest = codec.load_model(name, str(tmp_path))
-    fitted = prior.load_prior(name, model, digest, str(tmp_path))
-    assert prior.prior_path_for(name, str(tmp_path)) == str(tmp_path / "model.prior.json")
-    assert fitted.weights_hash == digest.hex() and fitted.source.startswith(f"{dataset}/train")
+    model = zoo.load(str(tmp_path))
+    assert zoo.prior_paths(model)["static"] == str(tmp_path / "model.prior.json")
+    fitted = json.load(open(tmp_path / "model.prior.json"))
+    assert fitted["model"] == name and fitted["source"].startswith(f"{dataset}/train")
+    assert fitted["weights_hash"] == zoo.weights_hash(model).hex()
     train_count = len(data.load_numpy(dataset, "train", image_shape=shape))
     layout = model.code_layout()
-    assert [int(c.sum()) for c in fitted.counts] == [train_count * h * w for h, w in layout.grids]
+    assert [sum(c) for c in fitted["counts"]] == [train_count * h * w for h, w in layout.grids]

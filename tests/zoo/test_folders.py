@@ -74,6 +74,8 @@ def test_weights_from_a_url_are_checked_against_their_sha256(server, tmp_path, m
     model = zoo.load("hqa_digits", weights=f"{base}/hqa.weights.h5#sha256={digest}")
     np.testing.assert_array_equal(model.encode(digits).numpy(), bundled.encode(digits).numpy())
     assert os.path.exists(tmp_path / "cache" / "tfvq" / f"{digest[:16]}-hqa.weights.h5")
+    # Its priors would live beside the downloaded file.
+    assert zoo.prior_paths(model)["static"] == str(tmp_path / "cache" / "tfvq" / f"{digest[:16]}-hqa.prior.json")
     wrong = "0" * 64
     with pytest.raises(ValueError, match="does not have the SHA-256"):
         zoo.load("hqa_digits", weights=f"{base}/hqa.weights.h5", sha256=wrong)

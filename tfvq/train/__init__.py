@@ -1,5 +1,6 @@
 """Training: strategies, the loop (greedy HQA, end-to-end RRVQ-VAE), RAdam and schedules."""
 
+from tfvq.train.loop import TrainOptions, Trainer, train
 from tfvq.train.optimizers import RAdam
 from tfvq.train.schedules import CosineAnnealFinalFraction, ReduceOnPlateau, linear_anneal
 from tfvq.train.strategies import STRATEGIES, is_chief, make_strategy, split_cpu
@@ -17,11 +18,3 @@ __all__ = [
     "Trainer",
     "train",
 ]
-
-
-def __getattr__(name):  # the loop imports the zoo and data lazily
-    if name in ("TrainOptions", "Trainer", "train"):
-        from tfvq.train import loop
-
-        return getattr(loop, name)
-    raise AttributeError(name)

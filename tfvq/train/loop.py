@@ -13,7 +13,7 @@ evaluation periods of `eval_every` steps stand in for the paper's epochs).
 
 A run is resumable: the model's weights (every one of `model.weights`), every
 stage's optimiser, the plateau schedules, the current stage and the step
-within it are checkpointed (`tfvq.train.run_folder`); running the same command
+within it are checkpointed (`tfvq.zoo.run_folder`); running the same command
 again continues from the last checkpoint. A non-finite loss stops the run
 with `FloatingPointError` naming the stage and step, before anything is saved,
 so the last good checkpoint stays.
@@ -30,12 +30,13 @@ import tensorflow as tf
 
 from tfvq import data as tfvq_data
 from tfvq import zoo
-from tfvq.train import outputs, run_folder
 from tfvq.layers.precision import check_precision, precision_scope
+from tfvq.train import outputs
 from tfvq.train.optimizers import make_optimizer
 from tfvq.train.schedules import ReduceOnPlateau
 from tfvq.train.step import make_step
 from tfvq.train.strategies import is_chief, make_strategy
+from tfvq.zoo import run_folder
 
 
 SETUP_IMAGES = 512
@@ -318,7 +319,10 @@ class Trainer:
                 self.save()
 
     def finish(self):
-        """Writes the final weights, PNG grids and metrics.json (chief only); returns a summary dict."""
+        """Writes the final weights, PNG grids and metrics.json (chief only); returns a summary dict.
+
+        The run folder (`model_dir` in the summary) is then a model folder: `tfvq.zoo.load(model_dir)`.
+        """
         if not self.chief:
             return {}
         os.makedirs(self.model_dir, exist_ok=True)
@@ -335,27 +339,8 @@ class Trainer:
                                                   batch_size=self.batch_size, seed=self.options.seed)
         # The run folder is a model folder (config.json, metadata.json, model.weights.h5): zoo.load(model_dir).
         zoo.save(self.model, self.model_dir, metadata={**extra, "metrics": report["metrics"]})
-        prior = self._write_static_prior()
-        return {**extra, "weights": weights, **({"prior": prior} if prior else {}), "tensorboard": os.path.join(self.model_dir, run_folder.LOGS),
-                **paths, "report": report}
-
-
-    def _write_static_prior(self):
-        """Counts the final weights' codes over the training split into the run folder's `model.prior.json`
-        (`tfvq.codec.prior`), so files compressed with these weights are entropy-coded; returns its path.
-        Context priors take minutes to fit: `tfvq fit-priors --model=NAME --weights=MODEL_DIR` adds them."""
-        if self.model.code_layout() is None:
-            return None
-        from tfvq.codec import files, prior
-
-        images = tfvq_data.load_numpy(self.dataset, "train", data_dir=self.options.data_dir,
-                                      image_shape=self.model.image_shape)
-        fitted = prior.StaticPrior(self.options.model, files.weights_hash(self.model).hex(),
-                                   prior.count_codes(self.model, images),
-                                   f"{self.dataset}/train, {len(images)} images")
-        path = prior.prior_path_for(self.options.model, self.model_dir)
-        fitted.save(path)
-        return path
+        return {**extra, "model_dir": self.model_dir, "weights": weights,
+                "tensorboard": os.path.join(self.model_dir, run_folder.LOGS), **paths, "report": report}
 
 
 def train(options=None, strategy=None, **kwargs):

@@ -1,9 +1,13 @@
-"""The model zoo: `load("hqa_celeba64")`, `list_models("hqa*")`, `info(name)`, `save(model, DIR)` / `load(DIR)`."""
+"""The model zoo: `load("hqa_celeba64")`, `list_models("hqa*")`, `info(name)`, `save(model, DIR)` / `load(DIR)`,
+and where a loaded model's entropy-coding priors live (`prior_paths(model)`, `tfvq.zoo.priors`)."""
+
+from tfvq.zoo.priors import prior_paths, prior_paths_for_weights, weights_hash
 
 from tfvq.zoo.registry import (
     UnknownModelError,
     ZooEntry,
     build,
+    bundled_weights_path,
     get,
     info,
     list_models,
@@ -14,5 +18,6 @@ from tfvq.zoo.registry import (
     save,
 )
 
-__all__ = ["UnknownModelError", "ZooEntry", "build", "get", "info", "list_models", "load", "load_weights_into", "register",
-           "register_family", "save"]
+__all__ = ["UnknownModelError", "ZooEntry", "build", "bundled_weights_path", "get", "info", "list_models", "load",
+           "load_weights_into", "prior_paths", "prior_paths_for_weights", "register", "register_family", "save",
+           "weights_hash"]

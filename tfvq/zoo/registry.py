@@ -20,8 +20,7 @@ from typing import Any, Mapping, Optional
 import keras
 import tensorflow as tf
 
-from tfvq.train import run_folder
-from tfvq.zoo import folders
+from tfvq.zoo import folders, priors, run_folder
 
 _REGISTRY = {}
 _FAMILIES = {}
@@ -145,10 +144,13 @@ def load(name, weights=None, sha256=None):
       sha256: the SHA-256 of a URL's file, if not in the URL.
 
     Returns:
-      A Keras model.
+      A Keras model. One whose weights were read from a file knows where from (`model.weights_file`),
+      so its priors can be found (`tfvq.zoo.prior_paths`) and travel with it (`save`).
     """
     if folders.is_model_folder(name):
         model = folders.load_folder(name)
+        if weights is None:
+            return priors.record_weights(model, os.path.join(name, folders.WEIGHTS_FILE))
     else:
         model = build(name)
     if weights is None:
@@ -157,8 +159,14 @@ def load(name, weights=None, sha256=None):
 
 
 def save(model, directory, metadata=None):
-    """Writes a self-contained model folder (`tfvq.zoo.folders`): config.json, metadata.json, model.weights.h5."""
-    return folders.save(model, directory, metadata)
+    """Writes a self-contained model folder (`tfvq.zoo.folders`): config.json, metadata.json, model.weights.h5.
+
+    The priors of the weights the model was loaded with (`tfvq.zoo.priors`: `model.prior.json`,
+    `model.context.npz`) go into the folder too, if they exist and the weights have not changed since.
+    """
+    folders.save(model, directory, metadata)
+    priors.copy_priors(model, directory)
+    return directory
 
 
 def load_weights_into(model, weights, name=None, sha256=None):
@@ -172,7 +180,7 @@ def load_weights_into(model, weights, name=None, sha256=None):
                 f"and pass the model directory as weights=."
             )
         model.load_weights(path)
-        return model
+        return priors.record_weights(model, path)
     if folders.is_url(weights):
         weights = folders.download(weights, sha256)
     return _load_path(model, label, os.fspath(weights))
@@ -188,7 +196,7 @@ def _load_path(model, label, path):
             raise ValueError(f"Could not read {path} as a .keras model file: {err}") from err
         if not _same_config(loaded, model):
             raise ValueError(f"{path} holds a model whose configuration is not that of {label!r}.")
-        return loaded
+        return priors.record_weights(loaded, path)
     if path.endswith(".weights.h5"):
         if not os.path.exists(path):
             raise FileNotFoundError(f"No such weights file: {path}")
@@ -196,7 +204,8 @@ def _load_path(model, label, path):
             model.load_weights(path)
         except Exception as err:
             raise ValueError(f"Could not load {path} into {label!r}: {err}") from err
-        return model
+        return priors.record_weights(model, path)
+    source = path  # a run folder with checkpoints only: its priors are the folder's (`tfvq.zoo.priors`)
     if os.path.isdir(path):
         final, prefix = run_folder.final_weights(path), run_folder.latest_checkpoint(path)
         if final is not None:
@@ -211,7 +220,7 @@ def _load_path(model, label, path):
             run_folder.restore_model_variables(model, path)
         except (AssertionError, ValueError, tf.errors.OpError) as err:
             raise ValueError(f"The checkpoint {path} does not hold {label!r}'s weights: {err}") from err
-        return model
+        return priors.record_weights(model, source)
     raise FileNotFoundError(
         f"Cannot load weights from {path!r}: expected 'bundled', a .keras file, a .weights.h5 file, "
         "a train.py model directory or a checkpoint prefix."

@@ -1,10 +1,12 @@
-"""The run folder of `tfvq.train` and its checkpoints.
+"""The run folder of `tfvq.train` and its checkpoints: the layout the trainer writes and `tfvq.zoo.load` reads.
 
 A run folder (`train.py --model_dir`) holds:
 
-    model.weights.h5     the final weights (written when the run ends)
-    model.prior.json     the static prior of those weights' codes over the training split (discrete
-                         models; `tfvq.codec.prior`): `tfvq compress --weights=MODEL_DIR` entropy-codes with it
+    config.json, metadata.json, model.weights.h5
+                         a model folder (`tfvq.zoo.folders`) of the final weights, written when the run ends
+    model.prior.json     the static prior of those weights' codes over the training split (discrete models;
+                         written by `train.py` where `tfvq.zoo.priors` puts a model folder's priors):
+                         `tfvq compress --weights=MODEL_DIR` entropy-codes with it
     checkpoints/         `tf.train.CheckpointManager` checkpoints of the chief
     workers/<task id>/   scratch checkpoints of the other workers (multi-worker)
     logs/                TensorBoard event files
@@ -18,7 +20,8 @@ import os
 
 import tensorflow as tf
 
-WEIGHTS_FILE = "model.weights.h5"
+from tfvq.zoo.folders import WEIGHTS_FILE  # noqa: F401  (the run's final weights: a model folder's)
+
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfvq import zoo
-from tfvq.train import run_folder
+from tfvq.zoo import run_folder
 
 
 def _perturb(model, seed):

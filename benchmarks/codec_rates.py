@@ -1,27 +1,41 @@
-"""Entropy-coded `.tfvq` files: rates, rate-distortion against JPEG and WebP, lossless, throughput.
+"""What a `.tfvq` file costs on disk and what it gives back, against JPEG, WebP (and AVIF) on the digits test split.
 
-    python benchmarks/codec_rates.py [--plot docs/codec_rate_distortion.png] [--per_image 64]
+    python benchmarks/codec_rates.py [--images 100] [--plot rd.png]
 
-Prints (Markdown tables, as in the README's "Compression to files"):
-  1. bits per image, fixed vs entropy-coded (static prior, the model's progressive probabilities, the
-     learned context priors where the weights have them), for every layer of hqa_digits and for rrvq_digits and
-     rrvq_swatches on their test splits, with each RRVQ layer's coded bits beside its KL and the
-     cross-entropy of its codes under the prior;
-  2. lossless rrvq_digits in bits per dim against the model's test bpd, PNG and lossless WebP;
-  3. rate-distortion on the digits test split: bytes per image (one image per file) against PSNR and
-     SSIM for tfvq's layers, JPEG and WebP at their closest sizes, and the accuracy of a logistic
-     regression fitted on the training digits, on the decoded images;
-  4. encode and decode throughput (images/s) for one image and a batch of 256.
+Every figure is a file on disk, one image per file: `len(tfvq.codec.compress(x[None], model, layer=l))`
+with the defaults (coder "auto"), headers included, never the coded payload alone; JPEG, WebP and AVIF
+(when Pillow has it) are Pillow files of the same grayscale images. Only the public API is used
+(`tfvq.codec.compress`, `decompress`, `code_layout`, `tfvq.data`, `tfvq.evaluate`).
+
+Prints (Markdown tables):
+  1. every layer of `hqa_digits` (a file of layer l holds layer l alone) and of `rrvq_digits` (a file of layer
+     l holds layers l..5): mean file bytes per image, PSNR, SSIM (`tfvq.evaluate.image_quality`), and the
+     accuracy on the decoded images of a logistic regression fitted on the training digits' originals
+     (`tfvq.evaluate.fit_classifier`), beside its accuracy on the originals;
+  2. the same for JPEG, WebP and AVIF over a quality sweep;
+  3. for each tfvq file, the baseline files closest in size (the largest no larger, the smallest no smaller),
+     and a verdict: who gives the higher PSNR at that size;
+  4. the Bjontegaard delta rate (BD-rate) of each tfvq model against WebP and JPEG (and AVIF) over the PSNR
+     range both cover: negative = tfvq needs fewer bytes for the same PSNR;
+  5. lossless `rrvq_digits` files against PNG (optimize=True) and lossless WebP, with an exactness check.
+`--plot PATH` draws file bytes per image (log axis) against PSNR for all of them.
+Throughput is measured by `benchmarks/codec_throughput.py`.
 """
 
 import argparse
 import io
-import math
 import os
 import platform
+import shlex
+import sys
 import time
+from collections import namedtuple
 
 import numpy as np
+
+MODELS = ("hqa_digits", "rrvq_digits")
+QUALITIES = (0, 1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 100)
+Point = namedtuple("Point", "codec setting bytes psnr ssim accuracy")
 
 
 def cpu():
@@ -39,232 +53,330 @@ def cpu():
     return model, " ".join(keep), os.cpu_count()
 
 
-def bits(data, n):
-    return 8 * len(data) / n
+def print_setup():
+    """The command line that was run, and the CPU with its avx/amx flags."""
+    print("command: " + " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv))
+    model, flags, cores = cpu()
+    print(f"CPU: {model}; {cores} cores; flags: {flags}")
 
 
-def rates(codec, name, images):
-    import os
+# ---- Bjontegaard delta rate
 
-    from tfvq.codec import coded
+
+def _log_rate_integral(psnr, rate, lo, hi):
+    """The integral over [lo, hi] of log(rate) as a function of PSNR: a least-squares cubic (np.polyfit) through
+    4 or more points, else piecewise cubic Hermite interpolation (PCHIP) through 2 or 3."""
+    p, r = np.asarray(psnr, np.float64), np.log(np.asarray(rate, np.float64))
+    order = np.lexsort((r, p))
+    p, r = p[order], r[order]
+    keep = np.concatenate([[True], np.diff(p) > 0])  # one point per PSNR (the smallest file)
+    p, r = p[keep], r[keep]
+    if len(p) >= 4:
+        antiderivative = np.polyint(np.polyfit(p, r, 3))
+        return np.polyval(antiderivative, hi) - np.polyval(antiderivative, lo)
+    from scipy.interpolate import PchipInterpolator
+
+    return float(PchipInterpolator(p, r).integrate(lo, hi))
+
+
+def bd_rate(rates, psnrs, anchor_rates, anchor_psnrs):
+    """Bjontegaard delta rate of a curve against an anchor curve: the mean ratio of their rates at equal PSNR,
+    minus 1 (-0.3: 30% fewer bytes than the anchor for the same PSNR), over the PSNR range both curves cover.
+
+    Each curve is log(rate) fitted as a function of PSNR (see `_log_rate_integral`); the mean difference of the
+    two over the overlap is the integral of the difference divided by the overlap's width, and the BD-rate is
+    exp of it minus 1. Returns (bd_rate, (lo, hi)), or (None, None) when a curve has fewer than 2 distinct
+    PSNRs or the PSNR ranges do not overlap.
+    """
+    psnrs, anchor_psnrs = np.asarray(psnrs, np.float64), np.asarray(anchor_psnrs, np.float64)
+    if len(np.unique(psnrs)) < 2 or len(np.unique(anchor_psnrs)) < 2:
+        return None, None
+    lo, hi = max(psnrs.min(), anchor_psnrs.min()), min(psnrs.max(), anchor_psnrs.max())
+    if hi <= lo:
+        return None, None
+    diff = _log_rate_integral(psnrs, rates, lo, hi) - _log_rate_integral(anchor_psnrs, anchor_rates, lo, hi)
+    return float(np.expm1(diff / (hi - lo))), (float(lo), float(hi))
+
+
+def around(points, lo, hi):
+    """The points with a PSNR in [lo, hi] and the nearest one beyond each end: the part of a long quality sweep
+    that a BD-rate over [lo, hi] fits (a cubic through the whole sweep would fit the overlap poorly)."""
+    points = sorted(points, key=lambda p: p.psnr)
+    inside = [i for i, p in enumerate(points) if lo <= p.psnr <= hi]
+    below = [i for i, p in enumerate(points) if p.psnr < lo][-1:]
+    above = [i for i, p in enumerate(points) if p.psnr > hi][:1]
+    return [points[i] for i in below + inside + above]
+
+
+# ---- measurements
+
+
+def measure(codec_name, setting, originals, decoded, files, classifier, labels):
+    from tfvq.evaluate import image_quality
+
+    a, b = originals.astype(np.float32) / 255, decoded.astype(np.float32) / 255
+    q = image_quality(a, b)
+    psnr = float("inf") if np.array_equal(originals, decoded) else q["psnr"]
+    accuracy = float(np.mean(classifier.predict(b.reshape(len(b), -1)) == labels))
+    return Point(codec_name, setting, float(np.mean([len(f) for f in files])), psnr, q["ssim"], accuracy)
+
+
+def tfvq_points(name, images, classifier, labels):
+    """One point per layer: each image compressed alone with the defaults, decompressed alone."""
+    from tfvq import codec
 
     layout = codec.code_layout(name)
-    has_context = os.path.exists(codec.context_path_for(name))
-    rows = []
+    points, fixed = [], {}
     for layer in range(1, layout.num_layers + 1):
-        if layout.cumulative and layer != layout.default_layer:
-            continue
-        row = {"layer": layer, "fixed": layout.bits(layer)}
-        row["context"] = None
-        for coder in ("static", "progressive", "context", "auto"):
-            if coder == "context" and not has_context:
-                continue
-            data = codec.compress(images, name, layer, coder=coder)
-            f = coded.parse(data)
-            row[coder] = sum(8 * len(c.data) for c in f.chunks) / len(images)
-            if coder == "auto":
-                row["auto_coders"] = {c.layer: coded.CODERS[c.coder] for c in f.chunks}
-                row["auto_layer_bits"] = {l: 8 * b / len(images) for l, b in f.layer_bytes.items()}
-                row["header"] = len(data) - sum(len(c.data) for c in f.chunks)
-        rows.append(row)
-    return rows
+        files = [codec.compress(x[None], name, layer=layer) for x in images]
+        decoded = np.concatenate([codec.decompress(f) for f in files])
+        what = f"layers {layer}..{layout.num_layers}" if layout.cumulative and layer < layout.num_layers \
+            else f"layer {layer}"
+        points.append(measure(f"tfvq {name}", what, images, decoded, files, classifier, labels))
+        fixed[what] = layout.bits(layer) / 8
+    return points, fixed
 
 
-def cross_entropy_bits(model, codes):
-    """-log2 p(codes of each layer | layers above) under the model's prior (RRVQ eq. 7), mean per image."""
-    layout = model.code_layout()
-    out = {}
-    for l in range(1, layout.num_layers + 1):
-        lp = (model.top_code_logits(len(codes[0])) if l == layout.num_layers
-              else model.code_logits(codes[l:], l + 1)).numpy()
-        picked = np.take_along_axis(lp, codes[l - 1][..., None], -1)
-        out[l] = float(-picked.sum() / len(codes[0]) / math.log(2))
-    return out
-
-
-def jpeg_webp(images, fmt, quality, lossless=False):
+def pillow_file(image, fmt, **options):
     from PIL import Image
 
-    sizes, out = [], []
-    for x in images:
-        buf = io.BytesIO()
-        kw = {"lossless": True} if lossless else {"quality": int(quality)}
-        Image.fromarray(x[..., 0]).save(buf, format=fmt, **kw)
-        sizes.append(buf.tell())
-        buf.seek(0)
-        out.append(np.asarray(Image.open(buf).convert("L"))[..., None])
-    return float(np.mean(sizes)), np.stack(out)
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0]).save(buf, format=fmt, **options)
+    return buf.getvalue()
 
 
-def distortion(tf, x, y, classifier, labels):
-    a, b = x.astype(np.float32) / 255, y.astype(np.float32) / 255
-    mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
-    psnr = float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10))))
-    ssim = float(tf.reduce_mean(tf.image.ssim(a, b, 1.0, filter_size=7)))
-    acc = float(np.mean(classifier.predict(b.reshape(len(b), -1)) == labels))
-    return psnr, ssim, acc
+def pillow_decode(data):
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))[..., None]
+
+
+def pillow_points(label, fmt, images, qualities, classifier, labels):
+    points = []
+    for q in qualities:
+        files = [pillow_file(x, fmt, quality=q) for x in images]
+        decoded = np.stack([pillow_decode(f) for f in files])
+        points.append(measure(label, f"quality {q}", images, decoded, files, classifier, labels))
+    return points
+
+
+# ---- printing
+
+
+def fmt_psnr(psnr):
+    return "exact" if np.isinf(psnr) else f"{psnr:.2f}"
+
+
+def point_cells(p):
+    return f"{p.bytes:.1f} | {fmt_psnr(p.psnr)} | {p.ssim:.3f} | {p.accuracy:.3f}"
+
+
+def print_points(points, original_accuracy, fixed=None):
+    extra = " fixed-length codes alone (bits/8) |" if fixed is not None else ""
+    print(f"| codec | setting | mean file bytes per image |{extra} PSNR (dB) | SSIM | accuracy |")
+    print("|---|---|---|" + ("---|" if fixed is not None else "") + "---|---|---|")
+    print(f"| originals | uncompressed pixels | 1024 |" + (" - |" if fixed is not None else "")
+          + f" exact | 1.000 | {original_accuracy:.3f} |")
+    for p in points:
+        mid = f" {fixed[p.setting]:.1f} |" if fixed is not None else ""
+        print(f"| {p.codec} | {p.setting} | {p.bytes:.1f} |{mid} {fmt_psnr(p.psnr)} | {p.ssim:.3f} | "
+              f"{p.accuracy:.3f} |")
+    print()
+
+
+def bracket(points, size):
+    """(the largest file no larger than `size`, the smallest no smaller), either None where there is none."""
+    below = [p for p in points if p.bytes <= size]
+    above = [p for p in points if p.bytes >= size]
+    return (max(below, key=lambda p: p.bytes) if below else None,
+            min(above, key=lambda p: p.bytes) if above else None)
+
+
+def verdict(t, points):
+    """Who gives the higher PSNR at the size of tfvq point `t`: (+1 tfvq wins, -1 it loses, 0 neither), words."""
+    lo, hi = bracket([p for p in points if np.isfinite(p.psnr)], t.bytes)
+    name = points[0].codec
+    if hi is not None and t.psnr >= hi.psnr:
+        return 1, (f"wins: {name} {hi.setting} is {hi.bytes:.0f} B (no smaller) and gives {hi.psnr:.2f} dB, "
+                   f"{t.psnr - hi.psnr:.2f} dB less")
+    if lo is not None and t.psnr <= lo.psnr:
+        return -1, (f"loses: {name} {lo.setting} is {lo.bytes:.0f} B (no larger) and gives {lo.psnr:.2f} dB, "
+                    f"{lo.psnr - t.psnr:.2f} dB more")
+    if lo is not None and hi is not None:
+        w = np.log(t.bytes / lo.bytes) / np.log(hi.bytes / lo.bytes)
+        p = lo.psnr + w * (hi.psnr - lo.psnr)
+        return (1 if t.psnr > p else -1), (f"{'wins' if t.psnr > p else 'loses'} by {abs(t.psnr - p):.2f} dB "
+                                           f"against {name} interpolated to {t.bytes:.0f} B ({p:.2f} dB)")
+    if hi is not None:
+        return 0, (f"no {name} file is this small: its smallest, {hi.setting}, is {hi.bytes / t.bytes:.1f}x "
+                   f"larger ({hi.bytes:.0f} B) with {hi.psnr - t.psnr:.2f} dB more PSNR")
+    return 0, (f"larger than every {name} file: its largest, {lo.setting}, is {lo.bytes:.0f} B with "
+               f"{t.psnr - lo.psnr:.2f} dB less PSNR")
+
+
+def print_closest(tfvq, baselines):
+    print("| tfvq file | bytes | PSNR | SSIM | acc. | baseline | largest file no larger (setting: bytes, PSNR, SSIM, "
+          "acc.) | smallest file no smaller (setting: bytes, PSNR, SSIM, acc.) | at this size, by PSNR, tfvq |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    summary = []
+    for name, points in tfvq.items():
+        for t in points:
+            for base in baselines.values():
+                lo, hi = bracket(base, t.bytes)
+                cells = [f"{p.setting}: {p.bytes:.0f}, {fmt_psnr(p.psnr)}, {p.ssim:.3f}, {p.accuracy:.3f}"
+                         if p is not None else "none" for p in (lo, hi)]
+                score, words = verdict(t, base)
+                summary.append((name, t, base[0].codec, score, words))
+                print(f"| {name} {t.setting} | {point_cells(t)} | {base[0].codec} | {cells[0]} | {cells[1]} | "
+                      f"{words} |")
+    print()
+    return summary
+
+
+def print_bd(tfvq, baselines):
+    print("| tfvq model | anchor | BD-rate | PSNR range (dB) | anchor points used |")
+    print("|---|---|---|---|---|")
+    lines = []
+    for name, points in tfvq.items():
+        t = [p for p in points if np.isfinite(p.psnr)]
+        for label in ("WebP", "JPEG", "AVIF"):
+            if label not in baselines:
+                continue
+            t_lo, t_hi = min(p.psnr for p in t), max(p.psnr for p in t)
+            anchor = [p for p in baselines[label] if np.isfinite(p.psnr)]
+            base = around(anchor, t_lo, t_hi)
+            value, span = bd_rate([p.bytes for p in t], [p.psnr for p in t], [p.bytes for p in base],
+                                  [p.psnr for p in base])
+            if value is None:
+                ranges = (f"tfvq {t_lo:.2f}..{t_hi:.2f} dB, {label} {min(p.psnr for p in anchor):.2f}.."
+                          f"{max(p.psnr for p in anchor):.2f} dB")
+                print(f"| {name} | {label} | no overlap | {ranges} | {len(base)} |")
+                lines.append(f"- BD-rate {name} vs {label}: no overlap of the PSNR ranges ({ranges}), so no BD-rate.")
+                continue
+            print(f"| {name} | {label} | {100 * value:+.1f}% | {span[0]:.2f}..{span[1]:.2f} | {len(base)} |")
+            lines.append(f"- BD-rate {name} vs {label}: {100 * value:+.1f}%: tfvq needs "
+                         f"{abs(100 * value):.1f}% {'fewer' if value < 0 else 'more'} bytes than {label} for the same "
+                         f"PSNR over {span[0]:.2f}..{span[1]:.2f} dB ({'tfvq wins' if value < 0 else 'tfvq loses'}).")
+    print()
+    return lines
+
+
+def print_summary(summary, bd_lines):
+    print("## In plain words\n")
+    for name in dict.fromkeys(s[0] for s in summary):
+        for base in dict.fromkeys(s[2] for s in summary):
+            rows = [s for s in summary if s[0] == name and s[2] == base]
+            wins = [s[1].setting for s in rows if s[3] > 0]
+            losses = [s[1].setting for s in rows if s[3] < 0]
+            neither = [s[1].setting for s in rows if s[3] == 0]
+            parts = [f"wins at {', '.join(wins)}" if wins else "wins nowhere",
+                     f"loses at {', '.join(losses)}" if losses else "loses nowhere"]
+            if neither:
+                parts.append(f"no {base} file of that size at {', '.join(neither)}")
+            print(f"- {name} against {base} (PSNR at equal file size): " + "; ".join(parts) + ".")
+    for line in bd_lines:
+        print(line)
+    print()
+
+
+def lossless(images):
+    """Mean file bytes per image of lossless rrvq_digits, PNG and lossless WebP, and whether tfvq was exact."""
+    from tfvq import codec
+
+    files = [codec.compress(x[None], "rrvq_digits", lossless=True) for x in images]
+    exact = all(np.array_equal(codec.decompress(f)[0], x) for f, x in zip(files, images))
+    png = [pillow_file(x, "PNG", optimize=True) for x in images]
+    webp = [pillow_file(x, "WEBP", lossless=True) for x in images]
+    assert all(np.array_equal(pillow_decode(f), x) for f, x in zip(png + webp, list(images) * 2))
+    png_bytes = np.mean([len(f) for f in png])
+    print(f"## Lossless, digits test split ({len(images)} images, one per file)\n")
+    print("| coder | mean file bytes per image | bits per pixel | ratio to PNG | decodes to the exact pixels |")
+    print("|---|---|---|---|---|")
+    pixels = images[0].size
+    for label, fs, ok in (("tfvq `rrvq_digits` lossless=True", files, exact),
+                          ("PNG (Pillow, optimize=True)", png, True),
+                          ("lossless WebP (Pillow, lossless=True)", webp, True)):
+        size = np.mean([len(f) for f in fs])
+        print(f"| {label} | {size:.1f} | {8 * size / pixels:.3f} | {size / png_bytes:.3f} | {'yes' if ok else 'NO'} |")
+    print()
+    if not exact:
+        print("**tfvq lossless files did not decode to the exact pixels.**\n")
+
+
+def plot(path, curves):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, points in curves.items():
+        points = sorted((p for p in points if np.isfinite(p.psnr)), key=lambda p: p.bytes)
+        ax.plot([p.bytes for p in points], [p.psnr for p in points], "o-" if label.startswith("tfvq") else "s--",
+                label=label, markersize=4)
+        if label.startswith("tfvq"):
+            for p in points:
+                ax.annotate(p.setting.replace("layers ", "").replace("layer ", ""), (p.bytes, p.psnr), fontsize=7,
+                            textcoords="offset points", xytext=(4, -9))
+    ax.set_xscale("log")
+    ax.set_xlabel("file bytes per image (one image per file, headers included)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title("digits test split (32x32 grayscale): tfvq files vs Pillow JPEG / WebP / AVIF")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=100, help="test digits, one per file (default 100)")
     parser.add_argument("--plot", default=None, help="write the rate-distortion plot (PNG) here")
-    parser.add_argument("--per_image", type=int, default=64, help="images coded one per file for the file sizes")
     args = parser.parse_args()
-    import tensorflow as tf
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start = time.perf_counter()
+    print_setup()
+    from PIL import features
 
-    import constriction  # noqa: F401
-    from tfvq import codec
-    from tfvq.data import embedded
-    from tfvq.models.hierarchical_vae import elbo_summary
+    from tfvq import data
+    from tfvq.evaluate import fit_classifier
 
-    model_name, flags, cores = cpu()
-    print(f"CPU: {model_name}; {cores} cores; flags: {flags}")
-    print(f"TensorFlow {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}\n")
+    images = np.round(data.load_numpy("digits", "test", limit=args.images) * 255).astype(np.uint8)
+    labels = data.load_labels("digits", "test", limit=args.images)
+    classifier = fit_classifier(data.load_numpy("digits", "train"), data.load_labels("digits", "train"))
+    original_accuracy = float(np.mean(classifier.predict(images.reshape(len(images), -1) / 255.0) == labels))
+    print(f"data: digits test split, first {len(images)} images ({'x'.join(map(str, images.shape[1:]))} uint8); "
+          f"accuracy: scikit-learn logistic regression fitted on the {len(data.load_labels('digits', 'train'))} "
+          f"training originals (tfvq.evaluate.fit_classifier)\n")
 
-    digits = np.asarray(embedded.digits("test"))
-    swatches = np.asarray(embedded.swatches("test"))
+    tfvq, fixed = {}, {}
+    for name in MODELS:
+        tfvq[name], f = tfvq_points(name, images, classifier, labels)
+        fixed.update(f)
+    baselines = {"JPEG": pillow_points("JPEG", "JPEG", images, QUALITIES, classifier, labels),
+                 "WebP": pillow_points("WebP", "WEBP", images, QUALITIES, classifier, labels)}
+    if features.check("avif"):
+        baselines["AVIF"] = pillow_points("AVIF", "AVIF", images, QUALITIES, classifier, labels)
 
-    # 1. rates
-    print("## Bits per image, fixed vs entropy-coded (payload; one file of the whole test split)\n")
-    print("| model | layer(s) | fixed | static prior | progressive | context priors | auto | auto: coder per layer "
-          "| auto / fixed |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, images in (("hqa_digits", digits), ("rrvq_digits", digits), ("rrvq_swatches", swatches)):
-        layout = codec.code_layout(name)
-        for r in rates(codec, name, images):
-            sent = layout.layers_sent(r["layer"])
-            what = f"{sent[0]}..{sent[-1]}" if len(sent) > 1 else str(sent[0])
-            coders = ", ".join(f"{l}: {c}" for l, c in sorted(r["auto_coders"].items()))
-            context = "—" if r["context"] is None else f"{r['context']:.1f}"
-            print(f"| `{name}` | {what} | {r['fixed']} | {r['static']:.1f} | {r['progressive']:.1f} | {context} | "
-                  f"{r['auto']:.1f} | {coders} | {100 * r['auto'] / r['fixed']:.1f}% |")
-    print()
-    print("## hqa_digits context priors: coded bits per layer (integer networks) vs the float networks' "
-          "cross-entropy (test split, per image)\n")
-    from tfvq.codec import context
-    from tfvq.codec.coding import encode_layers
-
-    model, digest = codec.load_model("hqa_digits")
-    priors = context.load_context("hqa_digits", model, digest)
-    if priors is not None:
-        codes = encode_layers(model, digits, set(range(1, model.code_layout().num_layers + 1)))
-        print("| layer | coded bits | float cross-entropy | coded - float |")
-        print("|---|---|---|---|")
-        for l in sorted(priors.configs):
-            coded_bits = priors.coded_bits(l, codes[l], codes.get(l + 1)).mean()
-            float_bits = priors.bits(l, codes[l], codes.get(l + 1)).mean()
-            print(f"| {l} | {coded_bits:.2f} | {float_bits:.2f} | {coded_bits - float_bits:+.2f} |")
-        print()
-    print("## RRVQ-VAE: coded bits per layer vs KL and cross-entropy under the prior (test split, per image)\n")
-    print("| model | layer | auto coded bits | cross-entropy -log2 p(z_l given z_>l) | KL (ELBO sample) |")
-    print("|---|---|---|---|---|")
-    for name, images in (("rrvq_digits", digits), ("rrvq_swatches", swatches)):
-        model, _ = codec.load_model(name)
-        codes = [np.asarray(c) for c in model.encode(images)]
-        ce = cross_entropy_bits(model, codes)
-        kl = elbo_summary(model, images.astype(np.float32) / 255, 64, 0)["kl_bits_per_layer"]
-        auto = rates(codec, name, images)[0]["auto_layer_bits"]
-        for l in range(1, model.code_layout().num_layers + 1):
-            print(f"| `{name}` | {l} | {auto[l]:.1f} | {ce[l]:.1f} | {kl[l - 1]:.1f} |")
-        print(f"| `{name}` | all | {sum(auto.values()):.1f} | {sum(ce.values()):.1f} | {sum(kl):.1f} |")
-    print()
-
-    # 2. lossless
-    model, _ = codec.load_model("rrvq_digits")
-    test_bpd = elbo_summary(model, digits.astype(np.float32) / 255, 64, 0)["bpd"]
-    data = codec.compress(digits, "rrvq_digits", lossless=True)
-    assert np.array_equal(codec.decompress(data), digits)
-    dims = digits.size
-    png, _ = jpeg_webp(digits, "PNG", 0, lossless=True)
-    webp, _ = jpeg_webp(digits, "WEBP", 0, lossless=True)
-    one = [len(codec.compress(x, "rrvq_digits", lossless=True)) for x in digits[: args.per_image]]
-    print("## Lossless rrvq_digits (test split, 297 images, bits per dim)\n")
-    print("| coder | bits per dim |")
-    print("|---|---|")
-    print(f"| tfvq --lossless, one file of 297 images (header included) | {8 * len(data) / dims:.3f} |")
-    print(f"| tfvq --lossless, one file per image (mean of {len(one)}) | {8 * np.mean(one) / 1024:.3f} |")
-    print(f"| the model's test -ELBO (bpd) | {test_bpd:.3f} |")
-    print(f"| PNG (Pillow, one file per image) | {8 * png / 1024:.3f} |")
-    print(f"| lossless WebP (Pillow, one file per image) | {8 * webp / 1024:.3f} |\n")
-
-    # 3. rate-distortion on digits
-    raw = load_digits()
-    labels_train, labels_test = raw.target[:1500], raw.target[1500:]
-    train = np.asarray(embedded.digits("train")).astype(np.float32) / 255
-    classifier = LogisticRegression(max_iter=2000).fit(train.reshape(len(train), -1), labels_train)
-    points = {"tfvq hqa_digits": [], "tfvq rrvq_digits": [], "JPEG": [], "WebP": []}
-    for layer in range(1, 6):
-        y = codec.decompress(codec.compress(digits, "hqa_digits", layer))
-        size = np.mean([len(codec.compress(x, "hqa_digits", layer)) for x in digits[: args.per_image]])
-        points["tfvq hqa_digits"].append((f"layer {layer}", size, *distortion(tf, digits, y, classifier, labels_test)))
-    y = codec.decompress(codec.compress(digits, "rrvq_digits"))
-    size = np.mean([len(codec.compress(x, "rrvq_digits")) for x in digits[: args.per_image]])
-    points["tfvq rrvq_digits"].append(("layers 1..5", size, *distortion(tf, digits, y, classifier, labels_test)))
-    for fmt_name in ("JPEG", "WebP"):
-        for q in (1, 5, 10, 20, 30, 50, 70, 90):
-            size, y = jpeg_webp(digits, fmt_name.upper(), q)
-            points[fmt_name].append((f"quality {q}", size, *distortion(tf, digits, y, classifier, labels_test)))
-    print("## Rate-distortion, digits test split (bytes per image: one image per file, headers included)\n")
-    print("MS-SSIM needs images of at least 176 pixels a side; these are 32x32, so SSIM (7x7 window) is given.\n")
-    print("| codec | setting | bytes per image | PSNR (dB) | SSIM | classifier accuracy |")
-    print("|---|---|---|---|---|---|")
-    print(f"| original | - | 1024 (raw) | inf | 1.000 | "
-          f"{np.mean(classifier.predict(digits.reshape(len(digits), -1) / 255) == labels_test):.3f} |")
-    for codec_name, rows in points.items():
-        for label, size, psnr, ssim, acc in rows:
-            print(f"| {codec_name} | {label} | {size:.0f} | {psnr:.2f} | {ssim:.3f} | {acc:.3f} |")
-    print()
-    print("Closest JPEG / WebP to each tfvq point (by bytes per image):\n")
-    print("| tfvq point | bytes | PSNR | SSIM | acc. | JPEG (bytes, PSNR, SSIM, acc.) | WebP (bytes, PSNR, SSIM, acc.) |")
-    print("|---|---|---|---|---|---|---|")
-    for codec_name in ("tfvq hqa_digits", "tfvq rrvq_digits"):
-        for label, size, psnr, ssim, acc in points[codec_name]:
-            near = [min(points[o], key=lambda p: abs(p[1] - size)) for o in ("JPEG", "WebP")]
-            cells = [f"{p[0]}: {p[1]:.0f}, {p[2]:.2f}, {p[3]:.3f}, {p[4]:.3f}" for p in near]
-            print(f"| {codec_name} {label} | {size:.0f} | {psnr:.2f} | {ssim:.3f} | {acc:.3f} | {cells[0]} | {cells[1]} |")
-    print()
+    print("## tfvq files (one image per file, coder auto, deterministic decoding)\n")
+    print_points([p for points in tfvq.values() for p in points], original_accuracy, fixed)
+    print(f"## Pillow files (one grayscale image per file; {', '.join(baselines)}; quality sweep)\n")
+    print_points([p for points in baselines.values() for p in points], original_accuracy)
+    if "AVIF" not in baselines:
+        print("(AVIF: Pillow has no AVIF support here.)\n")
+    print("## Closest baseline files to each tfvq file, by file size\n")
+    summary = print_closest(tfvq, baselines)
+    print("## BD-rate (Bjontegaard delta rate; negative = tfvq needs fewer bytes for the same PSNR)\n")
+    print("log(bytes) as a cubic in PSNR (np.polyfit; PCHIP for fewer than 4 points), integrated over the PSNR range "
+          "both curves cover; the anchor's quality sweep is cut to that range and one point beyond each end.\n")
+    bd_lines = print_bd(tfvq, baselines)
+    print_summary(summary, bd_lines)
+    lossless(images)
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-        for codec_name, rows in points.items():
-            sizes = [r[1] for r in rows]
-            for ax, i, what in zip(axes, (2, 3, 4), ("PSNR (dB)", "SSIM", "classifier accuracy")):
-                ax.plot(sizes, [r[i] for r in rows], "o-" if "tfvq" in codec_name else "s--", label=codec_name)
-                ax.set_xscale("log")
-                ax.set_xlabel("bytes per image (one image per file)")
-                ax.set_ylabel(what)
-        axes[0].legend()
-        fig.suptitle("digits test split (32x32x1): tfvq entropy-coded files vs JPEG and WebP (Pillow)")
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=100)
+        plot(args.plot, {**{f"tfvq {k}": v for k, v in tfvq.items()}, **baselines})
         print(f"plot: {args.plot}\n")
-
-    # 4. throughput
-    print("## Throughput (images/s, wall clock, after one warm-up call)\n")
-    print("| model, layer | coder | batch | encode | decode |")
-    print("|---|---|---|---|---|")
-    batch = np.concatenate([digits] * 2)[:256]
-    for name, layer, coder in (("hqa_digits", 5, "auto"), ("hqa_digits", 1, "auto"), ("hqa_digits", 1, "static"),
-                               ("hqa_digits", 1, "context"), ("hqa_digits", 1, "progressive"), ("rrvq_digits", 1, "auto")):
-        for n in (1, 256):
-            x = batch[:n]
-            data = codec.compress(x, name, layer, coder=coder)
-            codec.decompress(data)
-            t0 = time.perf_counter()
-            reps = 5 if n == 1 else 1
-            for _ in range(reps):
-                data = codec.compress(x, name, layer, coder=coder)
-            t1 = time.perf_counter()
-            for _ in range(reps):
-                codec.decompress(data)
-            t2 = time.perf_counter()
-            print(f"| `{name}` {layer} | {coder} | {n} | {reps * n / (t1 - t0):.1f} | {reps * n / (t2 - t1):.1f} |")
+    print(f"time: {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -111,16 +111,16 @@ def evaluate(model, test_images, test_labels=None, train_images=None, train_labe
 
 
 def add_coded_bits(result, model_name, weights, test_images):
-    """Adds `coded_bits_per_image` to each layer's row: the payload of one entropy-coded file of the test
-    images at that layer (`tfvq.codec.compress`, coder "auto": the priors beside the weights)."""
+    """Adds `coded_bits_per_image` to each layer's row: the stream of one entropy-coded file of the test
+    images at that layer (`tfvq.codec.compress`, coder "auto": the model's priors), without its container."""
     from tfvq import codec
-    from tfvq.codec import coded
+    from tfvq.codec import container
 
     pixels = np.round(np.clip(np.asarray(test_images), 0.0, 1.0) * 255).astype(np.uint8)
     for layer, row in result["layers"].items():
-        f = coded.parse(codec.compress(pixels, model_name, layer, weights=weights))
-        row["coded_bits_per_image"] = sum(8 * len(c.data) for c in f.chunks) / len(pixels)
-        row["coders"] = {c.layer: coded.CODERS[c.coder] for c in f.chunks}
+        f = codec.read_header(codec.compress(pixels, model_name, layer, weights=weights))
+        row["coded_bits_per_image"] = 8 * len(f.stream) / len(pixels)
+        row["coders"] = {l: container.CODERS[c] for l, c in f.coders.items()}
 
 
 def _first(codes):

@@ -5,14 +5,16 @@ tapered K) and the VQ-VAE baseline (fresh weights) compress and decompress as HQ
 RRVQ-VAE do: `decompress(compress(x, m, l)) == m.decode(m.encode(x, l), l)` as uint8.
 """
 
+import math
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfvq import codec, zoo
-from tfvq.codec import format as fmt
-from tfvq.codec.format import CodecError
+from tfvq.codec import coding, container, entropy, files
+from tfvq.codec.errors import CodecError
 from tfvq.models.base import CodeLayout, CodeModel, check_codes, fold_seeds, like_input, output_is_uint8
 
 TOY = "toy_codes_for_codec_tests"
@@ -60,6 +62,22 @@ class ToyCodes(CodeModel):
         return {"scale": float(self.scale.numpy())}
 
 
+def _codes(data, weights):
+    """{layer: codes} the file's stream decodes to, its CRC checked (what `decompress` makes images of)."""
+    f = container.parse(data)
+    model, digest = files.load_model(f.model, weights)
+    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
+
+
+def _uniform_stream(codes, ks):
+    """The stream of a fixed-rate file of `codes` {layer: [count, h, w]}: each layer, the top first, under the
+    uniform table of its K (`ks[layer - 1]`), shortened as the container shortens it."""
+    stream = entropy.Encoder()
+    for l in sorted(codes, reverse=True):
+        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l - 1]))
+    return stream.shortest()
+
+
 @pytest.fixture(scope="module")
 def toy_weights(tmp_path_factory):
     """ToyCodes registered in the zoo for this module (removed afterwards), and two weights files."""
@@ -86,14 +104,21 @@ def toy_images():
 def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_weights, toy_images):
     model, _ = codec.load_model(TOY, toy_weights[0])
     assert codec.code_layout(TOY) == model.code_layout()
+    layout = model.code_layout()
     for layer, layers in [(None, (2,)), (2, (2,)), (1, (1, 2))]:
         data = codec.compress(toy_images, TOY, layer, weights=toy_weights[0], coder="fixed")
         header = codec.read_header(data)
-        assert header.layers == layers and header.layer_num_codes == (5, 3)[layers[0] - 1:]
-        assert header.bits == model.code_layout().bits(layer)
+        assert (header.version, header.model, header.layers, header.images) == (4, TOY, layers, 3)
+        assert header.coders == {l: container.UNIFORM for l in layers}
+        assert header.tag == container.file_digest(codec.weights_hash(model))[:container.TAG_BYTES]
+        # Ks 5 and 3 are not powers of 2: the uniform table spends log2 K bits, no more than the fixed rate.
+        assert len(header.stream) <= math.ceil(3 * layout.bits(layer) / 8) + 2
         codes = model.encode(toy_images, layer)
-        for got, want in zip(codec.read(data).codes, tf.nest.flatten(codes)):
-            np.testing.assert_array_equal(got, want)
+        decoded = _codes(data, toy_weights[0])
+        assert sorted(decoded) == list(layers)
+        for l, want in zip(layers, tf.nest.flatten(codes)):
+            np.testing.assert_array_equal(decoded[l], want)
+        assert header.stream == _uniform_stream(decoded, (5, 3))  # each code under the uniform table of its K
         at = layers[0]
         np.testing.assert_array_equal(codec.decompress(data, weights=toy_weights[0]),
                                       model.decode(codes, at, dtype="uint8").numpy())
@@ -102,7 +127,8 @@ def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_wei
     rows = codec.rate_table(TOY)
     assert [(r["layer"], r["layers"], r["bits"], r["default"]) for r in rows] == [
         (1, (1, 2), 4 * 3 + 2, False), (2, (2,), 2, True)]
-    assert rows[0]["file_bytes"] == fmt.header_bytes(TOY, 2) + 2
+    header = container.write_header(TOY, bytes(2), 1, {1: container.UNIFORM, 2: container.UNIFORM})
+    assert len(header) == 2 + 1 + 1 + len(TOY) + 2 + 1 + 1 and rows[0]["file_bytes"] == len(header) + 4 + 2
 
 
 def test_a_file_needs_the_weights_it_was_made_with(toy_weights, toy_images):
@@ -119,7 +145,13 @@ def test_the_vqvae_baseline_round_trips(tmp_path, two_digits):
     model, _ = codec.load_model("vqvae_mnist", path)
     data = codec.compress(two_digits, "vqvae_mnist", weights=path, coder="fixed")
     header = codec.read_header(data)
-    assert (header.layers, header.code_shapes, header.layer_num_codes, header.bits) == ((1,), ((1, 1),), (256,), 8)
+    assert (header.layers, header.coders, header.images) == ((1,), {1: container.UNIFORM}, 2)
+    assert model.code_layout().grids == ((1, 1),) and model.code_layout().num_codes == (256,)
+    assert model.code_layout().bits(1) == 8 and len(header.stream) <= 2 + 2
+    codes = model.encode(two_digits)
+    decoded = _codes(data, path)
+    np.testing.assert_array_equal(decoded[1], tf.nest.flatten(codes)[0])
+    assert decoded[1].shape == (2, 1, 1) and header.stream == _uniform_stream(decoded, (256,))
     expected = model.decode(model.encode(two_digits), dtype="uint8").numpy()
     np.testing.assert_array_equal(codec.decompress(data, weights=path), expected)
     np.testing.assert_array_equal(codec.decompress(data, seed=1, weights=path), expected)  # nothing to sample

@@ -1,6 +1,8 @@
 """Compression with the bundled hqa_digits model: the Python API and the `tfvq` command."""
 
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,9 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tfvq import codec
-from tfvq.codec import cli
-from tfvq.codec import format as fmt
-from tfvq.codec.format import CodecError
+from tfvq.codec import cli, coding, container, entropy, files
+from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
 
 
@@ -35,24 +36,59 @@ def digit_png(tmp_path_factory, digit):
     return path
 
 
-def _retag(data, **changes):
-    """Rewrites header fields (with a valid CRC): model, weights_hash, first_layer, num_codes or codes."""
-    container = fmt.read(data)
-    h = container.header
-    return fmt.write(changes.get("codes", container.codes), changes.get("model", h.model),
-                     changes.get("weights_hash", h.weights_hash), changes.get("first_layer", h.first_layer),
-                     changes.get("num_codes", h.layer_num_codes))
+def _fixed_rate(stream_bytes, bits):
+    """A `coder="fixed"` stream (each code under the uniform table of its K) is at most a couple of bytes over
+    ceil(bits / 8), the fixed rate. It may be shorter: `Encoder.shortest` keeps the fewest bytes that still
+    decode, so a run of equal codes at the end (or a file of zero codes) costs fewer bytes."""
+    return stream_bytes <= math.ceil(bits / 8) + 2
+
+
+def _uniform_stream(codes, ks):
+    """The stream a fixed-rate file of `codes` {layer: [count, h, w]} holds: each layer, the top first, under the
+    uniform table of its K (`ks[layer]`), shortened as the container shortens it."""
+    stream = entropy.Encoder()
+    for l in sorted(codes, reverse=True):
+        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l]))
+    return stream.shortest()
+
+
+def _codes(data, weights=None):
+    """{layer: codes} the file's stream decodes to, its CRC checked (what `decompress` makes images of)."""
+    f = container.parse(data)
+    model, digest = files.load_model(f.model, weights)
+    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
+
+
+def _retag(data, model=None, tag=None, first_layer=None, coders=None):
+    """The file with header fields rewritten (model name, tag, first layer, coders), its stream and CRC kept."""
+    f = container.parse(data)
+    header = container.write_header(model or f.model, f.tag if tag is None else tag,
+                                    f.first_layer if first_layer is None else first_layer,
+                                    f.coders if coders is None else coders, f.image_size, f.images, f.lossless)
+    return header + f.stream + data[-4:]
+
+
+def _fixed_file(codes, first_layer, ks, digest):
+    """A version 4 hqa_digits file of `codes` {layer: [count, h, w]} under uniform tables of K = ks[layer] and a
+    valid tag and CRC for the digest D."""
+    header = container.write_header("hqa_digits", digest[:container.TAG_BYTES], first_layer,
+                                    {l: container.UNIFORM for l in codes}, images=len(next(iter(codes.values()))))
+    return container.write(header, _uniform_stream(codes, ks), digest, codes)
 
 
 def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, digit):
     data = codec.compress(digit, "hqa_digits", layer=5, coder="fixed")
-    assert len(data) == fmt.header_bytes("hqa_digits") + 1 == 45
     header = codec.read_header(data)
-    assert (header.version, header.model, header.layers, header.code_shapes, header.layer_num_codes, header.bits) == (
-        2, "hqa_digits", (5,), ((1, 1),), (256,), 8)
-    assert header.weights_hash == codec.weights_hash(model)
+    assert (header.version, header.model, header.layers, header.coders, header.images, header.image_size) == (
+        4, "hqa_digits", (5,), {5: container.UNIFORM}, 1, None)
+    assert header.tag == container.file_digest(codec.weights_hash(model))[:container.TAG_BYTES]
+    # The documented 22 bytes of container (a 10-character name, one layer, one image), and the 8-bit code.
+    assert header.header == container.write_header("hqa_digits", header.tag, 5, {5: container.UNIFORM})
+    assert len(header.header) + 4 == 22 and len(data) == 22 + len(header.stream)
+    assert _fixed_rate(len(header.stream), 8) and len(data) <= 23
     expected = model.encode(digit[None], 5).numpy()
-    np.testing.assert_array_equal(fmt.read(data).codes[0], expected)
+    np.testing.assert_array_equal(_codes(data)[5], expected)
+    assert header.stream == _uniform_stream({5: expected}, {5: 256})
     images = codec.decompress(data)
     assert images.shape == (1, 32, 32, 1) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, model.decode(expected, 5, dtype="uint8").numpy())
@@ -83,19 +119,29 @@ def test_compression_consistent_with_encode_at_every_layer_for_float_and_uint8_b
     images = load_numpy("digits", "test", limit=3)
     for layer in range(1, model.num_layers + 1):
         data = codec.compress(images, "hqa_digits", layer, coder="fixed")
-        container = fmt.read(data)
-        assert container.header.count == 3 and container.header.layers == (layer,)
-        assert container.header.payload_bytes == -(-3 * model.bits(layer) // 8)
-        np.testing.assert_array_equal(container.codes[0], model.encode(images, layer).numpy())
+        header = codec.read_header(data)
+        assert header.images == 3 and header.layers == (layer,) and header.coders == {layer: container.UNIFORM}
+        assert _fixed_rate(len(header.stream), 3 * model.bits(layer))
+        expected = model.encode(images, layer).numpy()
+        np.testing.assert_array_equal(_codes(data)[layer], expected)
+        assert header.stream == _uniform_stream({layer: expected}, {layer: 256})
     assert codec.decompress(data).shape == (3, 32, 32, 1)
     pixels = np.round(images * 255).astype(np.uint8)
-    assert codec.read(codec.compress(pixels, "hqa_digits", 2, coder="fixed")).codes[0].shape == (3, 8, 8)
+    assert _codes(codec.compress(pixels, "hqa_digits", 2, coder="fixed"))[2].shape == (3, 8, 8)
 
 
-def test_other_weights_are_refused(digit):
-    data = _retag(codec.compress(digit, "hqa_digits", 5, coder="fixed"), weights_hash=b"\0" * 8)
+def test_other_weights_are_refused(digit, old_files):
+    data = _retag(codec.compress(digit, "hqa_digits", 5, coder="fixed"), tag=b"\0\0")
     with pytest.raises(CodecError, match="made with other weights.*--weights=PATH"):
         codec.decompress(data)
+    # A file made with other weights (the hqa_digits weights of the version 1 files) needs them back.
+    old_weights = old_files / "hqa_digits_2026_11.weights.h5"
+    data = codec.compress(digit, "hqa_digits", 5, coder="fixed", weights=old_weights)
+    with pytest.raises(CodecError, match="made with other weights.*--weights=PATH"):
+        codec.decompress(data)
+    old_model = codec.load_model("hqa_digits", old_weights)[0]
+    np.testing.assert_array_equal(codec.decompress(data, weights=old_weights), old_model.decode(
+        old_model.encode(digit[None], 5), 5, dtype="uint8").numpy())
 
 
 def test_unknown_model_is_refused(digit):
@@ -104,26 +150,40 @@ def test_unknown_model_is_refused(digit):
         codec.decompress(data)
 
 
-def test_a_file_that_does_not_fit_the_model_is_refused(digit):
-    data = codec.compress(digit, "hqa_digits", 5, coder="fixed")
-    codes = fmt.read(data).codes
+def test_a_file_that_does_not_fit_the_model_is_refused(model, two_digits):
+    data = codec.compress(two_digits, "hqa_digits", 5, coder="fixed")
+    digest = container.file_digest(codec.weights_hash(model))
+    codes = _codes(data)
+    assert _fixed_file(codes, 5, {5: 256}, digest) == data  # the helper writes what compress writes
     with pytest.raises(CodecError, match=r"holds the codes of layer 6, but 'hqa_digits' has code layers 1..5"):
-        codec.decompress(_retag(data, first_layer=6))
-    with pytest.raises(CodecError, match="layer 4 code grid is 1x1, but layer 4 of 'hqa_digits' has a 2x2 grid"):
-        codec.decompress(_retag(data, first_layer=4))
-    with pytest.raises(CodecError, match="layer 5 has K=300 codes, but layer 5 of 'hqa_digits' has K=256"):
-        codec.decompress(_retag(data, num_codes=[300]))
-    two = _retag(data, first_layer=4, codes=[np.zeros((1, 2, 2), int)] + codes, num_codes=[256, 256])
-    with pytest.raises(CodecError, match="holds the codes of layers 4..5, but a 'hqa_digits' file of layer 4 "
-                                         "holds the codes of layer 4"):
-        codec.decompress(two)
+        codec.decompress(_retag(data, first_layer=6, coders={6: container.UNIFORM}))
+    # Version 4 stores no grids or Ks (they follow from the model): a layer 5 stream read as layer 4's 2x2 grid,
+    # or codes coded for another K, decode to other codes, which the CRC refuses (or the range decoder before it).
+    with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
+        codec.decompress(_retag(data, first_layer=4, coders={4: container.UNIFORM}))
+    layer3 = model.encode(two_digits, 3).numpy()
+    assert np.array_equal(_codes(_fixed_file({3: layer3}, 3, {3: 256}, digest))[3], layer3)
+    with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
+        codec.decompress(_fixed_file({3: layer3}, 3, {3: 300}, digest))
+    # A layer coded by the model given the layer above, which the file does not hold, is refused before decoding.
+    with pytest.raises(CodecError, match="codes layer 3 with the model's probabilities given layer 4, which it does "
+                                         "not hold"):
+        codec.decompress(_retag(_fixed_file({3: layer3}, 3, {3: 256}, digest), coders={3: container.MODEL}))
+    # A file of layers 4..5 holds what a file of layer 4 needs: it decodes at layer 4, and at 5.
+    four = model.encode(two_digits, 4).numpy()
+    both = _fixed_file({4: four, 5: codes[5]}, 4, {4: 256, 5: 256}, digest)
+    np.testing.assert_array_equal(codec.decompress(both), model.decode(four, 4, dtype="uint8").numpy())
+    np.testing.assert_array_equal(codec.decompress(both, layer=5), codec.decompress(data))
+    with pytest.raises(CodecError, match="cannot be decoded at layer 4, which needs layer 4\\."):
+        codec.decompress(data, layer=4)
 
 
 def test_corrupt_files_raise_codec_error(digit):
     data = codec.compress(digit, "hqa_digits", 2, coder="fixed")
     bad = bytearray(data)
-    bad[-6] ^= 1
-    for broken, message in [(bytes(bad), "CRC-32"), (data[:-1], "Truncated"), (b"\x89PNG" + data[4:], "Not a .tfvq")]:
+    bad[-6] ^= 1  # a byte of the stream
+    for broken, message in [(bytes(bad), "CRC-32"), (data[:-1], "CRC-32|could not be decoded|zero byte"),
+                            (data[:12], "Truncated"), (b"\x89PNG" + data[4:], "Not a .tfvq")]:
         with pytest.raises(CodecError, match=message):
             codec.decompress(broken)
 
@@ -160,13 +220,13 @@ def test_rate_tables_give_one_row_per_layer():
     assert [r["default"] for r in digits] == [False] * 4 + [True]
     assert digits[0]["code_grid"] == ((16, 16),) and digits[0]["num_codes"] == (256,)
     assert digits[-1]["payload_bytes"] == 1 and digits[-1]["ratio"] == 1024
-    assert all(r["file_bytes"] == r["payload_bytes"] + 44 for r in digits)
+    assert all(r["file_bytes"] == r["payload_bytes"] + 22 for r in digits)  # the version 4 header and CRC
     celeba = codec.rate_table("hqa_celeba64")
     layer4 = celeba[3]
     assert (layer4["code_grid"], layer4["bits"], layer4["payload_bytes"]) == (((8, 8),), 576, 72)  # HQA Table 1
     table = codec.format_rate_table("hqa_digits")
-    assert "| 5 (default) | 1x1 | 256 | 8 | 1 | 45 | 1024.0:1 | 22.8:1 |" in table
-    assert "| 1 | 16x16 | 256 | 2048 | 256 | 300 | 4.0:1 | 3.4:1 |" in table
+    assert "| 5 (default) | 1x1 | 256 | 8 | 1 | 23 | 1024.0:1 | 44.5:1 |" in table
+    assert "| 1 | 16x16 | 256 | 2048 | 256 | 278 | 4.0:1 | 3.7:1 |" in table
 
 
 # ------------------------------------------------------------------ the command line
@@ -202,18 +262,26 @@ def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
         assert code == 0, f"tfvq {name} failed: {err}"
     assert "layer 5 (default): 1x1 codes of K=256, 8 bits (1 byte) per image, 1024.0:1" in results["models"][1]
     assert "layer 1: 16x16 codes of K=256, 2048 bits (256 bytes) per image" in results["models"][1]
-    assert "45 bytes (1 bytes of codes, 8 bits, layer 5 of hqa_digits)" in results["compress"][1]
     data = (tmp_path / "digit.tfvq").read_bytes()
     assert data == codec.compress(digit, "hqa_digits", 5, coder="fixed")
+    stream = len(codec.read_header(data).stream)
+    assert (f"{len(data)} bytes (layer 5, {8 * stream} bits of stream per image (coders: 5 uniform) of "
+            "hqa_digits)") in results["compress"][1]
+    assert len(data) == 22 + stream <= 23
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out.png"))).numpy()
     assert image.shape == (32, 32, 1)
     np.testing.assert_array_equal(image, codec.decompress(api_file.read_bytes(), seed=3)[0])
 
 
+_TF_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                     r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*)$")
+"""TensorFlow's own C++ log lines (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: not tfvq's output."""
+
+
 def _one_line_error(code, err):
     assert code != 0
     assert "Traceback" not in err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not _TF_LOG.match(line)]
     assert len(lines) == 1 and lines[0].startswith("tfvq: error: "), err
     return lines[0]
 
@@ -227,6 +295,10 @@ def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path):
     code, _, err = _finish(_start(["decompress", "bad.tfvq"], tmp_path))
     assert "Truncated" in _one_line_error(code, err)
     assert not (tmp_path / "bad.png").exists()
+    (tmp_path / "bad4.tfvq").write_bytes(b"TQ\x40\x0ahqa_digits")  # a version 4 header cut inside its name
+    code, _, err = _finish(_start(["decompress", "bad4.tfvq"], tmp_path))
+    assert "Truncated" in _one_line_error(code, err)
+    assert not (tmp_path / "bad4.png").exists()
 
 
 def test_cli_errors_in_process(tmp_path, digit_png, capsys):
@@ -246,13 +318,15 @@ def test_cli_errors_in_process(tmp_path, digit_png, capsys):
     _one_line_error(1, capsys.readouterr().err)
     out = tmp_path / "d.tfvq"
     assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=3", "-o", str(out)]) == 0
+    capsys.readouterr()
     assert cli.main(["info", str(out)]) == 0
-    assert "version 2, model hqa_digits" in capsys.readouterr().out
-    assert cli.main(["info", str(out)]) == 0
-    assert "layer 3, 1 image(s) of codes 4x4 K=256, 128 bits per image, 16 bytes of codes, 60 bytes in all" in (
-        capsys.readouterr().out)
+    info = capsys.readouterr().out
+    f = codec.read_header(out.read_bytes())
+    assert "version 4, model hqa_digits" in info and "1 image(s) of the model's own size" in info
+    assert f"{f.file_bytes} bytes in all: header 18, stream {len(f.stream)}, CRC 4" in info and _fixed_rate(len(f.stream), 128)
+    assert "  layer 3: fixed rate (uniform)" in info
     data = bytearray(out.read_bytes())
-    data[20] ^= 0xFF
+    data[20] ^= 0xFF  # a byte of the stream (after the 18 bytes of header)
     out.write_bytes(bytes(data))
     assert cli.main(["decompress", str(out)]) == 1
-    assert "CRC-32 mismatch" in _one_line_error(1, capsys.readouterr().err)
+    assert "does not match its CRC-32" in _one_line_error(1, capsys.readouterr().err)

@@ -11,7 +11,9 @@ def net():
     import keras
 
     keras.utils.set_random_seed(5)
-    return context.context_net(7, 5, 2, width=8, depth=2, embed=4, mix=6)
+    from tfvq.codec import fit
+
+    return fit.context_net(7, 5, 2, width=8, depth=2, embed=4, mix=6)
 
 
 def _inputs(rng, n=3, h=6, w=4):
@@ -73,13 +75,16 @@ def test_weights_that_could_leave_exact_float64_sums_are_refused(net):
 
 
 def test_coded_bits_of_the_bundled_priors_are_their_float_cross_entropy_within_a_bit():
-    from tfvq import codec
+    from tfvq import codec, zoo
+    from tfvq.codec import fit
     from tfvq.codec.coding import encode_layers
     from tfvq.data import load_numpy
 
     model, digest = codec.load_model("hqa_digits")
-    priors = context.load_context("hqa_digits", model, digest)
+    priors = context.read_context(zoo.prior_paths(model)["context"], "hqa_digits", model.code_layout().num_codes,
+                                  digest)
+    assert priors is not None and priors.has(2)  # the bundled context priors
     images = load_numpy("digits", "test", limit=24)
     codes = encode_layers(model, images, {2, 3})
-    floating, coded = priors.bits(2, codes[2], codes[3]), priors.coded_bits(2, codes[2], codes[3])
+    floating, coded = fit.float_bits(priors, 2, codes[2], codes[3]), priors.coded_bits(2, codes[2], codes[3])
     assert np.abs(coded - floating).max() < 1.0, (floating, coded)

@@ -1,16 +1,18 @@
-"""Files written before format version 2 still decode to exactly the images they decoded to then.
+"""Files of format versions 1, 2 and 3 still decode to exactly the images they decoded to then.
 
 The fixtures in data/ (see data/README.md) are hqa_digits files of layers 1, 3 and 5
-(version byte 1) and an rrvq_digits file of every layer (version byte 0x81), two test
-digits each, with the uint8 images the codec of the time decoded them to.
+(version byte 1) and an rrvq_digits file of every layer (version byte 0x81), and the
+version 2 and 3 files of the last codec that wrote them, two test digits each, with the
+uint8 images the codec of the time decoded them to.
 """
 
 import numpy as np
 import pytest
 
 from tfvq import codec
-from tfvq.codec import cli
+from tfvq.codec import cli, coding, container, files
 from tfvq.codec import format as fmt
+from tfvq.codec.errors import CodecError
 
 HQA = [("hqa_digits_layer1_v1", 1), ("hqa_digits_layer3_v1", 3), ("hqa_digits_layer5_v1", 5)]
 HQA_WEIGHTS = "hqa_digits_2026_11.weights.h5"
@@ -20,7 +22,21 @@ by their hash, and decodes only with them)."""
 
 def _weights(old_files, model):
     return str(old_files / HQA_WEIGHTS) if model == "hqa_digits" else None
+
+
 RRVQ = "rrvq_digits_all_layers_v0x81"
+KEPT = [  # (stem, version byte, model, layers, image size), data/README.md "Files of format versions 2 and 3"
+    ("hqa_digits_layer2_v2", 2, "hqa_digits", (2,), (32, 32)),
+    ("rrvq_digits_layer2_v2", 2, "rrvq_digits", (2, 3, 4, 5), (32, 32)),
+    ("hqa_digits_layer1_v3_auto", 3, "hqa_digits", (1, 2, 3, 4, 5), (32, 32)),
+    ("hqa_digits_layer1_v3_context", 3, "hqa_digits", (1, 2, 3, 4, 5), (32, 32)),
+    ("hqa_digits_layer3_v3_progressive", 3, "hqa_digits", (3, 4, 5), (32, 32)),
+    ("hqa_digits_layer5_v3_static", 3, "hqa_digits", (5,), (32, 32)),
+    ("rrvq_digits_layer1_v3_auto", 3, "rrvq_digits", (1, 2, 3, 4, 5), (32, 32)),
+    ("rrvq_digits_layer1_v3_lossless", 3, "rrvq_digits", (1, 2, 3, 4, 5), (32, 32)),
+    ("hqa_digits_layer1_v3_27x30", 3, "hqa_digits", (1, 2, 3, 4, 5), (27, 30)),
+    ("rrvq_digits_layer1_v3_27x30", 3, "rrvq_digits", (1, 2, 3, 4, 5), (27, 30)),
+]
 
 
 def _load(old_files, stem):
@@ -49,20 +65,83 @@ def test_old_rrvq_all_layers_file_decodes_to_the_same_images(old_files):
     np.testing.assert_array_equal(codec.decompress(data, seed=7), images)
 
 
+def _decoded_codes(data, weights):
+    """{layer: codes} a version 4 file's stream decodes to, its CRC checked."""
+    f = container.parse(data)
+    model, digest = files.load_model(f.model, weights)
+    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
+
+
 @pytest.mark.parametrize("stem,layer", HQA + [(RRVQ, None)])
-def test_the_same_digits_compress_to_the_same_codes_in_version_2(old_files, two_digits, stem, layer):
+def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_files, two_digits, stem, layer):
     data, _ = _load(old_files, stem)
     old = codec.read(data)
-    new = codec.read(codec.compress(two_digits, old.header.model, layer, coder="fixed",
-                                    weights=_weights(old_files, old.header.model)))
-    assert new.header.version == fmt.VERSION == 2
-    assert (new.header.layers, new.header.code_shapes, new.header.layer_num_codes, new.header.weights_hash) == (
-        old.header.layers, old.header.code_shapes, old.header.layer_num_codes, old.header.weights_hash)
-    for a, b in zip(new.codes, old.codes):
+    weights = _weights(old_files, old.header.model)
+    model, weights_hash = codec.load_model(old.header.model, weights)
+    # The old file holds the codes the model of its weights gives the digits today.
+    assert old.header.weights_hash == weights_hash
+    want = model.encode(two_digits, layer)
+    want = [np.asarray(c) for c in (want if isinstance(want, (list, tuple)) else [want])]
+    assert len(old.codes) == len(want)
+    for a, b in zip(old.codes, want):
         np.testing.assert_array_equal(a, b)
+    # A version 4 file of the same digits, made with the same weights, holds those codes and decodes to their images.
+    new = codec.compress(two_digits, old.header.model, layer, coder="fixed", weights=weights)
+    header = codec.read_header(new)
+    assert header.version == 4 and header.layers == old.header.layers and header.images == 2
+    assert header.tag == container.file_digest(old.header.weights_hash)[:container.TAG_BYTES]
+    decoded = _decoded_codes(new, weights)
+    for l, b in zip(old.header.layers, old.codes):
+        np.testing.assert_array_equal(decoded[l], b)
+    at = old.header.first_layer
+    np.testing.assert_array_equal(codec.decompress(new, weights=weights),
+                                  model.decode(model.encode(two_digits, layer), at, dtype="uint8").numpy())
     # ... and the version 1 writer still writes the old bytes.
-    h = new.header
-    assert fmt.write_v1(new.codes, h.model, h.weights_hash, h.first_layer, h.layer_num_codes) == data
+    h = old.header
+    assert fmt.write_v1(old.codes, h.model, h.weights_hash, h.first_layer, h.layer_num_codes) == data
+
+
+@pytest.mark.parametrize("stem,version,model,layers,size", KEPT)
+def test_kept_version_2_and_3_files_decode_to_the_same_images(old_files, stem, version, model, layers, size):
+    data, images = _load(old_files, stem)
+    header = codec.read_header(data)
+    assert (header.version, header.version_byte, header.model, header.layers) == (version, version, model, layers)
+    if version == 2:
+        assert header.count == 2
+    else:
+        assert (header.images, header.image_size) == (2, size)
+    decoded = codec.decompress(data)
+    assert decoded.dtype == np.uint8 and decoded.shape == (2,) + size + (1,)
+    np.testing.assert_array_equal(decoded, images)
+    seed7 = old_files / f"{stem}_seed7.npy"
+    if seed7.exists():
+        np.testing.assert_array_equal(codec.decompress(data, seed=7), np.load(seed7))
+    else:  # the lossless file: its exact pixels, whatever the seed
+        assert stem.endswith("lossless")
+        np.testing.assert_array_equal(codec.decompress(data, seed=7), images)
+
+
+def test_every_kept_file_is_in_the_table(old_files):
+    kept = {p.stem for p in old_files.glob("*.tfvq") if "_v2" in p.stem or "_v3" in p.stem}
+    assert kept == {stem for stem, *_ in KEPT}
+
+
+@pytest.mark.parametrize("stem,layer", HQA)
+def test_a_file_whose_weights_are_gone_is_refused(old_files, stem, layer):
+    data, _ = _load(old_files, stem)
+    # The hqa_digits weights these were made with are no longer the bundled ones: without them, no image.
+    with pytest.raises(CodecError, match="made with other weights of 'hqa_digits'.*--weights=PATH"):
+        codec.decompress(data)
+    with pytest.raises(CodecError, match="made with other weights of 'hqa_digits'.*--weights=PATH"):
+        codec.decompress(data, seed=7)
+
+
+def test_a_kept_file_is_refused_with_the_old_weights(old_files):
+    # The other way round: a version 2 (and 3) file of today's bundled weights, given the old weights.
+    for stem in ("hqa_digits_layer2_v2", "hqa_digits_layer5_v3_static"):
+        data, _ = _load(old_files, stem)
+        with pytest.raises(CodecError, match="made with other weights of 'hqa_digits'"):
+            codec.decompress(data, weights=old_files / HQA_WEIGHTS)
 
 
 def test_info_describes_an_old_file(old_files, capsys):

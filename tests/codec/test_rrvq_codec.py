@@ -7,6 +7,7 @@ or samples given a seed.
 
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -16,16 +17,16 @@ import tensorflow as tf
 
 import tfvq
 from tfvq import codec
-from tfvq.codec import cli
+from tfvq.codec import cli, coding, container, entropy, files
 from tfvq.codec import format as fmt
-from tfvq.codec.format import CodecError
+from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
 
 NAME = "rrvq_digits"
 GRIDS = ((16, 16), (8, 8), (4, 4), (2, 2), (1, 1))
 KS = (32,) * 5
 CODE_BITS = sum(h * w * 5 for h, w in GRIDS)  # 1705: K = 32 is 5 bits per code
-HEADER = 26 + len(NAME) + 8 * 5  # 77 bytes with the CRC
+UNIFORM = {l: container.UNIFORM for l in range(1, 6)}
 
 
 @pytest.fixture(scope="module")
@@ -44,36 +45,82 @@ def rrvq_file(digits):
     return codec.compress(digits, NAME, coder="fixed")
 
 
-def _rewrite(data, **changes):
-    """A file with other codes, model, weights_hash, first_layer or num_codes (and a valid CRC)."""
-    container = fmt.read(data)
-    h = container.header
-    return fmt.write(changes.get("codes", container.codes), changes.get("model", h.model),
-                     changes.get("weights_hash", h.weights_hash), changes.get("first_layer", h.first_layer),
-                     changes.get("num_codes", h.layer_num_codes))
+def _fixed_rate(stream_bytes, bits):
+    """A `coder="fixed"` stream (each code under the uniform table of its K) is at most a couple of bytes over
+    ceil(bits / 8), the fixed rate. It may be shorter: `Encoder.shortest` keeps the fewest bytes that still
+    decode, so a run of equal codes at the end (or a file of zero codes) costs fewer bytes."""
+    return stream_bytes <= math.ceil(bits / 8) + 2
+
+
+def _uniform_stream(codes, ks):
+    """The stream a fixed-rate file of `codes` {layer: [count, h, w]} holds: each layer, the top first, under the
+    uniform table of its K (`ks[layer]`), shortened as the container shortens it."""
+    stream = entropy.Encoder()
+    for l in sorted(codes, reverse=True):
+        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l]))
+    return stream.shortest()
+
+
+def _tag(weights_hash):
+    """The tag of a file of uniform-coded layers only: D names the weights alone."""
+    return container.file_digest(weights_hash)[:container.TAG_BYTES]
+
+
+def _codes(data):
+    """{layer: codes} the file's stream decodes to, its CRC checked (what `decompress` makes images of)."""
+    f = container.parse(data)
+    model, digest = files.load_model(f.model)
+    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
+
+
+def _fixed_file(codes, first_layer, ks=KS, model=NAME, weights_hash=None, images=None):
+    """A version 4 file of `codes` {layer: [count, h, w]}, each layer under the uniform table of its K in `ks`
+    (indexed by layer - 1), with a valid tag and CRC for `weights_hash` (default: the bundled weights')."""
+    if weights_hash is None:
+        weights_hash = codec.weights_hash(codec.load_model(NAME)[0])
+    digest = container.file_digest(weights_hash)
+    stream = entropy.Encoder()
+    for l in sorted(codes, reverse=True):
+        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l - 1]))
+    count = len(next(iter(codes.values()))) if images is None else images
+    header = container.write_header(model, digest[:container.TAG_BYTES], first_layer,
+                                    {l: container.UNIFORM for l in codes}, images=count)
+    return container.write(header, stream.shortest(), digest, codes)
 
 
 def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq_file, digits):
     layout = model.code_layout()
     assert layout.default_layer == 1 and layout.bits(1) == CODE_BITS == 1705
     header = codec.read_header(rrvq_file)
-    assert (header.version, header.model, header.first_layer, header.layers, header.count) == (
-        2, NAME, 1, (1, 2, 3, 4, 5), 3)
-    assert header.code_shapes == GRIDS == layout.grids and header.layer_num_codes == KS == layout.num_codes
-    assert header.weights_hash == codec.weights_hash(model)
-    assert header.bits == CODE_BITS and header.payload_bytes == math.ceil(3 * CODE_BITS / 8) == 640
-    assert len(rrvq_file) == HEADER + 640 == fmt.header_bytes(NAME, 5) + 640
-    assert len(codec.compress(digits[0], NAME, coder="fixed")) == HEADER + math.ceil(CODE_BITS / 8) == 77 + 214
+    assert (header.version, header.model, header.first_layer, header.layers, header.images, header.image_size,
+            header.lossless) == (4, NAME, 1, (1, 2, 3, 4, 5), 3, None, False)
+    assert header.coders == UNIFORM  # every layer at the fixed rate, log2 32 = 5 bits per code
+    assert header.tag == _tag(codec.weights_hash(model))
+    # The header is what the container writes for it: 2 + 1 + 1 + 11 + 2 + 1 + 2 (layer word 1 << 10) + 1 (3 images).
+    assert header.header == container.write_header(NAME, header.tag, 1, UNIFORM, images=3) and len(header.header) == 21
+    assert len(rrvq_file) == len(header.header) + len(header.stream) + 4
+    assert _fixed_rate(len(header.stream), 3 * CODE_BITS) and math.ceil(3 * CODE_BITS / 8) == 640
+    codes = model.encode(digits)
+    assert header.stream == _uniform_stream({l: c for l, c in zip(range(1, 6), codes)}, dict.fromkeys(range(1, 6), 32))
+    one = codec.compress(digits[0], NAME, coder="fixed")
+    f = codec.read_header(one)
+    assert f.header == container.write_header(NAME, f.tag, 1, UNIFORM) and len(f.header) == 20
+    assert len(one) == 20 + len(f.stream) + 4 and _fixed_rate(len(f.stream), CODE_BITS)  # about 214 bytes of codes
 
 
-def test_payload_is_the_models_codes_bit_packed_layer_after_layer(model, digits, rrvq_file):
+def test_stream_is_the_models_codes_range_coded_top_layer_first(model, digits, rrvq_file):
     codes = [c.numpy() for c in model.encode(digits)]
-    container = codec.read(rrvq_file)
-    assert len(container.codes) == 5
-    for got, want in zip(container.codes, codes):
-        assert got.dtype == np.int32
-        np.testing.assert_array_equal(got, want)
-    assert rrvq_file[HEADER - 4: -4] == fmt.pack_layers(codes, KS)
+    decoded = _codes(rrvq_file)
+    assert sorted(decoded) == [1, 2, 3, 4, 5]
+    for l, want in zip(range(1, 6), codes):
+        assert decoded[l].dtype == np.int32 and decoded[l].shape == (3,) + GRIDS[l - 1]
+        np.testing.assert_array_equal(decoded[l], want)
+    # The stream is exactly the codes under the uniform table of K = 32, layer 5 first.
+    stream = entropy.Encoder()
+    for want in reversed(codes):
+        stream.static(want.ravel(), entropy.uniform_table(32))
+    assert codec.read_header(rrvq_file).stream == stream.shortest() == _uniform_stream(decoded, dict.fromkeys(
+        range(1, 6), 32))
 
 
 def test_round_trip_equals_decode_of_encode_exactly(model, digits, rrvq_file):
@@ -92,9 +139,15 @@ def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(mode
     x = digits[:2]
     data = codec.compress(x, NAME, layer=3, coder="fixed")
     header = codec.read_header(data)
-    assert (header.first_layer, header.layers, header.code_shapes) == (3, (3, 4, 5), GRIDS[2:])
-    assert header.bits == 105 and len(data) == fmt.header_bytes(NAME, 3) + math.ceil(2 * 105 / 8)
+    assert (header.first_layer, header.layers, header.coders) == (3, (3, 4, 5), {3: 0, 4: 0, 5: 0})
+    assert model.code_layout().bits(3) == 105 and _fixed_rate(len(header.stream), 2 * 105)
+    assert header.header == container.write_header(NAME, header.tag, 3, {3: 0, 4: 0, 5: 0}, images=2)
+    assert len(data) == len(header.header) + len(header.stream) + 4
     codes = model.encode(x, 3)
+    decoded = _codes(data)
+    for l, want in zip((3, 4, 5), codes):
+        np.testing.assert_array_equal(decoded[l], want)
+    assert header.stream == _uniform_stream(dict(zip((3, 4, 5), codes)), dict.fromkeys((3, 4, 5), 32))
     np.testing.assert_array_equal(codec.decompress(data), model.decode(codes, 3, dtype="uint8").numpy())
     sampled = codec.decompress(data, seed=5)
     np.testing.assert_array_equal(sampled, model.decode(codes, 3, stochastic=True, seed=5, dtype="uint8").numpy())
@@ -118,36 +171,70 @@ def test_spatial_vae_has_no_codes():
         codec.code_layout("spatial_vae_cifar10")
     with pytest.raises(CodecError, match="no discrete codes"):
         codec.decompress(fmt.write([np.zeros((1, 1, 1), int)], "spatial_vae_cifar10", bytes(8), 1, [2]))
+    with pytest.raises(CodecError, match="no discrete codes"):
+        codec.decompress(_fixed_file({1: np.zeros((1, 1, 1), int)}, 1, ks=(2,), model="spatial_vae_cifar10"))
 
 
-def test_files_that_do_not_fit_the_model_are_refused(rrvq_file):
-    codes = codec.read(rrvq_file).codes
-    with pytest.raises(CodecError, match="made with other weights"):
-        codec.decompress(_rewrite(rrvq_file, weights_hash=b"\0" * 8))
-    with pytest.raises(CodecError, match="layer 1 has K=33 codes, but layer 1 of 'rrvq_digits' has K=32"):
-        codec.decompress(_rewrite(rrvq_file, num_codes=(33,) + KS[1:]))
-    with pytest.raises(CodecError, match="layer 5 code grid is 2x2, but layer 5 of 'rrvq_digits' has a 1x1 grid"):
-        codec.decompress(_rewrite(rrvq_file, codes=codes[:4] + [np.zeros((3, 2, 2), int)]))
-    with pytest.raises(CodecError, match="holds the codes of layers 1..4, but a 'rrvq_digits' file of layer 1 holds "
-                                         "the codes of layers 1..5"):
-        codec.decompress(_rewrite(rrvq_file, codes=codes[:4], num_codes=KS[:4]))
-    with pytest.raises(CodecError, match="holds the codes of layer 2, but a 'rrvq_digits' file of layer 2 holds "
-                                         r"the codes of layers 2..5 \(what encode\(x, 2\) gives\)"):
-        codec.decompress(_rewrite(rrvq_file, codes=codes[1:2], num_codes=KS[1:2], first_layer=2))
+def test_files_that_do_not_fit_the_model_are_refused(model, rrvq_file):
+    codes = _codes(rrvq_file)
+    # The file's own codes, written again by hand: the same file (the helper writes what compress writes).
+    assert _fixed_file(codes, 1) == rrvq_file
+    with pytest.raises(CodecError, match="made with other weights of 'rrvq_digits'"):
+        codec.decompress(_fixed_file(codes, 1, weights_hash=b"\0" * 8))
+    # Version 4 stores no grids or Ks (they follow from the model): codes coded for another K or another grid
+    # decode to other codes, which the CRC refuses (or the range decoder, before it).
+    with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
+        codec.decompress(_fixed_file(codes, 1, ks=(33,) + KS[1:]))
+    with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
+        codec.decompress(_fixed_file({**codes, 5: np.arange(12).reshape(3, 2, 2) % 32}, 1))
+    with pytest.raises(CodecError, match="holds layers 1..4, but decoding layer 1 of 'rrvq_digits' needs layers "
+                                         "1..5"):
+        codec.decompress(_fixed_file({l: codes[l] for l in range(1, 5)}, 1))
+    with pytest.raises(CodecError, match="holds layer 2, but decoding layer 2 of 'rrvq_digits' needs layers "
+                                         "2..5"):
+        codec.decompress(_fixed_file({2: codes[2]}, 2))
     with pytest.raises(CodecError, match="holds the codes of layers 6..10, but 'rrvq_digits' has code layers 1..5"):
-        codec.decompress(_rewrite(rrvq_file, first_layer=6))
-    # A file of layers 2..5 is what encode(x, 2) gives: it fits.
-    assert codec.decompress(_rewrite(rrvq_file, codes=codes[1:], num_codes=KS[1:], first_layer=2)).shape == (
-        3, 32, 32, 1)
+        codec.decompress(_fixed_file({l + 5: codes[l] for l in codes}, 6, ks=KS * 2))
+    # A file of layers 2..5 is what encode(x, 2) gives: it fits, and decodes as the model decodes those codes.
+    two = _fixed_file({l: codes[l] for l in range(2, 6)}, 2)
+    np.testing.assert_array_equal(codec.decompress(two), model.decode([codes[l] for l in range(2, 6)], 2,
+                                                                      dtype="uint8").numpy())
+    assert codec.decompress(two).shape == (3, 32, 32, 1)
 
 
-def test_corrupt_rrvq_files_raise_codec_error(rrvq_file):
+def test_corrupt_rrvq_files_raise_codec_error(rrvq_file, digits, mutate):
+    header = codec.read_header(rrvq_file)
+    at = len(header.header) + 10  # a byte of the stream
     flipped = bytearray(rrvq_file)
-    flipped[HEADER + 10] ^= 0x01
-    for broken, message in [(bytes(flipped), "CRC-32"), (rrvq_file[:-1], "Truncated"),
-                            (rrvq_file[:HEADER - 10], "Truncated"), (b"\x89PNG" + rrvq_file[4:], "Not a .tfvq")]:
+    flipped[at] ^= 0x01
+    for broken, message in [(bytes(flipped), "CRC-32"), (rrvq_file[:-1], "CRC-32|could not be decoded|zero byte"),
+                            (rrvq_file[:10], "Truncated"), (b"\x89PNG" + rrvq_file[4:], "Not a .tfvq")]:
         with pytest.raises(CodecError, match=message):
             codec.decompress(broken)
+    # Every byte of a small file flipped, and every truncation: a CodecError each time (never an image).
+    small = codec.compress(digits[:2], NAME, layer=3, coder="fixed")
+    for i in range(len(small)):
+        for bit in (0x01, 0x80):
+            bad = bytearray(small)
+            bad[i] ^= bit
+            with pytest.raises(CodecError):
+                codec.decompress(bytes(bad))
+    for n in range(len(small)):
+        with pytest.raises(CodecError):
+            codec.decompress(small[:n])
+    # Random corruptions of files of every rrvq coder (the model's probabilities, pixels): CodecError only.
+    rng = np.random.default_rng(1)
+    sources = [codec.compress(digits[:1], NAME), codec.compress(digits[:1], NAME, coder="progressive"),
+               codec.compress(digits[:1], NAME, lossless=True)]
+    tried = 0
+    for i in range(45):
+        source = sources[i % len(sources)]
+        bad = mutate(source, rng)
+        if bad != source:
+            tried += 1
+            with pytest.raises(CodecError):
+                codec.decompress(bad)
+    assert tried > 40
 
 
 def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
@@ -157,12 +244,16 @@ def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
     first = rows[0]
     assert first["code_grid"] == GRIDS and first["num_codes"] == KS
     assert first["layer_bits"] == (1280, 320, 80, 20, 5) and first["bits"] == 1705
-    assert (first["payload_bytes"], first["file_bytes"]) == (214, 291)
-    assert first["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and first["file_ratio"] == pytest.approx(1024 / 291)
+    # A one-image fixed-rate file: the version 4 header (20 bytes for 11 characters and 5 layers), the codes, the CRC.
+    assert (first["payload_bytes"], first["file_bytes"]) == (214, 238)
+    for r in rows:
+        header = container.write_header(NAME, bytes(2), r["layer"], {l: container.UNIFORM for l in r["layers"]})
+        assert r["file_bytes"] == len(header) + r["payload_bytes"] + 4
+    assert first["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and first["file_ratio"] == pytest.approx(1024 / 238)
     assert [r["bits"] for r in rows] == [1705, 425, 105, 25, 5]
     table = codec.format_rate_table(NAME)
-    assert "| 1..5 (default) | 16x16 + 8x8 + 4x4 + 2x2 + 1x1 | 32, 32, 32, 32, 32 | 1705 | 214 | 291 |" in table
-    assert "| 3..5 | 4x4 + 2x2 + 1x1 | 32, 32, 32 | 105 | 14 | 75 |" in table
+    assert "| 1..5 (default) | 16x16 + 8x8 + 4x4 + 2x2 + 1x1 | 32, 32, 32, 32, 32 | 1705 | 214 | 238 |" in table
+    assert "| 3..5 | 4x4 + 2x2 + 1x1 | 32, 32, 32 | 105 | 14 | 37 |" in table
     celeba = codec.rate_table("rrvq_celeba64_l5")[0]
     assert (celeba["bits"], celeba["payload_bytes"]) == (2275, 285)  # RRVQ App. F: 2275 bits per image
 
@@ -184,9 +275,14 @@ def _finish(proc):
     return proc.returncode, out, err
 
 
+_TF_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                     r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*)$")
+"""TensorFlow's own C++ log lines (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: not tfvq's output."""
+
+
 def _one_line_error(code, err):
     assert code != 0 and "Traceback" not in err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not _TF_LOG.match(line)]
     assert len(lines) == 1 and lines[0].startswith("tfvq: error: "), err
     return lines[0]
 
@@ -203,9 +299,12 @@ def test_cli_round_trip_through_files(tmp_path, model, digits):
     models = results["models"][1]
     assert "layer 1 (default): layers 1..5, 16x16, 8x8, 4x4, 2x2, 1x1 codes of K=32, 1705 bits (214 bytes)" in models
     assert "layer 3: layers 3..5, 4x4, 2x2, 1x1 codes of K=32, 105 bits (14 bytes) per image" in models
-    assert "291 bytes (214 bytes of codes, 1705 bits, layers 1..5 of rrvq_digits)" in results["compress"][1]
     data = (tmp_path / "digit.tfvq").read_bytes()
     assert data == codec.compress(digits[0], NAME, coder="fixed")
+    stream = len(codec.read_header(data).stream)
+    assert (f"{len(data)} bytes (layers 1..5, {8 * stream} bits of stream per image (coders: 5 uniform, 4 uniform, "
+            "3 uniform, 2 uniform, 1 uniform) of rrvq_digits)") in results["compress"][1]
+    assert codec.rate_table(NAME)[0]["file_bytes"] - 2 <= len(data) <= codec.rate_table(NAME)[0]["file_bytes"]
 
     code, _, err = _finish(_start(["decompress", "digit.tfvq", "-o", "out.png"], tmp_path))
     assert code == 0, err
@@ -218,7 +317,8 @@ def test_cli_layer_3_and_a_seed_in_process(tmp_path, digits, capsys):
     tf.io.write_file(str(png), tf.io.encode_png(digits[0]))
     d3 = tmp_path / "d3.tfvq"
     assert cli.main(["compress", "--coder=fixed", str(png), "--model=rrvq_digits", "--layer=3", "-o", str(d3)]) == 0
-    assert "layers 3..5 of rrvq_digits" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(layers 3..5, " in out and "(coders: 5 uniform, 4 uniform, 3 uniform) of rrvq_digits)" in out
     assert d3.read_bytes() == codec.compress(digits[0], NAME, 3, coder="fixed")
     assert cli.main(["decompress", str(d3), "-o", str(tmp_path / "out3.png"), "--seed=2"]) == 0
     image3 = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out3.png"))).numpy()
@@ -233,8 +333,11 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     capsys.readouterr()
     assert cli.main(["info", str(out)]) == 0
     info = capsys.readouterr().out
-    assert "version 2, model rrvq_digits" in info and "layers 1..5, 1 image(s) of codes 16x16 K=32, 8x8 K=32" in info
-    assert "1705 bits per image, 214 bytes of codes, 291 bytes in all" in info
+    f = codec.read_header(out.read_bytes())
+    assert "version 4, model rrvq_digits" in info and f"(tag {f.tag.hex()})" in info
+    assert "1 image(s) of the model's own size, layers 1..5 (decoded at layer 1 by default)" in info
+    assert f"{f.file_bytes} bytes in all: header 20, stream {len(f.stream)}, CRC 4" in info
+    assert _fixed_rate(len(f.stream), 1705) and info.count(": fixed rate (uniform)") == 5
     assert cli.main(["decompress", str(out), "-o", str(tmp_path / "o.png"), "--seed=3"]) == 0
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "o.png"))).numpy()
     np.testing.assert_array_equal(image, codec.decompress(out.read_bytes())[0])
@@ -245,10 +348,15 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     assert cli.main(["compress", "--coder=fixed", str(png), "--model=spatial_vae_cifar10"]) == 1
     assert "no discrete codes" in _one_line_error(1, capsys.readouterr().err)
     data = bytearray(out.read_bytes())
-    data[HEADER + 3] ^= 0xFF
+    data[len(f.header) + 3] ^= 0xFF  # a byte of the stream
     out.write_bytes(bytes(data))
     assert cli.main(["decompress", str(out)]) == 1
-    assert "CRC-32 mismatch" in _one_line_error(1, capsys.readouterr().err)
+    assert "does not match its CRC-32" in _one_line_error(1, capsys.readouterr().err)
+    # Version 4 checks its CRC after decoding: a file cut inside its stream is refused by decompress ...
     out.write_bytes(bytes(data[:100]))
+    assert cli.main(["decompress", str(out)]) == 1
+    assert "CRC-32" in _one_line_error(1, capsys.readouterr().err)
+    # ... and one cut inside its header by info as well.
+    out.write_bytes(bytes(data[:12]))
     assert cli.main(["info", str(out)]) == 1
     assert "Truncated" in _one_line_error(1, capsys.readouterr().err)

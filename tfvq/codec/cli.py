@@ -41,10 +41,10 @@ def _parser():
                    help="layer to encode at (1 = finest; default: the model's default layer, marked in "
                         "`tfvq models`); the file holds the codes the model's encode gives at that layer")
     p.add_argument("--coder", default="auto", choices=("auto", "static", "progressive", "context", "fixed"),
-                   help="auto (default): per layer the smallest of fixed-rate, static-prior, model-probability "
-                        "and context-prior coding; progressive: every layer from --layer to the top, each given "
-                        "the one above by the model; context: the same under the learned context priors "
-                        "(`tfvq fit-priors`); fixed: bit-packed codes (format version 2)")
+                   help="auto (default): per layer the fewest bits of fixed-rate, static-prior, model-probability "
+                        "and context-prior coding, and the smallest whole file; progressive: every layer from "
+                        "--layer to the top, each given the one above by the model; context: the same under the "
+                        "learned context priors (`tfvq fit-priors`); fixed: every code at the fixed rate")
     p.add_argument("--lossless", action="store_true",
                    help="also code the pixels under the model's p(x | z): decompress gives the exact image")
     colour = p.add_mutually_exclusive_group()
@@ -123,7 +123,7 @@ def _models(args):
     for name in names:
         spec = codec.model_spec(name)
         h, w, c = spec.image_shape
-        bundled = zoo.registry.bundled_weights_path(name) is not None
+        bundled = zoo.bundled_weights_path(name) is not None
         print(f"{name}  ({h}x{w}x{c}, {'bundled weights' if bundled else 'no bundled weights'}): "
               f"{zoo.get(name).description}")
         if spec.layout is None:
@@ -205,20 +205,21 @@ def _layers(header):
 
 
 def _describe(header):
-    """'layer 5, 8 bits of codes' (fixed rate) or 'layers 1..5: 346 bits, auto' (version 3)."""
-    if header.version < 3:
-        return f"{header.payload_bytes} bytes of codes, {header.bits} bits, {_layers(header)}"
-    from tfvq.codec.coded import CODERS
+    """'layers 1..5: 488 bits of stream, coders context x4, static' or the fixed-rate summary of an old file."""
+    from tfvq.codec import coded, container
     from tfvq.codec.rates import layers_text
 
-    layers = header.layers
-    per = ", ".join(f"layer {c.layer} {8 * len(c.data) / header.images:.0f} bits {CODERS[c.coder]}"
-                    for c in header.chunks)
-    text = (f"{header.image_size[0]}x{header.image_size[1]}, layers {layers_text(layers)}: {per} per image"
-            if len(layers) > 1 else f"{header.image_size[0]}x{header.image_size[1]}, {per} per image")
-    if header.pixels is not None:
-        text += f", pixels {8 * len(header.pixels[1]) / header.images:.0f} bits (lossless)"
-    return text
+    if header.version < 3:
+        return f"{header.payload_bytes} bytes of codes, {header.bits} bits, {_layers(header)}"
+    if header.version == 3:
+        per = ", ".join(f"layer {c.layer} {8 * len(c.data) / header.images:.0f} bits {coded.CODERS[c.coder]}"
+                        for c in header.chunks)
+        return f"{header.image_size[0]}x{header.image_size[1]}, layers {layers_text(header.layers)}: {per} per image"
+    coders = ", ".join(f"{l} {container.CODERS[header.coders[l]]}" for l in sorted(header.coders, reverse=True))
+    size = "" if header.image_size is None else f"{header.image_size[0]}x{header.image_size[1]}, "
+    lossless = ", lossless" if header.lossless else ""
+    return (f"{size}{_layers(header)}, {8 * len(header.stream) / header.images:.0f} bits of stream per image "
+            f"(coders: {coders}){lossless}")
 
 
 def _decompress(args):
@@ -244,9 +245,11 @@ def _decompress(args):
 
 
 def _info(args):
-    from tfvq.codec import format as fmt
+    from tfvq import codec
+    from tfvq.codec import coded, container
+    from tfvq.codec.rates import layers_text
 
-    header = fmt.read_header(_read_bytes(args.file))
+    header = codec.read_header(_read_bytes(args.file))
     if header.version < 3:
         grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
         print(f"{args.file}: .tfvq version {header.version}, model {header.model} "
@@ -254,50 +257,57 @@ def _info(args):
               f"{header.bits} bits per image, {header.payload_bytes} bytes of codes, {header.file_bytes} bytes in all, "
               "coder fixed-rate bits")
         return
-    from tfvq.codec.coded import CODER_TEXT
-    from tfvq.codec.rates import layers_text
-
-    print(f"{args.file}: .tfvq version 3 (entropy-coded), model {header.model} (weights "
-          f"{header.weights_hash.hex()}, static prior {header.prior_hash.hex()}), {header.images} image(s) of "
-          f"{header.image_size[0]}x{header.image_size[1]} in {header.count} code grid(s), layers "
-          f"{layers_text(header.layers)} (decoded at layer {header.first_layer} by default), "
-          f"{header.file_bytes} bytes in all")
-    for c in header.chunks:
-        print(f"  layer {c.layer}: {c.grid[0]}x{c.grid[1]} K={c.num_codes}, coder {CODER_TEXT[c.coder]}, "
-              f"{len(c.data)} bytes, {8 * len(c.data) / header.images:.1f} bits per image, codes CRC {c.crc:08x}")
-    if header.pixels is not None:
-        channels, data, crc = header.pixels
-        print(f"  pixels: {channels} channel(s), coder {CODER_TEXT[3]}, {len(data)} bytes, "
-              f"{8 * len(data) / (header.images * header.image_size[0] * header.image_size[1] * channels):.3f} "
-              f"bits per dim, CRC {crc:08x}")
+    if header.version == 3:
+        print(f"{args.file}: .tfvq version 3 (entropy-coded, one chunk per layer), model {header.model} (weights "
+              f"{header.weights_hash.hex()}, static prior {header.prior_hash.hex()}), {header.images} image(s) of "
+              f"{header.image_size[0]}x{header.image_size[1]} in {header.count} code grid(s), layers "
+              f"{layers_text(header.layers)} (decoded at layer {header.first_layer} by default), "
+              f"{header.file_bytes} bytes in all")
+        for c in header.chunks:
+            print(f"  layer {c.layer}: {c.grid[0]}x{c.grid[1]} K={c.num_codes}, coder {coded.CODER_TEXT[c.coder]}, "
+                  f"{len(c.data)} bytes, {8 * len(c.data) / header.images:.1f} bits per image, codes CRC {c.crc:08x}")
+        if header.pixels is not None:
+            print(f"  pixels: {header.pixels[0]} channel(s), {len(header.pixels[1])} bytes (lossless)")
+        return
+    size = "the model's own size" if header.image_size is None else \
+        f"{header.image_size[0]}x{header.image_size[1]} pixels"
+    print(f"{args.file}: .tfvq version 4, model {header.model} (tag {header.tag.hex()}), {header.images} image(s) "
+          f"of {size}, {_layers(header)} (decoded at layer {header.first_layer} by default)"
+          f"{', lossless' if header.lossless else ''}, {header.file_bytes} bytes in all: header "
+          f"{len(header.header)}, stream {len(header.stream)}, CRC 4")
+    for l in sorted(header.coders, reverse=True):
+        print(f"  layer {l}: {container.CODER_TEXT[header.coders[l]]}")
 
 
 def _fit_priors(args):
-    from tfvq.codec import context, files, prior
+    from tfvq import zoo
+    from tfvq.codec import context, files, fit
 
     model, _ = files.load_model(args.model, args.weights)
+    paths = zoo.prior_paths(model)
+    if paths is None:
+        raise ValueError(f"{args.model!r} has no weights file to fit priors for: pass --weights=PATH or a model "
+                         "folder.")
     images = None
     if args.images:
         from tfvq import data
 
         images = data.load_numpy(args.images, "train", image_shape=tuple(model.image_shape))
-    static = prior.fit_prior(args.model, args.weights, images)
-    path = prior.prior_path_for(args.model, args.weights)
-    static.save(path)
-    print(f"static priors ({static.source}) -> {path}")
+    static = fit.fit_prior(args.model, args.weights, images)
+    static.save(paths["static"])
+    print(f"static priors ({static.source}) -> {paths['static']}")
     if args.context_steps <= 0 or model.code_layout().cumulative or not context.layer_factors(model.code_layout()):
         return
-    priors = context.fit_context(args.model, args.weights, images, steps=args.context_steps)
-    path = context.context_path_for(args.model, args.weights)
-    priors.save(path)
-    print(f"context priors ({priors.source}) -> {path}")
+    priors = fit.fit_context(args.model, args.weights, images, steps=args.context_steps)
+    priors.save(paths["context"])
+    print(f"context priors ({priors.source}) -> {paths['context']}")
 
 
 def main(argv=None):
     """Entry point of the `tfvq` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
-    from tfvq.codec.format import CodecError
+    from tfvq.codec.errors import CodecError
 
     command = {"models": _models, "compress": _compress, "decompress": _decompress, "info": _info,
                "fit-priors": _fit_priors}[args.command]

@@ -1,4 +1,7 @@
-"""Format version 3: entropy-coded `.tfvq` files, one chunk per layer (TensorFlow-free container).
+"""Format version 3 (read only): entropy-coded `.tfvq` files, one chunk per layer (TensorFlow-free).
+
+Written by tfvq before the compact container (version 4, `tfvq.codec.container`);
+`tfvq.codec.decompress` still reads it.
 
 A version 3 file holds the codes of a run of layers l..m, each in its own
 chunk coded by its own coder, the top layer m first, so that a reader can
@@ -57,12 +60,14 @@ before any array is made.
 """
 
 import dataclasses
+import hashlib
 import struct
 import zlib
 
 import numpy as np
 
-from tfvq.codec.format import HASH_BYTES, MAGIC, MAX_LAYER, MAX_NAME_BYTES, CodecError
+from tfvq.codec.errors import CodecError
+from tfvq.codec.format import HASH_BYTES, MAGIC, MAX_LAYER, MAX_NAME_BYTES
 from tfvq.codec.format import _name as read_name
 
 VERSION = 3
@@ -138,6 +143,17 @@ class CodedFile:
     def layer_bytes(self):
         """{layer: bytes of its chunk}."""
         return {c.layer: len(c.data) for c in self.chunks}
+
+
+def combined_digest(static_digest, context_digest):
+    """The prior hash a version 3 file records when a layer is coded with context priors: both named at once."""
+    return hashlib.sha256(bytes(static_digest) + bytes(context_digest)).digest()[:HASH_BYTES]
+
+
+def is_coded(data):
+    """True for bytes that start like a version 3 file."""
+    return isinstance(data, (bytes, bytearray, memoryview)) and len(data) >= 5 and bytes(data[:4]) == MAGIC \
+        and data[4] == VERSION
 
 
 def crc_of_codes(codes):

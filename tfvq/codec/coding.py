@@ -1,52 +1,63 @@
-"""Entropy-coded files (format version 3, `tfvq.codec.coded`): images of any size -> chunks -> images.
+"""Entropy-coded files with a model: images of any size -> one stream of codes -> images.
 
-What the codec asks the model (the contract of `tfvq.models.base.CodeModel`):
-`code_layout()`, `encode`, `decode`, `code_logits(codes, l)` (the
-distribution of layer l-1 given the codes a file of layer l holds: HQA
-Algorithm 3 / eq. 3, RRVQ eq. 7), `top_code_logits(n)` (RRVQ's top prior),
-`pixel_likelihood(codes, l)` (RRVQ App. C's discretised logistic, for
-lossless files), `code_stride()` and `with_image_shape(shape)` (fully
-convolutional models code any size whole). It never asks for the class.
+This is the part of the codec that asks the model, through the model
+contract (`CodeModel`) only: `code_layout()`, `encode`, `decode`,
+`code_logits(codes, l)` (the distribution of layer l-1 given the codes a file
+of layer l holds: HQA Algorithm 3 / eq. 3, RRVQ eq. 7), `top_code_logits(n)`
+(RRVQ's top prior), `pixel_likelihood(codes, l)` (RRVQ App. C's discretised
+logistic, for lossless files), `code_stride()` and `with_image_shape(shape)`
+(fully convolutional models code any size whole). It never asks for the
+class. Everything else (the container, the range coder, the tables, the
+priors) is NumPy (`tfvq.codec.container`, `entropy`, `prior`, `context`).
 
-Which layers a file stores and how (`plan`):
+Which layers a file stores and how each is coded (the coders of
+`tfvq.codec.container`):
 
-* `coder="static"`: the layers `encode(x, l)` gives, each under its static prior.
+* `coder="fixed"`: the layers `encode(x, l)` gives, each code under the
+  uniform table of its layer (the fixed rate, log2 K bits).
+* `coder="static"`: the same layers, each under its static prior.
 * `coder="progressive"`: layers l..L, the top first, each lower layer under
-  the model's distribution given the layers above (`code_logits`): one
-  file, every rate; a reader may stop after any layer. For HQA that is the
-  top code, then layer L-1 given layer L, ... down to layer l.
+  the model's distribution given the layers above (`code_logits`): one file,
+  every rate; a reader may stop after any layer. For HQA that is the top
+  code, then layer L-1 given layer L, ... down to layer l.
 * `coder="context"`: layers l..L, the top first, each under its learned
-  context prior (`tfvq.codec.context`: the layer above and the codes of
-  earlier passes), a layer without one under its static prior.
-* `coder="auto"` (the default): each chunk takes the smallest of its fixed,
-  static, model and context codings, and for a model whose layer l decodes
-  alone (HQA, VQ-VAE) the smaller of that chain and the layer alone under
-  its static prior. The header says which coder each layer used.
+  context prior (`tfvq.codec.context`), a layer without one under its static
+  prior.
+* `coder="auto"` (the default): for each layer of the chain l..L the coder of
+  fewest bits (uniform, static, model, context), and for a model whose layer
+  l decodes alone (HQA, VQ-VAE) also the layers `encode(x, l)` gives alone
+  (uniform or static); of the two, the smaller whole file.
 
 Images of any size: a fully convolutional model (`code_stride()` not None)
 codes the image whole, reflect-padded at the bottom and right to a multiple
 of its stride; any other model (RRVQ-VAE) codes it in tiles of its
 `image_shape`, the image reflect-padded to a whole number of tiles. The
 decoder crops back to the stored size.
+
+Format version 3 files (one chunk per layer, `tfvq.codec.coded`) are read
+with the same per-layer decoders, each chunk its own stream.
 """
 
 import numpy as np
 
-from tfvq.codec import coded, entropy
+from tfvq.codec import coded, container, entropy
 from tfvq.codec import format as fmt
-from tfvq.codec.coded import CONTEXT, FIXED, MODEL, STATIC
+from tfvq.codec.container import CONTEXT, MODEL, STATIC, UNIFORM
 from tfvq.codec.context import PASSES, pass_map
-from tfvq.codec.format import CodecError
+from tfvq.codec.errors import CodecError
 from tfvq.codec.images import from_tiles, pad_reflect, to_tiles
 
 CODER_CHOICES = ("auto", "static", "progressive", "context", "fixed")
 BATCH = 64
 """Code grids per `encode` call."""
 GROUP = 16
-"""A MODEL or PIXELS chunk codes its grids (images) in groups of GROUP: each group's escape flags, then its
+"""A MODEL layer or the pixels are coded in groups of GROUP grids (images): each group's escape flags, then its
 symbols (part of the format: the decoder reads them in the same order)."""
-_ZERO_HASH = bytes(fmt.HASH_BYTES)
+MAX_LAYER_SYMBOLS = 1 << 28
+"""The most codes (count h w) or pixels (N H W C) a file may hold per layer."""
 _SIZED = {}  # (id(model), (Hp, Wp)) -> (model, the model it was made from)
+_V3_CODERS = {coded.STATIC: STATIC, coded.MODEL: MODEL, coded.CONTEXT: CONTEXT}
+"""Version 3's coder numbers of the range-coded layers, as version 4's (version 3's FIXED is bit-packed)."""
 
 
 def geometry(model, height, width):
@@ -104,121 +115,82 @@ def _above(codes, layer, start, stop):
     return None if above is None else above[start:stop]
 
 
-def _context_chunk(context, codes, layer):
-    """The bytes of a CONTEXT chunk: per group of grids, per pass, the pass's codes under the integer tables
-    of the layer's context network (`ContextPriors.tables`: the same on every machine, so nothing is escaped)."""
-    own = codes[layer]
-    passes = pass_map(*own.shape[1:])
-    encoder = entropy.Encoder()
-    for a in range(0, len(own), GROUP):
-        b = min(a + GROUP, len(own))
-        for p in range(PASSES):
-            tables = context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
-            encoder.tables(own[a:b][:, passes == p].ravel(), tables.reshape(-1, tables.shape[-1]))
-    return encoder.bytes()
+def _needs_above(coder, layer, layout, layers):
+    """True when `coder` codes `layer` given the layer above, which `layers` do not hold."""
+    return coder in (MODEL, CONTEXT) and layer != layout.num_layers and layer + 1 not in layers
 
 
-def _decode_context(decoder, context, codes, layer, count, grid):
-    """The codes [count, h, w] of a CONTEXT chunk (`_context_chunk`), the layer above already in `codes`."""
-    passes = pass_map(*grid)
-    out = np.zeros((count,) + tuple(grid), np.int32)
-    for a in range(0, count, GROUP):
-        b = min(a + GROUP, count)
-        for p in range(PASSES):
-            at = passes == p
-            tables = context.tables(layer, out[a:b], _above(codes, layer, a, b), p)
-            out[a:b, at] = decoder.tables(tables.reshape(-1, tables.shape[-1])).reshape(b - a, -1)
-    return out
-
-
-def _code_chunk(model, coder, codes, layer, static_table, context=None):
-    """The bytes of one layer's chunk, or None if the model (or its context priors) give no probabilities
-    for it."""
+# ------------------------------------------------------------------------------------------ one layer
+def code_layer(encoder, model, coder, codes, layer, prior):
+    """Adds layer `layer`'s codes to `encoder` under `coder`; False (nothing added) when the model or its
+    context priors give no probabilities for the layer."""
     k = model.code_layout().num_codes[layer - 1]
     own = codes[layer]
-    if coder == FIXED:
-        return fmt.pack_codes(own, k)
-    if coder == STATIC:
-        return entropy.encode_symbols(own.ravel(), static_table)
-    if coder == CONTEXT:
-        if context is None or not context.has(layer):
-            return None
-        return _context_chunk(context, codes, layer)
-    encoder = entropy.Encoder()
-    for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
-        lp = model_log_probs(model, codes, layer, a, min(a + GROUP, len(own)))
-        if lp is None:
-            return None
-        tables, ambiguous = entropy.quantise_log_probs(lp)
-        encoder.flags(ambiguous.ravel())
-        encoder.escaped(own[a: a + GROUP].ravel(), tables.reshape(-1, k), ambiguous.ravel(), static_table)
-    return encoder.bytes()
-
-
-def _best_chunks(model, codes, layers, prior, allowed):
-    """{layer: (coder, bytes)} choosing per layer the smallest coder of `allowed` (ties: the simpler coder);
-    None for a layer no coder of `allowed` can code."""
-    layout = model.code_layout()
-    out = {}
-    for l in layers:
-        options = []
-        for coder in allowed:
-            if coder in (MODEL, CONTEXT) and l != layout.num_layers and l + 1 not in layers:
-                continue  # its context is not in the file
-            data = _code_chunk(model, coder, codes, l, prior.table(l), prior.context)
-            if data is not None:
-                options.append((coder, data))
-        out[l] = min(options, key=lambda o: (len(o[1]), o[0])) if options else None
-    return out
-
-
-def encode_file(images, model_name, model, digest, prior, layer, coder="auto", lossless=False):
-    """Images (uint8 [N, H, W, C], any H and W) -> the bytes of a version 3 file (see the module docstring)."""
-    if coder not in CODER_CHOICES:
-        raise ValueError(f"coder must be one of {CODER_CHOICES}, got {coder!r}.")
-    images = np.asarray(images)
-    n, height, width, _ = images.shape
-    if height * width > coded.MAX_IMAGE_PIXELS:
-        raise CodecError(f"The images are {height}x{width} pixels, more than a file holds ({coded.MAX_IMAGE_PIXELS} "
-                         "pixels); split them into tiles first.")
-    sized, padded, tile, tiles = geometry(model, height, width)
-    x = _grids_of(images, padded, tile)
-    count = len(x)
-    if count > 0xFFFF:
-        raise CodecError(f"{n} image(s) of {height}x{width} make {count} tiles of codes, more than a file holds "
-                         "(65535); split the batch into several files.")
-    layout = sized.code_layout()
-    sent = layout.layers_sent(layer)
-    chain = tuple(range(layer, layout.num_layers + 1))
-    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent))
-    if coder == "fixed":
-        chunks = {l: (FIXED, fmt.pack_codes(codes[l], layout.num_codes[l - 1])) for l in sent}
-    elif coder == "static":
-        chunks = _best_chunks(sized, codes, sent, prior, (STATIC,))
-    elif coder in ("progressive", "context"):
-        chunks = _best_chunks(sized, codes, chain, prior, (MODEL,) if coder == "progressive" else (CONTEXT,))
-        for l in chain:  # a layer without a distribution of that kind (an HQA top) takes the static prior
-            if chunks.get(l) is None:
-                chunks[l] = _best_chunks(sized, codes, (l,), prior, (STATIC,))[l]
+    if coder == UNIFORM:
+        encoder.static(own.ravel(), entropy.uniform_table(k))
+    elif coder == STATIC:
+        encoder.static(own.ravel(), prior.table(layer))
+    elif coder == CONTEXT:
+        if prior.context is None or not prior.context.has(layer):
+            return False
+        passes = pass_map(*own.shape[1:])
+        for a in range(0, len(own), GROUP):  # per group of grids, per pass: no flags (integer networks)
+            b = min(a + GROUP, len(own))
+            for p in range(PASSES):
+                tables = prior.context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
+                encoder.tables(own[a:b][:, passes == p].ravel(), tables.reshape(-1, tables.shape[-1]))
     else:
-        chunks = _best_chunks(sized, codes, chain, prior, (FIXED, STATIC, MODEL, CONTEXT))
-        if tuple(sent) != chain:  # compare whole files: each stored layer also costs its header entry
-            alone = _best_chunks(sized, codes, sent, prior, (FIXED, STATIC))
-            if sum(len(b) + coded.LAYER_ENTRY_BYTES for _, b in alone.values()) <= sum(
-                    len(b) + coded.LAYER_ENTRY_BYTES for _, b in chunks.values()):
-                chunks = alone
-    uses_prior = any(c != FIXED for c, _ in chunks.values())
-    uses_context = any(c == CONTEXT for c, _ in chunks.values())
-    parts = [coded.Chunk(l, tuple(layout.grids[l - 1]), layout.num_codes[l - 1], c, data,
-                         coded.crc_of_codes(codes[l])) for l, (c, data) in chunks.items()]
-    pixels = None
-    if lossless:
-        pixels = _encode_pixels(sized, [codes[l] for l in sent], layer, images, padded, tile)
-    prior_hash = prior.coding_digest(uses_context) if (uses_prior or lossless) else _ZERO_HASH
-    return coded.write(model_name, digest, prior_hash, n,
-                       (height, width), count, parts, pixels)
+        scratch = entropy.Encoder()
+        for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
+            lp = model_log_probs(model, codes, layer, a, min(a + GROUP, len(own)))
+            if lp is None:
+                return False
+            tables, ambiguous = entropy.quantise_log_probs(lp)
+            scratch.flags(ambiguous.ravel())
+            scratch.escaped(own[a: a + GROUP].ravel(), tables.reshape(-1, k), ambiguous.ravel(), prior.table(layer))
+        encoder.extend(scratch)
+    return True
 
 
+def decode_layer(decoder, model, coder, codes, layer, count, prior_for, name):
+    """Layer `layer`'s codes int32 [count, h, w] from `decoder` (the layers above already in `codes`)."""
+    layout = model.code_layout()
+    (h, w), k = layout.grids[layer - 1], layout.num_codes[layer - 1]
+    n = count * h * w
+    if coder == UNIFORM:
+        flat = decoder.static(entropy.uniform_table(k), n)
+    elif coder == STATIC:
+        flat = decoder.static(prior_for().table(layer), n)
+    elif coder == CONTEXT:
+        context = prior_for().context
+        passes = pass_map(h, w)
+        out = np.zeros((count, h, w), np.int32)
+        for a in range(0, count, GROUP):
+            b = min(a + GROUP, count)
+            for p in range(PASSES):
+                at = passes == p
+                tables = context.tables(layer, out[a:b], _above(codes, layer, a, b), p)
+                out[a:b, at] = decoder.tables(tables.reshape(-1, tables.shape[-1])).reshape(b - a, -1)
+        return out
+    else:
+        static = prior_for().table(layer)
+        parts = []
+        for a in range(0, count, GROUP):
+            b = min(a + GROUP, count)
+            escaped = decoder.flags((b - a) * h * w)
+            lp = model_log_probs(model, codes, layer, a, b)
+            if lp is None:
+                raise CodecError(f"The file codes layer {layer} with the model's probabilities, but {name!r} "
+                                 "gives none for it: the file was not made by this model.")
+            tables, _ = entropy.quantise_log_probs(lp)
+            tables = tables.reshape(-1, k)
+            tables[escaped] = static
+            parts.append(decoder.tables(tables))
+        flat = np.concatenate(parts)
+    return np.asarray(flat, np.int32).reshape(count, h, w)
+
+
+# ------------------------------------------------------------------------------------------------ pixels
 def _likelihood(model, codes_sent, layer, first, last, padded, tile, height, width):
     """(loc, log_scale) [last - first, H, W, C] of p(x | z) for images first..last-1, cropped to their size."""
     per = 1 if tile is None else (padded[0] // tile[0]) * (padded[1] // tile[1])
@@ -231,13 +203,13 @@ def _likelihood(model, codes_sent, layer, first, last, padded, tile, height, wid
     return loc[:, :height, :width], scale[:, :height, :width]
 
 
-_UNIFORM_PIXELS = entropy.frequencies(np.zeros(256, np.int64))
+_UNIFORM_PIXELS = entropy.uniform_table(256)
 
 
-def _encode_pixels(model, codes_sent, layer, images, padded, tile):
-    n, height, width, c = images.shape
-    encoder = entropy.Encoder()
-    for a in range(0, n, GROUP):  # per group of images: the escape flags, then the pixels
+def code_pixels(encoder, model, codes_sent, layer, images, padded, tile):
+    """Adds the pixels uint8 [N, H, W, C] to `encoder` under p(x | z) (per group: escape flags, pixels)."""
+    n, height, width, _ = images.shape
+    for a in range(0, n, GROUP):
         b = min(a + GROUP, n)
         params = _likelihood(model, codes_sent, layer, a, b, padded, tile, height, width)
         if params is None:
@@ -247,22 +219,238 @@ def _encode_pixels(model, codes_sent, layer, images, padded, tile):
         tables, ambiguous = entropy.pixel_frequencies(*params)
         encoder.flags(ambiguous.ravel())
         encoder.escaped(images[a:b].ravel(), tables.reshape(-1, 256), ambiguous.ravel(), _UNIFORM_PIXELS)
-    return c, encoder.bytes(), coded.crc_of_pixels(images)
+
+
+def decode_pixels(decoder, model, codes_sent, layer, images, channels, padded, tile, height, width, name):
+    """The pixels uint8 [images, H, W, C] coded by `code_pixels`."""
+    parts = []
+    for a in range(0, images, GROUP):
+        b = min(a + GROUP, images)
+        escaped = decoder.flags((b - a) * height * width * channels)
+        params = _likelihood(model, codes_sent, layer, a, b, padded, tile, height, width)
+        if params is None:
+            raise CodecError(f"The file is lossless, but {name!r} has no pixel likelihood: the file was not made "
+                             "by this model.")
+        tables, _ = entropy.pixel_frequencies(*params)
+        tables = tables.reshape(-1, 256)
+        tables[escaped] = _UNIFORM_PIXELS
+        parts.append(decoder.tables(tables))
+    return np.concatenate(parts).astype(np.uint8).reshape(images, height, width, channels)
+
+
+# ------------------------------------------------------------------------------------------------ encoding
+class _Layers:
+    """Each layer coded by each coder, once: {(layer, coder): Encoder, or None when the coder has no
+    probabilities for the layer}."""
+
+    def __init__(self, model, codes, prior):
+        self.model, self.codes, self.prior, self._done = model, codes, prior, {}
+
+    def get(self, layer, coder):
+        if (layer, coder) not in self._done:
+            encoder = entropy.Encoder()
+            ok = code_layer(encoder, self.model, coder, self.codes, layer, self.prior)
+            self._done[layer, coder] = encoder if ok else None
+        return self._done[layer, coder]
+
+    def plan(self, layers, allowed, fallback=()):
+        """{layer: (coder, Encoder)}: per layer the coder of `allowed` of fewest bits (ties: the first), else
+        of `fallback`; None if a layer has neither."""
+        layout = self.model.code_layout()
+        out = {}
+        for l in layers:
+            for choices in (allowed, fallback):
+                options = [(c, self.get(l, c)) for c in choices if not _needs_above(c, l, layout, layers)]
+                options = [(c, e) for c, e in options if e is not None]
+                if options:
+                    out[l] = min(options, key=lambda o: o[1].bits)
+                    break
+            else:
+                return None
+        return out
+
+
+def _plans(model, codes, sent, chain, prior, coder):
+    """The candidate plans, each {layer: (coder, Encoder)} of the layers a file stores."""
+    layers = _Layers(model, codes, prior)
+    if coder == "fixed":
+        plans = [layers.plan(sent, (UNIFORM,))]
+    elif coder == "static":
+        plans = [layers.plan(sent, (STATIC,))]
+    elif coder in ("progressive", "context"):
+        # a layer without a distribution of that kind (an HQA top) takes the static prior
+        plans = [layers.plan(chain, (MODEL,) if coder == "progressive" else (CONTEXT,), (STATIC,))]
+    else:  # every plan another coder would write, and the best coder of each layer: the smallest file wins
+        plans = [layers.plan(chain, (UNIFORM, STATIC, MODEL, CONTEXT)), layers.plan(sent, (UNIFORM, STATIC)),
+                 layers.plan(sent, (UNIFORM,)), layers.plan(sent, (STATIC,)),
+                 layers.plan(chain, (MODEL,), (STATIC,)), layers.plan(chain, (CONTEXT,), (STATIC,))]
+    return [p for p in plans if p is not None]
+
+
+def digest_of(weights_hash, prior, coders):
+    """D (`container.file_digest`) of a file whose layers use `coders`."""
+    coders = set(coders)
+    return container.file_digest(weights_hash, prior.digest if coders & {STATIC, MODEL} else None,
+                                 prior.context.digest if CONTEXT in coders else None)
+
+
+def encode_file(images, model_name, model, weights_hash, prior, layer, coder="auto", lossless=False):
+    """Images (uint8 [N, H, W, C], any H and W) -> the bytes of a version 4 file (`tfvq.codec.container`).
+
+    With `coder="auto"` every candidate plan is written whole and the smallest file is kept.
+    """
+    if coder not in CODER_CHOICES:
+        raise ValueError(f"coder must be one of {CODER_CHOICES}, got {coder!r}.")
+    images = np.asarray(images)
+    n, height, width, _ = images.shape
+    if not 1 <= n <= container.MAX_IMAGES:
+        raise CodecError(f"A .tfvq file holds 1..{container.MAX_IMAGES} images, got {n}; split the batch into "
+                         "several files.")
+    if height * width > container.MAX_IMAGE_PIXELS:
+        raise CodecError(f"The images are {height}x{width} pixels, more than a file holds "
+                         f"({container.MAX_IMAGE_PIXELS} pixels); split them into tiles first.")
+    sized, padded, tile, _ = geometry(model, height, width)
+    x = _grids_of(images, padded, tile)
+    layout = sized.code_layout()
+    sent = layout.layers_sent(layer)
+    chain = tuple(range(layer, layout.num_layers + 1))
+    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent))
+    pixels = None
+    if lossless:
+        pixels = entropy.Encoder()
+        code_pixels(pixels, sized, [codes[l] for l in sent], layer, images, padded, tile)
+    own_size = (height, width) == tuple(model.image_shape[:2])
+    best = None
+    for plan in _plans(sized, codes, sent, chain, prior, coder):
+        coders = {l: c for l, (c, _) in plan.items()}
+        digest = digest_of(weights_hash, prior, coders.values())
+        stream = entropy.Encoder()
+        for l in sorted(plan, reverse=True):  # the top layer first
+            stream.extend(plan[l][1])
+        if pixels is not None:
+            stream.extend(pixels)
+        header = container.write_header(model_name, digest[:container.TAG_BYTES], layer, coders,
+                                        None if own_size else (height, width), n, lossless)
+        data = container.write(header, stream.shortest(), digest, {l: codes[l] for l in plan},
+                               images if lossless else None)
+        if best is None or len(data) < len(best):
+            best = data
+    return best
 
 
 # ------------------------------------------------------------------------------------------------ decoding
-def check_file(f, model, prior_for):
+def _span(layers):
+    """'layer 3' or 'layers 1..5'."""
+    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}..{layers[-1]}"
+
+
+def _check_layers(name, layout, layers, first_layer, coders):
+    """Checks the stored layers and their coders against the model's layout."""
+    if layers[-1] > layout.num_layers:
+        raise CodecError(f"The file holds the codes of {_span(layers)}, but {name!r} has code layers "
+                         f"1..{layout.num_layers}: the file was not made by this model.")
+    sent = layout.layers_sent(first_layer)
+    if not set(sent) <= set(layers):
+        raise CodecError(f"The file holds {_span(layers)}, but decoding layer {first_layer} of "
+                         f"{name!r} needs {_span(sent)}: the file was not made by this model.")
+    for l, coder in coders.items():
+        if _needs_above(coder, l, layout, layers):
+            raise CodecError(f"The file codes layer {l} with the {container.CODER_TEXT[coder]} given layer {l + 1}, "
+                             "which it does not hold: the file was written wrongly.")
+
+
+def _stop_layer(layout, layers, first_layer, layer):
+    """The layer to decode at: `layer`, or the file's finest; checked against the layers the file holds."""
+    if layer is None:
+        return first_layer
+    try:
+        layout.check_layer(layer)
+    except ValueError as err:
+        raise CodecError(str(err)) from None
+    sent = layout.layers_sent(layer)
+    if not set(sent) <= set(layers):
+        raise CodecError(f"The file holds {_span(layers)}: it cannot be decoded at layer {layer}, "
+                         f"which needs {_span(sent)}. Decode at a layer it holds.")
+    return layer
+
+
+def _context_missing(prior, layers, name):
+    missing = [l for l in layers if prior.context is None or not prior.context.has(l)]
+    if missing:
+        raise CodecError(f"The file codes layer(s) {missing} with context priors, which these weights of {name!r} "
+                         "do not have: use the model folder (or weights) it was made with, priors included.")
+
+
+def _images(sized, codes, stop, seed, tile, images, padded, height, width):
+    layout = sized.code_layout()
+    out = np.asarray(sized.decode([codes[l] for l in layout.layers_sent(stop)], stop, stochastic=seed is not None,
+                                  seed=seed, dtype="uint8"))
+    if tile is not None:
+        out = from_tiles(out, images, *padded)
+    return out[:, :height, :width]
+
+
+def decode_compact(f, model, weights_hash, prior_for, layer=None, seed=None):
+    """uint8 images [N, H, W, C] from a parsed version 4 file (`container.CompactFile`).
+
+    Every stored layer (and a lossless file's pixels) is decoded and the CRC
+    checked (`compact_codes`) before any image is made; then the images of
+    `layer` (default: the file's finest).
+    """
+    stop = _stop_layer(model.code_layout(), f.layers, f.first_layer, layer)
+    codes, pixels, (sized, padded, tile, height, width) = compact_codes(f, model, weights_hash, prior_for)
+    if pixels is not None and stop == f.first_layer:
+        return pixels
+    return _images(sized, codes, stop, seed, tile, f.images, padded, height, width)
+
+
+def compact_codes(f, model, weights_hash, prior_for):
+    """({layer: codes [count, h, w]}, pixels or None, (model for the size, padded, tile, H, W)) of a version 4
+    file, its CRC checked. The model is asked for probabilities only by MODEL layers and pixels."""
+    name, layout = f.model, model.code_layout()
+    _check_layers(name, layout, f.layers, f.first_layer, f.coders)
+    height, width = f.image_size or tuple(model.image_shape[:2])
+    sized, padded, tile, tiles = geometry(model, height, width)
+    count = f.images * tiles
+    sized_layout = sized.code_layout()
+    for l in f.layers:
+        gh, gw = sized_layout.grids[l - 1]
+        if count * gh * gw > MAX_LAYER_SYMBOLS:
+            raise CodecError(f"The file's layer {l} would hold {count * gh * gw} codes, more than "
+                             f"{MAX_LAYER_SYMBOLS}: the file is corrupt.")
+    coders = set(f.coders.values())
+    prior = prior_for() if coders & {STATIC, MODEL, CONTEXT} else None
+    if CONTEXT in coders:
+        _context_missing(prior, [l for l, c in f.coders.items() if c == CONTEXT], name)
+    digest = digest_of(weights_hash, prior, coders)
+    if digest[:container.TAG_BYTES] != f.tag:
+        what = "weights or priors" if coders - {UNIFORM} else "weights"
+        raise CodecError(f"The file was made with other {what} of {name!r} than these (tag {f.tag.hex()}, these "
+                         f"{digest[:container.TAG_BYTES].hex()}): decode it with the model folder or weights it was "
+                         "made with (--model=FOLDER or --weights=PATH), priors included.")
+    decoder = entropy.Decoder(words=entropy.stream_words(f.stream), what="file's stream")
+    codes = {}
+    for l in sorted(f.layers, reverse=True):
+        codes[l] = decode_layer(decoder, sized, f.coders[l], codes, l, count, prior_for, name)
+    pixels = None
+    if f.lossless:
+        channels = model.image_shape[2]
+        if f.images * height * width * channels > MAX_LAYER_SYMBOLS:
+            raise CodecError("The file's pixels would be more than this tfvq decodes: the file is corrupt.")
+        sent = [codes[l] for l in sized_layout.layers_sent(f.first_layer)]
+        pixels = decode_pixels(decoder, sized, sent, f.first_layer, f.images, channels, padded, tile, height, width,
+                               name)
+    f.check(digest, codes, pixels)
+    return codes, pixels, (sized, padded, tile, height, width)
+
+
+# ------------------------------------------------------------------------------------------- version 3
+def _check_v3(f, model, prior_for):
     """Checks a parsed version 3 file against the model; returns (model for its size, padded, tile)."""
     layout = model.code_layout()
     name = f.model
-    layers = f.layers
-    if layers[-1] > layout.num_layers:
-        raise CodecError(f"The file holds the codes of layers {layers[0]}..{layers[-1]}, but {name!r} has code layers "
-                         f"1..{layout.num_layers}: the file was not made by this model.")
-    sent = layout.layers_sent(f.first_layer)
-    if not set(sent) <= set(layers):
-        raise CodecError(f"The file holds layers {layers[0]}..{layers[-1]}, but decoding layer {f.first_layer} of "
-                         f"{name!r} needs layers {sent[0]}..{sent[-1]}: the file was not made by this model.")
+    coders = {c.layer: _V3_CODERS.get(c.coder, UNIFORM) for c in f.chunks}
+    _check_layers(name, layout, f.layers, f.first_layer, coders)
     height, width = f.image_size
     sized, padded, tile, tiles = geometry(model, height, width)
     if f.count != f.images * tiles:
@@ -276,116 +464,58 @@ def check_file(f, model, prior_for):
             raise CodecError(f"The file's layer {l} is a {chunk.grid[0]}x{chunk.grid[1]} grid of K={chunk.num_codes} "
                              f"codes, but {name!r} gives {want_grid[0]}x{want_grid[1]} codes of K={want_k} for "
                              f"{height}x{width} images: the file was not made by this model.")
-        if chunk.coder in (MODEL, CONTEXT) and l != layout.num_layers and l + 1 not in layers:
-            raise CodecError(f"The file codes layer {l} with the {coded.CODER_TEXT[chunk.coder]} given layer "
-                             f"{l + 1}, which it does not hold: the file was written wrongly.")
-        if chunk.coder == FIXED and len(chunk.data) != fmt.payload_bytes(f.count * want_grid[0] * want_grid[1],
-                                                                         want_k):
+        if chunk.coder == coded.FIXED and len(chunk.data) != fmt.payload_bytes(
+                f.count * want_grid[0] * want_grid[1], want_k):
             raise CodecError(f"The file's layer {l} chunk is {len(chunk.data)} bytes, but its fixed-rate codes need "
                              f"{fmt.payload_bytes(f.count * want_grid[0] * want_grid[1], want_k)}.")
     if f.pixels is not None and f.pixels[0] != model.image_shape[2]:
         raise CodecError(f"The file's pixels have {f.pixels[0]} channels, but {name!r} takes "
                          f"{model.image_shape[2]}: the file was not made by this model.")
-    if any(c.coder != FIXED for c in f.chunks) or f.pixels is not None:
+    if any(c.coder != coded.FIXED for c in f.chunks) or f.pixels is not None:
         prior = prior_for()
-        context_layers = [c.layer for c in f.chunks if c.coder == CONTEXT]
+        context_layers = [c.layer for c in f.chunks if c.coder == coded.CONTEXT]
         if context_layers:
-            missing = [l for l in context_layers if prior.context is None or not prior.context.has(l)]
-            if missing:
-                raise CodecError(f"The file codes layer(s) {missing} with context priors, which these weights of "
-                                 f"{name!r} do not have: put the context priors it was made with beside the weights "
-                                 "(`tfvq.codec.context_path_for`).")
-        expected = prior.coding_digest(bool(context_layers))
+            _context_missing(prior, context_layers, name)
+        expected = prior.digest if not context_layers else coded.combined_digest(prior.digest, prior.context.digest)
         if expected != f.prior_hash:
             what = "other static and context priors" if context_layers else "another static prior"
             raise CodecError(f"The file was coded with {what} of {name!r} (prior hash {f.prior_hash.hex()}, these "
-                             f"{expected.hex()}): use the prior files it was made with (beside the weights, "
-                             "`tfvq.codec.prior_path_for` and `tfvq.codec.context_path_for`).")
+                             f"{expected.hex()}): use the model folder or weights it was made with, priors included.")
     return sized, padded, tile
 
 
-def decode_layers(f, sized, prior_for, stop):
-    """{layer: int32 [count, h, w]} of the stored layers from the top down to `stop`, each checked by its CRC."""
-    layout = sized.code_layout()
+def decode_v3(f, model, prior_for, layer=None, seed=None):
+    """uint8 images [N, H, W, C] from a parsed version 3 file (`coded.CodedFile`): each chunk its own stream,
+    each layer checked by its CRC."""
+    layout = model.code_layout()
+    sized, padded, tile = _check_v3(f, model, prior_for)
+    stop = _stop_layer(layout, f.layers, f.first_layer, layer)
     codes = {}
     for chunk in f.chunks:  # the top layer first
-        if chunk.layer < stop:
+        if chunk.layer < min(layout.layers_sent(stop)):
             break
-        l, (h, w), k = chunk.layer, chunk.grid, chunk.num_codes
-        n = f.count * h * w
-        what = f"layer {l}"
-        if chunk.coder == FIXED:
-            (flat,) = fmt.unpack_layers(chunk.data, [n], [k], first_layer=l)
+        l = chunk.layer
+        if chunk.coder == coded.FIXED:
+            (h, w), k = chunk.grid, chunk.num_codes
+            (flat,) = fmt.unpack_layers(chunk.data, [f.count * h * w], [k], first_layer=l)
+            layer_codes = flat.reshape(f.count, h, w)
         else:
-            decoder = entropy.Decoder(chunk.data, what)
-            static = prior_for().table(l)
-            if chunk.coder == STATIC:
-                flat = decoder.static(static, n)
-            elif chunk.coder == CONTEXT:
-                flat = _decode_context(decoder, prior_for().context, codes, l, f.count, (h, w))
-            else:
-                parts = []
-                for a in range(0, f.count, GROUP):
-                    b = min(a + GROUP, f.count)
-                    escaped = decoder.flags((b - a) * h * w)
-                    lp = model_log_probs(sized, codes, l, a, b)
-                    if lp is None:
-                        raise CodecError(f"The file codes layer {l} with the model's probabilities, but {f.model!r} "
-                                         "gives none for it: the file was not made by this model.")
-                    tables, _ = entropy.quantise_log_probs(lp)
-                    tables = tables.reshape(-1, k)
-                    tables[escaped] = static
-                    parts.append(decoder.tables(tables))
-                flat = np.concatenate(parts)
-        layer_codes = np.asarray(flat, np.int32).reshape(f.count, h, w)
+            decoder = entropy.Decoder(chunk.data, f"layer {l} chunk")
+            layer_codes = decode_layer(decoder, sized, _V3_CODERS[chunk.coder], codes, l, f.count, prior_for, f.model)
         if coded.crc_of_codes(layer_codes) != chunk.crc:
             raise CodecError(
-                f"Layer {l}'s decoded codes do not match the CRC the encoder stored ({chunk.crc:08x}): "
-                f"{'the file is corrupt' if chunk.coder != MODEL else 'this machine computes other probabilities than the encoder did (beyond the quantisation margin of tfvq.codec.entropy), or the file is corrupt'}. "
-                "Decode it with the same tfvq and weights it was made with.")
+                f"Layer {l}'s decoded codes do not match the CRC the encoder stored ({chunk.crc:08x}): the file is "
+                "corrupt, or this machine computes other probabilities than the encoder did. Decode it with the same "
+                "tfvq and weights it was made with.")
         codes[l] = layer_codes
-    return codes
-
-
-def decode_file(f, model, prior_for, layer=None, seed=None):
-    """uint8 images [N, H, W, C] from a parsed version 3 file (`decompress`)."""
-    layout = model.code_layout()
-    sized, padded, tile = check_file(f, model, prior_for)
-    stop = f.first_layer if layer is None else layer
-    if layer is not None:
-        try:
-            layout.check_layer(layer)
-        except ValueError as err:
-            raise CodecError(str(err)) from None
-        sent = layout.layers_sent(layer)
-        if not set(sent) <= set(f.layers):
-            raise CodecError(f"The file holds layers {f.layers[0]}..{f.layers[-1]}: it cannot be decoded at layer "
-                             f"{layer}, which needs layers {sent[0]}..{sent[-1]}. Decode at a layer it holds.")
-    sent = layout.layers_sent(stop)
-    codes = decode_layers(f, sized, prior_for, min(sent))
     height, width = f.image_size
-    codes_sent = [codes[l] for l in sent]
     if f.pixels is not None and stop == f.first_layer:
         channels, data, crc = f.pixels
-        decoder = entropy.Decoder(data, "pixel")
-        parts = []
-        for a in range(0, f.images, GROUP):
-            b = min(a + GROUP, f.images)
-            escaped = decoder.flags((b - a) * height * width * channels)
-            params = _likelihood(sized, codes_sent, stop, a, b, padded, tile, height, width)
-            if params is None:
-                raise CodecError(f"The file is lossless, but {f.model!r} has no pixel likelihood: the file was not "
-                                 "made by this model.")
-            tables, _ = entropy.pixel_frequencies(*params)
-            tables = tables.reshape(-1, 256)
-            tables[escaped] = _UNIFORM_PIXELS
-            parts.append(decoder.tables(tables))
-        pixels = np.concatenate(parts).astype(np.uint8).reshape(f.images, height, width, channels)
+        sent = [codes[l] for l in layout.layers_sent(stop)]
+        pixels = decode_pixels(entropy.Decoder(data, "pixel chunk"), sized, sent, stop, f.images, channels, padded,
+                               tile, height, width, f.model)
         if coded.crc_of_pixels(pixels) != crc:
             raise CodecError("The decoded pixels do not match the CRC the encoder stored: this machine computes "
                              "another p(x | z) than the encoder did, or the file is corrupt.")
         return pixels
-    images = np.asarray(sized.decode(codes_sent, stop, stochastic=seed is not None, seed=seed, dtype="uint8"))
-    if tile is not None:
-        images = from_tiles(images, f.images, *padded)
-    return images[:, :height, :width]
+    return _images(sized, codes, stop, seed, tile, f.images, padded, height, width)

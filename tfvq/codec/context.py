@@ -30,15 +30,17 @@ HQA's own prediction of layer l-1 from layer l (Algorithm 3, the
 `progressive` coder) costs more than the static prior on `hqa_digits`: its
 quantizer's distribution is not fitted to code the encoder's choices. A
 context prior is fitted on exactly that: the cross-entropy of the encoder's
-codes on the training split (`fit_context`), as the entropy models of
+codes on the training split (`tfvq.codec.fit.fit_context`), as the entropy models of
 learned image codecs are.
 
-Context priors live beside the weights they were fitted for, as one file
-`<name>.context.npz` (`context_path_for`): every layer's network config and
-weights as plain arrays (read with `allow_pickle=False`, so loading a
-downloaded file runs no code) and the hash of the model weights they were
-fitted for. A file coded with them records `ContextPriors.digest` combined
-with the static prior's (`combined_digest`) in its header's prior hash field.
+Context priors live with the weights they were fitted for, in the model's
+folder (`tfvq.zoo.prior_paths`: `model.context.npz` beside
+`model.weights.h5`), as one file: every layer's network config and weights
+as plain arrays (read with `allow_pickle=False`, so loading a downloaded file
+runs no code) and the hash of the model weights they were fitted for. A file
+coded with them names `ContextPriors.digest` in its digest
+(`tfvq.codec.container`). NumPy only: fitting and the float networks are
+`tfvq.codec.fit`.
 """
 
 import functools
@@ -50,7 +52,8 @@ import zipfile
 import numpy as np
 
 from tfvq.codec import entropy, integer_net
-from tfvq.codec.format import HASH_BYTES, CodecError
+from tfvq.codec.errors import CodecError
+from tfvq.codec.format import HASH_BYTES
 
 SUFFIX = ".context.npz"
 PASSES = 4
@@ -66,16 +69,6 @@ def pass_map(height, width):
 
 
 _CONFIG_KEYS = ("num_codes", "above_codes", "factor", "width", "depth", "embed", "mix")
-
-
-def context_net(num_codes, above_codes=None, factor=1, **kwargs):
-    """A built `tfvq.codec.context_net.ContextNet` (imported here: this module stays TensorFlow-free)."""
-    from tfvq.codec.context_net import ContextNet
-
-    net = ContextNet(num_codes, above_codes, factor, **kwargs)
-    h = 2 * net.factor
-    net((np.full((1, h, h), net.num_codes, np.int32), np.zeros((1, 2, 2), np.int32)))
-    return net
 
 
 def net_config(net):
@@ -120,42 +113,32 @@ class ContextPriors:
     The fitted float weights are the priors (they are what the file keeps and
     what the digest names). Coding runs each network on integers
     (`tfvq.codec.integer_net`, `tables`), so encoder and decoder get the same
-    tables on any machine; the float Keras networks (`nets`, built on first
-    use) are for fitting and for the float cross-entropy (`bits`).
+    tables on any machine; the float Keras networks (`tfvq.codec.fit.float_net`)
+    are for fitting and for the float cross-entropy (`tfvq.codec.fit.float_bits`).
 
     Attributes:
       model: zoo model name.
-      weights_hash: hex `tfvq.codec.weights_hash` of the weights the networks were fitted for.
+      weights_hash: hex `tfvq.zoo.weights_hash` of the weights the networks were fitted for.
       configs, weights: {layer: `ContextNet` config}, {layer: its float32 weights}; a layer without one
         is coded otherwise.
       source: what they were fitted on, and their bits per image there.
     """
 
     def __init__(self, model, weights_hash, nets, source=""):
-        """`nets`: {layer: a `ContextNet`, or (config, weights)}."""
+        """`nets`: {layer: a fitted `ContextNet` (anything with its config attributes and `get_weights`), or
+        (config, weights)}."""
         self.model, self.weights_hash, self.source = model, weights_hash, source
-        self.configs, self.weights, self._nets, self._integer = {}, {}, {}, {}
+        self.configs, self.weights, self._integer = {}, {}, {}
         for layer, net in nets.items():
             if isinstance(net, tuple):
                 config, weights = net
             else:
                 config, weights = net_config(net), net.get_weights()
-                self._nets[layer] = net
             self.configs[layer] = dict(config)
             self.weights[layer] = [np.asarray(w, np.float32) for w in weights]
 
     def has(self, layer):
         return layer in self.configs
-
-    @property
-    def nets(self):
-        """{layer: Keras `ContextNet`} (built from the weights on first use)."""
-        for layer in self.configs:
-            if layer not in self._nets:
-                net = context_net(**self.configs[layer])
-                net.set_weights(self.weights[layer])
-                self._nets[layer] = net
-        return dict(self._nets)
 
     def integer_net(self, layer):
         """The `IntegerContextNet` of layer `layer` (built on first use)."""
@@ -167,22 +150,6 @@ class ContextPriors:
     def num_codes(self, layer):
         return int(self.configs[layer]["num_codes"])
 
-    def logits(self, layer, known, above):
-        """float32 logits [n, h, w, K] of the float network of layer `layer` from its input `known`."""
-        import tensorflow as tf
-
-        net = self.nets[layer]
-        out = net((tf.constant(np.asarray(known, np.int32)), tf.constant(_above_input(above, len(known)))))
-        return np.asarray(out, np.float32)
-
-    def log_probs(self, layer, codes, above, upto):
-        """log p [n, h, w, K] (float64, normalised) of the float network for layer `layer`'s codes in pass
-        `upto`, given the codes of the earlier passes (read from `codes` [n, h, w]) and the layer above."""
-        known = known_input(codes, self.num_codes(layer), upto)
-        logits = self.logits(layer, known, above).astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-
     def tables(self, layer, codes, above, upto):
         """The integer frequency tables [n, m, K] that code the m positions of pass `upto` of layer `layer`
         (in C order): the integer network's logits (`tfvq.codec.integer_net`) through
@@ -191,16 +158,6 @@ class ContextPriors:
         at = pass_map(*known.shape[1:]) == upto
         logits = self.integer_net(layer).logits(known, _above_input(above, len(known)), at)
         return entropy.integer_logit_tables(logits, integer_net.ACT_BITS)
-
-    def bits(self, layer, codes, above):
-        """The cross-entropy (bits) of `codes` [n, h, w] under the float network of layer `layer`: float [n]."""
-        codes = np.asarray(codes, np.int32)
-        passes = pass_map(*codes.shape[1:])
-        total = np.zeros(len(codes))
-        for p in range(PASSES):
-            lp = np.take_along_axis(self.log_probs(layer, codes, above, p), codes[..., None], -1)[..., 0]
-            total -= (lp * (passes == p)[None]).sum(axis=(1, 2)) / np.log(2)
-        return total
 
     def coded_bits(self, layer, codes, above):
         """What coding `codes` [n, h, w] costs under the integer tables (`tables`), in bits: float [n]."""
@@ -261,29 +218,13 @@ class ContextPriors:
                              "`tfvq.codec.fit_context` and save them there.") from None
 
 
-def combined_digest(static_digest, context_digest):
-    """The prior hash a file records when a layer is coded with context priors: both priors named at once."""
-    return hashlib.sha256(bytes(static_digest) + bytes(context_digest)).digest()[:HASH_BYTES]
+def read_context(path, model_name, num_codes, weights_hash):
+    """The context priors in the file `path` for weights `weights_hash` (8 bytes) of a model with codebooks of
+    `num_codes`, or None if there is no such file (read once per file and kept).
 
-
-def context_path_for(model_name, weights=None):
-    """Where the context priors of these weights live: `<weights>.context.npz`, beside the static prior."""
-    from tfvq.codec.prior import SUFFIX as PRIOR_SUFFIX
-    from tfvq.codec.prior import prior_path_for
-
-    return prior_path_for(model_name, weights)[: -len(PRIOR_SUFFIX)] + SUFFIX
-
-
-_LOADED = {}
-
-
-def load_context(model_name, model, digest, weights=None):
-    """The context priors of `model` (weights hash `digest`), or None if there is no file for them.
-
-    Raises `CodecError` if the file was fitted for other weights or another layout.
+    Raises `CodecError` if the file is damaged, or was fitted for other weights or another layout.
     """
-    path = context_path_for(model_name, weights)
-    if not os.path.exists(path):
+    if path is None or not os.path.exists(path):
         return None
     stat = os.stat(path)
     key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
@@ -291,25 +232,19 @@ def load_context(model_name, model, digest, weights=None):
         _LOADED.clear()
         _LOADED[key] = ContextPriors.load(path)
     priors = _LOADED[key]
-    if priors.weights_hash != digest.hex():
+    digest = bytes(weights_hash).hex()
+    if priors.weights_hash != digest:
         raise CodecError(f"The context priors {path} were fitted for other weights of {model_name!r} (hash "
-                         f"{priors.weights_hash}, these weights {digest.hex()}); refit them with "
-                         "`tfvq.codec.fit_context` and save them there, or delete the file.")
-    layout = model.code_layout()
+                         f"{priors.weights_hash}, these weights {digest}); refit them with `tfvq fit-priors`, or "
+                         "delete the file.")
     for l in priors.configs:
-        if not 1 <= l <= layout.num_layers or priors.num_codes(l) != layout.num_codes[l - 1]:
+        if not 1 <= l <= len(num_codes) or priors.num_codes(l) != num_codes[l - 1]:
             raise CodecError(f"The context priors {path} have a network for layer {l} with K = {priors.num_codes(l)}, "
-                             f"which {model_name!r} does not have; refit them with `tfvq.codec.fit_context`.")
+                             f"which {model_name!r} does not have; refit them with `tfvq fit-priors`.")
     return priors
 
 
-def _shifted(images, shifts):
-    """The images moved by (dy, dx) pixels for each shift, edges repeated: more code grids to fit on."""
-    images = np.asarray(images)
-    h, w = images.shape[1:3]
-    r = max(max(abs(dy), abs(dx)) for dy, dx in shifts)
-    padded = np.pad(images, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
-    return np.concatenate([padded[:, r - dy: r - dy + h, r - dx: r - dx + w] for dy, dx in shifts])
+_LOADED = {}
 
 
 def layer_factors(layout):
@@ -326,85 +261,3 @@ def layer_factors(layout):
         if h % ha == 0 and w % wa == 0 and h // ha == w // wa:
             out[l] = h // ha
     return out
-
-
-def fit_context(model_name, weights=None, images=None, layers=None, steps=3000, batch_size=64, learning_rate=2e-3,
-                shifts=1, seed=0, verbose=True, **net_kwargs):
-    """Fits a context network per layer on the codes of a training split (their cross-entropy, in bits).
-
-    Args:
-      model_name: a zoo model with discrete codes whose layers are coded top-down (HQA, VQ-VAE).
-      weights: None for the bundled weights, or a path `tfvq.zoo.load` accepts.
-      images: uint8 or float images of the model's shape; None: the zoo entry's training split.
-      layers: the layers to fit (default: every layer `layer_factors` allows).
-      steps, batch_size, learning_rate: Adam on the cross-entropy summed over the four passes.
-      shifts: the images are also coded moved by up to this many pixels in each axis, edges repeated
-        ((2 shifts + 1)^2 code grids per image): digits give few images, and a network fitted on the grids
-        of 1500 images alone learns them by heart.
-      seed: the seed of the networks' initialisation and of the batches.
-      **net_kwargs: `ContextNet` sizes (width, depth, embed).
-
-    Returns:
-      `ContextPriors` (save them with `.save(context_path_for(model_name, weights))`).
-    """
-    import keras
-    import tensorflow as tf
-
-    from tfvq.codec.coding import encode_layers
-    from tfvq.codec.files import load_model
-    from tfvq.codec.prior import training_images
-
-    model, digest = load_model(model_name, weights)
-    layout = model.code_layout()
-    if layout.cumulative:
-        raise ValueError(f"{model_name!r} sends its layers together and codes them under its own prior "
-                         "(coder 'model'); context priors are for models whose layers decode alone (HQA, VQ-VAE).")
-    factors = layer_factors(layout)
-    layers = sorted(factors) if layers is None else sorted(layers)
-    for l in layers:
-        if l not in factors:
-            raise ValueError(f"Layer {l} of {model_name!r} cannot have a context prior (allowed: "
-                             f"{sorted(factors)}): its grid is not a whole multiple of the layer above's.")
-    images, source = training_images(model_name, images)
-    moves = [(dy, dx) for dy in range(-shifts, shifts + 1) for dx in range(-shifts, shifts + 1)]
-    x = _shifted(np.asarray(images), moves)
-    needed = set(layers) | {l + 1 for l in layers if factors[l] is not None}
-    codes = encode_layers(model, x, needed)
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    nets, report = {}, []
-    for l in layers:
-        k = layout.num_codes[l - 1]
-        above_k = None if factors[l] is None else layout.num_codes[l]
-        net = context_net(k, above_k, factors[l] or 1, **net_kwargs)
-        own = codes[l]
-        above = codes[l + 1] if above_k is not None else np.zeros((len(own), 1, 1), np.int32)
-        passes = tf.constant(pass_map(*own.shape[1:]))
-        optimizer = keras.optimizers.Adam(learning_rate)
-
-        @tf.function
-        def step(c, a, net=net, optimizer=optimizer, passes=passes, k=k):
-            with tf.GradientTape() as tape:
-                loss = 0.0
-                for p in range(PASSES):
-                    logits = net((tf.where(passes[None] < p, c, k), a))
-                    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(c, logits)
-                    loss += tf.reduce_sum(ce * tf.cast(passes == p, tf.float32)[None])
-                loss = loss / tf.cast(tf.shape(c)[0], tf.float32) / np.log(2.0)
-            grads = tape.gradient(loss, net.trainable_variables)
-            optimizer.apply_gradients(zip(grads, net.trainable_variables))
-            return loss
-
-        progress = keras.utils.Progbar(steps, stateful_metrics=["bits"]) if verbose else None
-        for i in range(steps):
-            idx = rng.integers(0, len(own), batch_size)
-            bits = step(tf.constant(own[idx]), tf.constant(above[idx]))
-            if progress is not None and (i % 50 == 0 or i == steps - 1):
-                progress.update(i + 1, [("bits", float(bits))])
-        nets[l] = net
-        fitted = ContextPriors(model_name, digest.hex(), {l: net})
-        n = len(images)
-        plain = slice(moves.index((0, 0)) * n, (moves.index((0, 0)) + 1) * n)  # the images as given
-        mean_bits = float(np.mean(fitted.coded_bits(l, own[plain], None if above_k is None else above[plain])))
-        report.append(f"layer {l} {mean_bits:.1f} bits")
-    return ContextPriors(model_name, digest.hex(), nets, f"{source}; " + ", ".join(report))

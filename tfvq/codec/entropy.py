@@ -47,9 +47,10 @@ logistic sigmoid made by `decimal`.
 import decimal
 import functools
 
+import constriction
 import numpy as np
 
-from tfvq.codec.format import CodecError
+from tfvq.codec.errors import CodecError
 
 PRECISION = 20
 """Frequencies of every table sum to 2^PRECISION (constriction's range coder takes up to 24 bits)."""
@@ -225,32 +226,50 @@ def pixel_frequencies(loc, log_scale, num_bins=256):
 
 # ------------------------------------------------------------------------------------------------ coding
 def _categorical(table=None):
-    import constriction
-
     if table is None:  # one table per symbol, given at each call
         return constriction.stream.model.Categorical(perfect=False)
     return constriction.stream.model.Categorical(np.asarray(table, np.float64), perfect=False)
 
 
+def uniform_table(num_codes):
+    """The uniform table over K codes (`frequencies` of equal weights): log2 K bits per code when K is a power
+    of 2, fewer than ceil(log2 K) otherwise."""
+    return frequencies(np.zeros(int(num_codes), np.int64))
+
+
 class Encoder:
-    """One chunk of range-coded symbols (constriction's `RangeEncoder`), written call after call."""
+    """Symbols to range-code, call after call, with what they cost.
+
+    The calls are kept, not coded at once: `bits` is their information
+    content (-log2 of each symbol's frequency over `TOTAL`), which is what
+    they add to a stream up to its last few bytes, so coders can be compared
+    before the file's one stream is written (`extend` copies one encoder's
+    calls into another). `bytes` codes them all with `constriction`'s range
+    coder (`constriction.stream.queue`, a FIFO: they decode in the same order).
+    """
 
     def __init__(self):
-        import constriction
+        self._calls = []
+        self.bits = 0.0
 
-        self._encoder = constriction.stream.queue.RangeEncoder()
+    def _add(self, symbols, tables):
+        symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
+        if not len(symbols):
+            return
+        tables = np.asarray(tables, np.float64)
+        picked = tables[symbols] if tables.ndim == 1 else np.take_along_axis(
+            tables.reshape(len(symbols), -1), symbols[:, None].astype(np.int64), -1)[:, 0]
+        self.bits += float(-np.log2(picked / TOTAL).sum())
+        self._calls.append((symbols, tables))
 
     def static(self, symbols, table):
         """Codes symbols [N] under one integer table [K]."""
-        symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
-        if len(symbols):
-            self._encoder.encode(symbols, _categorical(table))
+        self._add(symbols, np.asarray(table, np.float64))
 
     def tables(self, symbols, tables):
         """Codes symbols [N] each under its own integer table [N, K]."""
-        symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
-        if len(symbols):
-            self._encoder.encode(symbols, _categorical(), np.ascontiguousarray(tables, np.float64))
+        symbols = np.asarray(symbols).reshape(-1)
+        self._add(symbols, np.ascontiguousarray(np.asarray(tables, np.float64).reshape(len(symbols), -1)))
 
     def escaped(self, symbols, tables, ambiguous, fallback):
         """Codes symbols [N] under `tables` [N, K], or under `fallback` [K] where `ambiguous` [N]
@@ -264,8 +283,73 @@ class Encoder:
         """Codes the escape flags [N] under `ESCAPE_FREQUENCIES`."""
         self.static(np.asarray(ambiguous, np.int32), np.array(ESCAPE_FREQUENCIES))
 
+    def extend(self, other):
+        """Appends the calls of another encoder (its symbols follow these in the stream)."""
+        self._calls.extend(other._calls)
+        self.bits += other.bits
+
+    def words(self):
+        """The range-coded stream as uint32 words."""
+        encoder = constriction.stream.queue.RangeEncoder()
+        for symbols, tables in self._calls:
+            if tables.ndim == 1:
+                encoder.encode(symbols, _categorical(tables))
+            else:
+                encoder.encode(symbols, _categorical(), tables)
+        return np.asarray(encoder.get_compressed(), np.uint32)
+
     def bytes(self):
-        return np.asarray(self._encoder.get_compressed(), np.uint32).astype(">u4").tobytes()
+        """The range-coded stream as big-endian 32-bit words."""
+        return self.words().astype(">u4").tobytes()
+
+    def shortest(self):
+        """The shortest bytes that decode to these symbols when zero bytes are put back after them
+        (`stream_words`): the stream of a version 4 file.
+
+        The range coder ends its stream with enough bits to name a point of
+        its final interval; any shorter string inside that interval, read with
+        zeros after it, decodes the same. Written by hand because `constriction`
+        seals to whole words: for each length k from the coder's own stream
+        down, the two k-byte strings next to it (its prefix, and the prefix
+        plus one in the last byte) are tried by decoding them with the same
+        tables, and the shortest that decodes every symbol is kept. A few
+        bytes per file: what a small file is made of.
+        """
+        best = self.bytes().rstrip(b"\0")
+        for k in range(len(best) - 1, -1, -1):
+            prefix = int.from_bytes(best[:k], "big")
+            found = None
+            for value in (prefix, prefix + 1):
+                if value < 1 << 8 * k or (k == 0 and value == 0):
+                    candidate = value.to_bytes(k, "big").rstrip(b"\0")
+                    if self._decodes(candidate):
+                        found = candidate
+                        break
+            if found is None:
+                break
+            best = found
+        return best
+
+    def _decodes(self, stream):
+        """True if `stream` (zero bytes put back) decodes to exactly the symbols of every call."""
+        decoder = constriction.stream.queue.RangeDecoder(stream_words(stream))
+        try:
+            for symbols, tables in self._calls:
+                if tables.ndim == 1:
+                    got = decoder.decode(_categorical(tables), len(symbols))
+                else:
+                    got = decoder.decode(_categorical(), tables)
+                if not np.array_equal(np.asarray(got, np.int32), symbols):
+                    return False
+        except Exception:  # noqa: BLE001 (constriction refuses a stream it cannot decode: not this one)
+            return False
+        return True
+
+
+def stream_words(stream):
+    """uint32 words of a stream whose trailing zero bytes were dropped: the zeros put back up to a whole word."""
+    data = bytes(stream) + b"\0" * (-len(stream) % 4)
+    return np.frombuffer(data, ">u4").astype(np.uint32)
 
 
 def encode_symbols(symbols, table):
@@ -276,29 +360,31 @@ def encode_symbols(symbols, table):
 
 
 class Decoder:
-    """Decodes symbols from one chunk of range-coded bytes, call after call, in the order they were coded.
+    """Decodes symbols from range-coded words, call after call, in the order they were coded.
 
-    Any error of the underlying decoder (a corrupt chunk) is a `CodecError`
-    naming the chunk.
+    `data` is a chunk of whole big-endian 32-bit words (format version 3), or
+    uint32 `words` (format version 4: `tfvq.codec.container.words`). Any
+    error of the underlying decoder (a corrupt stream) is a `CodecError`
+    naming `what`.
     """
 
-    def __init__(self, data, what):
-        import constriction
-
+    def __init__(self, data=None, what="", words=None):
         self.what = what
-        if len(data) % 4:
-            raise CodecError(f"The {what} chunk is {len(data)} bytes, not whole 32-bit words: the file is corrupt.")
-        words = np.frombuffer(bytes(data), ">u4").astype(np.uint32)
+        if words is None:
+            if len(data) % 4:
+                raise CodecError(f"The {what} chunk is {len(data)} bytes, not whole 32-bit words: the file is "
+                                 "corrupt.")
+            words = np.frombuffer(bytes(data), ">u4").astype(np.uint32)
         try:
-            self._decoder = constriction.stream.queue.RangeDecoder(words)
-        except Exception as err:  # noqa: BLE001 (constriction's own errors: a corrupt chunk)
-            raise CodecError(f"The {what} chunk is not a valid range-coded stream ({err}).") from None
+            self._decoder = constriction.stream.queue.RangeDecoder(np.asarray(words, np.uint32))
+        except Exception as err:  # noqa: BLE001 (constriction's own errors: a corrupt stream)
+            raise CodecError(f"The {what} is not a valid range-coded stream ({err}).") from None
 
     def _run(self, *args):
         try:
             return np.asarray(self._decoder.decode(*args), np.int32)
-        except Exception as err:  # noqa: BLE001 (constriction's own errors: a corrupt chunk)
-            raise CodecError(f"The {self.what} chunk could not be decoded ({err}): the file is corrupt.") from None
+        except Exception as err:  # noqa: BLE001 (constriction's own errors: a corrupt stream)
+            raise CodecError(f"The {self.what} could not be decoded ({err}): the file is corrupt.") from None
 
     def static(self, table, count):
         """`count` symbols under one table [K]."""

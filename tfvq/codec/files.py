@@ -1,25 +1,34 @@
 """Images to `.tfvq` files and back, for any zoo model with discrete codes.
 
-The codec asks the model only what the model contract (`tfvq.models.base`)
-says every model answers: `code_layout()` (None for a model without
-discrete codes), `encode(images, layer)`, `decode(codes, layer, stochastic,
-seed, dtype)` and `image_shape`. A file of layer l holds the codes of
-`code_layout().layers_sent(l)` (`tfvq.codec.format`); decoding it is
-`model.decode(codes, l)`, which fills in the layers below l (their most
+The codec asks the model only what the model contract (`CodeModel`) says
+every model answers: `code_layout()` (None for a model without discrete
+codes), `encode(images, layer)`, `decode(codes, layer, stochastic, seed,
+dtype)`, `image_shape` and the probabilities of `tfvq.codec.coding`. A file
+of layer l holds the codes of `code_layout().layers_sent(l)` (or, from the
+progressive and context coders, every layer from l to the top); decoding it
+is `model.decode(codes, l)`, which fills in the layers below l (their most
 probable codes, or samples given a seed).
 
-TensorFlow is imported only inside the functions that need it.
+Models come from the zoo by name (`tfvq.zoo.load`), with their weights
+hash (`tfvq.zoo.weights_hash`) and their priors, read from where the zoo
+says the priors of those weights live (`tfvq.zoo.prior_paths`: beside the
+weights, in the model's folder).
 """
 
 import collections
-import hashlib
+import dataclasses
 import os
 
 import numpy as np
 
+from tfvq import zoo
+from tfvq.codec import coded, coding, container
 from tfvq.codec import format as fmt
-from tfvq.codec.format import CodecError
-from tfvq.codec.images import any_size_batch, as_batch
+from tfvq.codec.context import read_context
+from tfvq.codec.errors import CodecError
+from tfvq.codec.images import any_size_batch
+from tfvq.codec.prior import read_prior
+from tfvq.models import as_seed
 
 _MODELS = {}  # (name, weights path or None) -> (model, weights hash)
 _SPECS = {}  # name -> ModelSpec
@@ -29,11 +38,21 @@ ModelSpec.__doc__ = """What a zoo model's files look like: its `image_shape` (H,
 
 
 def weights_hash(model):
-    """The first 8 bytes of the SHA-256 of the model's weight arrays (in `model.weights` order, raw bytes)."""
-    digest = hashlib.sha256()
-    for variable in model.weights:
-        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
-    return digest.digest()[:fmt.HASH_BYTES]
+    """The 8 bytes naming a model's weights (`tfvq.zoo.weights_hash`)."""
+    return zoo.weights_hash(model)
+
+
+def load_prior(model_name, model, digest):
+    """The static prior of `model` (its weights hash `digest`), or the uniform prior when it has none, with
+    its context priors attached (`StaticPrior.context`) when it has them: the files
+    `tfvq.zoo.prior_paths(model)` names.
+
+    Raises `CodecError` if a file holds counts or networks for other weights or another layout.
+    """
+    paths = zoo.prior_paths(model) or {}
+    num_codes = model.code_layout().num_codes
+    prior = read_prior(paths.get("static"), model_name, num_codes, digest)
+    return dataclasses.replace(prior, context=read_context(paths.get("context"), model_name, num_codes, digest))
 
 
 def _no_codes(name):
@@ -48,8 +67,6 @@ def model_spec(name):
 
     Raises `CodecError` for a name the zoo does not hold.
     """
-    from tfvq import zoo
-
     if name not in _SPECS:
         try:
             model = zoo.build(name)
@@ -79,8 +96,6 @@ def load_model(name, weights=None):
     without discrete codes and a model without bundled weights raise
     `CodecError`.
     """
-    from tfvq import zoo
-
     if weights is not None and weights != "bundled":
         weights = os.path.abspath(os.fspath(weights))
     else:
@@ -117,24 +132,23 @@ def _layer(layout, layer, name):
 
 
 def compress(images, model_name, layer=None, weights=None, coder="auto", lossless=False):
-    """Compresses images to the bytes of a `.tfvq` file.
+    """Compresses images to the bytes of a `.tfvq` file (format version 4, `tfvq.codec.container`).
 
     Args:
       images: one image [H, W, C] or a batch [N, H, W, C] (1 <= N <= 65535),
-        uint8 or float in [0, 1] (rounded to 8 bits for an entropy-coded
-        file), with the model's C. With `coder="fixed"` the images must have
-        the model's `image_shape`; otherwise any H and W (see
-        `tfvq.codec.coding`: a fully convolutional model codes the image
-        whole, padded to a multiple of its stride; another model in tiles).
+        uint8 or float in [0, 1] (rounded to 8 bits), with the model's C and
+        any H and W (see `tfvq.codec.coding`: a fully convolutional model
+        codes the image whole, padded to a multiple of its stride; another
+        model in tiles).
       model_name: a zoo model with discrete codes.
       layer: the layer to encode at, 1..L; None: the model's default layer
         (`code_layout().default_layer`: HQA its top layer, RRVQ-VAE layer 1).
       weights: None for the bundled weights, or a path `tfvq.zoo.load` accepts.
-      coder: "auto" (default: per layer the smallest of fixed, static-prior
-        and model-probability coding, format version 3), "static",
+      coder: "auto" (default: per layer the coder of fewest bits, and of the
+        plans a model allows the smallest whole file), "static",
         "progressive" (layers `layer`..L, each given the one above: a reader
-        may stop after any layer), or "fixed" (format version 2, bit-packed
-        codes at ceil(log2 K) bits each, as before entropy coding).
+        may stop after any layer), "context", or "fixed" (every code at the
+        fixed rate, log2 K bits).
       lossless: also code the pixels under the model's p(x | z) (RRVQ-VAE),
         so that `decompress` returns the exact input pixels (uint8 images).
 
@@ -147,35 +161,28 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
       CodecError: an unknown model or one without codes, a bad layer, or
         images the model does not take.
     """
-    import tensorflow as tf
-
-    from tfvq.codec import coding
-
     if coder not in coding.CODER_CHOICES:
         raise ValueError(f"coder must be one of {', '.join(coding.CODER_CHOICES)}, got {coder!r}.")
     model, digest = load_model(model_name, weights)
-    layout = model.code_layout()
-    layer = _layer(layout, layer, model_name)
-    shape = tuple(np.shape(images))
-    if coder != "fixed" or lossless or len(shape) not in (3, 4) or shape[-3:] != tuple(model.image_shape):
-        x = any_size_batch(images, model.image_shape[2], lossless)
-        if not 1 <= len(x) <= 0xFFFF:
-            raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
-        from tfvq.codec.prior import load_prior
-
-        return coding.encode_file(x, model_name, model, digest, load_prior(model_name, model, digest, weights), layer,
-                                  coder, lossless)
-    x = as_batch(images, model.image_shape)
+    layer = _layer(model.code_layout(), layer, model_name)
+    x = any_size_batch(images, model.image_shape[2], lossless)
     if not 1 <= len(x) <= 0xFFFF:
         raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
-    sent = layout.layers_sent(layer)
-    codes = [np.asarray(c) for c in tf.nest.flatten(model.encode(x, layer))]
-    expected = [(len(x),) + tuple(layout.grids[l - 1]) for l in sent]
-    if [c.shape for c in codes] != expected:
-        raise ValueError(f"{model_name!r}.encode(x, {layer}) gave codes of shapes {[list(c.shape) for c in codes]}, "
-                         f"but its code_layout() promises {[list(s) for s in expected]} (layers {list(sent)}): "
-                         "the model breaks the model contract (tfvq.models.base.CodeModel).")
-    return fmt.write(codes, model_name, digest, layer, [layout.num_codes[l - 1] for l in sent])
+    return coding.encode_file(x, model_name, model, digest, load_prior(model_name, model, digest), layer,
+                              coder, lossless)
+
+
+def read_header(data):
+    """The parsed header of a `.tfvq` file of any version, without the model: a `container.CompactFile`
+    (version 4), a `coded.CodedFile` (version 3) or a `format.Header` (versions 1 and 2, codes checked).
+
+    Raises `CodecError` for a file that is not a well-formed `.tfvq` file.
+    """
+    if container.is_compact(data):
+        return container.parse(data)
+    if coded.is_coded(data):
+        return coded.parse(data)
+    return fmt.read(data).header
 
 
 def _span(layers):
@@ -261,44 +268,43 @@ def decompress(data, seed=None, weights=None, layer=None):
         fit the model.
       ValueError: a seed that is not None, an int or a pair of ints.
     """
-    if _is_coded(data):
-        return _decompress_coded(data, seed, weights, layer)
-    container = fmt.read(data)  # a bad file fails before TensorFlow starts
-    from tfvq.models.base import as_seed
-
+    if container.is_compact(data):
+        f = container.parse(data)  # a bad header fails before the model loads
+        as_seed(seed)
+        model, digest = load_model(f.model, weights)
+        return coding.decode_compact(f, model, digest, _priors(f.model, model, digest), layer, seed)
+    if coded.is_coded(data):
+        f = coded.parse(data)
+        as_seed(seed)
+        model, digest = load_model(f.model, weights)
+        _same_weights(f.model, f.weights_hash, digest)
+        return coding.decode_v3(f, model, _priors(f.model, model, digest), layer, seed)
+    container_ = fmt.read(data)
     as_seed(seed)  # a bad seed fails before the model loads
-    model = _model_for(container.header, weights)
-    if layer is not None and layer != container.header.first_layer:
-        raise CodecError(f"The file holds the codes of layer {container.header.first_layer} (fixed-rate, format "
-                         f"version {container.header.version}): it decodes at that layer only, not at {layer}.")
-    images = model.decode(container.codes, container.header.first_layer, stochastic=seed is not None, seed=seed,
+    model = _model_for(container_.header, weights)
+    if layer is not None and layer != container_.header.first_layer:
+        raise CodecError(f"The file holds the codes of layer {container_.header.first_layer} (fixed-rate, format "
+                         f"version {container_.header.version}): it decodes at that layer only, not at {layer}.")
+    images = model.decode(container_.codes, container_.header.first_layer, stochastic=seed is not None, seed=seed,
                           dtype="uint8")
     return np.asarray(images)
 
 
-def _is_coded(data):
-    return isinstance(data, (bytes, bytearray, memoryview)) and len(data) >= 5 and bytes(data[:4]) == fmt.MAGIC \
-        and data[4] == fmt.NEWEST_VERSION
-
-
-def _decompress_coded(data, seed, weights, layer):
-    from tfvq.codec import coded, coding
-    from tfvq.codec.prior import load_prior
-    from tfvq.models.base import as_seed
-
-    f = coded.parse(data)  # a bad file fails before TensorFlow starts
-    as_seed(seed)
-    model, digest = load_model(f.model, weights)
-    if f.weights_hash != digest:
+def _same_weights(name, file_hash, digest):
+    if file_hash != digest:
         raise CodecError(
-            f"The file was made with other weights of {f.model!r} (weights hash {f.weights_hash.hex()}, "
-            f"these weights have {digest.hex()}); pass the weights it was made with (--weights=PATH)."
+            f"The file was made with other weights of {name!r} (weights hash {file_hash.hex()}, these weights have "
+            f"{digest.hex()}); pass the weights it was made with (--weights=PATH)."
         )
-    prior = []
+
+
+def _priors(name, model, digest):
+    """A function giving the model's priors, loaded on first call (files of fixed-rate codes need none)."""
+    loaded = []
 
     def prior_for():
-        if not prior:
-            prior.append(load_prior(f.model, model, digest, weights))
-        return prior[0]
+        if not loaded:
+            loaded.append(load_prior(name, model, digest))
+        return loaded[0]
 
-    return coding.decode_file(f, model, prior_for, layer=layer, seed=seed)
+    return prior_for

@@ -92,6 +92,8 @@ import zlib
 
 import numpy as np
 
+from tfvq.codec.errors import CodecError
+
 MAGIC = b"TFVQ"
 VERSION = 2
 """The format version `write` writes."""
@@ -100,7 +102,8 @@ ALL_LAYERS = 0x80
 VERSION_BYTES = {1: "version 1, one layer", 1 | ALL_LAYERS: "version 1, every layer", VERSION: "version 2"}
 """The version bytes `read` reads, with the layout each names."""
 NEWEST_VERSION = 3
-"""Version 3: entropy-coded files (`tfvq.codec.coded`), written by `tfvq.codec.compress` unless coder="fixed"."""
+"""The newest version written under the magic b"TFVQ": version 3, entropy-coded files (`tfvq.codec.coded`, read
+only). Version 4, what `tfvq.codec.compress` writes, has its own shorter magic (`tfvq.codec.container`)."""
 
 _FIXED_HEAD = struct.Struct(">4sBB")  # magic, version byte, name length
 _V1_FIELDS = struct.Struct(">8sBHHHII")  # hash, layer, count, h, w, K, payload length
@@ -113,11 +116,6 @@ HASH_BYTES = 8
 MAX_NAME_BYTES = 255
 MAX_LAYER = 255
 """Layer numbers are stored in one byte: the stored layers l..l+n-1 are all in 1..255."""
-
-
-class CodecError(ValueError):
-    """A `.tfvq` file that cannot be decoded: corrupt, truncated, foreign, from
-    a newer version, or made with other weights. The message says which."""
 
 
 def bits_per_code(num_codes):
@@ -547,7 +545,7 @@ def _parse(data):
             f"The file is format version {version}, newer than this tfvq reads (versions 1 to {NEWEST_VERSION}): "
             "upgrade tfvq."
         )
-    if version_byte == NEWEST_VERSION:
+    if version_byte == 3:
         raise CodecError("The file is entropy-coded (format version 3): its codes are decoded with the model's "
                          "probabilities, so read it with tfvq.codec.decompress (or read_header for its header).")
     if version_byte not in VERSION_BYTES:
@@ -563,13 +561,7 @@ def _parse(data):
 
 
 def read_header(data):
-    """The checked `Header` of a `.tfvq` file of version 1 or 2 (codes are checked too, not returned), or the
-    parsed `tfvq.codec.coded.CodedFile` of a version 3 (entropy-coded) file."""
-    if isinstance(data, (bytes, bytearray, memoryview)) and len(data) >= _FIXED_HEAD.size \
-            and bytes(data[:4]) == MAGIC and data[4] == NEWEST_VERSION:
-        from tfvq.codec import coded
-
-        return coded.parse(data)
+    """The checked `Header` of a `.tfvq` file of version 1 or 2 (its codes are checked too, not returned)."""
     return read(data).header
 
 

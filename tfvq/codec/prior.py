@@ -2,14 +2,13 @@
 
 A static prior is what every discrete model can be coded with: layer l's
 codes, each coded under one table (`entropy.static_frequencies` of the
-counts), whatever the model. It is stored as a small JSON file beside the
-weights it was fitted for (`<name>.prior.json` beside `<name>.weights.h5`),
-with the weights hash, so a file coded with it names it by its hash
-(`StaticPrior.digest`). A model without such a file gets the uniform prior
-(every count 0), which every reader can rebuild.
-
-    >>> prior = tfvq.codec.fit_prior("hqa_digits")              # counts the training split's codes
-    >>> prior.save(tfvq.codec.prior_path_for("hqa_digits"))     # beside the bundled weights
+counts), whatever the model. It is stored as a small JSON file with the
+weights it was fitted for, in the model's folder (`tfvq.zoo.prior_paths`:
+`model.prior.json` beside `model.weights.h5`, `hqa_digits.prior.json`
+beside the bundled `hqa_digits.weights.h5`), with the weights hash, so a
+file coded with it names it by its hash (`StaticPrior.digest`). A model
+without such a file gets the uniform prior (every count 0), which every
+reader can rebuild. NumPy only: fitting is `tfvq.codec.fit`.
 """
 
 import dataclasses
@@ -20,7 +19,8 @@ import os
 import numpy as np
 
 from tfvq.codec import entropy
-from tfvq.codec.format import HASH_BYTES, CodecError
+from tfvq.codec.errors import CodecError
+from tfvq.codec.format import HASH_BYTES
 
 SUFFIX = ".prior.json"
 
@@ -31,11 +31,11 @@ class StaticPrior:
 
     Attributes:
       model: the zoo model name.
-      weights_hash: `tfvq.codec.weights_hash` of the weights (hex).
+      weights_hash: `tfvq.zoo.weights_hash` of the weights (hex).
       counts: one int64 vector [K_l] per layer.
       source: where the counts come from (e.g. "digits/train, 1500 images"), or "uniform".
       context: the `tfvq.codec.context.ContextPriors` of the same weights, if they have any (not part of
-        the prior file or its digest; `load_prior` attaches them).
+        the prior file or its digest; `tfvq.codec.files.load_prior` attaches them).
     """
 
     model: str
@@ -43,14 +43,6 @@ class StaticPrior:
     counts: tuple
     source: str
     context: object = None
-
-    def coding_digest(self, uses_context):
-        """The prior hash a file records: `digest`, or with the context priors' when a layer uses them."""
-        if not uses_context:
-            return self.digest
-        from tfvq.codec.context import combined_digest
-
-        return combined_digest(self.digest, self.context.digest)
 
     def table(self, layer):
         """The integer frequency table [K] of layer `layer` (1-based), summing to `entropy.TOTAL`."""
@@ -85,110 +77,30 @@ class StaticPrior:
                              f"{err}") from None
 
 
-def uniform_prior(model_name, layout, weights_hash):
+def uniform_prior(model_name, num_codes, weights_hash):
     """The prior of a model without a prior file: every count 0 (uniform tables)."""
-    return StaticPrior(model_name, weights_hash.hex(), tuple(np.zeros(k, np.int64) for k in layout.num_codes),
+    return StaticPrior(model_name, bytes(weights_hash).hex(), tuple(np.zeros(k, np.int64) for k in num_codes),
                        "uniform")
 
 
-def prior_path_for(model_name, weights=None):
-    """Where the static prior of these weights lives: `<weights>.prior.json` beside the weights file.
+def read_prior(path, model_name, num_codes, weights_hash):
+    """The static prior in the file `path` for weights `weights_hash` (8 bytes) of a model with codebooks of
+    `num_codes`; the uniform prior when there is no such file.
 
-    The bundled weights' prior is `tfvq/zoo/weights/<name>.prior.json`; for
-    a `.weights.h5` file the same name with `.prior.json` (`model.prior.json`
-    for a run folder's `model.weights.h5`); for a model folder (a directory),
-    `model.prior.json` inside it; for a `.keras` file, `<path>.prior.json`.
+    Raises `CodecError` for a damaged file, or one counted for other weights or another layout.
     """
-    from tfvq import zoo
-
-    if weights is None or weights == "bundled":
-        path = zoo.registry.bundled_weights_path(model_name) or os.path.join(
-            zoo.registry.WEIGHTS_DIR, f"{model_name}.weights.h5")
-    else:
-        path = os.path.abspath(os.fspath(weights)).rstrip(os.sep)
-        if os.path.isdir(path):  # a model folder (train.py's run folder): the priors travel inside it
-            return os.path.join(path, "model" + SUFFIX)
-    for ext in (".weights.h5", ".keras"):
-        if path.endswith(ext):
-            return path[: -len(ext)] + SUFFIX
-    return path + SUFFIX
-
-
-def load_prior(model_name, model, digest, weights=None):
-    """The static prior of `model` (its weights hash `digest`): its prior file, or the uniform prior; with
-    the context priors beside it attached (`StaticPrior.context`), if there are any.
-
-    Raises `CodecError` if a file holds counts or networks for other weights or another layout.
-    """
-    from tfvq.codec.context import load_context
-
-    prior = _load_static(model_name, model, digest, weights)
-    return dataclasses.replace(prior, context=load_context(model_name, model, digest, weights))
-
-
-def _load_static(model_name, model, digest, weights):
-    path = prior_path_for(model_name, weights)
-    layout = model.code_layout()
-    if not os.path.exists(path):
-        return uniform_prior(model_name, layout, digest)
+    if path is None or not os.path.exists(path):
+        return uniform_prior(model_name, num_codes, weights_hash)
     try:
         with open(path) as f:
             prior = StaticPrior.from_json(json.load(f))
     except (OSError, ValueError) as err:
-        raise CodecError(f"Cannot read the static prior {path}: {err}. Refit it with tfvq.codec.fit_prior.") from None
-    if prior.weights_hash != digest.hex():
+        raise CodecError(f"Cannot read the static prior {path}: {err}. Refit it with `tfvq fit-priors`.") from None
+    if prior.weights_hash != bytes(weights_hash).hex():
         raise CodecError(f"The static prior {path} was counted with other weights of {model_name!r} (hash "
-                         f"{prior.weights_hash}, these weights {digest.hex()}); refit it with "
-                         "`tfvq.codec.fit_prior` and save it there.")
-    if tuple(len(c) for c in prior.counts) != tuple(layout.num_codes):
+                         f"{prior.weights_hash}, these weights {bytes(weights_hash).hex()}); refit it with "
+                         "`tfvq fit-priors`, or delete it.")
+    if tuple(len(c) for c in prior.counts) != tuple(num_codes):
         raise CodecError(f"The static prior {path} has tables of {[len(c) for c in prior.counts]} codes, but "
-                         f"{model_name!r} has K = {list(layout.num_codes)}; refit it with `tfvq.codec.fit_prior`.")
+                         f"{model_name!r} has K = {list(num_codes)}; refit it with `tfvq fit-priors`.")
     return prior
-
-
-def training_images(model_name, images=None):
-    """(images, what they are): the given images, or the training split of the zoo entry's dataset."""
-    if images is not None:
-        return images, f"{len(images)} given images"
-    from tfvq import data, zoo
-
-    dataset = zoo.get(model_name).dataset
-    images = data.load_numpy(dataset, "train")
-    return images, f"{dataset}/train, {len(images)} images"
-
-
-def count_codes(model, images, batch_size=128):
-    """Every layer's code counts (int64 [K_l] per layer) over `images`: the most probable codes, as
-    `compress` sends them, one `encode` per group of layers a file carries."""
-    import tensorflow as tf
-
-    layout = model.code_layout()
-    counts = [np.zeros(k, np.int64) for k in layout.num_codes]
-    starts = [1] if layout.cumulative else range(1, layout.num_layers + 1)
-    for start in starts:
-        for at in range(0, len(images), batch_size):
-            codes = tf.nest.flatten(model.encode(images[at: at + batch_size], start))
-            for l, c in zip(layout.layers_sent(start), codes):
-                counts[l - 1] += np.bincount(np.asarray(c).ravel(), minlength=layout.num_codes[l - 1])
-    return tuple(counts)
-
-
-def fit_prior(model_name, weights=None, images=None, batch_size=128):
-    """Counts every layer's codes (the most probable ones, as `compress` sends) over a training split.
-
-    Args:
-      model_name: a zoo model with discrete codes.
-      weights: None for the bundled weights, or a path `tfvq.zoo.load` accepts.
-      images: uint8 or float images of the model's shape; None: the training
-        split of the zoo entry's dataset (`tfvq.data.load_numpy(dataset, "train")`).
-      batch_size: images per `encode` call.
-
-    Returns:
-      a `StaticPrior` (save it with `.save(prior_path_for(model_name, weights))`).
-    """
-    from tfvq.codec.files import load_model
-
-    model, digest = load_model(model_name, weights)
-    images, source = training_images(model_name, images)
-    counts = count_codes(model, images, batch_size)
-    return StaticPrior(model_name, digest.hex(), counts, source)

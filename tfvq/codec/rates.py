@@ -1,5 +1,6 @@
 """Fixed rates of `.tfvq` files: bits and bytes per image at each layer of a zoo model."""
 
+from tfvq.codec import container
 from tfvq.codec import format as fmt
 from tfvq.codec.files import code_layout, model_spec
 
@@ -21,7 +22,9 @@ def rate_table(model_name):
         layer_bits: each layer's h * w * ceil(log2 K);
         bits: their sum, `code_layout().bits(l)`;
         payload_bytes: ceil(bits / 8);
-        file_bytes: with the version 2 header and CRC (`format.header_bytes`);
+        file_bytes: a one-image fixed-rate file (`coder="fixed"`): the version 4 header and CRC
+          (`tfvq.codec.container`) and the payload: an upper bound (the range-coded stream ends as soon as
+          its codes are known, e.g. a byte or two sooner, or at once for codes that are all zero);
         ratio: raw H*W*C*8 bits / bits; file_ratio: raw bytes / file bytes.
 
     Raises `CodecError` for an unknown model or one without discrete codes.
@@ -36,7 +39,9 @@ def rate_table(model_name):
         ks = tuple(int(layout.num_codes[l - 1]) for l in sent)
         bits = layout.bits(layer)
         payload = -(-bits // 8)
-        file_bytes = payload + fmt.header_bytes(model_name, len(sent))
+        header = container.write_header(model_name, bytes(container.TAG_BYTES), layer,
+                                        {l: container.UNIFORM for l in sent})
+        file_bytes = payload + len(header) + 4
         layer_bits = tuple(gh * gw * fmt.bits_per_code(k) for (gh, gw), k in zip(grids, ks))
         rows.append(dict(layer=layer, layers=sent, default=layer == layout.default_layer, code_grid=grids,
                          num_codes=ks, layer_bits=layer_bits, bits=bits, payload_bytes=payload, file_bytes=file_bytes,

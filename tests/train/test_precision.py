@@ -123,7 +123,7 @@ def test_hqa_layer_1_in_bfloat16_reaches_the_float32_test_mse(tmp_path):
 
 @pytest.mark.slow
 def test_rrvq_in_bfloat16_reaches_the_float32_bits_per_dim(tmp_path):
-    """rrvq_digits, 60 steps at batch 16 (not the issue's 300 at 64: for CI time, about 20 s per precision
+    """rrvq_digits, 60 steps at batch 16 (not 300 at 64: for CI time, about 20 s per precision
     on 2 cores), same seed: the test-set bits per dim (-ELBO, non-relaxed latents, 256 test images) in
     mixed_bfloat16 is within 2% of float32's."""
     bpd = {precision: _train(tmp_path, "rrvq_digits", precision, 60, 16).evaluate(1)

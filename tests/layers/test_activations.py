@@ -77,8 +77,9 @@ def test_no_non_finite_values_in_the_tails():
 
 def test_models_built_in_precision_scope_get_it_and_others_keep_keras_mish():
     with precision_scope("float32"):
-        inside = keras.layers.Conv2D(2, 3, activation="mish")
-    outside = keras.layers.Conv2D(2, 3, activation="mish")
+        assert activations.mish_activation() is activations.mish
+        inside = keras.layers.Conv2D(2, 3, activation=activations.mish_activation())
+    outside = keras.layers.Conv2D(2, 3, activation=activations.mish_activation())
     assert inside.activation is activations.mish
     assert outside.activation is keras.activations.mish
     model = keras.Sequential([inside])  # symbolic build (Keras tensors) and a real call
@@ -89,3 +90,56 @@ def test_models_built_in_precision_scope_get_it_and_others_keep_keras_mish():
     np.testing.assert_allclose(model(x).numpy(), outside(x).numpy(), rtol=1e-5, atol=1e-6)
     restored = keras.layers.Conv2D.from_config(inside.get_config())
     assert restored.activation is activations.mish
+    assert keras.layers.Conv2D.from_config(outside.get_config()).activation is keras.activations.mish
+
+
+def test_keras_own_mish_identifier_is_never_swapped():
+    """The fused Mish is passed as an object: the Keras identifier "mish" is Keras's Mish inside the scope too."""
+    with precision_scope("mixed_bfloat16"):
+        assert keras.activations.get("mish") is keras.activations.mish
+        assert keras.layers.Conv2D(2, 3, activation="mish").activation is keras.activations.mish
+    assert activations.mish_activation() is keras.activations.mish
+
+
+def test_the_choice_is_restored_after_nested_scopes_and_does_not_leak_to_other_threads():
+    import threading
+
+    seen = []
+    with precision_scope("float32"):
+        with activations.fused_activations():
+            pass
+        assert activations.mish_activation() is activations.mish
+        thread = threading.Thread(target=lambda: seen.append(activations.mish_activation()))
+        thread.start()
+        thread.join()
+    assert seen == [keras.activations.mish]
+    assert activations.mish_activation() is keras.activations.mish
+
+
+def test_a_model_with_the_fused_mish_round_trips_through_a_keras_file(tmp_path):
+    with precision_scope("float32"):
+        conv = keras.layers.Conv2D(2, 3, activation=activations.mish_activation())
+        model = keras.Sequential([keras.Input((6, 6, 1)), conv])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert restored.layers[0].activation is activations.mish
+    x = tf.constant(np.random.default_rng(2).normal(size=(2, 6, 6, 1)), tf.float32)
+    np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
+
+
+def test_hqa_layers_built_in_precision_scope_use_the_fused_mish():
+    from tfvq.models.hqa import DilatedResidual, HQALayer
+
+    def mishes(layer):
+        convs = [l for l in layer.encoder.layers + layer.decoder.layers if isinstance(l, keras.layers.Conv2D)]
+        convs += [l.conv for l in layer.decoder.layers if isinstance(l, DilatedResidual)]
+        return [c.activation for c in convs if c.activation in (activations.mish, keras.activations.mish)]
+
+    with precision_scope("float32"):
+        inside = HQALayer(input_channels=1, code_dim=4, num_codes=8, decoder_layers=4, first=True)
+    inside.build((None, 8, 8, 1))
+    outside = HQALayer(input_channels=1, code_dim=4, num_codes=8, decoder_layers=4, first=True)
+    outside.build((None, 8, 8, 1))
+    assert len(mishes(inside)) == 5 and all(a is activations.mish for a in mishes(inside))
+    assert len(mishes(outside)) == 5 and all(a is keras.activations.mish for a in mishes(outside))

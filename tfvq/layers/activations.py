@@ -29,15 +29,24 @@ numbers near 1 would lose their low bits in 16 bits -- and only the result
 (and the gradient) is rounded to `x`'s dtype; there is no float32 tensor in
 memory. float32 and float64 inputs are computed in their own dtype.
 
-The models name their activation `"mish"` (a Keras identifier);
-`fused_activations()` makes that identifier resolve to `mish` here while
-layers are built (`tfvq.layers.precision.precision_scope`, which the trainer
-builds every model in, enters it), so trained models get the fused kernel and
-models built elsewhere keep Keras's Mish -- the same function to float32
-rounding (tested against a NumPy oracle in float64).
+How models get it: a layer is given its Mish as an object,
+`activation=mish_activation()`, never by name. `mish_activation()` is this
+module's `mish` inside `fused_activations()` (which
+`tfvq.layers.precision.precision_scope`, where the trainer builds every
+model, enters) and Keras's `keras.activations.mish` elsewhere, so trained
+models get the fused kernel and models built elsewhere (export, the zoo's
+loaders) keep Keras's Mish -- the same function to float32 rounding (tested
+against a NumPy oracle in float64). Keras's own identifier table is never
+touched: the choice is a context variable of this module, so it holds for
+the thread (and context) that entered the block only.
+
+`mish` is registered with Keras as `"tfvq>mish"`, so a layer built with it
+saves that name in its config and `.keras` files / `from_config` restore the
+fused function (with `tfvq.layers.activations` imported).
 """
 
 import contextlib
+import contextvars
 
 import keras
 import tensorflow as tf
@@ -99,24 +108,30 @@ def mish(x):
     return _Mish()(x)
 
 
+_FUSED = contextvars.ContextVar("tfvq_fused_mish", default=False)
+
+
 @contextlib.contextmanager
 def fused_activations():
-    """Inside the block the Keras activation identifier `"mish"` resolves to this module's `mish`.
+    """Inside the block `mish_activation()` gives this module's fused `mish`; the previous choice is restored on exit.
 
-    Keras layers resolve `activation="mish"` when they are constructed, so
-    layers built inside the block keep the fused Mish. The previous mapping is
-    restored on exit. (Keras keeps the identifiers in one process-wide table:
-    layers built by another thread while the block is open get it too.)
+    Keras layers keep the activation object they were constructed with, so
+    layers built inside the block keep the fused Mish after it. Only this
+    module's context variable changes (no Keras table): other threads are
+    not affected.
     """
-    from keras.src import activations as keras_activations  # the identifier table of keras.activations.get
-
-    table = keras_activations.ALL_OBJECTS_DICT
-    previous = table.get("mish")
-    table["mish"] = mish
+    token = _FUSED.set(True)
     try:
         yield
     finally:
-        if previous is None:
-            table.pop("mish", None)
-        else:
-            table["mish"] = previous
+        _FUSED.reset(token)
+
+
+def mish_activation():
+    """The Mish to pass as `activation=` to a layer being built now.
+
+    The fused `mish` inside `fused_activations()` (and so inside
+    `tfvq.layers.precision.precision_scope`), else `keras.activations.mish`
+    (whose config name is Keras's plain `"mish"`).
+    """
+    return mish if _FUSED.get() else keras.activations.mish

@@ -38,7 +38,8 @@ What stays float32 under a mixed policy, and why (each place says so too):
 
 Models built in `precision_scope` (the trainer builds every model there, in
 every precision, float32 included) also get the fused Mish of
-`tfvq.layers.activations` for the Keras identifier `"mish"`: one kernel each
+`tfvq.layers.activations`: their layers take `activation=mish_activation()`,
+which is the fused function inside the scope: one kernel each
 way instead of six elementwise passes, which on HQA layer 1 matters more in
 bfloat16 than the convolutions' speed-up (TensorFlow's 16-bit elementwise CPU
 kernels convert every element to float32 and back).
@@ -69,8 +70,8 @@ def precision_scope(precision):
 
     Keras layers read the global policy when they are constructed, so a model
     built inside the block keeps computing in the policy's dtype afterwards.
-    Layers built in the block with `activation="mish"` get the fused Mish of
-    `tfvq.layers.activations.fused_activations` (the same function).
+    Layers built in the block with `activation=tfvq.layers.activations.mish_activation()`
+    get the fused Mish (`tfvq.layers.activations.fused_activations`; the same function).
     """
     check_precision(precision)
     previous = keras.config.dtype_policy()

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.layers.activations import mish_activation
 from tfvq.layers.blocks import RunningNormalization
 from tfvq.layers.quantizers import StochasticVectorQuantizer
 from tfvq.models.base import (CodeLayout, CodeModel, OptimizerRecipe, Stage, as_seed, check_codes, fold_seeds,
@@ -32,7 +33,8 @@ class DilatedResidual(keras.layers.Layer):
         self.channels = int(channels)
         self.dilation_rate = int(dilation_rate)
         self.dropout = float(dropout)
-        self.conv = keras.layers.Conv2D(channels, 3, padding="same", dilation_rate=dilation_rate, activation="mish")
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same", dilation_rate=dilation_rate,
+                                        activation=mish_activation())
         self.drop = keras.layers.Dropout(dropout)
 
     def build(self, input_shape):
@@ -123,8 +125,8 @@ class HQALayer(keras.layers.Layer):
         h = self.encoder_hidden
         self.encoder = keras.Sequential(
             [
-                keras.layers.Conv2D(max(h // 2, 1), 3, strides=stride, padding="same", activation="mish"),
-                keras.layers.Conv2D(h, 3, padding="same", activation="mish"),
+                keras.layers.Conv2D(max(h // 2, 1), 3, strides=stride, padding="same", activation=mish_activation()),
+                keras.layers.Conv2D(h, 3, padding="same", activation=mish_activation()),
                 keras.layers.Conv2D(self.code_dim, 1),
             ],
             name="encoder",
@@ -141,13 +143,14 @@ class HQALayer(keras.layers.Layer):
             name="quantizer",
         )
         h = self.decoder_hidden
-        dec = [keras.layers.Conv2D(h, 3, padding="same", activation="mish"), keras.layers.Dropout(self.dropout)]
+        dec = [keras.layers.Conv2D(h, 3, padding="same", activation=mish_activation()),
+               keras.layers.Dropout(self.dropout)]
         for i in range(self.decoder_layers - 3):
             dec.append(DilatedResidual(h, dilation_rate=2 ** (i % 3), dropout=self.dropout))
         if self.downsample:
             dec.append(keras.layers.UpSampling2D(2, interpolation="nearest"))
         dec += [
-            keras.layers.Conv2D(max(h // 2, 1), 3, padding="same", activation="mish"),
+            keras.layers.Conv2D(max(h // 2, 1), 3, padding="same", activation=mish_activation()),
             keras.layers.Dropout(self.dropout),
             keras.layers.Conv2D(self.input_channels, 3, padding="same", activation="sigmoid" if self.first else None),
         ]

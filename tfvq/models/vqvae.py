@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from tfvq.layers import ops
+from tfvq.layers.activations import mish_activation
 from tfvq.layers.quantizers import VectorQuantizer
 from tfvq.models.base import CodeLayout, CodeModel, as_seed, check_codes, like_input, output_is_uint8, recipe_steps
 from tfvq.models.hqa import greedy_stage, layer_report
@@ -47,16 +48,16 @@ class VQVAE(CodeModel):
         self.code_dim = int(code_dim)
         self.commitment_cost = float(commitment_cost)
         self.ema = bool(ema)
-        enc = [keras.layers.Conv2D(self.encoder_hidden, 3, strides=2, padding="same", activation="mish")
+        enc = [keras.layers.Conv2D(self.encoder_hidden, 3, strides=2, padding="same", activation=mish_activation())
                for _ in range(self.num_downsamples)]
         enc.append(keras.layers.Conv2D(self.code_dim, 1))
         self.encoder = keras.Sequential(enc, name="encoder")
         self.vq = VectorQuantizer(self.num_codes, self.code_dim, commitment_cost=self.commitment_cost, ema=self.ema,
                                   name="quantizer")
-        dec = [keras.layers.Conv2D(self.decoder_hidden, 3, padding="same", activation="mish")]
+        dec = [keras.layers.Conv2D(self.decoder_hidden, 3, padding="same", activation=mish_activation())]
         for _ in range(self.num_downsamples):
             dec += [keras.layers.UpSampling2D(2, interpolation="nearest"),
-                    keras.layers.Conv2D(self.decoder_hidden, 3, padding="same", activation="mish")]
+                    keras.layers.Conv2D(self.decoder_hidden, 3, padding="same", activation=mish_activation())]
         dec.append(keras.layers.Conv2D(self.image_shape[-1], 3, padding="same", activation="sigmoid"))
         self.decoder = keras.Sequential(dec, name="decoder")
         shape = (None,) + self.image_shape

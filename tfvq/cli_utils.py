@@ -1,17 +1,105 @@
-"""Shared behaviour of the absl command-line entry points (train.py, export.py)."""
+"""What every command line of tfvq shares: one-line errors, flag types and a progress bar.
 
+The `tfvq` command (`tfvq.cli`) and its aliases (`python train.py`, `python export.py`,
+`python -m tfvq.evaluate`, `python -m tfvq.data`) all parse with `Parser` and run with `run_command`, so
+every one answers `--help` with status 0 and reports an error as one line `tfvq: error: ...` with status 1.
+
+Flags are `--flag=value` long options with underscores (`--data_dir`, `--context_steps`), as absl spelled
+them in train.py and export.py; absl's boolean forms stay (`--table`, `--table=false`, `--notable`), and
+so do its comma-separated lists (`--layers=1,2`).
+
+This module imports nothing of TensorFlow.
+"""
+
+import argparse
+import os
 import sys
 
-from absl import app, flags
+PROG = "tfvq"
 
 
-def run_absl(main, doc):
-    """Runs `main` with absl, answering -h/--help with the module doc and flags and exit status 0.
+class Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose usage errors are one line `tfvq: error: ...` and exit status 1."""
 
-    absl exits with status 1 after printing help; a help request is not an error.
-    """
-    if any(arg in ("-h", "--help", "-help", "--helpshort") for arg in sys.argv[1:]):
-        print(doc)
-        print(flags.FLAGS.main_module_help())
-        sys.exit(0)
-    app.run(main)
+    def error(self, message):
+        print(f"{PROG}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(1)
+
+
+def one_line(err):
+    """An exception's message on one line (a multi-line message's lines joined), or its type's name."""
+    text = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+    return text or type(err).__name__
+
+
+def run_command(command, args):
+    """Runs `command(args)`; returns the exit status: its own (an int), else 0, or 1 after a one-line error."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        status = command(args)
+    except (ValueError, OSError, KeyError, TypeError, FloatingPointError) as err:
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # e.g. a TensorFlow error writing to a missing directory: still one line
+        print(f"{PROG}: error: {type(err).__name__}: {one_line(err)}", file=sys.stderr)
+        return 1
+    return status if isinstance(status, int) else 0
+
+
+def command_main(prog, description, add_arguments, command, argv=None, epilog=None):
+    """Parses `argv` (default: `sys.argv[1:]`) with the arguments `add_arguments(parser)` adds, and runs
+    `command(args)` (`run_command`); returns the exit status."""
+    parser = Parser(prog=prog, description=description, epilog=epilog,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    return run_command(command, args)
+
+
+def add_bool(parser, name, help, default=False):
+    """A boolean flag as absl spells it: `--name`, `--name=true|false|1|0`, `--noname`."""
+    parser.add_argument(f"--{name}", dest=name, nargs="?", const=True, default=default, type=_bool,
+                        metavar="true|false", help=help)
+    parser.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+
+
+def _bool(text):
+    value = text.strip().lower()
+    if value in ("true", "t", "1", "yes"):
+        return True
+    if value in ("false", "f", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def comma_list(choices=None, item=str):
+    """An argument type: comma-separated items (`item` of each), each one of `choices` if given."""
+
+    def parse(text):
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        try:
+            values = [item(v) for v in values]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {item.__name__}s, got {text!r}") from None
+        bad = [v for v in values if choices is not None and v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated values of {', '.join(map(str, choices))}, "
+                                             f"got {text!r}" if choices else f"expected a value, got {text!r}")
+        return values
+
+    parse.__name__ = "list"
+    return parse
+
+
+def progress(items, what):
+    """Yields `items`, drawing a one-line progress bar on stderr when there is more than one."""
+    total = len(items)
+    for i, item in enumerate(items, 1):
+        yield item
+        if total > 1:
+            filled = int(30 * i / total)
+            print(f"\r{what} [{'#' * filled}{'.' * (30 - filled)}] {i}/{total}", end="" if i < total else "\n",
+                  file=sys.stderr, flush=True)

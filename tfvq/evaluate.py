@@ -1,4 +1,8 @@
-"""How good is a trained model? `python -m tfvq.evaluate --model=NAME_OR_DIR [--weights=...] [--dataset=...]`.
+"""How good is a trained model? `tfvq evaluate --model=NAME_OR_FOLDER [--weights=...] [--dataset=...]`.
+
+(`python -m tfvq.evaluate` takes the same flags.) The model is a zoo name or a model folder (a `tfvq train`
+run folder, a `tfvq.zoo.save` folder); the data is --dataset, else the dataset the folder (or the --weights
+folder) was trained on, else the zoo entry's, and the output says which.
 
 For every layer a discrete model can send (`code_layout()`), on a dataset's
 test split:
@@ -24,7 +28,6 @@ with `--out DIR` a `evaluation.json` and a PNG grid (originals, then each
 layer's reconstructions).
 """
 
-import argparse
 import json
 import math
 import os
@@ -159,14 +162,11 @@ def format_table(result):
 def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None, out=None, seed=0):
     """Loads the model and the data, evaluates, writes `out/evaluation.json` and `out/evaluation.png`."""
     from tfvq import data, zoo
-    from tfvq.zoo import folders
+    from tfvq.zoo import refs
 
-    if weights is None and not folders.is_model_folder(model_name_or_dir):
-        weights = "bundled"
+    weights = refs.default_weights(model_name_or_dir, weights)
     model = zoo.load(model_name_or_dir, weights=weights)
-    if dataset is None:
-        meta = folders.read_metadata(model_name_or_dir) if folders.is_model_folder(model_name_or_dir) else {}
-        dataset = meta.get("dataset") or zoo.get(model.zoo_name or model_name_or_dir).dataset
+    dataset, source = refs.dataset_of(model_name_or_dir, weights, dataset)
     shape = model.image_shape
     test = data.load_numpy(dataset, "test", limit=limit, data_dir=data_dir, image_shape=shape)
     test_labels = data.load_labels(dataset, "test", limit=limit, data_dir=data_dir)
@@ -175,8 +175,8 @@ def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None
         train = data.load_numpy(dataset, "train", limit=LOGISTIC_TRAIN_IMAGES, data_dir=data_dir, image_shape=shape)
         train_labels = data.load_labels(dataset, "train", limit=LOGISTIC_TRAIN_IMAGES, data_dir=data_dir)
     result = evaluate(model, test, test_labels, train, train_labels, seed=seed)
-    result.update(model=str(model_name_or_dir), dataset=str(dataset))
-    if model.code_layout() is not None and not folders.is_model_folder(model_name_or_dir):
+    result.update(model=str(model_name_or_dir), dataset=str(dataset), dataset_source=source)
+    if model.code_layout() is not None:
         add_coded_bits(result, model_name_or_dir, None if weights == "bundled" else weights, test)
     if out:
         from tfvq.train.outputs import image_grid, write_png
@@ -192,27 +192,35 @@ def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None
     return result
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tfvq.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="zoo name, or a model folder (train.py's --model_dir)")
+def add_arguments(parser):
+    """The flags of `tfvq evaluate` (and `python -m tfvq.evaluate`)."""
+    parser.add_argument("--model", required=True, help="zoo name, or a model folder (a `tfvq train` run folder, a "
+                        "tfvq.zoo.save folder)")
     parser.add_argument("--weights", default=None,
                         help="weights (default: bundled for a zoo name, the folder's own for a folder)")
-    parser.add_argument("--dataset", default=None, help="data source (default: the model's); see train.py --help")
+    parser.add_argument("--dataset", default=None, help="data source (default: the folder's dataset, else the zoo "
+                        "entry's); anything `tfvq train --dataset` takes")
     parser.add_argument("--data_dir", default=None, help="tfds data directory")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N test images")
     parser.add_argument("--out", default=None, help="write evaluation.json and evaluation.png here")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        result = run(args.model, args.weights, args.dataset, args.limit, args.data_dir, args.out)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 1
-    print(f"{result['model']} on {result['dataset']} (test split, {result['images']} images):")
+
+
+def command(args):
+    """Runs `tfvq evaluate` with parsed flags: prints the table (and writes the files)."""
+    result = run(args.model, args.weights, args.dataset, args.limit, args.data_dir, args.out)
+    print(f"{result['model']} on {result['dataset']} ({result['dataset_source']}; test split, {result['images']} "
+          "images):")
     print(format_table(result))
     if args.out:
         print(f"wrote {os.path.join(args.out, 'evaluation.json')} and {result['png']}")
     return 0
+
+
+def main(argv=None):
+    """`python -m tfvq.evaluate`: the same as `tfvq evaluate`."""
+    from tfvq.cli_utils import command_main
+
+    return command_main("python -m tfvq.evaluate", __doc__.splitlines()[0], add_arguments, command, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tfvq import codec
-from tfvq.codec import cli, coding, container, entropy, files
+from tfvq import cli
+from tfvq.codec import coding, container, entropy, files
 from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
 
@@ -234,7 +235,7 @@ def test_rate_tables_give_one_row_per_layer():
 
 def _command():
     exe = shutil.which("tfvq")
-    return [exe] if exe else [sys.executable, "-m", "tfvq.codec.cli"]
+    return [exe] if exe else [sys.executable, "-m", "tfvq.cli"]
 
 
 def _start(args, cwd):

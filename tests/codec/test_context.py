@@ -185,7 +185,7 @@ def test_fit_priors_command_writes_both_priors_beside_the_weights_and_files_use_
     import shutil
 
     from tfvq import data
-    from tfvq.codec import cli
+    from tfvq import cli
     from tfvq.zoo import registry
 
     weights = tmp_path / "mine.weights.h5"

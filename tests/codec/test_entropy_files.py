@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfvq import codec
-from tfvq.codec import cli, coded, coding, container, entropy
+from tfvq import cli
+from tfvq.codec import coded, coding, container, entropy
 from tfvq.codec.format import CodecError
 from tfvq.losses.likelihoods import discretized_logistic_log_prob
 

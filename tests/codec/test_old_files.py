@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tfvq import codec
-from tfvq.codec import cli, coding, container, files
+from tfvq import cli
+from tfvq.codec import coding, container, files
 from tfvq.codec import format as fmt
 from tfvq.codec.errors import CodecError
 

@@ -17,7 +17,8 @@ import tensorflow as tf
 
 import tfvq
 from tfvq import codec
-from tfvq.codec import cli, coding, container, entropy, files
+from tfvq import cli
+from tfvq.codec import coding, container, entropy, files
 from tfvq.codec import format as fmt
 from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
@@ -262,11 +263,11 @@ def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
 
 
 def _start(args, cwd):
-    """`python -m tfvq.codec.cli` of THIS checkout (an installed `tfvq` script may run another copy)."""
+    """`python -m tfvq.cli` of THIS checkout (an installed `tfvq` script may run another copy)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(tfvq.__file__)))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    return subprocess.Popen([sys.executable, "-m", "tfvq.codec.cli"] + args, cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tfvq.cli"] + args, cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

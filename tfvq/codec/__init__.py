@@ -28,7 +28,8 @@ TensorFlow): `container` (format version 4, what `compress` writes), `coded`
 priors as data), `images` (image files and arrays). The part that asks the
 model: `coding` (which layers and coders, the model's probabilities),
 `files` (compress, decompress, read_header), `fit` (fit_prior,
-fit_context), `rates` (fixed bits per image), `cli` (the `tfvq` command).
+fit_context), `rates` (fixed bits per image). The `tfvq` command's compress, decompress, info,
+models and fit-priors live above the codec, in `tfvq.commands.codec`.
 
 Importing `tfvq.codec` loads only the first part; the names of the second
 (`compress`, `decompress`, `fit_prior`, ...) load it, and with it

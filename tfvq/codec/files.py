@@ -9,7 +9,8 @@ progressive and context coders, every layer from l to the top); decoding it
 is `model.decode(codes, l)`, which fills in the layers below l (their most
 probable codes, or samples given a seed).
 
-Models come from the zoo by name (`tfvq.zoo.load`), with their weights
+Models come from the zoo by name or from a model folder (`tfvq.zoo.load`,
+`tfvq.zoo.refs`: a file made with a folder names the folder's zoo name), with their weights
 hash (`tfvq.zoo.weights_hash`) and their priors, read from where the zoo
 says the priors of those weights live (`tfvq.zoo.prior_paths`: beside the
 weights, in the model's folder).
@@ -89,29 +90,39 @@ def code_layout(name):
 
 
 def load_model(name, weights=None):
-    """(model, weights hash) for zoo model `name`, cached per (name, weights).
+    """(model, weights hash) for `name`, a zoo model or a model folder (`tfvq.zoo.refs`), cached per
+    (name, weights).
 
-    `weights=None` (or "bundled") means the model's bundled weights;
-    otherwise any path `tfvq.zoo.load` accepts. An unknown name, a model
-    without discrete codes and a model without bundled weights raise
-    `CodecError`.
+    `weights=None` (or "bundled") means a zoo model's bundled weights and a folder's own; otherwise any path
+    `tfvq.zoo.load` accepts. A model folder given as the weights of the zoo model it was trained as (its
+    `metadata.json` names it) loads whole: its configuration (an image size trained with `--image_size`)
+    and its weights. An unknown name, a model without discrete codes and a model without bundled weights
+    raise `CodecError`.
     """
+    folder = zoo.refs.is_folder(name)
     if weights is not None and weights != "bundled":
         weights = os.path.abspath(os.fspath(weights))
     else:
         weights = None
-    key = (name, weights)
+    key = (os.path.abspath(name) if folder else name, weights)
     if key not in _MODELS:
         if name in _SPECS and _SPECS[name].layout is None:
             raise _no_codes(name)  # known without building the model again
         try:
-            model = zoo.load(name, weights="bundled" if weights is None else weights)
+            if folder:
+                model = zoo.load(name, weights=weights)  # None: the folder's own weights
+            elif weights is not None and zoo.refs.is_folder(weights) and zoo.refs.file_name(weights) == name:
+                model = zoo.load(weights)  # the folder of a run of this zoo model: configuration and weights
+            else:
+                model = zoo.load(name, weights="bundled" if weights is None else weights)
         except zoo.UnknownModelError as err:
             raise CodecError(f"The model {name!r} is not in this tfvq's zoo: {err}") from None
         except FileNotFoundError as err:
-            code_layout(name)  # a model without codes: say so rather than that it has no weights
+            if not folder:
+                code_layout(name)  # a model without codes: say so rather than that it has no weights
             raise CodecError(f"Cannot load weights for {name!r}: {err}") from None
-        _SPECS.setdefault(name, ModelSpec(tuple(int(d) for d in model.image_shape), model.code_layout()))
+        if not folder:
+            _SPECS.setdefault(name, ModelSpec(tuple(int(d) for d in model.image_shape), model.code_layout()))
         if model.code_layout() is None:
             raise _no_codes(name)
         _MODELS[key] = (model, weights_hash(model))
@@ -140,10 +151,12 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
         any H and W (see `tfvq.codec.coding`: a fully convolutional model
         codes the image whole, padded to a multiple of its stride; another
         model in tiles).
-      model_name: a zoo model with discrete codes.
+      model_name: a zoo model with discrete codes, or a model folder (a `train` run folder, a
+        `tfvq.zoo.save` folder): the file names the folder's zoo name (`tfvq.zoo.refs.file_name`), and
+        `decompress(data, weights=FOLDER)` decodes it.
       layer: the layer to encode at, 1..L; None: the model's default layer
         (`code_layout().default_layer`: HQA its top layer, RRVQ-VAE layer 1).
-      weights: None for the bundled weights, or a path `tfvq.zoo.load` accepts.
+      weights: None for the bundled weights (a folder: its own), or a path `tfvq.zoo.load` accepts.
       coder: "auto" (default: per layer the coder of fewest bits, and of the
         plans a model allows the smallest whole file), "static",
         "progressive" (layers `layer`..L, each given the one above: a reader
@@ -168,8 +181,8 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
     x = any_size_batch(images, model.image_shape[2], lossless)
     if not 1 <= len(x) <= 0xFFFF:
         raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
-    return coding.encode_file(x, model_name, model, digest, load_prior(model_name, model, digest), layer,
-                              coder, lossless)
+    name = zoo.refs.file_name(model_name)
+    return coding.encode_file(x, name, model, digest, load_prior(name, model, digest), layer, coder, lossless)
 
 
 def read_header(data):
@@ -253,7 +266,8 @@ def decompress(data, seed=None, weights=None, layer=None):
         layer below, RRVQ eq. 3), repeatably for a given seed. A file that
         holds every layer has nothing to sample: a seed changes nothing.
       weights: None for the bundled weights of the model the file names, or
-        a path `tfvq.zoo.load` accepts.
+        a path `tfvq.zoo.load` accepts: a model folder (the one a file was
+        compressed with) decodes with its configuration and weights.
       layer: decode at this layer instead of the finest the file holds (a
         progressive file holds every layer from its finest to the top: a
         reader may stop after any). The images of a lossless file are its

@@ -63,12 +63,13 @@ def float_bits(priors, layer, codes, above):
     return total
 
 
-def training_images(model_name, images=None):
-    """(images, what they are): the given images, or the training split of the zoo entry's dataset."""
+def training_images(model_name, images=None, weights=None, image_shape=None):
+    """(images, what they are): the given images, or the training split of the dataset the model was trained
+    on (a model folder's, `tfvq.zoo.refs.dataset_of`), else of the zoo entry's dataset."""
     if images is not None:
         return images, f"{len(images)} given images"
-    dataset = zoo.get(model_name).dataset
-    images = data.load_numpy(dataset, "train")
+    dataset, _ = zoo.refs.dataset_of(model_name, weights)
+    images = data.load_numpy(dataset, "train", image_shape=image_shape)
     return images, f"{dataset}/train, {len(images)} images"
 
 
@@ -90,19 +91,19 @@ def fit_prior(model_name, weights=None, images=None, batch_size=128):
     """Counts every layer's codes (the most probable ones, as `compress` sends) over a training split.
 
     Args:
-      model_name: a zoo model with discrete codes.
-      weights: None for the bundled weights, or a path `tfvq.zoo.load` accepts.
+      model_name: a zoo model with discrete codes, or a model folder.
+      weights: None for the bundled weights (a folder: its own), or a path `tfvq.zoo.load` accepts.
       images: uint8 or float images of the model's shape; None: the training
-        split of the zoo entry's dataset (`tfvq.data.load_numpy(dataset, "train")`).
+        split of the dataset a model folder was trained on, else of the zoo entry's dataset (`tfvq.data.load_numpy(dataset, "train")`).
       batch_size: images per `encode` call.
 
     Returns:
       a `StaticPrior` (save it with `.save(tfvq.zoo.prior_paths(model)["static"])`).
     """
     model, digest = load_model(model_name, weights)
-    images, source = training_images(model_name, images)
+    images, source = training_images(model_name, images, weights, tuple(model.image_shape))
     counts = count_codes(model, images, batch_size)
-    return StaticPrior(model_name, digest.hex(), counts, source)
+    return StaticPrior(zoo.refs.file_name(model_name), digest.hex(), counts, source)
 
 
 def _shifted(images, shifts):
@@ -144,7 +145,7 @@ def fit_context(model_name, weights=None, images=None, layers=None, steps=3000, 
         if l not in factors:
             raise ValueError(f"Layer {l} of {model_name!r} cannot have a context prior (allowed: "
                              f"{sorted(factors)}): its grid is not a whole multiple of the layer above's.")
-    images, source = training_images(model_name, images)
+    images, source = training_images(model_name, images, weights, tuple(model.image_shape))
     moves = [(dy, dx) for dy in range(-shifts, shifts + 1) for dx in range(-shifts, shifts + 1)]
     x = _shifted(np.asarray(images), moves)
     needed = set(layers) | {l + 1 for l in layers if factors[l] is not None}
@@ -181,9 +182,10 @@ def fit_context(model_name, weights=None, images=None, layers=None, steps=3000, 
             if progress is not None and (i % 50 == 0 or i == steps - 1):
                 progress.update(i + 1, [("bits", float(bits))])
         nets[l] = net
-        fitted = context.ContextPriors(model_name, digest.hex(), {l: net})
+        fitted = context.ContextPriors(zoo.refs.file_name(model_name), digest.hex(), {l: net})
         n = len(images)
         plain = slice(moves.index((0, 0)) * n, (moves.index((0, 0)) + 1) * n)  # the images as given
         mean_bits = float(np.mean(fitted.coded_bits(l, own[plain], None if above_k is None else above[plain])))
         report.append(f"layer {l} {mean_bits:.1f} bits")
-    return context.ContextPriors(model_name, digest.hex(), nets, f"{source}; " + ", ".join(report))
+    return context.ContextPriors(zoo.refs.file_name(model_name), digest.hex(), nets,
+                                 f"{source}; " + ", ".join(report))

@@ -1,6 +1,8 @@
 """The model zoo: `load("hqa_celeba64")`, `list_models("hqa*")`, `info(name)`, `save(model, DIR)` / `load(DIR)`,
-and where a loaded model's entropy-coding priors live (`prior_paths(model)`, `tfvq.zoo.priors`)."""
+and where a loaded model's entropy-coding priors live (`prior_paths(model)`, `tfvq.zoo.priors`). A model is a
+name or a folder everywhere (`tfvq.zoo.refs`)."""
 
+from tfvq.zoo import refs
 from tfvq.zoo.priors import prior_paths, prior_paths_for_weights, weights_hash
 
 from tfvq.zoo.registry import (
@@ -13,11 +15,12 @@ from tfvq.zoo.registry import (
     list_models,
     load,
     load_weights_into,
+    recipe,
     register,
     register_family,
     save,
 )
 
 __all__ = ["UnknownModelError", "ZooEntry", "build", "bundled_weights_path", "get", "info", "list_models", "load",
-           "load_weights_into", "prior_paths", "prior_paths_for_weights", "register", "register_family", "save",
-           "weights_hash"]
+           "load_weights_into", "prior_paths", "prior_paths_for_weights", "recipe", "refs", "register",
+           "register_family", "save", "weights_hash"]

@@ -1,46 +1,41 @@
-"""The `tfvq` command: compress images to `.tfvq` files with zoo models and back.
+"""`tfvq compress`, `decompress`, `info`, `models` and `fit-priors`: images to `.tfvq` files and back.
 
     tfvq models [PATTERN]
-    tfvq compress IMAGE|DIR ... --model=NAME [--layer=L] [--coder=auto|static|progressive|context|fixed] [--lossless]
-                  [--grayscale|--rgb] [-o OUT.tfvq|OUTDIR] [--weights=PATH]
-    tfvq decompress FILE.tfvq|DIR ... [-o OUT.png|OUTDIR] [--seed=S] [--layer=L] [--weights=PATH]
+    tfvq compress IMAGE|DIR ... --model=NAME|FOLDER [--layer=L] [--coder=auto|static|progressive|context|fixed]
+                  [--lossless] [--grayscale|--rgb] [-o OUT.tfvq|OUTDIR] [--weights=PATH]
+    tfvq decompress FILE.tfvq|DIR ... [-o OUT.png|OUTDIR] [--seed=S] [--layer=L] [--model=FOLDER] [--weights=PATH]
     tfvq info FILE.tfvq
-    tfvq fit-priors --model=NAME [--weights=PATH] [--images=SOURCE] [--context_steps=N]
+    tfvq fit-priors --model=NAME|FOLDER [--weights=PATH] [--images=SOURCE] [--context_steps=N]
 
 Every command works the same for every zoo model with discrete codes
-(`tfvq.codec`): `--layer` defaults to the model's default layer, and a file
-holds the layers `model.encode(x, layer)` gives (or, progressive, every
-layer from it to the top). Images of any size are taken; `decompress`
-writes PNG images of the size compressed.
-
-Errors (a missing file, a corrupt `.tfvq` file, a PNG of the wrong size)
-print one line `tfvq: error: ...` to stderr and exit with status 1.
+(`tfvq.codec`), named or a model folder (a `tfvq train` run folder, a
+`tfvq.zoo.save` folder: its configuration, weights and priors): `--layer`
+defaults to the model's default layer, and a file holds the layers
+`model.encode(x, layer)` gives (or, progressive, every layer from it to the
+top). Images of any size are taken; `decompress` writes PNG images of the
+size compressed. A file made with a folder names the folder's zoo name;
+`decompress --model=FOLDER` (or `--weights=FOLDER`) decodes it.
 """
 
-import argparse
 import os
-import sys
 
-import tfvq  # noqa: F401  (sets TensorFlow's CPU defaults before TensorFlow starts)
+from tfvq.cli_utils import progress
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="tfvq", description="Compress images to bit-packed VQ codes with the tfvq zoo models that have codes."
-    )
-    sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{models,compress,decompress,info,fit-priors}")
-
-    p = sub.add_parser("models", help="list the zoo models with the layers a file holds and its bits per image")
+def models_arguments(p):
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'hqa*'")
 
-    p = sub.add_parser("compress", help="compress images (PNG, JPEG, BMP, GIF, WebP; files or directories) to .tfvq")
+
+def compress_arguments(p):
+    from tfvq.codec.coding import CODER_CHOICES
+
     p.add_argument("images", nargs="+", help="image files of any size, or directories of them")
-    p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`)")
+    p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`), or a model folder (a "
+                   "`tfvq train` run folder, a tfvq.zoo.save folder)")
     p.add_argument("--layer", type=int, default=None,
                    help="layer to encode at (1 = finest; default: the model's default layer, marked in "
                         "`tfvq models`); the file holds the codes the model's encode gives at that layer")
-    p.add_argument("--coder", default="auto", choices=("auto", "static", "progressive", "context", "fixed"),
+    p.add_argument("--coder", default=CODER_CHOICES[0], choices=CODER_CHOICES,
                    help="auto (default): per layer the fewest bits of fixed-rate, static-prior, model-probability "
                         "and context-prior coding, and the smallest whole file; progressive: every layer from "
                         "--layer to the top, each given the one above by the model; context: the same under the "
@@ -52,9 +47,11 @@ def _parser():
     colour.add_argument("--rgb", action="store_true", help="convert images to RGB first")
     p.add_argument("-o", "--output", help="output file (one input; default: IMAGE with the suffix .tfvq), or "
                    "output directory (several inputs or a directory)")
-    p.add_argument("--weights", help="weights to use instead of the bundled ones (any path tfvq.zoo.load accepts)")
+    p.add_argument("--weights", help="weights to use instead of the bundled ones (a folder: its own); any path "
+                   "tfvq.zoo.load accepts")
 
-    p = sub.add_parser("decompress", help="decompress .tfvq files (or directories of them) to PNG images")
+
+def decompress_arguments(p):
     p.add_argument("files", nargs="+", help="input .tfvq files or directories")
     p.add_argument("-o", "--output", help="output PNG (one input; default: FILE with the suffix .png; "
                    "for several images, OUT_0.png, OUT_1.png, ...), or output directory")
@@ -63,21 +60,26 @@ def _parser():
                         "(default: deterministic decoding, their most probable codes)")
     p.add_argument("--layer", type=int, default=None,
                    help="decode at this layer (a progressive file holds every layer up to the top)")
-    p.add_argument("--weights", help="weights to use instead of the bundled ones of the file's model")
+    p.add_argument("--model", help="the model folder the files were made with (default: the zoo model each file "
+                   "names, with its bundled weights); a zoo name must be the one the files name")
+    p.add_argument("--weights", help="weights to use instead of the bundled ones of the file's model (a model "
+                   "folder, or any path tfvq.zoo.load accepts)")
 
-    p = sub.add_parser("info", help="print the header of a .tfvq file")
+
+def info_arguments(p):
     p.add_argument("file", help="input .tfvq file")
 
-    p = sub.add_parser("fit-priors", help="fit the static (and context) priors of a model's weights on its "
-                       "training images, and save them beside the weights")
-    p.add_argument("--model", required=True, help="zoo model name, or a model folder")
+
+def fit_priors_arguments(p):
+    p.add_argument("--model", required=True, help="zoo model name, or a model folder (its priors are written "
+                   "into it)")
     p.add_argument("--weights", help="weights to fit for instead of the bundled ones (any path tfvq.zoo.load "
                    "accepts); the priors are written beside them")
-    p.add_argument("--images", help="training images instead of the model's dataset: anything `train.py "
-                   "--dataset` takes (a directory of images, .npz/.npy, tfds:NAME)")
+    p.add_argument("--images", help="training images instead of the model's dataset (a folder's: the one it was "
+                   "trained on): anything `tfvq train --dataset` takes (a directory of images, .npz/.npy, "
+                   "tfds:NAME)")
     p.add_argument("--context_steps", type=int, default=3000,
                    help="Adam steps per layer of the context priors (0: static priors only)")
-    return parser
 
 
 def _read_bytes(path):
@@ -114,7 +116,7 @@ def _rate_line(row):
             f"({row['payload_bytes']} {unit}) per image, {row['ratio']:.1f}:1")
 
 
-def _models(args):
+def models(args):
     from tfvq import codec, zoo
 
     names = zoo.list_models(args.pattern)
@@ -165,28 +167,19 @@ def _targets(args, items, suffix):
     return outs
 
 
-def _progress(items, what):
-    """A one-line progress bar on stderr for more than one item."""
-    total = len(items)
-    for i, item in enumerate(items, 1):
-        yield item
-        if total > 1:
-            filled = int(30 * i / total)
-            print(f"\r{what} [{'#' * filled}{'.' * (30 - filled)}] {i}/{total}", end="" if i < total else "\n",
-                  file=sys.stderr, flush=True)
-
-
-def _compress(args):
+def compress(args):
     from tfvq import codec
+    from tfvq.zoo import refs
     from tfvq.codec.images import IMAGE_SUFFIXES, load_image
 
     items = _inputs(args.images, IMAGE_SUFFIXES)
     model, _ = codec.load_model(args.model, args.weights)
+    named = refs.describe(args.model, args.weights)
     convert = "grayscale" if args.grayscale else "rgb" if args.rgb else None
     outs = _targets(args, items, ".tfvq")
     many = len(items) > 1 or items[0][1] is not None
     lines = []
-    for (path, _), out in _progress(list(zip(items, outs)), "compress"):
+    for (path, _), out in progress(list(zip(items, outs)), "compress"):
         image = load_image(path, model.image_shape[2], convert)
         data = codec.compress(image, args.model, args.layer, weights=args.weights, coder=args.coder,
                               lossless=args.lossless)
@@ -194,8 +187,23 @@ def _compress(args):
             os.makedirs(os.path.dirname(out), exist_ok=True)
         with open(out, "wb") as f:
             f.write(data)
-        lines.append(f"{path} -> {out}: {len(data)} bytes ({_describe(codec.read_header(data))} of {args.model})")
+        lines.append(f"{path} -> {out}: {len(data)} bytes ({_describe(codec.read_header(data))} of {named})")
     print("\n".join(lines))
+
+
+def _decoding_weights(args, header):
+    """The weights `decompress` decodes a file with: --weights, else --model's folder, else the bundled ones of
+    the model the file names (a --model that is a name must be that one)."""
+    from tfvq.zoo import refs
+
+    if args.model is None or args.weights is not None:
+        return args.weights
+    if refs.is_folder(args.model):
+        return args.model
+    if args.model != header.model:
+        raise ValueError(f"The file names the model {header.model!r}, not {args.model!r}: pass the model folder it "
+                         "was made with, or no --model.")
+    return None
 
 
 def _layers(header):
@@ -222,15 +230,17 @@ def _describe(header):
             f"(coders: {coders}){lossless}")
 
 
-def _decompress(args):
+def decompress(args):
     from tfvq import codec
     from tfvq.codec.images import save_image_png
 
     items = _inputs(args.files, (".tfvq",))
     bases = _targets(args, items, ".png")
     lines = []
-    for (path, _), base in _progress(list(zip(items, bases)), "decompress"):
-        images = codec.decompress(_read_bytes(path), seed=args.seed, weights=args.weights, layer=args.layer)
+    for (path, _), base in progress(list(zip(items, bases)), "decompress"):
+        data = _read_bytes(path)
+        weights = _decoding_weights(args, codec.read_header(data))
+        images = codec.decompress(data, seed=args.seed, weights=weights, layer=args.layer)
         if len(images) == 1:
             outs = [base]
         else:
@@ -244,7 +254,7 @@ def _decompress(args):
     print("\n".join(lines))
 
 
-def _info(args):
+def info(args):
     from tfvq import codec
     from tfvq.codec import coded, container
     from tfvq.codec.rates import layers_text
@@ -279,7 +289,7 @@ def _info(args):
         print(f"  layer {l}: {container.CODER_TEXT[header.coders[l]]}")
 
 
-def _fit_priors(args):
+def fit_priors(args):
     from tfvq import zoo
     from tfvq.codec import context, files, fit
 
@@ -303,29 +313,15 @@ def _fit_priors(args):
     print(f"context priors ({priors.source}) -> {paths['context']}")
 
 
-def main(argv=None):
-    """Entry point of the `tfvq` console script; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = _parser().parse_args(argv)
-    from tfvq.codec.errors import CodecError
-
-    command = {"models": _models, "compress": _compress, "decompress": _decompress, "info": _info,
-               "fit-priors": _fit_priors}[args.command]
-    try:
-        command(args)
-    except (CodecError, ValueError, OSError, KeyError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"tfvq: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("tfvq: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # e.g. a TensorFlow error writing to a missing directory: still one line
-        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"tfvq: error: {type(err).__name__}: {message}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {
+    "models": (models_arguments, models,
+               "list the zoo models with the layers a file holds and its bits per image"),
+    "compress": (compress_arguments, compress,
+                 "compress images (PNG, JPEG, BMP, GIF, WebP; files or directories) to .tfvq files"),
+    "decompress": (decompress_arguments, decompress, "decompress .tfvq files (or directories of them) to PNG images"),
+    "info": (info_arguments, info, "print the header of a .tfvq file"),
+    "fit-priors": (fit_priors_arguments, fit_priors,
+                   "fit the static (and context) priors of a model's weights on its training images, and save "
+                   "them beside the weights"),
+}
+"""Each command: (its arguments, the function that runs it, one line of help)."""

@@ -115,3 +115,22 @@ def test_choices_come_from_the_library():
     args = parser.parse_args(["--out=x", "--format=tflite", "--variants=int8,float16", "--notable"])
     assert args.format == ["tflite"] and args.variants == ["int8", "float16"] and args.table is False
     assert set(FORMATS) == {"saved_model", "tflite"} and "int8" in VARIANTS
+
+
+def test_a_folder_names_its_zoo_model_and_dataset_and_a_weights_folder_counts_too(tmp_path):
+    from tfvq.zoo import refs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"class_name": "VQVAE", "config": {}}))
+    (run / "metadata.json").write_text(json.dumps({"zoo_name": "vqvae_mnist", "dataset": "digits"}))
+    assert refs.file_name(str(run)) == "vqvae_mnist" and refs.file_name("hqa_digits") == "hqa_digits"
+    assert refs.default_weights(str(run)) is None and refs.default_weights("hqa_digits") == "bundled"
+    # The bug of `export.py --model=vqvae_mnist --weights=RUN`: the run's dataset, not the zoo entry's (mnist).
+    assert refs.dataset_of("vqvae_mnist", str(run))[0] == "digits"
+    assert refs.dataset_of(str(run))[0] == "digits" and refs.dataset_of(str(run), dataset="swatches")[0] == "swatches"
+    assert refs.dataset_of("vqvae_mnist")[0] == "mnist"
+    (run / "metadata.json").write_text(json.dumps({"class_name": "VQVAE"}))
+    assert refs.file_name(str(run)) == "VQVAE"
+    with pytest.raises(ValueError, match="--dataset"):
+        refs.dataset_of(str(run))

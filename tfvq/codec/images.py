@@ -9,6 +9,8 @@ import os
 import numpy as np
 
 from tfvq.codec.format import CodecError
+from tfvq.images import any_size_batch as images_any_size_batch
+from tfvq.images import as_uint8, fixed_size_batch
 
 _KINDS = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
 
@@ -18,36 +20,30 @@ def _takes(image_shape):
     return f"{h}x{w} images with {c} channel{'s' if c > 1 else ''}"
 
 
+def _checked(check, *args, **kwargs):
+    """`check(...)` of `tfvq.images` with its TypeError / ValueError raised as the codec's CodecError."""
+    try:
+        return check(*args, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise CodecError(str(err)) from None
+
+
 def as_batch(images, image_shape):
     """One image [H, W, C] or a batch [N, H, W, C] as a batch the model takes (the contract's images).
 
     uint8 images (0..255) are returned as uint8; float images must have
     values in [0, 1] and are returned as float32. The model divides uint8
-    pixels by 255 itself (`tfvq.models.base.to_float_images`).
+    pixels by 255 itself (`tfvq.models.base.to_float_images`). The checks are
+    `tfvq.images.fixed_size_batch`.
 
     Raises:
       CodecError: another shape than the model's, float values outside
         [0, 1] (or not finite), or another dtype; the message says what the
         model takes.
     """
-    images = np.asarray(images)
-    if images.ndim == len(image_shape):
-        images = images[None]
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-        h, w, c = image_shape
-        raise CodecError(
-            f"The model takes {_takes(image_shape)} (shape [{h}, {w}, {c}] or [N, {h}, {w}, {c}]), got shape "
-            f"{list(images.shape)}; resize or convert the image first."
-        )
-    if images.dtype == np.uint8:
-        return images
-    if images.dtype.kind == "f":
-        if images.size and not (np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
-            raise CodecError(f"Float images must have values in [0, 1], got values in [{images.min():g}, "
-                             f"{images.max():g}]; pass 8-bit pixels as uint8, or scale them by 1/255.")
-        return images.astype(np.float32)
-    raise CodecError(f"Images must be uint8 (0..255) or float (0..1), got dtype {images.dtype}; convert them "
-                     "with `.astype(np.uint8)` or scale them to [0, 1].")
+    images = _checked(fixed_size_batch, images, image_shape, single=True,
+                      hint="Resize or convert the image first.")
+    return images if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def load_png(path, image_shape):
@@ -166,25 +162,13 @@ def any_size_batch(images, channels, exact=False):
     """One image [H, W, C] or a batch [N, H, W, C] of any size with the model's C, as uint8.
 
     Float images in [0, 1] are rounded to 8 bits (`round(255 x)`); with
-    `exact` (lossless files) they must already be uint8.
+    `exact` (lossless files) they must already be uint8. The checks are
+    `tfvq.images.any_size_batch`.
 
     Raises:
       CodecError: another rank or channel count, an empty image, float
         values outside [0, 1], another dtype; the message says what is taken.
     """
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != channels or 0 in images.shape[1:3]:
-        raise CodecError(f"The model takes images [H, W, {channels}] or [N, H, W, {channels}] of any size with "
-                         f"{channels} channel{'s' if channels > 1 else ''}, got shape {list(images.shape)}; "
-                         "convert the image first (`tfvq compress` does it with --grayscale or --rgb).")
-    if images.dtype == np.uint8:
-        return images
-    if images.dtype.kind == "f" and not exact:
-        if images.size and not (np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
-            raise CodecError(f"Float images must have values in [0, 1], got values in [{images.min():g}, "
-                             f"{images.max():g}]; pass 8-bit pixels as uint8, or scale them by 1/255.")
-        return np.round(images.astype(np.float64) * 255.0).astype(np.uint8)
-    raise CodecError(f"Images must be uint8 (0..255){'' if exact else ' or float (0..1)'}, got dtype {images.dtype}"
-                     f"{'; a lossless file codes 8-bit pixels exactly, so pass uint8' if exact else ''}.")
+    images = _checked(images_any_size_batch, images, channels, exact=exact,
+                      hint="Convert the image first (`tfvq compress` does it with --grayscale or --rgb).")
+    return as_uint8(images)

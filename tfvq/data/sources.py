@@ -36,6 +36,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfvq.images import as_uint8, check_any_size, check_dtype, check_values
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 TEST_PERCENT = 10
 """The share of a source without explicit splits that goes to the test split (by a hash, see the module doc)."""
@@ -130,17 +132,6 @@ def conform(image, image_shape):
     return tf.ensure_shape(crop_and_resize(to_channels(image, channels), height, width), tuple(image_shape))
 
 
-def _as_uint8(array, what):
-    array = np.asarray(array)
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype.kind == "f":
-        if array.size and not (np.isfinite(array).all() and array.min() >= 0.0 and array.max() <= 1.0):
-            raise ValueError(f"{what}: float images must have values in [0, 1], got [{array.min()}, {array.max()}].")
-        return np.round(array * 255.0).astype(np.uint8)
-    raise ValueError(f"{what}: expected uint8 (0..255) or float (0..1) images, got dtype {array.dtype}.")
-
-
 # --------------------------------------------------------------------------------------------- sources
 def image_files(directory, split):
     """The image files of one split of a directory source, sorted (see the module doc for the split rule)."""
@@ -195,14 +186,19 @@ def array_images(path, split):
     if split not in splits:
         raise ValueError(f"An array source has the splits 'train' and 'test', got {split!r}.")
     images = splits[split]
+    name = os.fspath(path)
+    try:
+        check_dtype(images.dtype, name)
+    except TypeError as err:  # a data file's content: ValueError, as every other problem of a source
+        raise ValueError(str(err)) from None
     if images.ndim == 3:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"{path}: expected images [N, H, W] or [N, H, W, C] with C in 1..4, got shape "
-                         f"{list(images.shape)}.")
+    check_any_size(images.shape, (1, 2, 3, 4), name, single=False,
+                   hint="An array [N, H, W] is taken as grayscale.")
     if len(images) == 0:
         raise ValueError(f"{path} has no images in its {split!r} split.")
-    return _as_uint8(images, os.fspath(path))
+    check_values(images, name)
+    return as_uint8(images)
 
 
 def _tfds_image_feature(builder):

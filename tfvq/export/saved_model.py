@@ -125,9 +125,9 @@ def graph_ops(path):
 
 def custom_ops(path):
     """Ops of the SavedModel that are not registered TensorFlow ops (should be empty)."""
-    from tensorflow.python.framework import op_def_registry
+    from tfvq.export import tf_private
 
-    return sorted(op for op in graph_ops(path) if op_def_registry.get(op) is None)
+    return sorted(op for op in graph_ops(path) if not tf_private.is_registered_op(op))
 
 
 # ----------------------------------------------------------- serving contract

@@ -62,6 +62,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.export import tf_private
+from tfvq.images import as_float32, fixed_size_batch
+
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 MIN_AGREEMENT = {"float32": None, "float16": 0.998, "dynamic": 0.998, "int8": 0.98}
 """Default agreement with the float encoder, on held-out training images, that the search keeps ops float for."""
@@ -93,12 +96,8 @@ def encoder_layers(model, layers=None):
 
 
 def _float_images(images, image_shape, name):
-    images = np.asarray(images)
-    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-        raise ValueError(f"{name} must be [N, {', '.join(map(str, image_shape))}] (uint8 pixels or floats in "
-                         f"[0, 1]), got {list(images.shape)}.")
-    return images
+    """Checked images (`tfvq.images.fixed_size_batch`) as float32 [N, H, W, C] in [0, 1]."""
+    return as_float32(fixed_size_batch(images, image_shape, name))
 
 
 def reference_codes(model, layer, images, batch_size=256):
@@ -134,9 +133,7 @@ def covering_subset(codes, count):
 
 # ------------------------------------------------------------------------------ graph of a .tflite file
 def _flatbuffers():
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    return flatbuffer_utils
+    return tf_private.flatbuffer_utils()
 
 
 def _ops(content):
@@ -345,22 +342,18 @@ class _Encoder:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ({"images": image[None]} for image in images)
         converter.experimental_new_quantizer = True
-        converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+        tf_private.set_calibrate_only(converter)
         return converter.convert()
 
 
 def _full_integer(calibrated, float_names):
     """Full-integer int8 (per-channel weights, uint8 input) of a calibrated file; ops `float_names` stay float."""
-    from tensorflow.lite.python import convert as tflite_convert
-
-    from tensorflow.lite.python import util as tflite_util
-
-    content = tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
-                                           input_data_type=tf.uint8, output_data_type=tf.float32,
-                                           denylisted_nodes=sorted(float_names) or None)
+    content = tf_private.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
+                                       input_data_type=tf.uint8, output_data_type=tf.float32,
+                                       denylisted_nodes=sorted(float_names) or None)
     # The quantiser leaves a float input and its QUANTIZE to int8 (scale 1/255, zero point -128); the file
     # takes uint8 pixels (zero point 0) instead, as the converter's `inference_input_type` does.
-    return _uint8_input(tflite_util.modify_model_io_type(content, inference_input_type=tf.uint8))
+    return _uint8_input(tf_private.modify_model_io_type(content, inference_input_type=tf.uint8))
 
 
 def _uint8_input(content):
@@ -629,12 +622,9 @@ def run_encoder(interp, images):
     """
     runner = interp.get_signature_runner("encode")
     detail = runner.get_input_details()["images"]
-    images = np.asarray(images)
     want = tuple(int(d) for d in detail["shape"][1:])
-    if images.ndim != 4 or tuple(images.shape[1:]) != want:
-        raise ValueError(f"images must be [N, {', '.join(map(str, want))}] (uint8 pixels or floats in [0, 1]): this "
-                         f"encoder was exported for {'x'.join(map(str, want))} images, got shape {list(images.shape)}. "
-                         "Resize or crop the images to the model's image shape first.")
+    images = fixed_size_batch(images, want, "images",
+                              context=f": this encoder was exported for {'x'.join(map(str, want))} images")
     codes = []
     start = time.perf_counter()
     for image in images:

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.images import tensor_images
 _INT32 = np.iinfo(np.int32)
 
 
@@ -39,52 +40,17 @@ def to_float_images(images, image_shape, name="images"):
 
     The one place where images enter a model. Accepts uint8 (0..255, divided
     by 255) and float images with values in [0, 1] (any float dtype, cast to
-    float32), as NumPy arrays, lists or tensors.
+    float32), as NumPy arrays, lists or tensors. The checks and their
+    messages are `tfvq.images` (`tensor_images`), shared with the codec,
+    data loading and the TFLite export.
 
     Raises:
       TypeError: another dtype (int32, bool, strings), saying how to convert.
       ValueError: not [batch, H, W, C] with the model's H, W and C, or float
-        values outside [0, 1] (checked eagerly when the values are known, by
-        an assertion op inside a `tf.function`).
+        values outside [0, 1] or not finite (checked eagerly when the values
+        are known, by an assertion op inside a `tf.function`).
     """
-    h, w, c = (int(d) for d in image_shape)
-    if not tf.is_tensor(images):
-        images = np.asarray(images)
-        if images.dtype == object or images.dtype.kind not in "biuf":
-            raise TypeError(f"Expected {name} as uint8 (0..255) or float (0..1) arrays, got dtype {images.dtype}.")
-        images = tf.convert_to_tensor(images)
-    dtype = images.dtype
-    if dtype != tf.uint8 and not dtype.is_floating:
-        raise TypeError(
-            f"Expected {name} of dtype uint8 (0..255) or float (0..1), got {dtype.name}. "
-            "Convert 8-bit pixels with `.astype('uint8')` (NumPy) or `tf.cast(x, tf.uint8)`."
-        )
-    shape = images.shape
-    if shape.rank != 4 or not shape[1:].is_compatible_with((h, w, c)):
-        raise ValueError(
-            f"Expected {name} of shape [batch, {h}, {w}, {c}] (NHWC, {c} channel{'s' if c > 1 else ''}), got "
-            f"shape {shape.as_list() if shape.rank is not None else 'unknown'}. Resize or convert the images first "
-            "(tfvq.data does this)."
-        )
-    if dtype == tf.uint8:
-        return tf.cast(images, tf.float32) / 255.0, True
-    if tf.executing_eagerly():
-        if images.shape[0] != 0:
-            lo = float(tf.reduce_min(images))
-            hi = float(tf.reduce_max(images))
-            if math.isnan(lo) or math.isnan(hi) or lo < 0.0 or hi > 1.0:
-                raise ValueError(
-                    f"Expected float {name} with values in [0, 1], got values in [{lo:g}, {hi:g}]. "
-                    "Pass 8-bit pixels as uint8, or scale them by 1/255."
-                )
-    else:
-        images = tf.debugging.assert_all_finite(images, f"{name} must be finite")
-        with tf.control_dependencies([
-            tf.debugging.assert_greater_equal(images, tf.cast(0.0, dtype), message=f"{name} values < 0"),
-            tf.debugging.assert_less_equal(images, tf.cast(1.0, dtype), message=f"{name} values > 1"),
-        ]):
-            images = tf.identity(images)
-    return tf.cast(images, tf.float32), False
+    return tensor_images(images, image_shape, name)
 
 
 def to_uint8(images):

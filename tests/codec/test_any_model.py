@@ -128,7 +128,7 @@ def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_wei
     assert [(r["layer"], r["layers"], r["bits"], r["default"]) for r in rows] == [
         (1, (1, 2), 4 * 3 + 2, False), (2, (2,), 2, True)]
     header = container.write_header(TOY, bytes(2), 1, {1: container.UNIFORM, 2: container.UNIFORM})
-    assert len(header) == 2 + 1 + 1 + len(TOY) + 2 + 1 + 1 and rows[0]["file_bytes"] == len(header) + 4 + 2
+    assert len(header) == 2 + 1 + 1 + len(TOY) + 2 + 1 and rows[0]["file_bytes"] == len(header) + 4 + 2
 
 
 def test_a_file_needs_the_weights_it_was_made_with(toy_weights, toy_images):

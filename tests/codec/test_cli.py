@@ -83,10 +83,10 @@ def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, d
     assert (header.version, header.model, header.layers, header.coders, header.images, header.image_size) == (
         4, "hqa_digits", (5,), {5: container.UNIFORM}, 1, None)
     assert header.tag == container.file_digest(codec.weights_hash(model))[:container.TAG_BYTES]
-    # The documented 22 bytes of container (a 10-character name, one layer, one image), and the 8-bit code.
+    # The documented 21 bytes of container (a 10-character name, one layer, one image), and the 8-bit code.
     assert header.header == container.write_header("hqa_digits", header.tag, 5, {5: container.UNIFORM})
-    assert len(header.header) + 4 == 22 and len(data) == 22 + len(header.stream)
-    assert _fixed_rate(len(header.stream), 8) and len(data) <= 23
+    assert len(header.header) + 4 == 21 and len(data) == 21 + len(header.stream)
+    assert _fixed_rate(len(header.stream), 8) and len(data) <= 22
     expected = model.encode(digit[None], 5).numpy()
     np.testing.assert_array_equal(_codes(data)[5], expected)
     assert header.stream == _uniform_stream({5: expected}, {5: 256})
@@ -221,13 +221,13 @@ def test_rate_tables_give_one_row_per_layer():
     assert [r["default"] for r in digits] == [False] * 4 + [True]
     assert digits[0]["code_grid"] == ((16, 16),) and digits[0]["num_codes"] == (256,)
     assert digits[-1]["payload_bytes"] == 1 and digits[-1]["ratio"] == 1024
-    assert all(r["file_bytes"] == r["payload_bytes"] + 22 for r in digits)  # the version 4 header and CRC
+    assert all(r["file_bytes"] == r["payload_bytes"] + 21 for r in digits)  # the version 4 header and CRC
     celeba = codec.rate_table("hqa_celeba64")
     layer4 = celeba[3]
     assert (layer4["code_grid"], layer4["bits"], layer4["payload_bytes"]) == (((8, 8),), 576, 72)  # HQA Table 1
     table = codec.format_rate_table("hqa_digits")
-    assert "| 5 (default) | 1x1 | 256 | 8 | 1 | 23 | 1024.0:1 | 44.5:1 |" in table
-    assert "| 1 | 16x16 | 256 | 2048 | 256 | 278 | 4.0:1 | 3.7:1 |" in table
+    assert "| 5 (default) | 1x1 | 256 | 8 | 1 | 22 | 1024.0:1 | 46.5:1 |" in table
+    assert "| 1 | 16x16 | 256 | 2048 | 256 | 277 | 4.0:1 | 3.7:1 |" in table
 
 
 # ------------------------------------------------------------------ the command line
@@ -268,7 +268,7 @@ def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
     stream = len(codec.read_header(data).stream)
     assert (f"{len(data)} bytes (layer 5, {8 * stream} bits of stream per image (coders: 5 uniform) of "
             "hqa_digits)") in results["compress"][1]
-    assert len(data) == 22 + stream <= 23
+    assert len(data) == 21 + stream <= 22
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out.png"))).numpy()
     assert image.shape == (32, 32, 1)
     np.testing.assert_array_equal(image, codec.decompress(api_file.read_bytes(), seed=3)[0])
@@ -324,7 +324,7 @@ def test_cli_errors_in_process(tmp_path, digit_png, capsys):
     info = capsys.readouterr().out
     f = codec.read_header(out.read_bytes())
     assert "version 4, model hqa_digits" in info and "1 image(s) of the model's own size" in info
-    assert f"{f.file_bytes} bytes in all: header 18, stream {len(f.stream)}, CRC 4" in info and _fixed_rate(len(f.stream), 128)
+    assert f"{f.file_bytes} bytes in all: header 17, stream {len(f.stream)}, CRC 4" in info and _fixed_rate(len(f.stream), 128)
     assert "  layer 3: fixed rate (uniform)" in info
     data = bytearray(out.read_bytes())
     data[20] ^= 0xFF  # a byte of the stream (after the 18 bytes of header)

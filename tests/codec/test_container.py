@@ -19,6 +19,26 @@ def test_varints_round_trip_in_their_shortest_form(value):
     assert container.get_varint(data + b"\xff", 0, "x", 1 << 40) == (value, len(data))
 
 
+@pytest.mark.parametrize("coders,size", [
+    ({5: 1}, 1), ({1: 3, 2: 3, 3: 3, 4: 3, 5: 1}, 2), ({1: 2, 2: 2, 3: 2, 4: 1, 5: 1}, 2),
+    ({l: 2 for l in range(1, 33)}, 2), ({l: 3 if l < 7 else 1 for l in range(1, 8)}, 2)])
+def test_the_layers_field_is_as_small_as_documented(coders, size):
+    header = container.write_header("m", b"\0\0", min(coders), coders)
+    assert len(header) == 3 + 2 + 2 + size
+    assert container.parse(header + bytes(4)).coders == coders
+
+
+def test_layers_fields_that_cannot_be_right_are_refused():
+    head = b"TQ\x40\x01m\0\0"
+    for field, message in ((b"\x00\x00\x00", "longer than any value"),
+                           (bytes([0b1_1_01_0001]), "padding bits"),  # l = 1, n = 1, coder 1, then 0001
+                           # l = 1, n = 2, coder 0, more runs: 1, length gamma(2) = 010 (both layers)
+                           (bytes([0b1_010_00_1_0, 0b10_000000]), "more runs of coders follow its last layer"),
+                           (b"\x01", "ends inside")):  # seven zero bits, then a one: 7 more bits needed
+        with pytest.raises(CodecError, match=message):
+            container.parse(head + field + bytes(4))
+
+
 def test_overlong_and_endless_varints_are_refused():
     with pytest.raises(CodecError, match="shortest form"):
         container.get_varint(b"\x81\x00", 0, "x", 1000)  # 1 written in two bytes
@@ -28,12 +48,13 @@ def test_overlong_and_endless_varints_are_refused():
         container.get_varint(container.put_varint(1001), 0, "x", 1000)
 
 
-def test_a_one_layer_header_is_the_documented_22_bytes():
+def test_a_one_layer_header_is_the_documented_21_bytes():
     header = container.write_header("hqa_digits", b"\xab\xcd", 5, {5: container.STATIC})
-    # magic, version 4 with no flags, name length and name, tag, first layer 5, layer word 1 << 2 | 1.
-    assert header == b"TQ" + bytes([0x40, 10]) + b"hqa_digits" + b"\xab\xcd" + bytes([5, 0b101])
+    # magic, version 4 with no flags, name length and name, tag, then the layers: gamma(5) = 00101,
+    # gamma(1) = 1, coder 01.
+    assert header == b"TQ" + bytes([0x40, 10]) + b"hqa_digits" + b"\xab\xcd" + bytes([0b00101_1_01])
     data = container.write(header, b"\x9c", bytes(8), {5: np.array([[[7]]])})
-    assert len(data) == 22 + 1
+    assert len(data) == 21 + 1
     crc = zlib.crc32(bytes(8) + header + b"\x9c" + np.array([7], ">u4").tobytes())
     assert data[-4:] == crc.to_bytes(4, "big")
 
@@ -44,9 +65,10 @@ def test_optional_fields_are_written_only_when_needed():
     f = container.parse(header + b"\x01" + bytes(4))
     assert (f.coders, f.image_size, f.images, f.lossless, f.layers) == (coders, (300, 7), 1000, True, (1, 2, 3))
     assert header[2] == 0x40 | container.LOSSLESS | container.SIZED | container.MANY
-    # Layer word: 1, then the top layer's coder first: 0b01 00 10 11.
-    assert header[-6:] == (container.put_varint(0b1_00_10_11) + container.put_varint(300) + container.put_varint(7)
-                           + container.put_varint(1000))
+    # gamma(1) = 1, gamma(3) = 011; runs top first: UNIFORM (00, more: 1, gamma(1) = 1), MODEL (10, more: 1,
+    # gamma(1) = 1), CONTEXT (11, the last: 0); zero bits to a whole byte.
+    assert header[-7:-5] == bytes([0b1_011_00_1_1, 0b10_1_1_11_0_0])
+    assert header[-5:] == container.put_varint(300) + container.put_varint(7) + container.put_varint(1000)
 
 
 @settings(max_examples=200, deadline=None)
@@ -101,12 +123,12 @@ def digits():
     return np.round(load_numpy("digits", "test", limit=50) * 255).astype(np.uint8)
 
 
-def test_one_image_files_spend_at_most_24_bytes_on_the_container(digits):
+def test_one_image_files_spend_at_most_23_bytes_on_the_container(digits):
     for name, layer in (("hqa_digits", 5), ("hqa_digits", 3), ("rrvq_digits", None)):
         data = codec.compress(digits[:1], name, layer)
         f = codec.read_header(data)
         assert f.version == 4 and f.image_size is None and f.images == 1
-        assert len(data) - len(f.stream) == len(f.header) + 4 <= 24
+        assert len(data) - len(f.stream) == len(f.header) + 4 <= 23
 
 
 def test_hqa_digits_8_bit_files_average_at_most_24_bytes(digits):

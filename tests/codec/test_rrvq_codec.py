@@ -98,15 +98,15 @@ def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq
     assert header.coders == UNIFORM  # every layer at the fixed rate, log2 32 = 5 bits per code
     assert header.tag == _tag(codec.weights_hash(model))
     # The header is what the container writes for it: 2 + 1 + 1 + 11 + 2 + 1 + 2 (layer word 1 << 10) + 1 (3 images).
-    assert header.header == container.write_header(NAME, header.tag, 1, UNIFORM, images=3) and len(header.header) == 21
+    assert header.header == container.write_header(NAME, header.tag, 1, UNIFORM, images=3) and len(header.header) == 20
     assert len(rrvq_file) == len(header.header) + len(header.stream) + 4
     assert _fixed_rate(len(header.stream), 3 * CODE_BITS) and math.ceil(3 * CODE_BITS / 8) == 640
     codes = model.encode(digits)
     assert header.stream == _uniform_stream({l: c for l, c in zip(range(1, 6), codes)}, dict.fromkeys(range(1, 6), 32))
     one = codec.compress(digits[0], NAME, coder="fixed")
     f = codec.read_header(one)
-    assert f.header == container.write_header(NAME, f.tag, 1, UNIFORM) and len(f.header) == 20
-    assert len(one) == 20 + len(f.stream) + 4 and _fixed_rate(len(f.stream), CODE_BITS)  # about 214 bytes of codes
+    assert f.header == container.write_header(NAME, f.tag, 1, UNIFORM) and len(f.header) == 19
+    assert len(one) == 19 + len(f.stream) + 4 and _fixed_rate(len(f.stream), CODE_BITS)  # about 214 bytes of codes
 
 
 def test_stream_is_the_models_codes_range_coded_top_layer_first(model, digits, rrvq_file):
@@ -246,14 +246,14 @@ def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
     assert first["code_grid"] == GRIDS and first["num_codes"] == KS
     assert first["layer_bits"] == (1280, 320, 80, 20, 5) and first["bits"] == 1705
     # A one-image fixed-rate file: the version 4 header (20 bytes for 11 characters and 5 layers), the codes, the CRC.
-    assert (first["payload_bytes"], first["file_bytes"]) == (214, 238)
+    assert (first["payload_bytes"], first["file_bytes"]) == (214, 237)
     for r in rows:
         header = container.write_header(NAME, bytes(2), r["layer"], {l: container.UNIFORM for l in r["layers"]})
         assert r["file_bytes"] == len(header) + r["payload_bytes"] + 4
-    assert first["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and first["file_ratio"] == pytest.approx(1024 / 238)
+    assert first["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and first["file_ratio"] == pytest.approx(1024 / 237)
     assert [r["bits"] for r in rows] == [1705, 425, 105, 25, 5]
     table = codec.format_rate_table(NAME)
-    assert "| 1..5 (default) | 16x16 + 8x8 + 4x4 + 2x2 + 1x1 | 32, 32, 32, 32, 32 | 1705 | 214 | 238 |" in table
+    assert "| 1..5 (default) | 16x16 + 8x8 + 4x4 + 2x2 + 1x1 | 32, 32, 32, 32, 32 | 1705 | 214 | 237 |" in table
     assert "| 3..5 | 4x4 + 2x2 + 1x1 | 32, 32, 32 | 105 | 14 | 37 |" in table
     celeba = codec.rate_table("rrvq_celeba64_l5")[0]
     assert (celeba["bits"], celeba["payload_bytes"]) == (2275, 285)  # RRVQ App. F: 2275 bits per image
@@ -337,7 +337,7 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     f = codec.read_header(out.read_bytes())
     assert "version 4, model rrvq_digits" in info and f"(tag {f.tag.hex()})" in info
     assert "1 image(s) of the model's own size, layers 1..5 (decoded at layer 1 by default)" in info
-    assert f"{f.file_bytes} bytes in all: header 20, stream {len(f.stream)}, CRC 4" in info
+    assert f"{f.file_bytes} bytes in all: header 19, stream {len(f.stream)}, CRC 4" in info
     assert _fixed_rate(len(f.stream), 1705) and info.count(": fixed rate (uniform)") == 5
     assert cli.main(["decompress", str(out), "-o", str(tmp_path / "o.png"), "--seed=3"]) == 0
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "o.png"))).numpy()

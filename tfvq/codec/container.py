@@ -19,9 +19,14 @@ first, bit 7 set on every byte but the last; the shortest form only):
                     bit 3 reserved, 0
     3       var   m, the length of the model name in bytes (1..255), then the name (UTF-8)
     ...     2     tag: the first `TAG_BYTES` bytes of the file's digest D (below)
-    ...     var   l, the finest layer stored (1..255): the layer decoded by default
-    ...     var   the layer word: 1 << 2n | c, n layers l..l+n-1 stored, c their coders at 2 bits
-                  each, the top layer l+n-1 in the highest bits (so n = 1 with coder 1 is 0b101 = 5)
+    ...     var   the layers, bit-packed (most significant bit first, zero bits up to a whole byte):
+                  gamma(l), l the finest layer stored (1..255), the layer decoded by default;
+                  gamma(n), n the number of layers stored, l..l+n-1;
+                  their coders, the top layer first, in runs of equal coders: each run is its
+                  coder (2 bits), then, when n > 1, one bit saying whether more runs follow and,
+                  if they do, gamma(the run's length); the last run takes the layers left
+                  (gamma(k) is Elias' gamma code: k in binary after one zero bit per binary digit
+                  past the first, so 1 is "1" and 5 is "00101")
     ...     var   if SIZED: H, then W (pixels, >= 1 each, H W <= `MAX_IMAGE_PIXELS`)
     ...     var   if MANY: N, the number of images (2..65535)
     ...     P     the stream: `constriction`'s range coder, as big-endian 32-bit words, shortened to the
@@ -51,8 +56,10 @@ big-endian uint32 in C order, [count, h, w]) and the pixels (uint8
 or truncated file, other weights or priors, and a decoder whose
 probabilities differ from the encoder's: a wrong image is never returned.
 
-For one 32x32 image of `hqa_digits` (a 10-byte name) stored at one layer
-the container costs 22 bytes: 2 + 1 + 11 + 2 + 1 + 1 + 4.
+For one 32x32 image of `hqa_digits` (a 10-byte name) stored at layer 5 the
+container costs 21 bytes: 2 + 1 + 11 + 2 + 1 (layers: "00101", "1", the coder) + 4;
+its chain 5..1 (context priors, the top under the static prior) 22 bytes; `rrvq_digits` (11 bytes,
+five layers) 23.
 """
 
 import dataclasses
@@ -125,6 +132,101 @@ def get_varint(data, at, what, limit):
     if value > limit:
         raise CodecError(f"The file's {what} is {value}, more than {limit}: the file is corrupt.")
     return value, at
+
+
+def put_gamma(bits, value):
+    """Appends Elias' gamma code of `value` (>= 1) to the list of bits."""
+    digits = bin(int(value))[2:]
+    bits.extend([0] * (len(digits) - 1) + [int(d) for d in digits])
+
+
+def _runs(coders):
+    """[(coder, length)] of the stored layers' coders, the top layer first."""
+    runs = []
+    for l in sorted(coders, reverse=True):
+        if runs and runs[-1][0] == coders[l]:
+            runs[-1][1] += 1
+        else:
+            runs.append([coders[l], 1])
+    return runs
+
+
+def _layer_bits(first_layer, coders):
+    """The bit-packed layers field (see the module doc) as bytes."""
+    bits = []
+    put_gamma(bits, first_layer)
+    put_gamma(bits, len(coders))
+    runs = _runs(coders)
+    for i, (coder, length) in enumerate(runs):
+        bits += [coder >> 1, coder & 1]
+        if len(coders) > 1:
+            more = i < len(runs) - 1
+            bits.append(int(more))
+            if more:
+                put_gamma(bits, length)
+    bits += [0] * (-len(bits) % 8)
+    return bytes(int("".join(map(str, bits[i: i + 8])), 2) for i in range(0, len(bits), 8))
+
+
+class _BitReader:
+    """Reads bits, most significant first, from `data` at byte `at`; `CodecError` past the end."""
+
+    def __init__(self, data, at):
+        self.data, self.at, self.bit = data, at, 0
+
+    def read(self):
+        if self.at >= len(self.data):
+            raise CodecError("Truncated .tfvq file: the header ends inside its layers field.")
+        value = (self.data[self.at] >> (7 - self.bit)) & 1
+        self.bit += 1
+        if self.bit == 8:
+            self.at, self.bit = self.at + 1, 0
+        return value
+
+    def gamma(self, what, limit):
+        zeros = 0
+        while not self.read():
+            zeros += 1
+            if zeros > 8:
+                raise CodecError(f"The file's {what} is longer than any value this tfvq writes: the file is corrupt.")
+        value = 1
+        for _ in range(zeros):
+            value = value << 1 | self.read()
+        if value > limit:
+            raise CodecError(f"The file's {what} is {value}, more than {limit}: the file is corrupt.")
+        return value
+
+    def end(self):
+        """The offset after the field; its padding bits must be zero."""
+        if self.bit:
+            if self.data[self.at] & ((1 << (8 - self.bit)) - 1):
+                raise CodecError("The padding bits of the file's layers field are not zero: the file is corrupt.")
+            self.at, self.bit = self.at + 1, 0
+        return self.at
+
+
+def _read_layers(body, at):
+    """(first layer, {layer: coder}, next offset) of the bit-packed layers field at `at`."""
+    reader = _BitReader(body, at)
+    first = reader.gamma("first layer", MAX_LAYER)
+    n = reader.gamma("number of layers", MAX_LAYER)
+    if first + n - 1 > MAX_LAYER:
+        raise CodecError(f"The file holds layers {first}..{first + n - 1}, beyond layer {MAX_LAYER}: the file is "
+                         "corrupt.")
+    coders, layer = {}, first + n - 1
+    while layer >= first:
+        coder = reader.read() << 1 | reader.read()
+        left = layer - first + 1
+        length = left
+        if n > 1 and reader.read():  # more runs follow: this one's length
+            length = reader.gamma("length of a run of coders", left)
+            if length == left:
+                raise CodecError("The file's layers field says more runs of coders follow its last layer: the file "
+                                 "is corrupt.")
+        for _ in range(length):
+            coders[layer] = coder
+            layer -= 1
+    return first, coders, reader.end()
 
 
 # ------------------------------------------------------------------------------------------------- header
@@ -229,17 +331,15 @@ def write_header(model, tag, first_layer, coders, image_size=None, images=1, los
                          f"got layers {layers}.")
     if first_layer < 1:
         raise ValueError(f"Layers are numbered from 1, got first_layer={first_layer}.")
-    word = 1
-    for l in reversed(layers):  # the top layer ends up in the highest bits
+    for l in layers:
         if coders[l] not in CODERS:
             raise ValueError(f"Unknown coder {coders[l]!r} for layer {l}; coders are {sorted(CODERS)}.")
-        word = word << 2 | int(coders[l])
     images = int(images)
     if not 1 <= images <= MAX_IMAGES:
         raise ValueError(f"A file holds 1..{MAX_IMAGES} images, got {images}.")
     flags = (LOSSLESS if lossless else 0) | (SIZED if image_size is not None else 0) | (MANY if images > 1 else 0)
     out = bytearray(MAGIC) + bytes([VERSION << 4 | flags]) + put_varint(len(name)) + name + tag
-    out += put_varint(first_layer) + put_varint(word)
+    out += _layer_bits(first_layer, {int(l): int(c) for l, c in coders.items()})
     if image_size is not None:
         h, w = (int(d) for d in image_size)
         if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_IMAGE_PIXELS):
@@ -298,17 +398,7 @@ def parse(data):
     at += name_len
     tag = body[at: at + TAG_BYTES]
     at += TAG_BYTES
-    first, at = get_varint(body, at, "first layer", MAX_LAYER)
-    word, at = get_varint(body, at, "layer word", (1 << 2 * MAX_LAYER + 2) - 1)
-    if first < 1:
-        raise CodecError("The file's first layer is 0; layers are numbered from 1: the file is corrupt.")
-    n = (word.bit_length() - 1) // 2
-    if n < 1 or word >> 2 * n != 1:
-        raise CodecError(f"The file's layer word {word} names no whole number of layers: the file is corrupt.")
-    if first + n - 1 > MAX_LAYER:
-        raise CodecError(f"The file holds layers {first}..{first + n - 1}, beyond layer {MAX_LAYER}: the file is "
-                         "corrupt.")
-    coders = {first + i: (word >> 2 * i) & 3 for i in range(n)}
+    first, coders, at = _read_layers(body, at)
     image_size = None
     if flags & SIZED:
         h, at = get_varint(body, at, "image height", MAX_SIDE)

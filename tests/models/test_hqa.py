@@ -77,9 +77,9 @@ def test_interpolation_returns_steps_images_and_its_ends_decode_the_originals():
 @pytest.mark.parametrize(
     "bad,match",
     [
-        (np.zeros((2, 16, 16, 3), np.float32), r"\[batch, 16, 16, 1\]"),
-        (np.zeros((2, 8, 8, 1), np.float32), r"\[batch, 16, 16, 1\]"),
-        (np.zeros((16, 16, 1), np.float32), r"\[batch, 16, 16, 1\]"),
+        (np.zeros((2, 16, 16, 3), np.float32), r"\[N, 16, 16, 1\]"),
+        (np.zeros((2, 8, 8, 1), np.float32), r"\[N, 16, 16, 1\]"),
+        (np.zeros((16, 16, 1), np.float32), r"\[N, 16, 16, 1\]"),
         (np.full((2, 16, 16, 1), 255.0, np.float32), r"values in \[0, 1\]"),
         (np.full((2, 16, 16, 1), -0.5, np.float32), r"values in \[0, 1\]"),
     ],

@@ -310,9 +310,9 @@ def test_get_config_from_config_rebuilds_the_same_model():
 # ------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("method", ["elbo", "bits_per_dim", "encode", "reconstruct", "train_loss"])
 @pytest.mark.parametrize("bad,match", [
-    (np.zeros((2, 8, 8, 3), np.float32), r"\[batch, 8, 8, 1\]"),
-    (np.zeros((2, 16, 16, 1), np.float32), r"\[batch, 8, 8, 1\]"),
-    (np.zeros((8, 8, 1), np.float32), r"\[batch, 8, 8, 1\]"),
+    (np.zeros((2, 8, 8, 3), np.float32), r"\[N, 8, 8, 1\]"),
+    (np.zeros((2, 16, 16, 1), np.float32), r"\[N, 8, 8, 1\]"),
+    (np.zeros((8, 8, 1), np.float32), r"\[N, 8, 8, 1\]"),
     (np.full((2, 8, 8, 1), 255.0, np.float32), r"\[0, 1\]"),
     (np.full((2, 8, 8, 1), -0.5, np.float32), r"\[0, 1\]"),
 ])

@@ -161,7 +161,7 @@ def test_keras_file_round_trip_and_config(tmp_path):
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.zeros((2, 8, 8, 3), np.float32), r"\[batch, 8, 8, 1\]"),
+    (np.zeros((2, 8, 8, 3), np.float32), r"\[N, 8, 8, 1\]"),
     (np.full((2, 8, 8, 1), 2.0, np.float32), r"\[0, 1\]"),
 ])
 def test_bad_images_raise_a_helpful_value_error(plain, bad, match):

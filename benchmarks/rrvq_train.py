@@ -75,13 +75,13 @@ def _child(name, batch_size, steps, warmup, threads, precision):
     with precision_scope(precision):
         model = zoo.build(name)
     recipe = zoo.get(name).train
-    optimizer = OPTIMIZERS[recipe.get("optimizer", "adamax")](learning_rate=float(recipe.get("learning_rate", 8e-4)))
+    optimizer = OPTIMIZERS[recipe.optimizer](learning_rate=recipe.learning_rate)
     variables = model.trainable_variables
     optimizer.build(variables)
     build_s = time.perf_counter() - t0
     params = int(sum(np.prod(v.shape) for v in variables))
-    clip = float(recipe.get("clip_norm", 100.0))
-    total_steps = int(recipe["steps"][0])
+    clip = recipe.clip_norm
+    total_steps = recipe.steps[0]
 
     @tf.function
     def train_step(images, seed, step):

@@ -101,7 +101,7 @@ def test_forward_and_every_stage_backward_are_finite(case):
     _, model, _, _, x = case
     out = model(x)
     assert out.shape == x.shape and np.all(np.isfinite(out.numpy()))
-    recipe = {**zoo.get(case[0]).train}
+    recipe = zoo.get(case[0]).train  # the entry's typed recipe (tfvq.models.recipes)
     for stage in model.training_stages(recipe, steps=2):
         if stage.setup is not None:
             stage.setup(x)

@@ -172,3 +172,18 @@ def test_the_vqvae_baseline_trains_end_to_end_with_the_same_trainer(tmp_path):
     after = [np.array(v) for v in trainer.model.trainable_variables]
     assert all(not np.array_equal(a, b) for a, b in zip(before, after))  # encoder, codebook, decoder
     assert summary["report"]["metrics"]["layers"]["1"]["bits_per_image"] == 8
+
+
+def test_recipe_overrides_go_through_the_typed_recipe_and_an_unknown_key_names_the_known_ones(tmp_path):
+    options = loop.TrainOptions(**TINY, steps=1, learning_rate=1e-3, model_dir=str(tmp_path),
+                                recipe={"initial_temperature": 0.5, "keep_codes": None})
+    trainer = loop.Trainer(options)
+    assert trainer.recipe.learning_rate == 1e-3 and trainer.recipe.batch_size == 8 and trainer.batch_size == 8
+    assert trainer.recipe.initial_temperature == 0.5 and trainer.stages[1].at_steps == {}
+    assert trainer.learning_rate() == pytest.approx(1e-3)
+    for bad in ({"initial_temprature": 0.5}, {"plateau_factor": 0.5}):  # misspelt; another family's key
+        with pytest.raises(ValueError, match=rf"Unknown recipe override key '{next(iter(bad))}' for HQARecipe.*"
+                                             r"Known keys: batch_size, steps, learning_rate"):
+            loop.Trainer(loop.TrainOptions(**TINY, steps=1, model_dir=str(tmp_path / "bad"), recipe=bad))
+    with pytest.raises(ValueError, match="learning_rate must be positive"):
+        loop.Trainer(loop.TrainOptions(**TINY, steps=1, learning_rate=-1.0, model_dir=str(tmp_path / "neg")))

@@ -65,7 +65,7 @@ def cell_config(cell, channels, codes, code_dim):
 def register_cells(args):
     """Registers one zoo entry per cell (idempotent) and returns their names."""
     from tfvq import zoo
-    from tfvq.models import rrvq_presets as entries
+    from tfvq.zoo.presets import rrvq as entries
 
     names = {}
     for cell in CELLS:

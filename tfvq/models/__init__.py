@@ -1,19 +1,21 @@
-"""Model families, each with its presets registered in the zoo beside its code.
+"""Model families and their training recipes (the zoo's presets name them: `tfvq.zoo.presets`).
 
 The contract every model follows is in `tfvq.models.base` (`ImageModel`,
 `CodeModel`). HQA and its VQ-VAE baseline; the hierarchical VAE backbone
 with its two latent layers: RRVQ-VAE (also the rVQ-VAE baseline) and the
-Spatial-VAE.
+Spatial-VAE. Each family trains under its recipe dataclass
+(`tfvq.models.recipes`: `HQARecipe`, `VQVAERecipe`, `HierarchicalVAERecipe`).
 """
 
-from tfvq.models import hqa_presets, rrvq_presets  # noqa: F401  (register the families and presets)
 from tfvq.models.base import CodeLayout, CodeModel, Endpoint, ImageModel, OptimizerRecipe, Stage, as_seed, \
     to_float_images
 from tfvq.models.hierarchical_vae import HierarchicalVAE
 from tfvq.models.hqa import HQA, HQALayer
+from tfvq.models.recipes import HierarchicalVAERecipe, HQARecipe, Recipe, UnknownRecipeKeyError, VQVAERecipe
 from tfvq.models.rrvq_vae import RRVQVAE
 from tfvq.models.spatial_vae import SpatialVAE
 from tfvq.models.vqvae import VQVAE
 
-__all__ = ["CodeLayout", "CodeModel", "Endpoint", "HQA", "HQALayer", "HierarchicalVAE", "ImageModel",
-           "OptimizerRecipe", "RRVQVAE", "SpatialVAE", "Stage", "VQVAE", "as_seed", "to_float_images"]
+__all__ = ["CodeLayout", "CodeModel", "Endpoint", "HQA", "HQALayer", "HQARecipe", "HierarchicalVAE",
+           "HierarchicalVAERecipe", "ImageModel", "OptimizerRecipe", "RRVQVAE", "Recipe", "SpatialVAE", "Stage",
+           "UnknownRecipeKeyError", "VQVAE", "VQVAERecipe", "as_seed", "to_float_images"]

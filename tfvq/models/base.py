@@ -31,6 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfvq.images import tensor_images
+from tfvq.models.recipes import Recipe, as_recipe
+
 _INT32 = np.iinfo(np.int32)
 
 
@@ -272,14 +274,6 @@ class Stage:
     at_steps: Mapping[int, Callable[[Any], None]] = dataclasses.field(default_factory=dict)
 
 
-def recipe_steps(recipe, index, steps=None):
-    """Steps of stage `index` (0-based): `steps` if given, else the recipe's (cycled) list."""
-    if steps is not None:
-        return int(steps)
-    listed = recipe["steps"]
-    return int(listed[index % len(listed)])
-
-
 # -------------------------------------------------------------------------------------------- serving
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
@@ -341,13 +335,22 @@ class ImageModel(keras.Model):
         return self.reconstruct(images)
 
     # ---- training
-    def training_stages(self, recipe, steps=None):  # pragma: no cover - abstract
-        """The `Stage`s that train this model under the zoo recipe `recipe` (`steps` overrides every stage's)."""
+    recipe_class = Recipe
+    """The family's training recipe (`tfvq.models.recipes`): what `training_stages` takes and a zoo entry holds."""
+
+    @classmethod
+    def as_recipe(cls, recipe=None):
+        """`recipe` as the family's `recipe_class`: None gives its defaults (the paper's), a mapping of its keys is
+        read (an unknown key raises, naming the known keys), a recipe of the family is returned as it is."""
+        return as_recipe(cls.recipe_class, recipe)
+
+    def training_stages(self, recipe=None, steps=None):  # pragma: no cover - abstract
+        """The `Stage`s that train this model under `recipe` (`as_recipe`; `steps` overrides every stage's)."""
         raise NotImplementedError
 
     def _fit_stage(self):
         """The stage `fit` trains (its loss and variables; the optimiser is the one given to `compile`)."""
-        stages = self.training_stages({"steps": (1,)}, steps=1)
+        stages = self.training_stages(None, steps=1)
         if self.fit_stage is None and len(stages) > 1:
             raise ValueError(
                 f"{type(self).__name__} trains in {len(stages)} stages ({', '.join(s.name for s in stages)}); "

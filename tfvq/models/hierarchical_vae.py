@@ -43,7 +43,8 @@ from tfvq.layers.blocks import ResNetBlock, WeightNormConv2D, upsample_nearest2
 from tfvq.losses.likelihoods import discretized_logistic_log_prob
 from tfvq.losses.objectives import free_bits_kl
 from tfvq.models.base import (Endpoint, ImageModel, OptimizerRecipe, Stage, as_seed, images_spec, like_input,
-                              output_is_uint8, recipe_steps, served_images, to_uint8)
+                              output_is_uint8, served_images, to_uint8)
+from tfvq.models.recipes import HierarchicalVAERecipe
 
 tfd = tfp.distributions
 
@@ -128,6 +129,9 @@ class HierarchicalVAE(ImageModel):
       seed: seed of the initial weights and of the sampling streams.
       **kwargs: passed to `keras.Model`.
     """
+
+    recipe_class = HierarchicalVAERecipe
+    """How the family trains (`training_stages`; RRVQ App. C)."""
 
     def __init__(self, image_shape, latent_sizes, channels=256, blocks_per_layer=1, strap_blocks=0,
                  top_prior="uniform", free_bits=0.01, residual_scale=0.1, seed=None, **kwargs):
@@ -455,31 +459,32 @@ class HierarchicalVAE(ImageModel):
         return images if uint8 else tf.cast(images, tf.float32) / 255.0
 
     # -------------------------------------------------------------- training
-    def training_stages(self, recipe, steps=None):
-        """One end-to-end stage (RRVQ App. C): every variable on `train_loss`.
+    def training_stages(self, recipe=None, steps=None):
+        """One end-to-end stage (RRVQ App. C): every variable on `train_loss`, under a `HierarchicalVAERecipe`
+        (a mapping of its keys is read as one; None: the defaults, RRVQ App. C's CIFAR-10 recipe).
 
-        AdaMax (recipe `optimizer`) at lr 8e-4, multiplied by `plateau_factor`
-        (0.8) when the test bits per dim (`evaluate`) has not improved for
-        `plateau_patience` evaluations, down to `min_learning_rate` (5e-5);
-        an evaluation every `eval_every` steps. Gradients clipped to
-        `clip_norm` (100: the paper names none).
+        The recipe's optimiser (AdaMax) at its learning rate (8e-4), multiplied
+        by `plateau_factor` (0.8) when the test bits per dim (`evaluate`) has
+        not improved for `plateau_patience` evaluations, down to
+        `min_learning_rate` (5e-5); an evaluation every `eval_every` steps.
+        Gradients clipped to `clip_norm`.
         """
-        n = recipe_steps(recipe, 0, steps)
-        plateau = dict(factor=float(recipe.get("plateau_factor", 0.8)),
-                       patience=int(recipe.get("plateau_patience", 5)),
-                       min_value=float(recipe.get("min_learning_rate", 5e-5)))
+        recipe = self.as_recipe(recipe)
+        n = recipe.stage_steps(0, steps)
+        plateau = dict(factor=recipe.plateau_factor, patience=recipe.plateau_patience,
+                       min_value=recipe.min_learning_rate)
         return [Stage(
             name="train",
             title=f"End to end: {n} steps, {self.num_latent_layers} latent layers",
             steps=n,
             variables=lambda: self.trainable_variables,
             loss=lambda x, seed: self.train_loss(x, training=True, seed=seed),
-            optimizer=OptimizerRecipe(recipe.get("optimizer", "adamax"), float(recipe.get("learning_rate", 8e-4)),
-                                      plateau=plateau, clip_norm=float(recipe.get("clip_norm", 100.0))),
+            optimizer=OptimizerRecipe(recipe.optimizer, recipe.learning_rate, plateau=plateau,
+                                      clip_norm=recipe.clip_norm),
             before_step=lambda step: self._before_step(step, n),
             shown=("loss", "bpd", "kl_bpd"),
             evaluate=lambda images, batch_size, seed: elbo_summary(self, images, batch_size, seed)["bpd"],
-            eval_every=int(recipe.get("eval_every", 500)),
+            eval_every=recipe.eval_every,
             eval_name="test_bpd",
         )]
 

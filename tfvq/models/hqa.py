@@ -20,8 +20,13 @@ import tensorflow as tf
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.blocks import RunningNormalization
 from tfvq.layers.quantizers import StochasticVectorQuantizer
-from tfvq.models.base import (CodeLayout, CodeModel, OptimizerRecipe, Stage, as_seed, check_codes, fold_seeds,
-                              like_input, output_is_uint8, recipe_steps)
+from tfvq.models.base import (CodeLayout, CodeModel, as_seed, below_layer, check_codes, fold_seeds, like_input,
+                              output_is_uint8)
+from tfvq.models.recipes import HQARecipe
+# The greedy stage and the per-layer report are shared with the VQ-VAE baseline (`tfvq.models.stages`); their
+# names stay importable from here.
+from tfvq.models.stages import (CODEBOOK_INITS, greedy_stage, kmeans_plus_plus_codebook, layer_metrics,  # noqa: F401
+                                layer_report, retire_codes)
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -213,184 +218,6 @@ class HQALayer(keras.layers.Layer):
         return config
 
 
-CODEBOOK_INITS = ("random", "kmeans++")
-
-
-def kmeans_plus_plus_codebook(points, num_codes, seed=0, max_points=20000):
-    """Codes [min(K, distinct points), D] seeded by k-means++ (Arthur & Vassilvitskii 2007) on `points` [N, D].
-
-    scikit-learn's `kmeans_plusplus` picks the seeds: each next code is a
-    point drawn with probability proportional to its squared distance to the
-    nearest code so far, so the codes spread over where the data is. At most
-    `max_points` points (a seeded random subset) are used.
-    """
-    from sklearn.cluster import kmeans_plusplus
-
-    points = np.asarray(points, np.float64).reshape(-1, np.shape(points)[-1])
-    rng = np.random.default_rng(seed)
-    if len(points) > max_points:
-        points = points[rng.choice(len(points), max_points, replace=False)]
-    points = np.unique(points, axis=0)  # k-means++ of repeated points would seed repeated codes
-    count = min(num_codes, len(points))
-    if count < 1:
-        raise ValueError("k-means++ needs at least one point.")
-    centers, _ = kmeans_plusplus(points, count, random_state=int(rng.integers(2**31 - 1)))
-    return centers.astype(np.float32)
-
-
-def retire_codes(quantizer, z_e, keep):
-    """Keeps the `keep` codes the quantizer gives most often for `z_e` [..., D]; moves the others out of reach.
-
-    Fixed-rate HQA spends log2 K bits on a code whatever its use, so a large
-    codebook costs nothing and the dead-code resets of App. C.4 keep every
-    code alive. An entropy-coded file (`tfvq.codec`) pays for every code in
-    use: many near-duplicate codes cost bits for detail the decoder barely
-    shows. This is the codebook pruning of entropy-constrained VQ (Chou,
-    Lookabaugh and Gray 1989, where codes whose probability falls to zero
-    leave the codebook), at a fixed K so the layer's shapes and fixed rate
-    stay the paper's: the retired codes all move to one point ten data radii
-    beyond the data's mean, where neither the argmin nor the relaxed sample
-    picks them (their logit is about -80 s r^2 below the nearest kept
-    code's, r the data radius), and the training that follows fits the kept
-    codes and the decoder to each other. Returns the kept codes' indices.
-    """
-    flat = np.asarray(z_e, np.float32).reshape(-1, quantizer.code_dim)
-    codes = np.asarray(quantizer(flat, training=False, stochastic=False)["codes"])  # the codes files send
-    usage = np.bincount(codes, minlength=quantizer.num_codes)
-    kept = np.sort(np.argsort(-usage, kind="stable")[:keep])
-    center = flat.mean(axis=0)
-    radius = float(np.sqrt(((flat - center) ** 2).sum(axis=1).max())) or 1.0
-    far = center.copy()
-    far[0] += 10.0 * radius
-    codebook = quantizer.codebook.numpy()
-    codebook[np.setdiff1d(np.arange(quantizer.num_codes), kept)] = far
-    quantizer.codebook.assign(codebook)
-    return kept
-
-
-def greedy_stage(name, title, steps, variables, loss, quantizer, recipe, encode=None, seed=0):
-    """A stage of HQA's greedy recipe (HQA Algorithm 2, App. C) for one layer's variables.
-
-    RAdam at `recipe["learning_rate"]` (App. C: 4e-4), constant, then
-    cosine-annealed over the final `cosine_fraction` of the steps; gradients
-    clipped to the global norm `clip_norm` (the papers name none: 1.0). Per
-    step, the quantizer's Gumbel-softmax temperature is annealed linearly
-    from `initial_temperature` to `final_temperature` (HQA §5.1) and dead
-    codes are reset during the first `reset_fraction` of the steps (App. C.4),
-    for quantizers that have a temperature or a code reset.
-
-    `recipe["codebook_init"]`: "random" (the layer's initializer, as the
-    paper) or "kmeans++": when the stage starts, the codebook is seeded by
-    k-means++ on the z_e that `encode(images)` gives for a sample of training
-    images (`kmeans_plus_plus_codebook`), so that codes start where the data
-    is instead of waiting for the one-code-per-20-batches reset of App. C.4.
-
-    `recipe["keep_codes"]`: None (every code), or a number of codes to keep
-    (K or more: every code) when the resets end (step `reset_fraction *
-    steps`): `retire_codes` on the z_e of a sample of training images, then
-    the rest of the steps without resets.
-    """
-    from tfvq.train.schedules import linear_anneal
-
-    init = recipe.get("codebook_init", "random")
-    if init not in CODEBOOK_INITS:
-        raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {init!r}.")
-    setup = None
-    if init == "kmeans++" and encode is not None:
-        def setup(images):
-            z_e = np.asarray(encode(images))
-            if not np.all(np.isfinite(z_e)):
-                return  # nothing to seed from: the first step stops the run on its non-finite loss
-            centers = kmeans_plus_plus_codebook(z_e, quantizer.num_codes, seed)
-            codebook = quantizer.codebook.numpy()
-            codebook[: len(centers)] = centers  # with fewer distinct points than codes, the rest stay as they were
-            quantizer.codebook.assign(codebook)
-
-    at_steps = {}
-    keep = recipe.get("keep_codes")
-    if keep is not None and int(keep) < 1:
-        raise ValueError(f"keep_codes must be at least 1 (or None: every code), got {keep}.")
-    if keep is not None and int(keep) < quantizer.num_codes and encode is not None:  # else every code stays
-        at_steps[min(steps - 1, math.ceil(float(recipe.get("reset_fraction", 0.75)) * steps))] = (
-            lambda images: retire_codes(quantizer, encode(images), int(keep)))
-
-    anneal = hasattr(quantizer, "temperature")
-    t0 = float(recipe.get("initial_temperature", 1.0))
-    t1 = float(recipe.get("final_temperature", 0.01))
-    reset_until = float(recipe.get("reset_fraction", 0.75)) * steps
-
-    def before_step(step):
-        shown = {}
-        if anneal:
-            quantizer.temperature.assign(tf.cast(linear_anneal(step, steps, t0, t1), quantizer.temperature.dtype))
-            shown["temperature"] = tf.convert_to_tensor(quantizer.temperature)
-        if getattr(quantizer, "code_reset", False):
-            quantizer.reset_enabled.assign(tf.cast(step, tf.float32) < reset_until)
-        return shown
-
-    return Stage(
-        name=name,
-        title=title,
-        steps=steps,
-        variables=variables,
-        loss=loss,
-        optimizer=OptimizerRecipe("radam", float(recipe.get("learning_rate", 4e-4)),
-                                  cosine_fraction=float(recipe.get("cosine_fraction", 1 / 3)),
-                                  clip_norm=float(recipe.get("clip_norm", 1.0))),
-        before_step=before_step,
-        shown=("loss", "mse", "perplexity", "temperature"),
-        setup=setup,
-        at_steps=at_steps,
-    )
-
-
-def layer_metrics(model, images, layers, batch_size=256, seed=0):
-    """Per-layer test metrics of a model whose layers each decode alone (HQA, VQ-VAE).
-
-    For each layer: bits per image (fixed rate), MSE of the deterministic and
-    of the stochastic decode (HQA Algorithm 3) of its codes, the perplexity
-    of the codes and the number of distinct codes used.
-    """
-    layout = model.code_layout()
-    images = np.asarray(images, np.float32)
-    results = {}
-    for layer in layers:
-        mse_det, mse_sto, codes_all = [], [], []
-        for start in range(0, len(images), batch_size):
-            batch = images[start: start + batch_size]
-            codes = model.encode(batch, layer)
-            det = model.decode(codes, layer)
-            sto = model.decode(codes, layer, stochastic=True, seed=[seed, start])
-            mse_det.append(np.mean((det.numpy() - batch) ** 2, axis=(1, 2, 3)))
-            mse_sto.append(np.mean((sto.numpy() - batch) ** 2, axis=(1, 2, 3)))
-            codes_all.append(codes.numpy().ravel())
-        codes_all = np.concatenate(codes_all)
-        counts = np.bincount(codes_all, minlength=layout.num_codes[layer - 1]).astype(np.float64)
-        p = counts / counts.sum()
-        nz = p[p > 0]
-        results[layer] = {
-            "bits_per_image": layout.bits(layer),
-            "code_shape": list(layout.grids[layer - 1]),
-            "mse": float(np.mean(np.concatenate(mse_det))),
-            "mse_stochastic": float(np.mean(np.concatenate(mse_sto))),
-            "perplexity": float(math.exp(-(nz * np.log(nz)).sum())),
-            "codes_used": int((counts > 0).sum()),
-        }
-    return results
-
-
-def layer_report(model, images, layers, seed=0):
-    """`ImageModel.report` of a model whose layers each decode alone: metrics per layer and a table."""
-    metrics = layer_metrics(model, images, layers, seed=seed)
-    rows = [[l, m["bits_per_image"], f"{m['mse']:.4f}", f"{m['mse_stochastic']:.4f}", f"{m['perplexity']:.1f}",
-             m["codes_used"]] for l, m in sorted(metrics.items())]
-    return {
-        "metrics": {"layers": {str(l): m for l, m in metrics.items()}},
-        "table": (["layer", "bits", "MSE", "MSE stoch.", "perplexity", "codes used"], rows),
-        "lines": [],
-    }
-
-
 @keras.saving.register_keras_serializable(package="tfvq")
 class HQA(CodeModel):
     """A Hierarchical Quantized Autoencoder: a stack of `HQALayer`s.
@@ -413,6 +240,9 @@ class HQA(CodeModel):
     References:
       Williams et al., Hierarchical Quantized Autoencoders, NeurIPS 2020.
     """
+
+    recipe_class = HQARecipe
+    """How the family trains (`training_stages`; HQA App. C.1)."""
 
     def __init__(self, image_shape, layers, **kwargs):
         super().__init__(**kwargs)
@@ -568,23 +398,24 @@ class HQA(CodeModel):
     def quantizer(self, layer):
         return self.hqa_layers[self._check_layer(layer) - 1].quantizer
 
-    def training_stages(self, recipe, steps=None):
-        """One greedy stage per layer, bottom first (HQA Algorithm 2; `greedy_stage`)."""
+    def training_stages(self, recipe=None, steps=None):
+        """One greedy stage per layer, bottom first (HQA Algorithm 2; `greedy_stage`), under an `HQARecipe`
+        (a mapping of its keys is read as one; None: the defaults, HQA App. C.1)."""
+        recipe = self.as_recipe(recipe)
         stages = []
-        inits = recipe.get("codebook_init", "random")
-        keeps = recipe.get("keep_codes")
         for layer in range(1, self.num_layers + 1):
-            n = recipe_steps(recipe, layer - 1, steps)
-            # `codebook_init` is one choice for every layer, or one per layer (cycled, as `steps`).
-            init = inits if isinstance(inits, str) else inits[(layer - 1) % len(inits)]
-            keep = keeps[(layer - 1) % len(keeps)] if isinstance(keeps, (tuple, list)) else keeps
+            n = recipe.stage_steps(layer - 1, steps)
             stages.append(greedy_stage(
                 f"layer_{layer}", f"Layer {layer}/{self.num_layers}: {n} steps, {self.bits(layer)} bits per image",
                 n, lambda layer=layer: self.layer_variables(layer),
                 lambda x, seed, layer=layer: self.layer_loss(x, layer, training=True, seed=seed),
-                self.quantizer(layer), {**recipe, "codebook_init": init, "keep_codes": keep},
+                self.quantizer(layer), recipe,
                 encode=lambda x, layer=layer: self.encode_continuous(x, layer),
-                seed=layer))
+                seed=layer,
+                temperatures=(recipe.initial_temperature, recipe.final_temperature),
+                reset_fraction=recipe.reset_fraction,
+                codebook_init=recipe.layer_codebook_init(layer - 1),
+                keep_codes=recipe.layer_keep_codes(layer - 1)))
         return stages
 
     # ------------------------------------------------------------ deployment
@@ -616,8 +447,6 @@ class HQA(CodeModel):
         samples from. Returns float32 [B, h, w, K] normalised log-probabilities
         on layer l-1's grid; `layer` must be in 2..L (`CodeModel.code_logits`).
         """
-        from tfvq.models.base import below_layer
-
         layer = below_layer(self._layout, layer)
         (codes,) = check_codes(codes, self._layout, layer)
         top = self.hqa_layers[layer - 1]

@@ -30,7 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvq.layers.quantizers import RelaxedResponsibilityQuantizer
-from tfvq.models.base import CodeLayout, CodeModel, check_codes, like_input, output_is_uint8
+from tfvq.models.base import CodeLayout, CodeModel, below_layer, check_codes, like_input, output_is_uint8
 from tfvq.models.hierarchical_vae import DEFAULT_SEED, HierarchicalVAE
 
 tfd = tfp.distributions
@@ -230,8 +230,6 @@ class RRVQVAE(CodeModel, HierarchicalVAE):
         l-1's grid, the distribution `decode(codes, l, stochastic=True)`
         samples layer l-1 from; `layer` must be in 2..L (`CodeModel.code_logits`).
         """
-        from tfvq.models.base import below_layer
-
         layer = below_layer(self._layout, layer)
         d, batch = self._descend_codes(codes, layer)
         return tf.nn.log_softmax(self.prior_logits(layer - 2, d, batch), axis=-1)

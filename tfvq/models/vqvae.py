@@ -14,8 +14,9 @@ import tensorflow as tf
 from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.quantizers import VectorQuantizer
-from tfvq.models.base import CodeLayout, CodeModel, as_seed, check_codes, like_input, output_is_uint8, recipe_steps
-from tfvq.models.hqa import greedy_stage, layer_report
+from tfvq.models.base import CodeLayout, CodeModel, as_seed, below_layer, check_codes, like_input, output_is_uint8
+from tfvq.models.recipes import VQVAERecipe
+from tfvq.models.stages import greedy_stage, layer_report
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -36,6 +37,8 @@ class VQVAE(CodeModel):
     """
 
     stochastic_decoding = False
+    recipe_class = VQVAERecipe
+    """How the family trains (`training_stages`; HQA App. C.3)."""
 
     def __init__(self, image_shape, num_downsamples=5, encoder_hidden=78, decoder_hidden=22, num_codes=256,
                  code_dim=64, commitment_cost=0.125, ema=False, **kwargs):
@@ -110,8 +113,11 @@ class VQVAE(CodeModel):
         self._layout.check_layer(layer)
         return self.vq
 
-    def training_stages(self, recipe, steps=None):
-        n = recipe_steps(recipe, 0, steps)
+    def training_stages(self, recipe=None, steps=None):
+        """One stage over every variable, HQA's optimiser (HQA App. C.3), under a `VQVAERecipe` (a mapping of its
+        keys is read as one; None: the defaults)."""
+        recipe = self.as_recipe(recipe)
+        n = recipe.stage_steps(0, steps)
         return [greedy_stage("layer_1", f"VQ-VAE: {n} steps, {self.bits()} bits per image", n,
                              lambda: self.trainable_variables,
                              lambda x, seed: self.layer_loss(x, training=True, seed=seed), self.vq, recipe)]
@@ -130,8 +136,6 @@ class VQVAE(CodeModel):
 
     def code_logits(self, codes, layer):
         """A one-layer model has no codes below its only layer: always a `ValueError` (`CodeModel.code_logits`)."""
-        from tfvq.models.base import below_layer
-
         below_layer(self._layout, layer)
 
     def code_stride(self, layer=None):

@@ -22,7 +22,7 @@ so the last good checkpoint stays.
 import dataclasses
 import os
 import time
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
@@ -47,6 +47,10 @@ SETUP_IMAGES = 512
 class TrainOptions:
     """Options of a training run; `None` takes the zoo entry's recipe.
 
+    `recipe` changes keys of the entry's recipe (`tfvq.zoo.recipe(model)`, e.g. an `HQARecipe`), and so do
+    `batch_size`, `learning_rate` and `eval_examples`: all through `Recipe.replace`, so a key the recipe does
+    not have raises `UnknownRecipeKeyError` (a ValueError and a TypeError) naming the keys it knows.
+
     Attributes:
       model: zoo name.
       dataset: `tfvq.data` name (default: the entry's dataset).
@@ -68,6 +72,8 @@ class TrainOptions:
       verbose: print progress.
       tpu_address: for `strategy="tpu"`.
       learning_rate: the initial learning rate of every stage (default: the recipe's).
+      recipe: {key: value} changes to the entry's recipe (e.g. {"initial_temperature": 0.5}), applied
+        before `batch_size`, `learning_rate` and `eval_examples`.
       image_size: train at H = W = image_size (models whose architecture allows it, e.g. HQA's fully
         convolutional stack); the dataset's images are converted to it.
       from_weights: start from these weights (any path `tfvq.zoo.load` accepts, or "bundled"): fine-tune a
@@ -99,6 +105,17 @@ class TrainOptions:
     from_weights: Optional[str] = None
     precision: str = "float32"
     jit_compile: bool = False
+    recipe: Optional[Mapping[str, Any]] = None
+
+
+def run_recipe(options, recipe):
+    """`recipe` (an entry's) with the changes `options` asks for (`TrainOptions.recipe`, then `batch_size`,
+    `learning_rate`, `eval_examples` where set); an unknown key raises `UnknownRecipeKeyError`."""
+    changes = dict(options.recipe or {})
+    for key in ("batch_size", "learning_rate", "eval_examples"):
+        if getattr(options, key) is not None:
+            changes[key] = getattr(options, key)
+    return recipe.replace(**changes) if changes else recipe
 
 
 class Trainer:
@@ -111,16 +128,12 @@ class Trainer:
     def __init__(self, options, strategy=None):
         self.options = options
         self.entry = zoo.get(options.model)
-        self.recipe = dict(self.entry.train)
-        if options.learning_rate is not None:
-            if not float(options.learning_rate) > 0:
-                raise ValueError(f"learning_rate must be positive, got {options.learning_rate}.")
-            self.recipe["learning_rate"] = float(options.learning_rate)
+        self.recipe = run_recipe(options, self.entry.train)
         self.strategy = strategy or make_strategy(options.strategy, options.tpu_address)
         self.strategy_name = options.strategy if strategy is None else type(strategy).__name__
         self.chief = is_chief(self.strategy)
         self.dataset = options.dataset or self.entry.dataset
-        self.batch_size = int(options.batch_size or self.recipe["batch_size"])
+        self.batch_size = self.recipe.batch_size
         replicas = self.strategy.num_replicas_in_sync
         if self.batch_size % replicas:
             raise ValueError(f"batch_size {self.batch_size} must be divisible by the {replicas} replicas.")
@@ -145,7 +158,7 @@ class Trainer:
                 raise ValueError(f"--layers must be in 1..{count} for {options.model} (it trains in {count} "
                                  f"stage{'s' if count > 1 else ''}: {', '.join(s.name for s in all_stages)}), got {n}.")
         self.stages = {n: all_stages[n - 1] for n in self.stage_numbers}
-        self.eval_examples = int(options.eval_examples or self.recipe.get("eval_examples", 512))
+        self.eval_examples = self.recipe.eval_examples
         self.model_dir = options.model_dir or os.path.join("runs", options.model)
         if options.eval_every is not None and int(options.eval_every) < 1:
             raise ValueError(f"eval_every must be >= 1, got {options.eval_every}.")

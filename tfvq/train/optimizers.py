@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfvq.train.schedules import CosineAnnealFinalFraction
+
 __all__ = ["OPTIMIZERS", "RAdam", "make_optimizer"]
 
 
@@ -254,8 +256,6 @@ def make_optimizer(recipe, steps, name=None, loss_scale=False):
     optimiser's; `tfvq.train.step` scales the loss and skips non-finite steps
     consistently across replicas.
     """
-    from tfvq.train.schedules import CosineAnnealFinalFraction
-
     if recipe.name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {recipe.name!r}; known: {', '.join(sorted(OPTIMIZERS))}.")
     if recipe.cosine_fraction is not None:

@@ -15,11 +15,12 @@ from tfvq.zoo.registry import (
     list_models,
     load,
     load_weights_into,
+    recipe,
     register,
     register_family,
     save,
 )
 
 __all__ = ["UnknownModelError", "ZooEntry", "build", "bundled_weights_path", "get", "info", "list_models", "load",
-           "load_weights_into", "prior_paths", "prior_paths_for_weights", "refs", "register",
+           "load_weights_into", "prior_paths", "prior_paths_for_weights", "recipe", "refs", "register",
            "register_family", "save", "weights_hash"]

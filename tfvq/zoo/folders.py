@@ -25,6 +25,9 @@ import urllib.parse
 
 import keras
 
+import tfvq
+import tfvq.models  # noqa: F401  (registers tfvq's classes with Keras: the only ones a folder may name)
+
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -49,8 +52,6 @@ def save(model, directory, metadata=None):
       directory: the folder (created if needed; existing files of the layout are replaced).
       metadata: a JSON-able dict added to `metadata.json` (e.g. dataset, steps, metrics).
     """
-    from tfvq import __version__
-
     os.makedirs(directory, exist_ok=True)
     config = keras.saving.serialize_keras_object(model)
     # The dtype policy is how a model was trained (e.g. mixed_bfloat16), not what it is: a loaded model
@@ -59,7 +60,7 @@ def save(model, directory, metadata=None):
     info = {
         "zoo_name": getattr(model, "zoo_name", None),
         "class_name": type(model).__name__,
-        "tfvq_version": __version__,
+        "tfvq_version": tfvq.__version__,
         "keras_version": keras.__version__,
         "parameters": int(sum(int(v.numpy().size) for v in model.trainable_variables)),
         **(metadata or {}),
@@ -99,9 +100,6 @@ def load_folder(directory, weights=True):
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{directory} is not a model folder: it has no {CONFIG_FILE} (tfvq.zoo.save writes "
                                 "one, and so does train.py at the end of a run).")
-    import importlib
-
-    importlib.import_module("tfvq.models")  # registers tfvq's classes with Keras (the only ones a folder may name)
     try:
         with open(config_path) as f:
             config = json.load(f)

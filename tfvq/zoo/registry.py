@@ -5,22 +5,25 @@ arguments (data, not code), the training recipe, and where the numbers come
 from (paper, table). `load(name)` builds the model; `list_models("hqa*")`
 lists names by wildcard; `info(name)` describes an entry.
 
-The registry knows names, not model classes: each family registers its
-class (`register_family`) and its presets (`register`) from its own module
-in `tfvq.models`, as keras-hub's model folders do. The registry imports the
-`tfvq.models` package (every family) the first time a name is looked up.
+The registry knows names, not model classes: the papers' presets are data
+(`tfvq.zoo.presets`: each family's class and its entries), registered when
+the registry is imported; user code adds its own with `register_family` and
+`register`. An entry's recipe is typed: a mapping given as one is read as the
+family's recipe class when the entry is registered (or, for a family
+registered later, when the entry is looked up), so an unknown key raises.
 """
 
 import dataclasses
 import difflib
 import fnmatch
+import json
 import os
-from typing import Any, Mapping, Optional
 
 import keras
 import tensorflow as tf
 
-from tfvq.zoo import folders, priors, run_folder
+from tfvq.zoo import folders, presets, priors, run_folder
+from tfvq.zoo.entries import ZooEntry
 
 _REGISTRY = {}
 _FAMILIES = {}
@@ -34,37 +37,6 @@ class UnknownModelError(ValueError, KeyError):
         return self.args[0] if self.args else ""
 
 
-@dataclasses.dataclass(frozen=True)
-class ZooEntry:
-    """One named model.
-
-    Attributes:
-      name: registry name, e.g. "hqa_mnist".
-      family: model family key (see `register_family`), e.g. "hqa".
-      config: constructor arguments of the family's model class.
-      train: training recipe (dataset, batch size, steps per layer, optimiser
-        and schedule settings) used by `tfvq.train`.
-      dataset: the `tfvq.data` dataset the entry is made for.
-      paper: the paper the configuration comes from.
-      table: where in the paper (e.g. "HQA Table 10").
-      description: one line for `list_models` / `info`.
-      bundled_weights: file name under `tfvq/zoo/weights/`, if weights ship
-        with the package.
-      weights_command: the command that produced the bundled weights.
-    """
-
-    name: str
-    family: str
-    config: Mapping[str, Any]
-    train: Mapping[str, Any]
-    dataset: str
-    paper: str
-    table: str
-    description: str
-    bundled_weights: Optional[str] = None
-    weights_command: Optional[str] = None
-
-
 def register_family(name, model_class):
     """Registers a model family: the class that `ZooEntry.config` is passed to. A duplicate name raises."""
     if name in _FAMILIES and _FAMILIES[name] is not model_class:
@@ -74,15 +46,33 @@ def register_family(name, model_class):
 
 
 def register(entry):
-    """Adds `entry` to the registry; a duplicate name raises ValueError."""
+    """Adds `entry` to the registry and returns it as registered; a duplicate name raises ValueError.
+
+    A recipe given as a mapping is read as the family's recipe class (if the family is registered): an
+    unknown key raises `UnknownRecipeKeyError` (a ValueError and a TypeError) naming the known keys.
+    """
     if entry.name in _REGISTRY:
         raise ValueError(f"A model named {entry.name!r} is already registered; names must be unique.")
+    entry = _typed(entry)
     _REGISTRY[entry.name] = entry
     return entry
 
 
+def _typed(entry):
+    """`entry` with its recipe as its family's recipe class (as it is if the family is not known yet)."""
+    as_recipe = getattr(_FAMILIES.get(entry.family), "as_recipe", None)
+    if as_recipe is None:
+        return entry
+    recipe = as_recipe(entry.train)
+    return entry if recipe is entry.train else dataclasses.replace(entry, train=recipe)
+
+
+def recipe(name):
+    """The training recipe of `name` (its family's recipe dataclass, e.g. `HQARecipe`)."""
+    return _entry(name).train
+
+
 def _entry(name):
-    _ensure_entries()
     if name not in _REGISTRY:
         near = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
@@ -90,17 +80,16 @@ def _entry(name):
             f"Unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}. "
             "(A model registered by your own code is known only after its module is imported.)"
         )
-    return _REGISTRY[name]
+    return _typed(_REGISTRY[name])  # an entry registered before its family gets its recipe typed now
 
 
 def get(name):
-    """The `ZooEntry` for `name`."""
+    """The `ZooEntry` for `name` (its `train` the family's recipe dataclass)."""
     return _entry(name)
 
 
 def list_models(pattern="*"):
     """Sorted names matching a shell-style wildcard, e.g. `list_models("hqa*")`."""
-    _ensure_entries()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
@@ -229,8 +218,6 @@ def _load_path(model, label, path):
 
 def _same_config(a, b):
     """Model configurations equal up to the model's name and list/tuple spelling."""
-    import json
-
     def norm(model):
         config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
         return json.dumps(config, sort_keys=True, default=str)
@@ -250,7 +237,8 @@ def info(name):
         "table": entry.table,
         "dataset": entry.dataset,
         "config": dict(entry.config),
-        "train": dict(entry.train),
+        "recipe": type(entry.train).__name__,
+        "train": entry.train.to_dict() if hasattr(entry.train, "to_dict") else dict(entry.train),
         "parameters": int(sum(int(tf.size(v)) for v in model.trainable_variables)),
         "bundled_weights": bundled_weights_path(name) is not None,
         "weights_command": entry.weights_command,
@@ -259,13 +247,12 @@ def info(name):
     return out
 
 
-_LOADED = False
+def _register_presets():
+    """The papers' presets (`tfvq.zoo.presets`): every family's class, then every entry."""
+    for family, model_class in presets.FAMILIES.items():
+        register_family(family, model_class)
+    for entry in presets.PRESETS:
+        register(entry)
 
 
-def _ensure_entries():
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        import importlib
-
-        importlib.import_module("tfvq.models")  # every family registers its presets
+_register_presets()

@@ -1,24 +1,21 @@
-"""The zoo's RRVQ presets: RRVQ-VAEs (RRVQ Table 1, App. C, App. F), the rVQ-VAE and Spatial-VAE baselines."""
+"""The zoo's RRVQ presets: RRVQ-VAEs (RRVQ Table 1, App. C, App. F), the rVQ-VAE and Spatial-VAE baselines.
 
-from tfvq.models.rrvq_vae import RRVQVAE
-from tfvq.models.spatial_vae import SpatialVAE
-from tfvq.zoo.registry import ZooEntry, register, register_family
+Data: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which the registry registers.
+"""
 
-register_family("rrvq_vae", RRVQVAE)
-register_family("spatial_vae", SpatialVAE)
+from tfvq.models import RRVQVAE, HierarchicalVAERecipe, SpatialVAE
+from tfvq.zoo.entries import ZooEntry
+
+FAMILIES = {"rrvq_vae": RRVQVAE, "spatial_vae": SpatialVAE}
 
 RRVQ_PAPER = "Willetts et al., Relaxed-Responsibility Hierarchical Discrete VAEs"
 
 
-def rrvq_recipe(train_size, epochs, patience, **overrides):
+def rrvq_recipe(train_size, epochs, patience, **changes):
     """RRVQ App. C: AdaMax, batch 64, lr 8e-4 times 0.8 when the test ELBO has not improved for `patience`
-    epochs, floor 5e-5, up to `epochs` epochs. One evaluation period is one epoch of steps."""
-    epoch = -(-train_size // 64)
-    recipe = dict(batch_size=64, steps=(epochs * epoch,), optimizer="adamax", learning_rate=8e-4,
-                  plateau_factor=0.8, plateau_patience=patience, min_learning_rate=5e-5, eval_every=epoch,
-                  eval_examples=2048, clip_norm=200.0)
-    recipe.update(overrides)
-    return recipe
+    epochs, floor 5e-5, up to `epochs` epochs. One evaluation period is one epoch of steps.
+    (`HierarchicalVAERecipe.for_epochs`.)"""
+    return HierarchicalVAERecipe.for_epochs(train_size, epochs, patience, **changes)
 
 
 def _blocks_of_8(first):
@@ -26,6 +23,7 @@ def _blocks_of_8(first):
     return tuple(first // 2**b for b in range(4) for _ in range(8))
 
 
+_ENTRIES = []
 _CIFAR_TRAIN = rrvq_recipe(50000, 500, 20)
 _SVHN_TRAIN = rrvq_recipe(73257, 500, 20)
 _CELEBA_TRAIN = rrvq_recipe(162770, 160, 5)
@@ -43,13 +41,13 @@ _L5 = dict(latent_sizes=(16, 8, 4, 2, 1), code_dim=128, num_codes=256, channels=
 
 for _data, _name, _train, _desc in (("cifar10", "cifar10", _CIFAR_TRAIN, "CIFAR-10"),
                                     ("svhn_cropped", "svhn", _SVHN_TRAIN, "SVHN")):
-    register(ZooEntry(
+    _ENTRIES.append(ZooEntry(
         name=f"rrvq_{_name}", family="rrvq_vae",
         config=dict(image_shape=(32, 32, 3), latent_sizes=_blocks_of_8(16), **_L32),
         train=_train, dataset=_data, paper=RRVQ_PAPER, table="RRVQ Table 1, §4, App. C",
         description=f"RRVQ-VAE, L=32 on {_desc}: latents 16x16 (x8) .. 2x2 (x8), K=256, d_e=32",
     ))
-    register(ZooEntry(
+    _ENTRIES.append(ZooEntry(
         name=f"rrvq_{_name}_l5", family="rrvq_vae",
         config=dict(image_shape=(32, 32, 3), **_L5),
         train=_train, dataset=_data, paper=RRVQ_PAPER, table="RRVQ Table G.1, App. C, App. F",
@@ -57,7 +55,7 @@ for _data, _name, _train, _desc in (("cifar10", "cifar10", _CIFAR_TRAIN, "CIFAR-
     ))
 
 # CelebA 64x64, L = 32: enc1 halves the image to the 32x32 grid of layers 1-8 (down to 4x4 at the top).
-register(ZooEntry(
+_ENTRIES.append(ZooEntry(
     name="rrvq_celeba64", family="rrvq_vae",
     config=dict(image_shape=(64, 64, 3), latent_sizes=_blocks_of_8(32), **_L32),
     train=_CELEBA_TRAIN, dataset="celeb_a", paper=RRVQ_PAPER, table="RRVQ Table 1, §4, App. C",
@@ -65,7 +63,7 @@ register(ZooEntry(
 ))
 # RRVQ App. F: CelebA L = 5 keeps the 16x16 .. 1x1 latents, tapers K = 128, 64, 32, 16, 8 with d_e = 32 (2275
 # bits per image) and narrows the networks (the width is not given: 64 channels here).
-register(ZooEntry(
+_ENTRIES.append(ZooEntry(
     name="rrvq_celeba64_l5", family="rrvq_vae",
     config=dict(_L5, image_shape=(64, 64, 3), num_codes=(128, 64, 32, 16, 8), code_dim=32, channels=64),
     train=_CELEBA_TRAIN, dataset="celeb_a", paper=RRVQ_PAPER, table="RRVQ App. F (Fig. F.9), App. C",
@@ -75,7 +73,7 @@ register(ZooEntry(
 # Baselines of RRVQ Table 1. rVQ-VAE (RRVQ eq. 2, App. B): one layer of relaxed-VQ latents with unit
 # variances and a uniform prior; App. B's network: 2 ResNet blocks of 32 channels, a latent per 2x2 pixels,
 # d_e = K = 16.
-register(ZooEntry(
+_ENTRIES.append(ZooEntry(
     name="rvqvae_cifar10", family="rrvq_vae",
     config=dict(image_shape=(32, 32, 3), latent_sizes=(16,), num_codes=16, code_dim=16, channels=32,
                 blocks_per_layer=2, strap_blocks=0, prior="embedding", covariance="unit", top_prior="uniform"),
@@ -83,7 +81,7 @@ register(ZooEntry(
     description="rVQ-VAE baseline on CIFAR-10: one 16x16 layer of relaxed VQ latents (K=d_e=16), uniform prior",
 ))
 # Spatial-VAE (RRVQ Table 1): the L = 32 hierarchy with Gaussian latents of dimension d_e = 32.
-register(ZooEntry(
+_ENTRIES.append(ZooEntry(
     name="spatial_vae_cifar10", family="spatial_vae",
     config=dict(image_shape=(32, 32, 3), latent_sizes=_blocks_of_8(16), latent_dim=32, channels=256,
                 blocks_per_layer=1, strap_blocks=0, top_prior="learned"),
@@ -94,7 +92,7 @@ register(ZooEntry(
 # Small RRVQ-VAEs on the embedded datasets: the L = 5 latent layout at CPU size, with bundled weights.
 _SMALL = dict(latent_sizes=(16, 8, 4, 2, 1), blocks_per_layer=1, strap_blocks=0, prior="embedding",
               covariance="diagonal", top_prior="uniform")
-register(ZooEntry(
+_ENTRIES.append(ZooEntry(
     name="rrvq_digits", family="rrvq_vae",
     config=dict(_SMALL, image_shape=(32, 32, 1), num_codes=32, code_dim=16, channels=32),
     train=rrvq_recipe(1500, 100, 5, eval_every=100, eval_examples=297, steps=(3000,)),
@@ -103,7 +101,7 @@ register(ZooEntry(
     bundled_weights="rrvq_digits.weights.h5",
     weights_command="python train.py --model=rrvq_digits --model_dir=runs/rrvq_digits",
 ))
-register(ZooEntry(
+_ENTRIES.append(ZooEntry(
     name="rrvq_swatches", family="rrvq_vae",
     config=dict(_SMALL, image_shape=(32, 32, 3), num_codes=16, code_dim=8, channels=16),
     train=rrvq_recipe(900, 100, 5, eval_every=100, eval_examples=90, steps=(1500,)),
@@ -112,3 +110,4 @@ register(ZooEntry(
     bundled_weights="rrvq_swatches.weights.h5",
     weights_command="python train.py --model=rrvq_swatches --model_dir=runs/rrvq_swatches",
 ))
+PRESETS = tuple(_ENTRIES)

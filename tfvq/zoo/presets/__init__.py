@@ -1,0 +1,14 @@
+"""The papers' presets as data: every family's class (`FAMILIES`) and every named entry (`PRESETS`).
+
+`hqa`: HQA and its VQ-VAE baseline (HQA Tables 9, 10, 14); `rrvq`: the RRVQ-VAEs and their baselines (RRVQ
+Table 1, App. C, App. F). The registry (`tfvq.zoo.registry`) registers them when it is imported.
+"""
+
+from tfvq.zoo.presets import hqa, rrvq
+
+FAMILIES = {**hqa.FAMILIES, **rrvq.FAMILIES}
+"""Family name -> model class."""
+PRESETS = hqa.PRESETS + rrvq.PRESETS
+"""Every preset `ZooEntry`."""
+
+__all__ = ["FAMILIES", "PRESETS", "hqa", "rrvq"]

@@ -15,7 +15,7 @@ and, in `metadata.json`, its zoo name and the dataset it was trained on.
 import json
 import os
 
-from tfvq.zoo import folders
+from tfvq.zoo import folders, registry
 
 
 def is_folder(model):
@@ -79,8 +79,6 @@ def dataset_of(model, weights=None, dataset=None):
     trained = trained_dataset(model, weights)
     if trained is not None:
         return trained, f"the dataset {model if is_folder(model) else weights} was trained on"
-    from tfvq.zoo import registry
-
     name = file_name(model)
     if name not in registry.list_models():
         raise ValueError(f"{model} names no dataset (its metadata.json has none) and {name!r} is not a zoo model: "

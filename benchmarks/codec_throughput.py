@@ -1,7 +1,7 @@
 """Encode and decode throughput (images/s) of `tfvq.codec.compress` / `decompress`, one or more source trees.
 
     python benchmarks/codec_throughput.py
-    python benchmarks/codec_throughput.py --trees before=/tmp/tfvq_before,after=/work/main --repeats 7
+    python benchmarks/codec_throughput.py --trees before=OLD_CHECKOUT,after=. --repeats 7   # e.g. git worktree add OLD_CHECKOUT REV
 
 Measures, with the default coder (`coder="auto"`) and deterministic decoding,
 `hqa_digits --layer=1`, `hqa_digits --layer=5` and `rrvq_digits` (its default

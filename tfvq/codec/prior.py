@@ -12,6 +12,7 @@ reader can rebuild. NumPy only: fitting is `tfvq.codec.fit`.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -48,7 +49,7 @@ class StaticPrior:
         """The integer frequency table [K] of layer `layer` (1-based), summing to `entropy.TOTAL`."""
         return entropy.static_frequencies(self.counts[layer - 1])
 
-    @property
+    @functools.cached_property  # every plan `auto` writes names it: computed once per prior
     def digest(self):
         """8 bytes naming the tables (SHA-256 of every layer's table): what a file's header records."""
         h = hashlib.sha256()

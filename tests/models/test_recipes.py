@@ -109,3 +109,17 @@ def test_a_mapping_recipe_is_read_when_the_entry_is_registered():
     with pytest.raises(ValueError, match="Unknown recipe key 'learning_rat' for VQVAERecipe.*Known keys"):
         zoo.register(zoo.ZooEntry(**bad))
     assert "test_recipes_bad_key" not in zoo.list_models()
+
+
+def test_the_recipe_of_bundled_weights_is_typed_and_pinned_beside_the_papers():
+    hqa, vqvae = zoo.get("hqa_mnist"), zoo.get("vqvae_mnist")
+    assert hqa.train == HQARecipe(steps=(18000,) * 5)  # the paper's recipe stays the entry's own
+    assert isinstance(hqa.weights_recipe, HQARecipe) and isinstance(vqvae.weights_recipe, VQVAERecipe)
+    assert hqa.weights_recipe.steps == (4000, 2000, 2000, 3000, 12000) and hqa.weights_recipe.batch_size == 128
+    assert sum(hqa.weights_recipe.steps) == sum(vqvae.weights_recipe.steps)  # the baseline gets as many updates
+    assert hqa.weights_dataset == vqvae.weights_dataset == "mnist10k"
+    assert zoo.info("vqvae_mnist")["weights_recipe"] == vqvae.weights_recipe.to_dict()
+    fields = dict(vqvae.__dict__, name="test_recipes_bad_weights_key", weights_recipe={"stepz": (3,)})
+    with pytest.raises(ValueError, match="Unknown recipe key 'stepz' for VQVAERecipe"):
+        zoo.register(zoo.ZooEntry(**fields))
+    assert "test_recipes_bad_weights_key" not in zoo.list_models()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvq import zoo
 from tfvq.train import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -187,3 +188,16 @@ def test_recipe_overrides_go_through_the_typed_recipe_and_an_unknown_key_names_t
             loop.Trainer(loop.TrainOptions(**TINY, steps=1, model_dir=str(tmp_path / "bad"), recipe=bad))
     with pytest.raises(ValueError, match="learning_rate must be positive"):
         loop.Trainer(loop.TrainOptions(**TINY, steps=1, learning_rate=-1.0, model_dir=str(tmp_path / "neg")))
+
+
+def test_bundled_recipe_trains_what_the_bundled_weights_were_trained_with_on_their_dataset(tmp_path):
+    entry = zoo.get("vqvae_mnist")
+    trainer = loop.Trainer(loop.TrainOptions(**{**TINY, "model": "vqvae_mnist", "batch_size": None},
+                                             bundled_recipe=True, steps=1, model_dir=str(tmp_path / "a")))
+    assert trainer.dataset == "mnist10k" == entry.weights_dataset
+    assert trainer.recipe == entry.weights_recipe.replace(eval_examples=16) and trainer.batch_size == 128
+    assert trainer.stages[1].steps == 1  # --steps still applies on top
+    paper = loop.Trainer(loop.TrainOptions(**{**TINY, "model": "vqvae_mnist"}, steps=1, model_dir=str(tmp_path / "b")))
+    assert paper.dataset == "mnist" and paper.recipe.learning_rate == entry.train.learning_rate
+    plain = loop.Trainer(loop.TrainOptions(**TINY, bundled_recipe=True, steps=1, model_dir=str(tmp_path / "c")))
+    assert plain.recipe == zoo.get("hqa_digits").train.replace(batch_size=8, eval_examples=16)  # its own recipe

@@ -82,7 +82,7 @@ def test_weights_load_from_weights_file_keras_file_and_bad_paths(tmp_path):
     with pytest.raises(ValueError, match="configuration"):
         zoo.load("hqa_digits", weights=tmp_path / "m.keras")
     with pytest.raises(FileNotFoundError, match="no bundled weights"):
-        zoo.load("hqa_mnist", weights="bundled")
+        zoo.load("hqa_celeba64", weights="bundled")
 
 
 def test_bundled_hqa_digits_weights_reconstruct_test_digits():

@@ -40,6 +40,8 @@ def arguments(p):
     p.add_argument("--dataset", help="the data (default: the model's own): a tfvq.data name, a directory of images "
                    "(PNG, JPEG, BMP, GIF, WebP; train/ and test/ subfolders, else a hash split), a .npz/.npy file of "
                    "images, or tfds:NAME; images are converted to the model's size and channels")
+    add_bool(p, "bundled_recipe", "train with the recipe and dataset the model's bundled weights came from (e.g. "
+             "hqa_mnist's CPU recipe on mnist10k) instead of the paper's; see `tfvq info --model=NAME`")
     p.add_argument("--learning_rate", type=float, help="initial learning rate of every stage (default: the "
                    "model's recipe)")
     p.add_argument("--image_size", type=_positive, help="train at this square image size (models whose "
@@ -126,6 +128,7 @@ def run(args):
     options = loop.TrainOptions(
         model=model_name(args),
         dataset=_data_source(args.dataset),
+        bundled_recipe=args.bundled_recipe,
         data_dir=args.data_dir,
         strategy=args.strategy,
         batch_size=args.batch_size,

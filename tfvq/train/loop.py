@@ -74,6 +74,9 @@ class TrainOptions:
       learning_rate: the initial learning rate of every stage (default: the recipe's).
       recipe: {key: value} changes to the entry's recipe (e.g. {"initial_temperature": 0.5}), applied
         before `batch_size`, `learning_rate` and `eval_examples`.
+      bundled_recipe: start from the recipe and dataset the entry's bundled weights were trained with
+        (`ZooEntry.weights_recipe`, `weights_dataset`; e.g. `hqa_mnist`'s CPU recipe on `mnist10k`) instead
+        of the paper's; `dataset` and the changes above still apply on top.
       image_size: train at H = W = image_size (models whose architecture allows it, e.g. HQA's fully
         convolutional stack); the dataset's images are converted to it.
       from_weights: start from these weights (any path `tfvq.zoo.load` accepts, or "bundled"): fine-tune a
@@ -106,6 +109,7 @@ class TrainOptions:
     precision: str = "float32"
     jit_compile: bool = False
     recipe: Optional[Mapping[str, Any]] = None
+    bundled_recipe: bool = False
 
 
 def run_recipe(options, recipe):
@@ -128,11 +132,11 @@ class Trainer:
     def __init__(self, options, strategy=None):
         self.options = options
         self.entry = zoo.get(options.model)
-        self.recipe = run_recipe(options, self.entry.train)
+        self.recipe = run_recipe(options, self.entry.recipe_for(options.bundled_recipe))
         self.strategy = strategy or make_strategy(options.strategy, options.tpu_address)
         self.strategy_name = options.strategy if strategy is None else type(strategy).__name__
         self.chief = is_chief(self.strategy)
-        self.dataset = options.dataset or self.entry.dataset
+        self.dataset = options.dataset or self.entry.dataset_for(options.bundled_recipe)
         self.batch_size = self.recipe.batch_size
         replicas = self.strategy.num_replicas_in_sync
         if self.batch_size % replicas:

@@ -31,6 +31,11 @@ class ZooEntry:
       bundled_weights: file name under `tfvq/zoo/weights/`, if weights ship
         with the package.
       weights_command: the command that produced the bundled weights.
+      weights_recipe: the recipe the bundled weights were trained with, when
+        it is not `train` (e.g. the paper's recipe scaled to a CPU budget):
+        `tfvq train --bundled_recipe` trains it. Typed like `train`.
+      weights_dataset: the dataset the bundled weights learned (and are
+        evaluated and coded on), when it is not `dataset`.
     """
 
     name: str
@@ -43,3 +48,13 @@ class ZooEntry:
     description: str
     bundled_weights: Optional[str] = None
     weights_command: Optional[str] = None
+    weights_recipe: Optional[Union[Recipe, Mapping[str, Any]]] = None
+    weights_dataset: Optional[str] = None
+
+    def recipe_for(self, bundled=False):
+        """The recipe to train: `weights_recipe` when `bundled` (and the entry has one), else `train`."""
+        return self.weights_recipe if bundled and self.weights_recipe is not None else self.train
+
+    def dataset_for(self, bundled=False):
+        """The dataset of the bundled weights (`weights_dataset`) when `bundled`, else `dataset`."""
+        return self.weights_dataset if bundled and self.weights_dataset else self.dataset

@@ -70,7 +70,9 @@ def trained_dataset(model, weights=None):
 
 def dataset_of(model, weights=None, dataset=None):
     """(dataset, where it comes from) for `model` with `weights`: `dataset` if given; else the dataset the
-    folder (the model's, or the one its weights come from) was trained on; else the zoo entry's.
+    folder (the model's, or the one its weights come from) was trained on; else, for a zoo name with its
+    bundled weights (`weights` None or "bundled"), the dataset they learned (`ZooEntry.weights_dataset`, e.g.
+    `mnist10k` for `hqa_mnist`); else the zoo entry's.
 
     Raises `ValueError` for a folder that names no dataset and no zoo entry (pass a dataset).
     """
@@ -83,4 +85,7 @@ def dataset_of(model, weights=None, dataset=None):
     if name not in registry.list_models():
         raise ValueError(f"{model} names no dataset (its metadata.json has none) and {name!r} is not a zoo model: "
                          "pass --dataset=SOURCE.")
-    return registry.get(name).dataset, f"the zoo entry {name!r}'s dataset"
+    entry = registry.get(name)
+    if weights in (None, "bundled") and entry.weights_dataset and entry.bundled_weights:
+        return entry.weights_dataset, f"the dataset {name!r}'s bundled weights learned"
+    return entry.dataset, f"the zoo entry {name!r}'s dataset"

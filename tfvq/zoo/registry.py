@@ -64,7 +64,10 @@ def _typed(entry):
     if as_recipe is None:
         return entry
     recipe = as_recipe(entry.train)
-    return entry if recipe is entry.train else dataclasses.replace(entry, train=recipe)
+    weights_recipe = None if entry.weights_recipe is None else as_recipe(entry.weights_recipe)
+    if recipe is entry.train and weights_recipe is entry.weights_recipe:
+        return entry
+    return dataclasses.replace(entry, train=recipe, weights_recipe=weights_recipe)
 
 
 def recipe(name):
@@ -243,6 +246,10 @@ def info(name):
         "bundled_weights": bundled_weights_path(name) is not None,
         "weights_command": entry.weights_command,
     }
+    if entry.weights_recipe is not None:
+        out["weights_recipe"] = entry.weights_recipe.to_dict()
+    if entry.weights_dataset:
+        out["weights_dataset"] = entry.weights_dataset
     out.update(model.describe())
     return out
 

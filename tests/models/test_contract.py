@@ -23,12 +23,13 @@ from tfvq.models import CodeModel, ImageModel
 
 NAMES = zoo.list_models()
 _CAPS = {"channels": 8, "code_dim": 4, "latent_dim": 4, "encoder_hidden": 8, "decoder_hidden": 8, "num_codes": 8,
-         "blocks_per_layer": 1, "strap_blocks": 0}
+         "blocks_per_layer": 1, "strap_blocks": 0, "num_quantizers": 2}
 
 
 def tiny_config(config):
     """A small configuration of the same architecture: every width, count of codes and block count capped
-    (`_CAPS`), and one latent layer per distinct grid size (RRVQ's blocks of 8 layers become one each)."""
+    (`_CAPS`; a residual VQ keeps 2 stages: still several cumulative layers), and one latent layer per distinct
+    grid size (RRVQ's blocks of 8 layers become one each)."""
     if isinstance(config, dict):
         out = {}
         for key, value in config.items():

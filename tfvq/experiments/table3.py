@@ -27,8 +27,8 @@ weights), and its "+/-" are over 10 training runs, ours over decodes.
 
 Run: `python -m tfvq.experiments.table3 [--out=runs/table3] [--weights=train|bundled]`.
 `--weights=train` (the default) trains both models into `--out` (resuming
-there if run again) and takes about 35 minutes on a 2-core CPU with
-AVX512-BF16; `--weights=bundled` evaluates the bundled weights (a minute).
+there if run again) and takes about 75 minutes on a 2-core CPU with
+AVX512-BF16 (27 for hqa_mnist, 44 for vqvae_mnist); `--weights=bundled` evaluates the bundled weights (2-4 minutes).
 It prints a markdown table beside the paper's figures and writes
 `table3.json` into `--out`.
 """

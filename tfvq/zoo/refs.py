@@ -87,5 +87,5 @@ def dataset_of(model, weights=None, dataset=None):
                          "pass --dataset=SOURCE.")
     entry = registry.get(name)
     if weights in (None, "bundled") and entry.weights_dataset and entry.bundled_weights:
-        return entry.weights_dataset, f"the dataset {name!r}'s bundled weights learned"
+        return entry.weights_dataset, f"the dataset the bundled weights of {name!r} learned"
     return entry.dataset, f"the zoo entry {name!r}'s dataset"

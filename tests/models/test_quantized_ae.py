@@ -181,3 +181,16 @@ def test_bad_arguments_raise_clear_errors(digits):
     assert rvq.code_logits(codes, 2) is None  # no distribution: the codec codes it under static priors
     with pytest.raises(ValueError, match="iterations must be >= 0"):
         rvq.fit_codebooks(x, iterations=-1)
+
+
+def test_bundled_weights_explain_the_test_digits_and_rvq_files_shrink_with_depth():
+    test = data.load_numpy("digits", "test", limit=64)
+    blank = float(np.mean((test - test.mean()) ** 2))  # the mean-pixel predictor
+    fsq = zoo.load("fsq_digits", weights="bundled")
+    assert float(np.mean((fsq.reconstruct(test).numpy() - test) ** 2)) < 0.05 * blank
+    rvq = zoo.load("rvq_digits", weights="bundled")
+    mse = [float(np.mean((rvq.reconstruct(test, l).numpy() - test) ** 2)) for l in range(1, Q + 1)]
+    assert mse[Q - 1] < 0.05 * blank and mse[0] <= mse[Q - 1]  # every depth decodes; the deepest is no worse
+    pixels = np.round(test[:4] * 255).astype(np.uint8)
+    sizes = [len(codec.compress(pixels, "rvq_digits", layer=l)) for l in range(1, Q + 1)]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == Q  # with their static priors

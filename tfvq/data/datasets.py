@@ -365,7 +365,7 @@ def load_labels(name, split="test", limit=None, data_dir=None):
         target = load_digits().target
         labels = target[: embedded.DIGITS_NUM_TRAIN] if split == "train" else target[embedded.DIGITS_NUM_TRAIN:]
     elif name == "mnist10k":
-        labels = embedded.mnist10k_labels(split)
+        labels = embedded.mnist10k_raw(split)[1]
     elif name == "swatches":
         labels = np.arange(embedded.SWATCH_NUM_EXAMPLES[split]) % len(embedded.SWATCH_COLOURS)
     elif dataset_info.source == "tfds":

@@ -27,6 +27,8 @@ import functools
 import importlib_resources
 import numpy as np
 
+from tfvq.data.tfds_datasets import mnist_to_32
+
 DIGITS_SIZE = 32
 """Side of the resized `digits` images (MNIST at 32x32, HQA §6.2)."""
 
@@ -122,19 +124,13 @@ def _mnist10k_file():
 def mnist10k(split):
     """The `mnist10k` digits of `split`, resized to 32x32 as the tfds `mnist` is (HQA §6.2).
 
-    28x28 levels k / 255 are resized bilinearly to 32x32 with
-    `tf.image.resize` and rounded back to the 8-bit grid: the same rule as
-    `tfvq.data.tfds_datasets`' MNIST preprocessing, applied to the whole split
-    at once.
+    The tfds `mnist`'s rule (`tfvq.data.tfds_datasets.mnist_to_32`: bilinear,
+    rounded to the 8-bit grid), applied to the whole split at once.
 
     Returns:
       Read-only uint8 array [N, 32, 32, 1], in the stored (shuffled) order of `mnist_npm.read_package`.
     """
-    import tensorflow as tf  # noqa: PLC0415  (only needed to build the array)
-
-    raw = _mnist10k_file()[split].astype(np.float32)[..., None] / 255.0
-    resized = tf.image.resize(raw, (DIGITS_SIZE, DIGITS_SIZE), method="bilinear").numpy()
-    return _read_only(np.clip(np.round(resized * 255.0), 0, 255).astype(np.uint8))
+    return _read_only(mnist_to_32(_mnist10k_file()[split][..., None]).numpy())
 
 
 def mnist10k_raw(split):
@@ -142,11 +138,6 @@ def mnist10k_raw(split):
     int64 [N]); read-only. The digits as a user of MNIST has them (e.g. to save as 28x28 PNG files)."""
     arrays = _mnist10k_file()
     return arrays[split], arrays[f"{split}_labels"]
-
-
-def mnist10k_labels(split):
-    """The digit (0..9) of each `mnist10k` image of `split`, in its order (int64)."""
-    return _mnist10k_file()[f"{split}_labels"]
 
 
 @functools.lru_cache(maxsize=None)

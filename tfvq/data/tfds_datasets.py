@@ -62,11 +62,17 @@ def _to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round(images * 255.0), 0.0, 255.0), tf.uint8)
 
 
+def mnist_to_32(images):
+    """uint8 MNIST digits [..., 28, 28, 1] -> uint8 [..., 32, 32, 1], bilinear, rounded to the 8-bit grid
+    (HQA §6.2: "MNIST rescaled to 32x32"); one image or a batch. The tfds `mnist` and the embedded
+    `mnist10k` both go through it."""
+    images = tf.cast(images, tf.float32) / 255.0
+    return _to_uint8(tf.image.resize(images, (MNIST_SIZE, MNIST_SIZE), method="bilinear"))
+
+
 def _preprocess_mnist(image):
-    """uint8 [28, 28, 1] -> uint8 [32, 32, 1], bilinear (HQA §6.2)."""
-    image = tf.cast(image, tf.float32) / 255.0
-    image = tf.image.resize(image, (MNIST_SIZE, MNIST_SIZE), method="bilinear")
-    return tf.ensure_shape(_to_uint8(image), (MNIST_SIZE, MNIST_SIZE, 1))
+    """uint8 [28, 28, 1] -> uint8 [32, 32, 1] (`mnist_to_32`)."""
+    return tf.ensure_shape(mnist_to_32(image), (MNIST_SIZE, MNIST_SIZE, 1))
 
 
 def _crop_offsets(height, width):

@@ -11,9 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfvq.layers.precision import logits_dtype
-from tfvq.layers.quantizers import MAX_COUNTED_CODES, usage_perplexity
+from tfvq.layers.quantizers import MAX_COUNTED_CODES, _ImplicitCodebookQuantizer, usage_perplexity
 
-_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _INT32_MAX = 2**31 - 1
 
 
@@ -40,7 +39,7 @@ def _check_levels(levels):
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class FiniteScalarQuantizer(keras.layers.Layer):
+class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
     """Finite scalar quantization (Mentzer et al. 2023, §3.1).
 
     Each of the `d = len(levels)` channels of the input is bounded to an
@@ -135,19 +134,8 @@ class FiniteScalarQuantizer(keras.layers.Layer):
         """prod(levels), the size of the implicit codebook."""
         return math.prod(self.levels)
 
-    # ------------------------------------------------------------------ build
-    def build(self, input_shape=None):
-        if input_shape is not None and input_shape[-1] is not None:
-            self._check_last_dim(input_shape[-1])
-        self.built = True
-
-    def _check_last_dim(self, last_dim):
-        if int(last_dim) != self.code_dim:
-            raise ValueError(
-                f"FiniteScalarQuantizer '{self.name}' expects inputs whose last dimension is "
-                f"len(levels)={self.code_dim} (levels={self.levels}), got last dimension {last_dim}. "
-                f"Project the input to {self.code_dim} channels first."
-            )
+    def _dim_words(self):
+        return f"len(levels)={self.code_dim} (levels={self.levels})"
 
     def _work_dtype(self):
         """float32 under a 16-bit policy (the index maths), else the compute dtype (float32/float64)."""
@@ -200,17 +188,7 @@ class FiniteScalarQuantizer(keras.layers.Layer):
 
     # ------------------------------------------------------------------- call
     def call(self, inputs, training=None):
-        z = tf.convert_to_tensor(inputs)
-        if z.dtype not in _FLOAT_DTYPES:
-            raise TypeError(
-                f"FiniteScalarQuantizer '{self.name}' expects a floating-point input, got dtype "
-                f"{z.dtype.name}. Cast it first, e.g. tf.cast(z, tf.float32)."
-            )
-        if z.shape.rank is not None and z.shape.rank < 1:
-            raise ValueError(f"FiniteScalarQuantizer expects inputs of shape [..., {self.code_dim}], got a scalar.")
-        if z.shape[-1] is not None:
-            self._check_last_dim(z.shape[-1])
-        z = tf.cast(z, self.compute_dtype)
+        z = self._checked_inputs(inputs)
         work = self._work_dtype()
         _, _, _, half_width = self._constants(work)
         bounded = self.bound(tf.cast(z, work))

@@ -9,9 +9,8 @@ import tensorflow as tf
 
 from tfvq.layers import ops
 from tfvq.layers.precision import logits_dtype
-from tfvq.layers.quantizers import MAX_COUNTED_CODES, all_reduce_sum, usage_perplexity
+from tfvq.layers.quantizers import MAX_COUNTED_CODES, _ImplicitCodebookQuantizer, all_reduce_sum, usage_perplexity
 
-_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 MAX_CODE_DIM = 30
 """2^30 codes: the largest power of two whose codes and count fit an int32."""
 
@@ -32,7 +31,7 @@ def binary_entropy(p):
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class LookupFreeQuantizer(keras.layers.Layer):
+class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
     """Lookup-free quantization (MAGVIT-v2, Yu et al. 2023, §3.1).
 
     The codebook is the set `{-1, +1}^d` of `2^d` codes (d = `code_dim`),
@@ -131,18 +130,8 @@ class LookupFreeQuantizer(keras.layers.Layer):
         """2^code_dim, the size of the implicit codebook."""
         return 2**self.code_dim
 
-    def build(self, input_shape=None):
-        if input_shape is not None and input_shape[-1] is not None:
-            self._check_last_dim(input_shape[-1])
-        self.built = True
-
-    def _check_last_dim(self, last_dim):
-        if int(last_dim) != self.code_dim:
-            raise ValueError(
-                f"LookupFreeQuantizer '{self.name}' expects inputs whose last dimension is "
-                f"code_dim={self.code_dim}, got last dimension {last_dim}. Project the input to "
-                f"{self.code_dim} channels first."
-            )
+    def _dim_words(self):
+        return f"code_dim={self.code_dim}"
 
     def _bit_weights(self):
         return tf.bitwise.left_shift(tf.ones([self.code_dim], tf.int32), tf.range(self.code_dim, dtype=tf.int32))
@@ -156,17 +145,7 @@ class LookupFreeQuantizer(keras.layers.Layer):
         return tf.where(bits > 0, tf.constant(1.0, self.compute_dtype), tf.constant(-1.0, self.compute_dtype))
 
     def call(self, inputs, training=None):
-        z = tf.convert_to_tensor(inputs)
-        if z.dtype not in _FLOAT_DTYPES:
-            raise TypeError(
-                f"LookupFreeQuantizer '{self.name}' expects a floating-point input, got dtype "
-                f"{z.dtype.name}. Cast it first, e.g. tf.cast(z, tf.float32)."
-            )
-        if z.shape.rank is not None and z.shape.rank < 1:
-            raise ValueError(f"LookupFreeQuantizer expects inputs of shape [..., {self.code_dim}], got a scalar.")
-        if z.shape[-1] is not None:
-            self._check_last_dim(z.shape[-1])
-        z = tf.cast(z, self.compute_dtype)
+        z = self._checked_inputs(inputs)
         work = logits_dtype(self.compute_dtype)
         z_wide = tf.cast(z, work)
         positive = z_wide > 0

@@ -387,6 +387,40 @@ class _QuantizerBase(keras.layers.Layer):
         return config
 
 
+class _ImplicitCodebookQuantizer(keras.layers.Layer):
+    """What the quantizers without a codebook variable (FSQ, LFQ) share: their input checks.
+
+    A subclass has `code_dim` (the input's last dimension), `num_codes` and
+    `_dim_words()` (how its messages name `code_dim`).
+    """
+
+    def build(self, input_shape=None):
+        if input_shape is not None and input_shape[-1] is not None:
+            self._check_last_dim(input_shape[-1])
+        self.built = True
+
+    def _check_last_dim(self, last_dim):
+        if int(last_dim) != self.code_dim:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects inputs whose last dimension is {self._dim_words()}, "
+                f"got last dimension {last_dim}. Project the input to {self.code_dim} channels first."
+            )
+
+    def _checked_inputs(self, inputs):
+        """`inputs` as a tensor of the compute dtype, after the dtype, rank and last-dimension checks."""
+        z = tf.convert_to_tensor(inputs)
+        if not z.dtype.is_floating:
+            raise TypeError(
+                f"{type(self).__name__} '{self.name}' expects a floating-point input, got dtype {z.dtype.name}. "
+                "Cast it first, e.g. tf.cast(z, tf.float32)."
+            )
+        if z.shape.rank is not None and z.shape.rank < 1:
+            raise ValueError(f"{type(self).__name__} expects inputs of shape [..., {self.code_dim}], got a scalar.")
+        if z.shape[-1] is not None:
+            self._check_last_dim(z.shape[-1])
+        return tf.cast(z, self.compute_dtype)
+
+
 DISTANCES = ("euclidean", "cosine")
 """The `distance=` values of `VectorQuantizer`."""
 

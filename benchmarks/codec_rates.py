@@ -34,13 +34,12 @@ Throughput is measured by `benchmarks/codec_throughput.py`.
 import argparse
 import io
 import os
-import platform
-import shlex
-import sys
 import time
 from collections import namedtuple
 
 import numpy as np
+
+from machine import print_setup
 
 MODELS = {"digits": ("hqa_digits", "rrvq_digits"), "mnist10k": ("hqa_mnist", "vqvae_mnist"),
           "mnist10k32": ("hqa_mnist", "vqvae_mnist")}
@@ -49,28 +48,6 @@ QUALITIES = (0, 1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 
 Point = namedtuple("Point", "codec setting bytes psnr ssim accuracy")
 PIXELS = 1024
 """Pixels of one image of the dataset measured (set by `main`)."""
-
-
-def cpu():
-    model, flags = platform.processor() or "unknown", []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags") and not flags:
-                    flags = line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    keep = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
-    return model, " ".join(keep), os.cpu_count()
-
-
-def print_setup():
-    """The command line that was run, and the CPU with its avx/amx flags."""
-    print("command: " + " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv))
-    model, flags, cores = cpu()
-    print(f"CPU: {model}; {cores} cores; flags: {flags}")
 
 
 # ---- Bjontegaard delta rate

@@ -124,7 +124,7 @@ def main():
     import numpy as np
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from codec_rates import print_setup  # the command line, the CPU and its flags
+    from machine import print_setup  # the command line, the CPU and its flags
 
     trees = parse_trees(args.trees)
     print_setup()

@@ -44,41 +44,16 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import subprocess
 import sys
 import time
+
+from machine import print_setup
 
 VARIANTS = ("float32", "mixed_bfloat16", "mixed_float16", "float32-xla", "mixed_bfloat16-xla", "float32-keras-mish",
             "mixed_bfloat16-keras-mish", "tf-defaults", "straightforward")
 DEFAULT_VARIANTS = "float32,mixed_bfloat16"
 TF_DEFAULTS = ("tf-defaults", "straightforward")
-CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni")
-
-
-def cpu_description():
-    """`(model name, [bfloat16/AMX-relevant flags present])` from /proc/cpuinfo (Linux)."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown CPU":
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return name, [f for f in CPU_FLAGS if f in flags]
-
-
-def print_cpu():
-    name, flags = cpu_description()
-    missing = [f for f in ("avx512_bf16", "amx_bf16") if f not in flags]
-    print(f"CPU: {name}, {os.cpu_count()} cores; flags: {' '.join(flags) or 'none of ' + ' '.join(CPU_FLAGS)}"
-          + (f" (no {' / '.join(missing)})" if missing else ""))
-
-
 def _peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
@@ -297,8 +272,7 @@ def main():
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    print("python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:]))
-    print_cpu()
+    print_setup()
     variants = args.variants.split(",")
     if args.interleave:
         if set(variants) & set(TF_DEFAULTS):

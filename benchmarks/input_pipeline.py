@@ -25,8 +25,6 @@ Usage:
 """
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
@@ -35,6 +33,8 @@ import tfvq  # noqa: F401  (before TensorFlow: the CPU allocator)
 import tensorflow as tf
 
 from tfvq.data import tfds_datasets as tds
+
+from machine import print_setup
 
 
 def make_jpegs(count, seed=0):
@@ -108,11 +108,7 @@ def main():
     from tfvq.train.strategies import set_threads
 
     set_threads()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import hqa_train  # noqa: PLC0415  (the CPU description)
-
-    print("python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]))
-    hqa_train.print_cpu()
+    print_setup()
     encoded = make_jpegs(args.images)
     kb = np.mean([len(e) for e in encoded]) / 1024
     print(f"{args.images} generated 178x218 JPEGs ({kb:.1f} KB each), in memory; one pass each, batch {args.batch_size}")

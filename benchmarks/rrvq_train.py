@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from machine import print_setup
+
 DEFAULT_MODELS = "rrvq_cifar10_l5,rrvq_cifar10"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -234,10 +236,9 @@ def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import hqa_train  # noqa: PLC0415  (the CPU description and the codec benchmark, shared)
 
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     models = [m for m in args.models.split(",") if m]
-    print(f"{command}", flush=True)
-    hqa_train.print_cpu()
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    print_setup()
     rows = []
     for name in models:
         for precision in precisions:

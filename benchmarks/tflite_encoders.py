@@ -23,31 +23,11 @@ Usage:
 
 import argparse
 import os
-import platform
 import time
 
+from machine import print_setup
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile",
-            "asimddp", "i8mm")
-
-
-def cpu_description():
-    """(model name, the int8-relevant CPU flags present) from /proc/cpuinfo (Linux), else `platform`."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and name in ("", platform.machine(), platform.processor()):
-                    name = value.strip()
-                elif key in ("flags", "Features"):
-                    flags |= set(value.split())
-    except OSError:
-        pass
-    return name, [f for f in FEATURES if f in flags]
-
 
 def median_ms(path, image, repeats):
     import numpy as np
@@ -94,8 +74,7 @@ def main():
     import ai_edge_litert
     from tfvq import data
 
-    name, flags = cpu_description()
-    print(f"CPU: {name}; {os.cpu_count()} logical cores; flags: {', '.join(flags) or 'none of ' + ', '.join(FEATURES)}")
+    print_setup()
     print(f"TensorFlow {tf.__version__}, ai_edge_litert {getattr(ai_edge_litert, '__version__', '?')}; "
           f"single-threaded LiteRT (num_threads=1), batch 1, median of {args.repeats} invokes")
     rows = []

@@ -3,11 +3,13 @@
 import importlib.util
 import math
 import pathlib
+import sys
 
 import numpy as np
 import pytest
 
 _PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "codec_rates.py"
+sys.path.insert(0, str(_PATH.parent))  # as when it runs as a script: its sibling `machine` imports
 _spec = importlib.util.spec_from_file_location("codec_rates_under_test", _PATH)
 codec_rates = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(codec_rates)

@@ -17,8 +17,18 @@ def np_binary_entropy(p):
     return -(p * np.log(p) + (1 - p) * np.log1p(-p))
 
 
-def np_lfq(z, entropy_weight=0.1, commitment_cost=0.25, gamma=1.0, temperature=1.0):
-    """Sign, codes and the loss with the factorised distribution p(bit_i = 1) = sigmoid(4 z_i / T) (float64)."""
+def np_soft_assignment(flat, temperature=1.0):
+    """q(k | z) = softmax_k(-||z - c_k||^2 / T) over the explicit codebook {-1, +1}^d, code k's bit i = channel i."""
+    d = flat.shape[-1]
+    codebook = np.array([[1.0 if (k >> i) & 1 else -1.0 for i in range(d)] for k in range(2**d)])
+    logits = -((flat[:, None, :] - codebook[None]) ** 2).sum(-1) / temperature
+    q = np.exp(logits - logits.max(-1, keepdims=True))
+    return q / q.sum(-1, keepdims=True)
+
+
+def np_lfq(z, entropy_weight=0.1, commitment_cost=0.25, gamma=1.0, temperature=1.0, codebook="exact"):
+    """Sign, codes and the loss (float64): per-sample entropy of the per-bit p(bit_i = 1) = sigmoid(4 z_i / T);
+    codebook entropy of the batch mean of the softmax over all 2^d codes ("exact") or of the per-bit means."""
     d = z.shape[-1]
     q = np.where(z > 0, 1.0, -1.0)
     codes = ((z > 0) * 2 ** np.arange(d)).sum(-1)
@@ -26,7 +36,11 @@ def np_lfq(z, entropy_weight=0.1, commitment_cost=0.25, gamma=1.0, temperature=1
     commitment = ((flat - qf) ** 2).mean()
     p = 1 / (1 + np.exp(-4 * flat / temperature))
     entropy = np_binary_entropy(p).sum(-1).mean()
-    codebook_entropy = np_binary_entropy(p.mean(0)).sum()
+    if codebook == "exact":
+        mean_q = np_soft_assignment(flat, temperature).mean(0)
+        codebook_entropy = -(mean_q * np.log(mean_q)).sum()
+    else:
+        codebook_entropy = np_binary_entropy(p.mean(0)).sum()
     loss = commitment_cost * commitment + entropy_weight * (entropy - gamma * codebook_entropy)
     return q, codes, dict(loss=loss, commitment=commitment, entropy=entropy, codebook_entropy=codebook_entropy)
 
@@ -59,14 +73,16 @@ def test_lookup_inverts_the_codes_exactly():
         lfq.lookup(tf.constant([1.0]))
 
 
+@pytest.mark.parametrize("codebook", ["exact", "factorized"])
 @pytest.mark.parametrize("gamma,temperature", [(1.0, 1.0), (0.5, 2.0)])
-def test_loss_matches_numpy_oracle_of_commitment_and_factorised_entropies(gamma, temperature):
+def test_loss_matches_numpy_oracle_of_commitment_and_entropies(gamma, temperature, codebook):
     lfq = LookupFreeQuantizer(
-        4, entropy_weight=0.3, commitment_cost=0.7, diversity_gamma=gamma, temperature=temperature
+        4, entropy_weight=0.3, commitment_cost=0.7, diversity_gamma=gamma, temperature=temperature,
+        codebook_entropy=codebook,
     )
     z = (RNG.normal(size=(2, 5, 4)) * 0.7).astype(np.float32)
     out = lfq(z, training=True)
-    _, _, want = np_lfq(z.astype(np.float64), 0.3, 0.7, gamma, temperature)
+    _, _, want = np_lfq(z.astype(np.float64), 0.3, 0.7, gamma, temperature, codebook)
     for key, value in want.items():
         assert out[key].numpy() == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
@@ -78,6 +94,7 @@ def test_factorised_distribution_is_the_distance_softmax_over_all_codes():
     lfq = LookupFreeQuantizer(d)
     z = (RNG.normal(size=(6, d)) * 0.5).astype(np.float32)
     out = lfq(z)
+    factorized = LookupFreeQuantizer(d, codebook_entropy="factorized")(z)
     codebook = np.array(list(itertools.product([-1.0, 1.0], repeat=d)))
     logits = -((z[:, None, :].astype(np.float64) - codebook[None]) ** 2).sum(-1)
     q = np.exp(logits - logits.max(-1, keepdims=True))
@@ -86,7 +103,29 @@ def test_factorised_distribution_is_the_distance_softmax_over_all_codes():
     assert out["entropy"].numpy() == pytest.approx(-(q * np.log(q)).sum(-1).mean(), rel=1e-5)
     mean_q = q.mean(0)
     exact_codebook_entropy = -(mean_q * np.log(mean_q)).sum()
-    assert out["codebook_entropy"].numpy() >= exact_codebook_entropy - 1e-6
+    assert out["codebook_entropy"].numpy() == pytest.approx(exact_codebook_entropy, rel=1e-5)
+    assert factorized["codebook_entropy"].numpy() >= exact_codebook_entropy - 1e-6
+
+
+def test_exact_codebook_entropy_sees_correlated_bits_that_the_factorised_bound_misses():
+    """Two codes used, (+1, +1, +1) and (-1, -1, -1): every bit is balanced (factorised: 3 log 2), but the
+    batch uses 2 of 8 codes (exact: about log 2), so only the exact entropy penalises the collapse."""
+    z = np.array([[3.0] * 3, [-3.0] * 3] * 4, np.float32)
+    exact = LookupFreeQuantizer(3)(z)["codebook_entropy"].numpy()
+    factorized = LookupFreeQuantizer(3, codebook_entropy="factorized")(z)["codebook_entropy"].numpy()
+    assert factorized == pytest.approx(3 * np.log(2), rel=1e-4)
+    assert exact == pytest.approx(np_lfq(z.astype(np.float64))[2]["codebook_entropy"], rel=1e-5)
+    assert exact == pytest.approx(np.log(2), rel=1e-3)
+
+
+def test_default_codebook_entropy_is_exact_up_to_12_bits_and_exact_is_refused_above_16():
+    assert LookupFreeQuantizer(12).codebook_entropy == "exact"
+    assert LookupFreeQuantizer(13).codebook_entropy == "factorized"
+    assert LookupFreeQuantizer(16, codebook_entropy="exact").codebook_entropy == "exact"
+    with pytest.raises(ValueError, match=r"at most code_dim 16.*codebook_entropy='factorized'"):
+        LookupFreeQuantizer(17, codebook_entropy="exact")
+    with pytest.raises(ValueError, match=r"codebook_entropy must be one of"):
+        LookupFreeQuantizer(4, codebook_entropy="joint")
 
 
 def test_quantized_gradient_is_straight_through_and_loss_gradient_matches_finite_differences():

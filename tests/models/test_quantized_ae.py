@@ -1,5 +1,6 @@
-"""HQA layer 1's autoencoder with FSQ (Mentzer et al. 2023) and residual VQ (SoundStream, Zeghidour et al. 2021):
-codes and rates per layer, the contract's round trips, RVQ's depths as rates, the codec at every depth."""
+"""HQA layer 1's autoencoder with FSQ (Mentzer et al. 2023), LFQ (MAGVIT-v2), VQ (rotation trick, cosine codes) and
+residual VQ (SoundStream, Zeghidour et al. 2021): codes and rates per layer, the contract's round trips, RVQ's
+depths as rates, the codec at every depth."""
 
 import keras
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tfvq import codec, data, zoo
-from tfvq.models import FSQAutoencoder, QuantizedAutoencoder, RVQAutoencoder, VQVAERecipe, quantized_autoencoder
+from tfvq.models import FSQAutoencoder, LFQAutoencoder, QuantizedAutoencoder, RVQAutoencoder, VQAutoencoder, \
+    VQVAERecipe, quantized_autoencoder
 
 Q = 4  # rvq_digits' stages
 
@@ -53,6 +55,15 @@ def test_the_entries_codes_and_rates_come_from_the_layout(digits):
     assert 0 <= int(tf.reduce_min(codes)) and int(tf.reduce_max(codes)) < 1000
     assert fsq.decode(codes).shape == x.shape
 
+    for name, cls, num_codes in (("lfq_digits", LFQAutoencoder, 1024), ("vq_digits", VQAutoencoder, 1024)):
+        model = zoo.build(name)
+        assert type(model) is cls and model.code_layout().num_codes == (num_codes,)
+        assert model.bits() == fsq.bits() == 2560  # FSQ's rate: 10 bits per position
+        codes = model.encode(x)
+        assert codes.dtype == tf.int32 and codes.shape == (2, 16, 16)
+        assert 0 <= int(tf.reduce_min(codes)) and int(tf.reduce_max(codes)) < num_codes
+    assert zoo.build("vq_digits").vq.rotation_trick
+
     rvq = zoo.build("rvq_digits")
     layout = rvq.code_layout()
     assert layout.cumulative and layout.default_layer == 1 and layout.grids == ((16, 16),) * Q
@@ -76,7 +87,10 @@ def test_the_entries_codes_and_rates_come_from_the_layout(digits):
 
 def test_decode_of_encode_is_the_reconstruction_and_tflite_encoders_give_the_same_codes(digits):
     x = digits[:3]
-    for model in (zoo.build("fsq_digits"), zoo.build("rvq_digits")):
+    models = [zoo.build(name) for name in ("fsq_digits", "lfq_digits", "vq_digits", "rvq_digits")]
+    cosine = zoo.build("vq_digits", distance="cosine")
+    cosine.fit_codebooks(digits[:8])
+    for model in models[:3] + [cosine] + models[3:]:
         layout = model.code_layout()
         np.testing.assert_array_equal(model.decode(model.encode(x)).numpy(), model(x).numpy())
         for layer in range(1, layout.num_layers + 1):
@@ -133,6 +147,24 @@ def test_the_config_and_a_keras_file_round_trip(trained_rvq, digits, tmp_path):
     assert isinstance(quantized_autoencoder((8, 8, 1), "rvq", num_quantizers=2), RVQAutoencoder)
     assert isinstance(quantized_autoencoder((8, 8, 1)), FSQAutoencoder) and issubclass(FSQAutoencoder,
                                                                                         QuantizedAutoencoder)
+    assert isinstance(quantized_autoencoder((8, 8, 1), "lfq", code_dim=3), LFQAutoencoder)
+    assert isinstance(quantized_autoencoder((8, 8, 1), "vq", num_codes=4), VQAutoencoder)
+
+
+@pytest.mark.parametrize("name,config", [("lfq_digits", {}), ("vq_digits", {}), ("vq_digits", {"distance": "cosine",
+                                                                                              "ema": True})])
+def test_single_layer_families_round_trip_their_config_and_a_keras_file(name, config, digits, tmp_path):
+    model = zoo.build(name, **config)
+    if isinstance(model, VQAutoencoder):
+        model.fit_codebooks(digits[:8])
+    again = type(model).from_config(model.get_config())
+    assert again.get_config() == model.get_config() and again.code_layout() == model.code_layout()
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.encode(digits).numpy(), model.encode(digits).numpy())
+    np.testing.assert_array_equal(loaded.reconstruct(digits).numpy(), model.reconstruct(digits).numpy())
 
 
 def test_a_file_of_each_rvq_depth_decodes_to_the_models_reconstruction(trained_rvq, digits, tmp_path):
@@ -152,6 +184,32 @@ def test_a_file_of_each_rvq_depth_decodes_to_the_models_reconstruction(trained_r
                                   model.reconstruct(pixels, 3).numpy())
 
 
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_vq_codebook_is_k_means_of_the_encoder_outputs(digits, distance):
+    model = VQAutoencoder((32, 32, 1), num_codes=16, code_dim=4, distance=distance)
+    (error,) = model.fit_codebooks(digits[:8], iterations=5)  # 2048 vectors: all of them, no subset
+    z = model.encoder(digits[:8]).numpy().reshape(-1, 4).astype(np.float64)
+    if distance == "cosine":
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)  # as the layer: a zero vector stays 0
+    codebook = model.vq.codebook.numpy().astype(np.float64)
+    nearest = np.argmin(((z[:, None] - codebook[None]) ** 2).sum(-1), axis=1)
+    assert error == pytest.approx(np.mean(((z - codebook[nearest]) ** 2).sum(-1)), rel=1e-4)
+    used = np.unique(nearest)
+    assert len(used) > 8
+    # a Lloyd step moved each used code to the mean of its points, to which they are still assigned
+    for k in used:
+        assert np.linalg.norm(codebook[k] - z[nearest == k].mean(0)) < 0.5 * np.sqrt(error)
+    # the layer's own search agrees with the NumPy nearest code (cosine: of normalised vectors)
+    if distance == "cosine":  # as the layer: a zero code (seeded at a blank patch) stays 0
+        search = codebook / np.maximum(np.linalg.norm(codebook, axis=1, keepdims=True), 1e-12)
+    else:
+        search = codebook
+    want = np.argmin(((z[:, None] - search[None]) ** 2).sum(-1), axis=1)
+    got = model.encode(digits[:8]).numpy().ravel()
+    ink = np.linalg.norm(z, axis=1) > 1e-6  # blank patches encode to 0, equally far from every unit code (a tie)
+    assert ink.sum() > 200 and np.mean(got[ink] == want[ink]) > 0.999
+
+
 def test_bad_arguments_raise_clear_errors(digits):
     with pytest.raises(ValueError, match="H and W must be even"):
         FSQAutoencoder((31, 32, 1))
@@ -165,8 +223,14 @@ def test_bad_arguments_raise_clear_errors(digits):
         RVQAutoencoder((32, 32, 1), num_codes=1)
     with pytest.raises(ValueError, match="encoder_hidden must be a positive integer"):
         FSQAutoencoder((32, 32, 1), encoder_hidden=2.5)
-    with pytest.raises(ValueError, match="quantizer must be one of 'fsq', 'rvq'"):
-        quantized_autoencoder((32, 32, 1), "vq")
+    with pytest.raises(ValueError, match="quantizer must be one of 'fsq', 'lfq', 'rvq', 'vq'"):
+        quantized_autoencoder((32, 32, 1), "pq")
+    with pytest.raises(ValueError, match="num_codes must be at least 2"):
+        VQAutoencoder((32, 32, 1), num_codes=1)
+    with pytest.raises(ValueError, match=r"code_dim must be an integer in \[1, 30\]"):
+        LFQAutoencoder((32, 32, 1), code_dim=31)
+    with pytest.raises(ValueError, match="distance must be one of"):
+        VQAutoencoder((32, 32, 1), distance="manhattan")
     rvq = RVQAutoencoder((8, 8, 1), num_quantizers=3, num_codes=4, code_dim=2, encoder_hidden=4, decoder_hidden=4)
     x = digits[:2, ::4, ::4]
     codes = rvq.encode(x, 2)
@@ -194,3 +258,8 @@ def test_bundled_weights_explain_the_test_digits_and_rvq_files_shrink_with_depth
     pixels = np.round(test[:4] * 255).astype(np.uint8)
     sizes = [len(codec.compress(pixels, "rvq_digits", layer=l)) for l in range(1, Q + 1)]
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == Q  # with their static priors
+    for name in ("lfq_digits", "vq_digits"):
+        model = zoo.load(name, weights="bundled")
+        assert float(np.mean((model.reconstruct(test).numpy() - test) ** 2)) < 0.05 * blank, name
+        blob = codec.compress(pixels, name)
+        np.testing.assert_array_equal(codec.decompress(blob), model.reconstruct(pixels).numpy())

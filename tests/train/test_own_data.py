@@ -1,6 +1,10 @@
-"""Training on your own images, at another size, from trained weights, at another learning rate."""
+"""Training on your own images, at another size, from trained weights, at another learning rate, with another
+model configuration."""
+
+import argparse
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tfvq import zoo
@@ -37,3 +41,30 @@ def test_a_folder_of_images_trains_an_hqa_layer_from_bundled_weights_at_another_
     assert meta["model"] == "hqa_digits" and meta["dataset"].endswith("images") and "layers" in meta["metrics"]
     x = np.random.default_rng(1).integers(0, 256, size=(2, 16, 16, 1), dtype=np.uint8)
     np.testing.assert_array_equal(model.encode(x, 1).numpy(), trainer.model.encode(x, 1).numpy())
+
+
+def test_config_changes_build_the_model_the_run_folder_records(tmp_path):
+    options = loop.TrainOptions(model="vq_digits", config={"rotation_trick": False, "num_codes": 64}, steps=2,
+                                batch_size=8, eval_examples=8, model_dir=str(tmp_path / "run"), verbose=False)
+    trainer = loop.Trainer(options)
+    assert not trainer.model.vq.rotation_trick and trainer.model.code_layout().num_codes == (64,)
+    assert zoo.build("vq_digits").vq.rotation_trick  # the entry keeps its own configuration
+    trainer.run()
+    model = zoo.load(str(tmp_path / "run"))
+    assert model.get_config()["rotation_trick"] is False and model.bits() == 16 * 16 * 6
+    with pytest.raises(ValueError, match=r"vq_digits \(vq_ae\) cannot be built with config \{'rotation': False\}.*"
+                                         r"Its configuration keys: .*rotation_trick"):
+        loop.Trainer(loop.TrainOptions(model="vq_digits", config={"rotation": False}, verbose=False))
+
+
+def test_the_cli_reads_config_values_as_json_else_text():
+    from tfvq.commands.train import config_item
+
+    assert config_item("rotation_trick=false") == ("rotation_trick", False)
+    assert config_item("rotation_trick=False") == ("rotation_trick", False)
+    assert config_item("levels=[8, 5, 5]") == ("levels", [8, 5, 5])
+    assert config_item("num_codes=512") == ("num_codes", 512)
+    assert config_item("distance=cosine") == ("distance", "cosine")
+    for bad in ("rotation_trick", "=3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+            config_item(bad)

@@ -15,6 +15,7 @@ Examples:
   tfvq train --model=rrvq_digits                  # RRVQ-VAE, end to end, ~10 min
   tfvq train --model=hqa_mnist --precision=mixed_bfloat16   # bfloat16 layers, float32 variables
   tfvq train --model=hqa_digits --dataset=my_scans/ --from_weights=bundled --learning_rate=5e-4
+  tfvq train --model=vq_digits --config=rotation_trick=false --model_dir=runs/vq_digits_st
   tfvq train --dataset=more_scans/ --from_weights=runs/hqa_digits --model_dir=runs/hqa_digits_2
   tfvq train --model=hqa_mnist --dataset=tfds:fashion_mnist --data_dir=~/tensorflow_datasets
   TF_CONFIG=... tfvq train --model=hqa_mnist --strategy=multi_worker_mirrored
@@ -46,6 +47,10 @@ def arguments(p):
                    "model's recipe)")
     p.add_argument("--image_size", type=_positive, help="train at this square image size (models whose "
                    "architecture allows it, e.g. HQA's fully convolutional stack)")
+    p.add_argument("--config", action="append", type=config_item, metavar="KEY=VALUE",
+                   help="change one key of the model's configuration (repeatable; the value is read as JSON, "
+                   "else as text: --config=rotation_trick=false --config=num_codes=512); see `tfvq info "
+                   "--model=NAME` for the keys")
     p.add_argument("--from_weights", help="start from these weights and fine-tune: 'bundled', a model folder (a "
                    "run folder of this command, a tfvq.zoo.save folder), a path tfvq.zoo.load accepts, or an https "
                    "URL with #sha256=HEX")
@@ -86,6 +91,22 @@ def _positive(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def config_item(text):
+    """`KEY=VALUE` -> (KEY, VALUE), the value read as JSON (numbers, true/false, lists, null), else as text."""
+    import argparse
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if value.strip() in ("True", "False"):
+        value = value.strip().lower()
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def model_name(args):
@@ -145,6 +166,7 @@ def run(args):
         jit_compile=args.jit_compile,
         learning_rate=args.learning_rate,
         image_size=args.image_size,
+        config=dict(args.config) if args.config else None,
         from_weights=args.from_weights,
     )
     summary = loop.train(options)

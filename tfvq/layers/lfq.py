@@ -14,6 +14,14 @@ from tfvq.layers.quantizers import MAX_COUNTED_CODES, _ImplicitCodebookQuantizer
 MAX_CODE_DIM = 30
 """2^30 codes: the largest power of two whose codes and count fit an int32."""
 
+MAX_EXACT_ENTROPY_DIM = 16
+"""The largest code_dim whose codebook entropy may be computed exactly (an `[N, 2^d]` assignment)."""
+
+DEFAULT_EXACT_ENTROPY_DIM = 12
+"""`codebook_entropy=None` is exact up to this code_dim (4096 codes), factorised above."""
+
+CODEBOOK_ENTROPIES = ("exact", "factorized")
+
 _PROB_CLIP = 1e-6
 
 
@@ -58,16 +66,25 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
     * Per-sample entropy `E[H(q(z))]`: exact, since entropies of independent
       bits add (the paper's `H(q(z)) = sum_i H(q(z_i))`), averaged over the
       batch. Minimising it makes each assignment confident.
-    * Codebook entropy `H[E q(z)]`: the batch mean of `q(z)` is a mixture of
-      product distributions, not itself a product; we use the usual factorised
-      approximation `sum_i H(mean_n p_ni)`, the entropy of the product of the
-      per-bit batch means (the paper's remark that `H[E q]` may be computed
-      on groups of dimensions, taken to groups of one). It is an upper bound
-      of the exact entropy (a joint entropy is at most the sum of its
-      marginals'): it rewards every bit being used half the time over the
-      batch but cannot see bits that are correlated. The batch mean is over
-      the global batch (sums all-reduced over replicas), since the entropy of
-      a mean is not the mean of the replicas' entropies.
+    * Codebook entropy `H[E q(z)]`, the entropy of the batch mean of `q(z)`
+      over all `2^d` codes (`codebook_entropy="exact"`, the paper's
+      definition). `log q(k | z) = sum_i log sigmoid(-l_i) + l . b_k` with
+      `l_i = 4 z_i / T` and `b_k` the bits of code k (since
+      `log sigmoid(l) - log sigmoid(-l) = l`), so the `[N, 2^d]` assignment
+      is one matrix product, never an `[N, 2^d, d]` tensor. It needs `N 2^d`
+      numbers: the default (`None`) is "exact" up to `d = 12` (4096 codes)
+      and "factorized" above; "exact" is allowed up to `d = 16`.
+      `codebook_entropy="factorized"`: `sum_i H(mean_n p_ni)`, the entropy of
+      the product of the per-bit batch means (the paper's remark that
+      `H[E q]` may be computed on groups of dimensions, taken to groups of
+      one), cheap for any `d`. It is an upper bound of the exact entropy (a
+      joint entropy is at most the sum of its marginals'): it rewards every
+      bit being used half the time but cannot see correlated bits, and in
+      training it lets the codes collapse -- on the digits (`lfq_digits`, 10
+      bits) the batch used 3 codes after 1000 steps, all bits balanced but
+      equal. Either way the batch mean is over the global batch (sums
+      all-reduced over replicas), since the entropy of a mean is not the
+      mean of the replicas' entropies.
 
     Entropies are in nats. `perplexity` is that of the codes used by the
     global batch (`usage_perplexity`: exact, without a `[2^d]` tensor for
@@ -84,6 +101,8 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
       diversity_gamma: the weight of the codebook entropy inside the penalty
         (1 is the paper's `E[H] - H[E]`).
       temperature: the temperature of the soft assignment (see above).
+      codebook_entropy: "exact", "factorized", or None (exact up to
+        `code_dim` 12, factorised above; see above).
       **kwargs: passed to `keras.layers.Layer`.
 
     Call args:
@@ -92,7 +111,7 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
 
     Returns: a dict with `quantized` `[..., d]` in {-1, +1}, `codes` int32
       `[...]`, and scalars `loss`, `commitment`, `entropy` (per-sample,
-      mean), `codebook_entropy` (factorised) -- float32, or float64 under a
+      mean), `codebook_entropy` (exact or factorised) -- float32, or float64 under a
       float64 policy -- and `perplexity` (float32).
 
     References:
@@ -107,6 +126,7 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
         commitment_cost=0.25,
         diversity_gamma=1.0,
         temperature=1.0,
+        codebook_entropy=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -122,6 +142,16 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
         self.commitment_cost = float(commitment_cost)
         self.diversity_gamma = float(diversity_gamma)
         self.temperature = float(temperature)
+        if codebook_entropy is None:
+            codebook_entropy = "exact" if self.code_dim <= DEFAULT_EXACT_ENTROPY_DIM else "factorized"
+        if codebook_entropy not in CODEBOOK_ENTROPIES:
+            raise ValueError(f"codebook_entropy must be one of {CODEBOOK_ENTROPIES} or None, got {codebook_entropy!r}.")
+        if codebook_entropy == "exact" and self.code_dim > MAX_EXACT_ENTROPY_DIM:
+            raise ValueError(
+                f"codebook_entropy='exact' needs an [N, 2^code_dim] assignment: at most code_dim "
+                f"{MAX_EXACT_ENTROPY_DIM}, got {self.code_dim}. Use codebook_entropy='factorized'."
+            )
+        self.codebook_entropy = codebook_entropy
         # Above MAX_COUNTED_CODES the perplexity counts codes with tf.unique, which XLA cannot compile.
         self.supports_jit = self.num_codes <= MAX_COUNTED_CODES
 
@@ -158,10 +188,18 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
         commitment = ops.safe_mean(tf.square(flat - tf.reshape(hard, [-1, self.code_dim])))
         logits = (4.0 / self.temperature) * flat  # logit of p(bit = 1 | z): the distance softmax
         entropy = ops.safe_mean(tf.reduce_sum(binary_entropy_from_logits(logits), axis=-1))
-        prob_sum = all_reduce_sum(tf.reduce_sum(tf.sigmoid(logits), axis=0))
         count = all_reduce_sum(tf.cast(tf.shape(flat)[0], work))
-        mean_p = prob_sum / tf.maximum(count, 1.0)
-        codebook_entropy = tf.reduce_sum(binary_entropy(mean_p))
+        if self.codebook_entropy == "exact":
+            # log q(k | z) = sum_i log sigmoid(-l_i) + l . b_k: one [N, d] x [d, 2^d] product.
+            bits = tf.cast(tf.bitwise.bitwise_and(tf.range(self.num_codes)[:, None], self._bit_weights()) > 0, work)
+            log_q = tf.reduce_sum(tf.math.log_sigmoid(-logits), -1, keepdims=True) + tf.matmul(
+                logits, bits, transpose_b=True)
+            mean_q = all_reduce_sum(tf.reduce_sum(tf.exp(log_q), axis=0)) / tf.maximum(count, 1.0)
+            codebook_entropy = -tf.reduce_sum(mean_q * tf.math.log(tf.maximum(mean_q, tf.cast(1e-30, work))))
+        else:
+            prob_sum = all_reduce_sum(tf.reduce_sum(tf.sigmoid(logits), axis=0))
+            mean_p = prob_sum / tf.maximum(count, 1.0)
+            codebook_entropy = tf.reduce_sum(binary_entropy(mean_p))
         penalty = entropy - self.diversity_gamma * codebook_entropy
         loss = self.commitment_cost * commitment + self.entropy_weight * penalty
         return {
@@ -183,6 +221,7 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
                 "commitment_cost": self.commitment_cost,
                 "diversity_gamma": self.diversity_gamma,
                 "temperature": self.temperature,
+                "codebook_entropy": self.codebook_entropy,
             }
         )
         return config

@@ -1,18 +1,24 @@
-"""Convolutional autoencoders with today's quantizers: finite scalar quantization and residual VQ.
+"""Convolutional autoencoders with today's quantizers: FSQ, lookup-free, residual VQ, and VQ with its options.
 
-Two families share one network, HQA layer 1's encoder and decoder (HQA App.
+Four families share one network, HQA layer 1's encoder and decoder (HQA App.
 C.1, Table 10: conv3x3/2 -> Mish -> conv3x3 -> Mish -> conv1x1 down to a grid
 of half the image's size; conv3x3 -> Mish -> nearest x2 -> conv3x3 -> Mish ->
 conv3x3 -> sigmoid back up), so 32x32x1 digits become a 16x16 grid of codes,
 and are trained end to end on the pixels' mean squared error plus the
 quantizer's loss, one stage of HQA's optimiser (`VQVAERecipe`, as the VQ-VAE
-baseline):
+baseline). Only the bottleneck differs, so the four compare quantizers alone:
 
 * `FSQAutoencoder`: finite scalar quantization (Mentzer et al. 2023, §3.1):
   the encoder projects to `len(levels)` channels, each bounded and rounded to
   its levels; the codebook is the implicit grid of `prod(levels)` points
   (1000 for the default `(8, 5, 5, 5)`, the paper's Table 1). One layer of
   codes.
+* `LFQAutoencoder`: lookup-free quantization (MAGVIT-v2, Yu et al. 2023,
+  §3.1): one bit per channel, its sign; the codebook is {-1, +1}^code_dim.
+  One layer of codes.
+* `VQAutoencoder`: the VQ-VAE's learned codebook (van den Oord et al. 2017),
+  with the rotation trick (Fifty et al. 2024), cosine codes and dead-code
+  expiry as options. One layer of codes.
 * `RVQAutoencoder`: residual vector quantization with quantizer dropout
   (SoundStream, Zeghidour et al. 2021, §3.3, Algorithm 1): `num_quantizers`
   codebooks, each quantizing what the stages before it left. Each depth is a
@@ -23,20 +29,24 @@ baseline):
   RRVQ-VAE's): layer j holds stage Q - j + 1, and a file of layer l holds
   layers l..Q.
 
-Why two classes and not one with a `quantizer=` switch: the two differ in
-their codes (one layer, or Q cumulative ones), in `encode`/`decode`, and in
-their arguments (levels; stages, codes per stage, code dimension, commitment
-and codebook options). A single class would accept, and write into its
-configuration, arguments that mean nothing for the other quantizer. The zoo
-registers one family per class, as for HQA and the VQ-VAE.
-`quantized_autoencoder(image_shape, quantizer="fsq" | "rvq", ...)` builds
-either by name.
+Why one class per quantizer and not one with a `quantizer=` switch: they
+differ in their codes (one layer, or Q cumulative ones), in `encode`/`decode`,
+and in their arguments (levels; bits; codes, code dimension and codebook
+options; stages). A single class would accept, and write into its
+configuration, arguments that mean nothing for the others. The zoo registers
+one family per class, as for HQA and the VQ-VAE.
+`quantized_autoencoder(image_shape, quantizer="fsq" | "lfq" | "rvq" | "vq",
+...)` builds any of them by name.
 
 References:
   Mentzer, Minnen, Agustsson, Tschannen, Finite Scalar Quantization: VQ-VAE
   Made Simple, 2023 (ICLR 2024), §3.1, Table 1.
   Zeghidour, Luebs, Omran, Skoglund, Tagliasacchi, SoundStream: An End-to-End
   Neural Audio Codec, 2021, §3.3, Algorithm 1.
+  Yu et al., Language Model Beats Diffusion -- Tokenizer is Key to Visual
+  Generation (MAGVIT-v2), 2023 (ICLR 2024), §3.1.
+  Fifty et al., Restructuring Vector Quantization with the Rotation Trick,
+  2024, §4.
   Williams et al., Hierarchical Quantized Autoencoders, NeurIPS 2020, App. C.1,
   Table 10 (the encoder and decoder).
 """
@@ -52,12 +62,15 @@ import tensorflow as tf
 from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.fsq import FiniteScalarQuantizer
+from tfvq.layers.lfq import LookupFreeQuantizer
+from tfvq.layers.quantizers import VectorQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
 from tfvq.models.base import CodeLayout, CodeModel, as_seed, below_layer, check_codes, like_input, output_is_uint8
 from tfvq.models.recipes import VQVAERecipe
 from tfvq.models.stages import greedy_stage, kmeans_plus_plus_codebook
 
-__all__ = ["FSQAutoencoder", "QUANTIZERS", "QuantizedAutoencoder", "RVQAutoencoder", "quantized_autoencoder"]
+__all__ = ["FSQAutoencoder", "LFQAutoencoder", "QUANTIZERS", "QuantizedAutoencoder", "RVQAutoencoder",
+           "SingleLayerAutoencoder", "VQAutoencoder", "fit_stage_codebooks", "quantized_autoencoder"]
 
 
 def _positive_int(name, value):
@@ -103,7 +116,7 @@ class QuantizedAutoencoder(CodeModel):
     recipe_class = VQVAERecipe
     """How the families train (`training_stages`): the VQ-VAE baseline's end-to-end recipe (HQA App. C.3)."""
     quantizer_name = None
-    """The quantizer's name in `QUANTIZERS`: "fsq" or "rvq"."""
+    """The quantizer's name in `QUANTIZERS`: "fsq", "lfq", "rvq" or "vq"."""
 
     def __init__(self, image_shape, code_dim, encoder_hidden=16, decoder_hidden=16, **kwargs):
         super().__init__(**kwargs)
@@ -253,8 +266,49 @@ class QuantizedAutoencoder(CodeModel):
         return cls(**config)
 
 
+class SingleLayerAutoencoder(QuantizedAutoencoder):
+    """The families with one layer of codes (FSQ, LFQ, VQ): `encode` is the quantizer's codes, `decode` the
+    decoder of its code vectors (`quantizer_layer.lookup`), so `decode(encode(x)) == reconstruct(x)`.
+
+    A subclass builds its quantizer, gives it as the property `quantizer_layer`, calls
+    `_finish_single(quantizer)` and gives `tflite_codes(z)`, the codes of encoder outputs with TFLite builtins only.
+    """
+
+    def _finish_single(self, quantizer):
+        self._finish_build(quantizer, CodeLayout((self.grid,), (quantizer.num_codes,), default_layer=1,
+                                                 cumulative=False))
+
+    def encode(self, images, layer=None, stochastic=False, seed=None):
+        """The quantizer's codes of the encoder's output, int32 [B, h, w] in [0, num_codes)."""
+        self._layout.check_layer(layer)
+        as_seed(seed)
+        x, _ = self.check_images(images)
+        return self.quantizer_layer(self.encoder(x), training=False)["codes"]
+
+    def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):
+        """Images from codes: each code's vector (the quantizer's `lookup`) through the decoder."""
+        layer = self._layout.check_layer(layer)
+        as_seed(seed)
+        (codes,) = check_codes(codes, self._layout, layer)
+        return like_input(self.decoder(self.quantizer_layer.lookup(codes)), output_is_uint8(dtype))
+
+    def tflite_codes(self, z):
+        """int32 [B, h, w] codes of float32 encoder outputs `z` [B, h, w, code_dim], TFLite builtins only."""
+        raise NotImplementedError
+
+    def tflite_encoder(self, layer=None):
+        """The encoder for TFLite: float images in [0, 1] -> {"codes": int32 [B, h, w]}, TFLite builtins only
+        (the quantizer's code maths, `tflite_codes`, without its usage statistics)."""
+        self._layout.check_layer(layer)
+
+        def encode(images):
+            return {"codes": self.tflite_codes(self.encoder(tf.cast(images, tf.float32)))}
+
+        return encode
+
+
 @keras.saving.register_keras_serializable(package="tfvq")
-class FSQAutoencoder(QuantizedAutoencoder):
+class FSQAutoencoder(SingleLayerAutoencoder):
     """HQA layer 1's autoencoder with finite scalar quantization (Mentzer et al. 2023, §3.1).
 
     The encoder's conv1x1 projects to `d = len(levels)` channels; `FiniteScalarQuantizer` bounds each channel
@@ -289,38 +343,17 @@ class FSQAutoencoder(QuantizedAutoencoder):
         self.fsq = fsq
         self.levels = fsq.levels
         self.eps = fsq.eps
-        self._finish_build(fsq, CodeLayout((self.grid,), (fsq.num_codes,), default_layer=1, cumulative=False))
+        self._finish_single(fsq)
 
     @property
     def quantizer_layer(self):
         return self.fsq
 
-    def encode(self, images, layer=None, stochastic=False, seed=None):
-        """The codes of the rounded channels (mixed-radix integers in [0, prod(levels))), int32 [B, h, w]."""
-        self._layout.check_layer(layer)
-        as_seed(seed)
-        x, _ = self.check_images(images)
-        return self.fsq(self.encoder(x), training=False)["codes"]
-
-    def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):
-        """Images from codes: each code's grid point (`FiniteScalarQuantizer.lookup`) through the decoder."""
-        layer = self._layout.check_layer(layer)
-        as_seed(seed)
-        (codes,) = check_codes(codes, self._layout, layer)
-        return like_input(self.decoder(self.fsq.lookup(codes)), output_is_uint8(dtype))
-
-    def tflite_encoder(self, layer=None):
-        """The encoder for TFLite: float images in [0, 1] -> {"codes": int32 [B, h, w]}, TFLite builtins only
-        (tanh, round, integer arithmetic: the quantizer's code maths without its usage statistics)."""
-        self._layout.check_layer(layer)
+    def tflite_codes(self, z):
+        """tanh bound, round, mixed-radix digits (`FiniteScalarQuantizer.bound`, `levels_to_codes`)."""
         half = tf.constant([level // 2 for level in self.levels], tf.int32)
-
-        def encode(images):
-            bounded = self.fsq.bound(self.encoder(tf.cast(images, tf.float32)))
-            digits = tf.cast(tf.round(bounded), tf.int32) + half
-            return {"codes": self.fsq.levels_to_codes(digits)}
-
-        return encode
+        digits = tf.cast(tf.round(self.fsq.bound(z)), tf.int32) + half
+        return self.fsq.levels_to_codes(digits)
 
     def describe(self):
         return {**super().describe(), "levels": list(self.levels)}
@@ -328,6 +361,161 @@ class FSQAutoencoder(QuantizedAutoencoder):
     def get_config(self):
         config = super().get_config()
         config.update(levels=list(self.levels), eps=self.eps)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvq")
+class LFQAutoencoder(SingleLayerAutoencoder):
+    """HQA layer 1's autoencoder with lookup-free quantization (MAGVIT-v2, Yu et al. 2023, §3.1).
+
+    The encoder's conv1x1 projects to `code_dim` channels; `LookupFreeQuantizer` keeps each channel's sign
+    (eq. 2), so the codebook is the implicit set {-1, +1}^code_dim and a code is the binary number of the signs
+    (eq. 3). The training loss is the MSE plus the quantizer's commitment term and entropy penalty (§3.1: low
+    per-sample entropy, high codebook entropy).
+
+    Codes (`CodeModel`): one layer, a grid of half the image's size of `2^code_dim` codes (10 bits: 1024
+    codes, `h w code_dim` = 2560 bits per 32x32 image, FSQ's rate).
+
+    Args:
+      image_shape: (H, W, C), H and W even.
+      code_dim: the bits per position (at most 30).
+      encoder_hidden, decoder_hidden: conv widths (HQA Table 10, layer 1: 16 and 16).
+      entropy_weight, commitment_cost, diversity_gamma, temperature: `LookupFreeQuantizer`'s loss.
+      **kwargs: passed to `keras.Model`.
+
+    Example:
+      >>> model = LFQAutoencoder((32, 32, 1), code_dim=10)
+      >>> model.code_shape(), model.code_layout().num_codes, model.bits()
+      ((16, 16), (1024,), 2560)
+    """
+
+    quantizer_name = "lfq"
+
+    def __init__(self, image_shape, code_dim=10, encoder_hidden=16, decoder_hidden=16, entropy_weight=0.1,
+                 commitment_cost=0.25, diversity_gamma=1.0, temperature=1.0, **kwargs):
+        lfq = LookupFreeQuantizer(code_dim, entropy_weight=entropy_weight, commitment_cost=commitment_cost,
+                                  diversity_gamma=diversity_gamma, temperature=temperature,
+                                  name="quantizer")  # checks its arguments
+        super().__init__(image_shape, lfq.code_dim, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
+                         **kwargs)
+        self.lfq = lfq
+        self.code_dim = lfq.code_dim
+        self._finish_single(lfq)
+
+    @property
+    def quantizer_layer(self):
+        return self.lfq
+
+    def tflite_codes(self, z):
+        """Bit i is channel i's sign (`z_i > 0`), the code their binary number (MAGVIT-v2 eq. 3)."""
+        bits = tf.cast(z > 0, tf.int32)
+        weights = tf.constant([1 << i for i in range(self.code_dim)], tf.int32)
+        return tf.reduce_sum(bits * weights, axis=-1)
+
+    def describe(self):
+        return {**super().describe(), "code_dim": self.code_dim}
+
+    def get_config(self):
+        config = super().get_config()
+        q = self.lfq
+        config.update(code_dim=self.code_dim, entropy_weight=q.entropy_weight, commitment_cost=q.commitment_cost,
+                      diversity_gamma=q.diversity_gamma, temperature=q.temperature)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvq")
+class VQAutoencoder(SingleLayerAutoencoder):
+    """HQA layer 1's autoencoder with a VQ-VAE quantizer (van den Oord et al. 2017) and its modern options.
+
+    The encoder's output (`code_dim` channels) goes to its nearest code of a learned codebook
+    (`VectorQuantizer`, HQA eq. 1-2); the options are the layer's: gradients by the rotation trick (Fifty et
+    al. 2024, §4) instead of straight through, l2-normalised codes (`distance="cosine"`, ViT-VQGAN §3.2),
+    EMA codebooks, and dead-code expiry. The codebook starts from k-means on the first batch's encoder outputs
+    (the training stage's `setup`, `fit_codebooks`; as RVQ's stages, SoundStream §3.3), which HQA's digits
+    model also needed (a random codebook collapsed). The training loss is the MSE plus the VQ-VAE loss.
+
+    This is the VQ-VAE at HQA layer 1's grid, the same network as `FSQAutoencoder`, `LFQAutoencoder` and
+    `RVQAutoencoder`; `VQVAE` is HQA Table 3's baseline, which downsamples to an HQA layer's grid.
+
+    Codes (`CodeModel`): one layer, a grid of half the image's size of `num_codes` codes (1024: 2560 bits per
+    32x32 image, FSQ's rate).
+
+    Args:
+      image_shape: (H, W, C), H and W even.
+      num_codes, code_dim: K and D of the codebook.
+      encoder_hidden, decoder_hidden: conv widths (HQA Table 10, layer 1: 16 and 16).
+      commitment_cost: beta of HQA eq. 2.
+      ema: learn the codebook by EMA instead of gradients.
+      rotation_trick: gradients by the rotation trick.
+      distance: "euclidean" or "cosine".
+      expire_codes_below: the codebook expiry threshold (vectors per batch, `VectorQuantizer`), or None.
+      seed: the quantizer's seed.
+      **kwargs: passed to `keras.Model`.
+
+    Example:
+      >>> model = VQAutoencoder((32, 32, 1), num_codes=1024, rotation_trick=True)
+      >>> model.code_layout().num_codes, model.bits()
+      ((1024,), 2560)
+    """
+
+    quantizer_name = "vq"
+
+    def __init__(self, image_shape, num_codes=1024, code_dim=16, encoder_hidden=16, decoder_hidden=16,
+                 commitment_cost=0.25, ema=False, rotation_trick=False, distance="euclidean",
+                 expire_codes_below=1.0, seed=None, **kwargs):
+        num_codes = _positive_int("num_codes", num_codes)
+        if num_codes < 2:
+            raise ValueError(f"num_codes must be at least 2 (one code carries nothing), got {num_codes}.")
+        code_dim = _positive_int("code_dim", code_dim)
+        super().__init__(image_shape, code_dim, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
+                         **kwargs)
+        self.expire_codes_below = None if expire_codes_below is None else float(expire_codes_below)
+        self.seed = None if seed is None else int(seed)
+        self.vq = VectorQuantizer(num_codes, code_dim, commitment_cost=commitment_cost, ema=ema,
+                                  rotation_trick=rotation_trick, distance=distance,
+                                  expire_codes_below=self.expire_codes_below, seed=self.seed, name="quantizer")
+        self.num_codes, self.code_dim = num_codes, code_dim
+        self._finish_single(self.vq)
+
+    @property
+    def quantizer_layer(self):
+        return self.vq
+
+    def tflite_codes(self, z):
+        """The nearest code (`ops.distance_scores`, one matrix product; normalised vectors for cosine)."""
+        flat = tf.reshape(tf.cast(z, tf.float32), [-1, self.code_dim])
+        if self.vq.distance == "cosine":
+            flat = tf.math.l2_normalize(flat, axis=-1, epsilon=1e-12)
+        codebook = tf.cast(self.vq._search_codebook(), tf.float32)
+        scores = ops.distance_scores(tf.cast(flat, self.vq.compute_dtype), codebook)
+        codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
+        return tf.reshape(codes, tf.shape(z)[:-1])
+
+    def fit_codebooks(self, images, iterations=10, seed=0, max_points=20000):
+        """The codebook by k-means on the encoder outputs of `images` (k-means++ seeds and `iterations` Lloyd
+        steps, `fit_stage_codebooks`; l2-normalised outputs for cosine). Returns [the mean squared error left]."""
+        x, _ = self.check_images(images)
+        z = np.asarray(self.encoder(x), np.float64).reshape(-1, self.code_dim)
+        if self.vq.distance == "cosine":
+            z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return fit_stage_codebooks([self.vq], z, iterations=iterations, seed=seed, max_points=max_points)
+
+    def training_stages(self, recipe=None, steps=None):
+        """`QuantizedAutoencoder.training_stages`, whose stage first fits the codebook to the encoder's outputs
+        on a sample of training images (`fit_codebooks`)."""
+        (stage,) = super().training_stages(recipe, steps)
+        return [dataclasses.replace(stage, setup=lambda images: self.fit_codebooks(images))]
+
+    def describe(self):
+        return {**super().describe(), "code_dim": self.code_dim, "rotation_trick": self.vq.rotation_trick,
+                "distance": self.vq.distance}
+
+    def get_config(self):
+        config = super().get_config()
+        q = self.vq
+        config.update(num_codes=self.num_codes, code_dim=self.code_dim, commitment_cost=q.commitment_cost,
+                      ema=q.ema, rotation_trick=q.rotation_trick, distance=q.distance,
+                      expire_codes_below=self.expire_codes_below, seed=self.seed)
         return config
 
 
@@ -468,35 +656,8 @@ class RVQAutoencoder(QuantizedAutoencoder):
         residual after each stage (falling with depth on any data with spread).
         """
         x, _ = self.check_images(images)
-        iterations = int(iterations)
-        if iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {iterations}.")
         z = np.asarray(self.encoder(x), np.float64).reshape(-1, self.code_dim)
-        rng = np.random.default_rng(seed)
-        if len(z) > max_points:
-            z = z[rng.choice(len(z), max_points, replace=False)]
-        residual = z
-        errors = []
-        for i, stage in enumerate(self.rvq.stages):
-            codebook = np.asarray(stage.codebook.numpy(), np.float64)
-            if np.all(np.isfinite(residual)):
-                seeds = kmeans_plus_plus_codebook(residual, self.num_codes, seed=int(rng.integers(2**31 - 1)))
-                codebook[: len(seeds)] = seeds
-                for _ in range(iterations):
-                    nearest = _nearest(residual, codebook)
-                    counts = np.bincount(nearest, minlength=self.num_codes)
-                    sums = np.zeros_like(codebook)
-                    np.add.at(sums, nearest, residual)
-                    used = counts > 0
-                    codebook[used] = sums[used] / counts[used, None]
-            stage.codebook.assign(codebook.astype(np.float32))
-            if self.ema:
-                stage.ema_cluster_size_hidden.assign(tf.zeros_like(stage.ema_cluster_size_hidden))
-                stage.ema_dw_hidden.assign(tf.zeros_like(stage.ema_dw_hidden))
-                stage.ema_steps.assign(tf.zeros_like(stage.ema_steps))
-            residual = residual - codebook[_nearest(residual, codebook)]
-            errors.append(float(np.mean(np.sum(residual ** 2, axis=1))))
-        return errors
+        return fit_stage_codebooks(self.rvq.stages, z, iterations=iterations, seed=seed, max_points=max_points)
 
     def training_stages(self, recipe=None, steps=None):
         """`QuantizedAutoencoder.training_stages`, whose stage first fits the codebooks to the encoder's
@@ -517,18 +678,59 @@ class RVQAutoencoder(QuantizedAutoencoder):
         return config
 
 
+def fit_stage_codebooks(stages, points, iterations=10, seed=0, max_points=20000):
+    """Fits the codebooks of `VectorQuantizer` `stages`, one after another, by k-means on `points` [N, D] and
+    their residuals (SoundStream §3.3's k-means initialisation; one stage: plain k-means).
+
+    Stage by stage: k-means++ seeds (`kmeans_plus_plus_codebook`, Arthur & Vassilvitskii 2007), then
+    `iterations` Lloyd steps on at most `max_points` points (a seeded subset); the next stage fits the
+    residuals this one's nearest codes leave. A code left without points keeps its seed. A stage with EMA
+    restarts its statistics from the fitted codebook. Returns the mean squared residual after each stage.
+    """
+    iterations = int(iterations)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}.")
+    rng = np.random.default_rng(seed)
+    points = np.asarray(points, np.float64)
+    if len(points) > max_points:
+        points = points[rng.choice(len(points), max_points, replace=False)]
+    residual = points
+    errors = []
+    for stage in stages:
+        num_codes = stage.num_codes
+        codebook = np.asarray(stage.codebook.numpy(), np.float64)
+        if np.all(np.isfinite(residual)):
+            seeds = kmeans_plus_plus_codebook(residual, num_codes, seed=int(rng.integers(2**31 - 1)))
+            codebook[: len(seeds)] = seeds
+            for _ in range(iterations):
+                nearest = _nearest(residual, codebook)
+                counts = np.bincount(nearest, minlength=num_codes)
+                sums = np.zeros_like(codebook)
+                np.add.at(sums, nearest, residual)
+                used = counts > 0
+                codebook[used] = sums[used] / counts[used, None]
+        stage.codebook.assign(codebook.astype(np.float32))
+        if stage.ema:
+            stage.ema_cluster_size_hidden.assign(tf.zeros_like(stage.ema_cluster_size_hidden))
+            stage.ema_dw_hidden.assign(tf.zeros_like(stage.ema_dw_hidden))
+            stage.ema_steps.assign(tf.zeros_like(stage.ema_steps))
+        residual = residual - codebook[_nearest(residual, codebook)]
+        errors.append(float(np.mean(np.sum(residual ** 2, axis=1))))
+    return errors
+
+
 def _nearest(points, codebook):
     """The index of each point's nearest code ([N, D], [K, D] -> [N])."""
     scores = np.sum(codebook ** 2, axis=1)[None, :] - 2.0 * points @ codebook.T
     return np.argmin(scores, axis=1)
 
 
-QUANTIZERS = {"fsq": FSQAutoencoder, "rvq": RVQAutoencoder}
+QUANTIZERS = {"fsq": FSQAutoencoder, "lfq": LFQAutoencoder, "rvq": RVQAutoencoder, "vq": VQAutoencoder}
 """The quantizer names of `quantized_autoencoder` and their classes."""
 
 
 def quantized_autoencoder(image_shape, quantizer="fsq", **kwargs):
-    """`FSQAutoencoder(image_shape, **kwargs)` for `quantizer="fsq"`, `RVQAutoencoder(...)` for `"rvq"`."""
+    """The `QUANTIZERS` class of `quantizer` ("fsq", "lfq", "rvq" or "vq"), built with `image_shape` and `kwargs`."""
     if quantizer not in QUANTIZERS:
         raise ValueError(f"quantizer must be one of {', '.join(repr(q) for q in QUANTIZERS)}, got {quantizer!r}.")
     return QUANTIZERS[quantizer](image_shape, **kwargs)

@@ -79,6 +79,8 @@ class TrainOptions:
         of the paper's; `dataset` and the changes above still apply on top.
       image_size: train at H = W = image_size (models whose architecture allows it, e.g. HQA's fully
         convolutional stack); the dataset's images are converted to it.
+      config: {key: value} changes to the entry's model configuration (`tfvq.zoo.build` overrides, e.g.
+        {"rotation_trick": False} for `vq_digits`): the run folder's config.json records the model trained.
       from_weights: start from these weights (any path `tfvq.zoo.load` accepts, or "bundled"): fine-tune a
         trained model on new data. A run that resumes from its checkpoint ignores it.
       precision: "float32", "mixed_bfloat16" or "mixed_float16" (`tfvq.layers.precision`): the Keras
@@ -105,6 +107,7 @@ class TrainOptions:
     tpu_address: Optional[str] = None
     learning_rate: Optional[float] = None
     image_size: Optional[int] = None
+    config: Optional[Mapping[str, Any]] = None
     from_weights: Optional[str] = None
     precision: str = "float32"
     jit_compile: bool = False
@@ -149,9 +152,18 @@ class Trainer:
                 raise ValueError(f"image_size must be a positive number of pixels, got {options.image_size}.")
             channels = zoo.get(options.model).config["image_shape"][-1]
             overrides["image_shape"] = (int(options.image_size), int(options.image_size), channels)
+        if options.config:
+            if "image_shape" in options.config and options.image_size is not None:
+                raise ValueError("Pass the image size once: --image_size or config image_shape, not both.")
+            overrides.update(options.config)
         # Layers take the dtype policy in force when they are built; the previous policy is restored after.
         with precision_scope(self.precision), self.strategy.scope():
-            self.model = zoo.build(options.model, **overrides)
+            try:
+                self.model = zoo.build(options.model, **overrides)
+            except (TypeError, ValueError) as err:  # a key the model's family does not take, or a bad value
+                raise ValueError(f"{options.model} ({self.entry.family}) cannot be built with config "
+                                 f"{dict(options.config or {})}: {err}. Its configuration keys: "
+                                 f"{', '.join(sorted(self.entry.config))}.") from err
             if options.from_weights is not None:
                 zoo.load_weights_into(self.model, options.from_weights, name=options.model)
         all_stages = self.model.training_stages(self.recipe, steps=options.steps)

@@ -1,17 +1,21 @@
-"""The zoo's presets of today's quantizers: FSQ and residual VQ in HQA layer 1's autoencoder, on the digits.
+"""The zoo's presets of today's quantizers: FSQ, lookup-free, VQ (rotation trick) and residual VQ in HQA layer 1's
+autoencoder, on the digits.
 
 Data: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which the registry registers.
-Both entries use HQA Table 10's layer-1 encoder and decoder (32x32x1 -> a 16x16 grid of codes -> 32x32x1),
+Every entry uses HQA Table 10's layer-1 encoder and decoder (32x32x1 -> a 16x16 grid of codes -> 32x32x1),
 trained end to end (`VQVAERecipe`, HQA App. C.3's optimiser) on the embedded 8x8 digits resized to 32x32,
 with a recipe of a few minutes on a 2-core CPU (2.5 minutes each with the two side by side); bundled weights.
 """
 
-from tfvq.models import FSQAutoencoder, RVQAutoencoder, VQVAERecipe
+from tfvq.models import FSQAutoencoder, LFQAutoencoder, RVQAutoencoder, VQAutoencoder, VQVAERecipe
 from tfvq.zoo.entries import ZooEntry
 
-FAMILIES = {"fsq_ae": FSQAutoencoder, "rvq_ae": RVQAutoencoder}
+FAMILIES = {"fsq_ae": FSQAutoencoder, "lfq_ae": LFQAutoencoder, "rvq_ae": RVQAutoencoder, "vq_ae": VQAutoencoder}
 
 FSQ_PAPER = "Mentzer, Minnen, Agustsson, Tschannen, Finite Scalar Quantization: VQ-VAE Made Simple, 2023 (ICLR 2024)"
+LFQ_PAPER = ("Yu et al., Language Model Beats Diffusion -- Tokenizer is Key to Visual Generation (MAGVIT-v2), 2023 "
+             "(ICLR 2024)")
+ROTATION_PAPER = "Fifty et al., Restructuring Vector Quantization with the Rotation Trick, 2024"
 RVQ_PAPER = "Zeghidour, Luebs, Omran, Skoglund, Tagliasacchi, SoundStream: An End-to-End Neural Audio Codec, 2021"
 
 # HQA Table 10, layer 1: encoder and decoder widths 16.
@@ -50,4 +54,37 @@ RVQ_DIGITS = ZooEntry(
     weights_command="tfvq train --model=rvq_digits --model_dir=runs/rvq_digits",
 )
 
-PRESETS = (FSQ_DIGITS, RVQ_DIGITS)
+# MAGVIT-v2 §3.1: 10 sign bits per position (1024 implicit codes, FSQ's rate), the paper's entropy penalty at
+# weight 0.1 with diversity weight 1.
+LFQ_DIGITS = ZooEntry(
+    name="lfq_digits",
+    family="lfq_ae",
+    config=dict(_LAYER_1, code_dim=10, entropy_weight=1e-3, commitment_cost=1e-3, diversity_gamma=1.0),
+    train=_CPU_TRAIN,
+    dataset="digits",
+    paper=LFQ_PAPER,
+    table="MAGVIT-v2 §3.1 (lookup-free quantization, entropy penalty); HQA Table 10 layer-1 encoder/decoder",
+    description="Lookup-free (sign) autoencoder on the embedded digits (32x32x1): a 16x16 grid of 10 bits "
+                "(2560 bits)",
+    bundled_weights="lfq_digits.weights.h5",
+    weights_command="tfvq train --model=lfq_digits --model_dir=runs/lfq_digits",
+)
+
+# A VQ-VAE at FSQ's rate: 1024 codes of 16 dimensions (10 bits per position), k-means codebook on the first
+# batch, codebook expiry, gradients by the rotation trick (Fifty et al. §4).
+VQ_DIGITS = ZooEntry(
+    name="vq_digits",
+    family="vq_ae",
+    config=dict(_LAYER_1, num_codes=1024, code_dim=16, commitment_cost=0.25, rotation_trick=True,
+                expire_codes_below=1.0),
+    train=_CPU_TRAIN,
+    dataset="digits",
+    paper=ROTATION_PAPER,
+    table="Rotation trick §4; VQ-VAE (van den Oord et al. 2017); HQA Table 10 layer-1 encoder/decoder",
+    description="VQ autoencoder with the rotation trick on the embedded digits (32x32x1): a 16x16 grid of 1024 "
+                "codes (2560 bits)",
+    bundled_weights="vq_digits.weights.h5",
+    weights_command="tfvq train --model=vq_digits --model_dir=runs/vq_digits",
+)
+
+PRESETS = (FSQ_DIGITS, LFQ_DIGITS, RVQ_DIGITS, VQ_DIGITS)

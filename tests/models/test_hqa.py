@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tfvq import zoo
+from tfvq.layers import StochasticVectorQuantizer
 from tfvq.models import HQA
+from tfvq.models.stages import retire_codes
 
 RNG = np.random.default_rng(0)
 
@@ -166,6 +168,21 @@ def test_kmeans_plus_plus_seeds_the_codebook_with_distinct_points_of_the_layers_
     with pytest.raises(ValueError, match="codebook_init must be one of"):
         model.training_stages({"steps": (2,), "codebook_init": "zeros"})
     assert model.training_stages({"steps": (2,)})[0].setup is None  # the paper's random codebooks by default
+
+
+@pytest.mark.parametrize("spread,scale", [(1e-4, 1.0), (1.0, 0.5), (30.0, 2.0)])
+def test_retired_codes_are_200_nats_below_the_nearest_kept_code_at_any_spread(spread, scale):
+    """Nearly constant z_e (spread 1e-4) as well as wide: the retired codes' logits -s d^2 stay at least 200
+    below the best kept code's for every point, so neither the argmin nor a Gumbel sample reaches them."""
+    quantizer = StochasticVectorQuantizer(10, 3, distance_scale=scale)
+    quantizer.build((None, 3))
+    rng = np.random.default_rng(3)
+    z_e = (rng.normal(size=(200, 3)) * spread + 5.0).astype(np.float32)
+    quantizer.codebook.assign(z_e[:10] + rng.normal(size=(10, 3)).astype(np.float32) * spread)
+    kept = retire_codes(quantizer, z_e, keep=4)
+    logits = quantizer.logits(tf.constant(z_e)).numpy().astype(np.float64)
+    retired = np.setdiff1d(np.arange(10), kept)
+    assert len(kept) == 4 and (logits[:, kept].max(1) - logits[:, retired].max(1)).min() >= 200 * (1 - 1e-4)
 
 
 def test_keep_codes_retires_all_but_the_most_used_codes_when_the_resets_end():

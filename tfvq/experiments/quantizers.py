@@ -15,7 +15,7 @@ per 32x32 image (a 16x16 grid of 10-bit codes) they meet:
 and `hqa_digits` (HQA, Williams et al. 2020) adds its five layers' rates
 (2048 bits at layer 1, down to 8 bits at layer 5) from a greedy stack.
 
-Measured on the digits' test split (360 images), per model and rate (`tfvq.evaluate.evaluate`): the fixed
+Measured on the digits' test split (297 images), per model and rate (`tfvq.evaluate.evaluate`): the fixed
 bits, the payload bits of one entropy-coded file of the test split (`tfvq.codec`, the static priors of the
 model's weights, fitted on the training split), MSE, PSNR, SSIM, the accuracy of a logistic regression fitted
 on the training originals when it reads the reconstructions, and the codes used and their perplexity (of the

@@ -42,6 +42,10 @@ def kmeans_plus_plus_codebook(points, num_codes, seed=0, max_points=20000):
     return centers.astype(np.float32)
 
 
+_RETIRED_LOGIT_MARGIN = 200.0
+"""Nats by which every data point's logit for a retired code falls below its nearest kept code's, at least."""
+
+
 def retire_codes(quantizer, z_e, keep):
     """Keeps the `keep` codes the quantizer gives most often for `z_e` [..., D]; moves the others out of reach.
 
@@ -52,21 +56,29 @@ def retire_codes(quantizer, z_e, keep):
     shows. This is the codebook pruning of entropy-constrained VQ (Chou,
     Lookabaugh and Gray 1989, where codes whose probability falls to zero
     leave the codebook), at a fixed K so the layer's shapes and fixed rate
-    stay the paper's: the retired codes all move to one point ten data radii
-    beyond the data's mean, where neither the argmin nor the relaxed sample
-    picks them (their logit is about -80 s r^2 below the nearest kept
-    code's, r the data radius), and the training that follows fits the kept
-    codes and the decoder to each other. Returns the kept codes' indices.
+    stay the paper's: the retired codes all move to one point beyond the data
+    and the kept codes (ten times the distance from the data's mean to the
+    farthest data point plus the farthest kept code, and sqrt(200 / s)
+    more), where neither the argmin nor the relaxed sample picks them (their
+    logit `-s d^2` is at least 200 nats below the nearest kept code's), and
+    the training that follows fits the kept codes and the decoder to each
+    other. Returns the kept codes' indices.
     """
     flat = np.asarray(z_e, np.float32).reshape(-1, quantizer.code_dim)
     codes = np.asarray(quantizer(flat, training=False, stochastic=False)["codes"])  # the codes files send
     usage = np.bincount(codes, minlength=quantizer.num_codes)
     kept = np.sort(np.argsort(-usage, kind="stable")[:keep])
     center = flat.mean(axis=0)
-    radius = float(np.sqrt(((flat - center) ** 2).sum(axis=1).max())) or 1.0
-    far = center.copy()
-    far[0] += 10.0 * radius
     codebook = quantizer.codebook.numpy()
+    # Beyond the data and the kept codes, plus a margin in the quantizer's own logit scale: a point of the data
+    # is then at least MARGIN nats closer (in -s d^2) to its nearest kept code than to the far point, however
+    # small the data's spread (with 10 radii alone, nearly constant z_e left the retired codes within reach of
+    # the Gumbel noise).
+    radius = float(np.sqrt(((flat - center) ** 2).sum(axis=1).max()))
+    reach = radius + float(np.sqrt(((codebook[kept] - center) ** 2).sum(axis=1).max()))
+    scale = float(getattr(quantizer, "distance_scale", 1.0))
+    far = center.copy()
+    far[0] += 10.0 * reach + np.sqrt(_RETIRED_LOGIT_MARGIN / scale)
     codebook[np.setdiff1d(np.arange(quantizer.num_codes), kept)] = far
     quantizer.codebook.assign(codebook)
     return kept

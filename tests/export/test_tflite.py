@@ -62,9 +62,15 @@ def _litert_codes(path, pixels):
     return {k: np.stack(v) for k, v in out.items()}
 
 
+_LOADED = {}
+
+
 def _saved_model_codes(path, signature, pixels):
-    loaded = tf.saved_model.load(path)
-    return {k: v.numpy() for k, v in loaded.signatures[signature](images=tf.constant(pixels)).items()}
+    """The SavedModel's codes of `pixels`; the SavedModel is loaded once per file (loading costs seconds, and
+    twenty cells of the table share it)."""
+    if path not in _LOADED:
+        _LOADED[path] = tf.saved_model.load(path)
+    return {k: v.numpy() for k, v in _LOADED[path].signatures[signature](images=tf.constant(pixels)).items()}
 
 
 def _mse(model, layer, pixels, codes):

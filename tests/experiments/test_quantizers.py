@@ -12,8 +12,8 @@ from tfvq.experiments.quantizers import Variant
 
 def test_rows_are_the_evaluation_of_each_layer_with_the_bits_of_a_coded_file():
     limit = 24
-    rows, original, trained = quantizers.compare([quantizers.VARIANTS[4]], limit=limit, train_limit=300)
-    assert trained == {} and 0.7 < original <= 1.0  # rvq_digits, bundled weights
+    rows, original, trained, images = quantizers.compare([quantizers.VARIANTS[4]], limit=limit, train_limit=300)
+    assert trained == {} and images == limit and 0.7 < original <= 1.0  # rvq_digits, bundled weights
     model = zoo.load("rvq_digits", weights="bundled")
     test = data.load_numpy("digits", "test", limit=limit)
     assert [r["bits_per_image"] for r in rows] == [5120, 3840, 2560, 1280]  # highest first

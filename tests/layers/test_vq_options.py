@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvq.layers import StochasticVectorQuantizer, VectorQuantizer
+from tfvq.layers import FiniteScalarQuantizer, LookupFreeQuantizer, StochasticVectorQuantizer, VectorQuantizer
 from tfvq.layers.precision import precision_scope
 
 RNG = np.random.default_rng(3)
@@ -285,3 +285,18 @@ def test_options_under_mixed_bfloat16_give_the_float32_codes(options):
         assert out["loss"].dtype == tf.float32
     assert out["quantized"].dtype == tf.float32 and mixed(z)["quantized"].dtype == tf.bfloat16
     np.testing.assert_allclose(grads[0], grads[1], rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("make,width", [
+    (lambda: VectorQuantizer(16, 4), 4), (lambda: VectorQuantizer(16, 4, distance="cosine"), 4),
+    (lambda: FiniteScalarQuantizer(levels=(8, 5, 3)), 3), (lambda: LookupFreeQuantizer(5), 5)])
+def test_nearest_codes_are_the_forward_codes_without_touching_the_layers_state(make, width):
+    layer = make()
+    x = np.random.default_rng(4).normal(size=(3, 5, 7, width)).astype(np.float32)
+    want = layer(x, training=False)["codes"].numpy()
+    before = [w.numpy().copy() for w in layer.weights]
+    got = layer.nearest_codes(x).numpy()
+    assert got.dtype == np.int32 and got.shape == (3, 5, 7)
+    np.testing.assert_array_equal(got, want)
+    for a, w in zip(before, layer.weights):
+        np.testing.assert_array_equal(a, w.numpy())

@@ -131,7 +131,7 @@ def rows_of(variant, model, ref, weights, test, labels, train_images, train_labe
 def compare(variants, weights="bundled", out="runs/quantizers", steps=None, limit=None, seed=0, train_limit=None):
     """Evaluates every variant (training the ones `weights` asks for) on the first `limit` test images, the
     classifier fitted on the first `train_limit` training images; returns the rows sorted by fixed bits (highest
-    first), the classifier's accuracy on the originals, and what was trained (seconds)."""
+    first), the classifier's accuracy on the originals, what was trained (seconds), and how many test images."""
     test, labels = data.load_numpy(DATASET, "test", limit=limit), data.load_labels(DATASET, "test", limit=limit)
     train_images = data.load_numpy(DATASET, "train", limit=train_limit)
     train_labels = data.load_labels(DATASET, "train", limit=train_limit)
@@ -147,7 +147,7 @@ def compare(variants, weights="bundled", out="runs/quantizers", steps=None, limi
                                          train_labels, seed)
         rows.extend(variant_rows)
     rows.sort(key=lambda r: (-r["bits_per_image"], r["label"]))
-    return rows, original, trained
+    return rows, original, trained, len(test)
 
 
 def markdown(rows, original_accuracy):
@@ -179,14 +179,13 @@ def main(argv=None):
     start = time.time()
     os.makedirs(args.out, exist_ok=True)
     variants = [v for v in VARIANTS if v.key in args.models]
-    rows, original, trained = compare(variants, args.weights, args.out, args.steps, args.limit, args.seed,
-                                      args.train_limit)
+    rows, original, trained, images = compare(variants, args.weights, args.out, args.steps, args.limit, args.seed,
+                                              args.train_limit)
     seconds = time.time() - start
     path = os.path.join(args.out, "quantizers.json")
     with open(path, "w") as f:
         json.dump({"args": vars(args), "rows": rows, "original_accuracy": original, "trained": trained,
                    "seconds": round(seconds)}, f, indent=2)
-    images = len(data.load_labels(DATASET, "test", limit=args.limit))
     print(f"Quantizers on {images} {DATASET} test images, weights: {args.weights}")
     print(markdown(rows, original))
     if trained:

@@ -186,15 +186,23 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
         half_l, offset, shift, _ = self._constants(dtype)
         return tf.tanh(tf.cast(z, dtype) + shift) * half_l - offset
 
+    def _digits(self, bounded):
+        """int32 digits in `[0, L_i)` of bounded values: each rounded to its level."""
+        return tf.cast(tf.round(tf.stop_gradient(bounded)), tf.int32) + tf.constant(self._half_width, tf.int32)
+
+    def nearest_codes(self, inputs):
+        """int32 codes `[...]` of `inputs` `[..., d]`: the forward pass's codes (bound, round, mixed radix)
+        without its statistics, with TFLite builtins only (the models' TFLite encoders)."""
+        return self.levels_to_codes(self._digits(self.bound(self._checked_inputs(inputs))))
+
     # ------------------------------------------------------------------- call
     def call(self, inputs, training=None):
         z = self._checked_inputs(inputs)
         work = self._work_dtype()
         _, _, _, half_width = self._constants(work)
         bounded = self.bound(tf.cast(z, work))
-        rounded = tf.round(tf.stop_gradient(bounded))
-        digits = tf.cast(rounded, tf.int32) + tf.constant(self._half_width, tf.int32)
-        codes = tf.reduce_sum(digits * tf.constant(self._basis, tf.int32), axis=-1)
+        digits = self._digits(bounded)
+        codes = self.levels_to_codes(digits)
         hard = self._grid_values(digits, work)
         soft = bounded / half_width
         # Value: the grid point exactly; gradient: that of bounded / (L // 2) (straight-through rounding).

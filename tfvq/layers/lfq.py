@@ -174,13 +174,22 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
         bits = tf.bitwise.bitwise_and(tf.cast(codes, tf.int32)[..., None], self._bit_weights())
         return tf.where(bits > 0, tf.constant(1.0, self.compute_dtype), tf.constant(-1.0, self.compute_dtype))
 
+    def _sign_codes(self, positive):
+        """int32 codes `[...]` of the channels' signs `[..., d]` (bool, `z > 0`): bit i is channel i (eq. 3)."""
+        return tf.reduce_sum(tf.cast(positive, tf.int32) * self._bit_weights(), axis=-1)
+
+    def nearest_codes(self, inputs):
+        """int32 codes `[...]` of `inputs` `[..., d]`: the forward pass's codes without its loss or statistics,
+        with TFLite builtins only (the models' TFLite encoders)."""
+        return self._sign_codes(self._checked_inputs(inputs) > 0)
+
     def call(self, inputs, training=None):
         z = self._checked_inputs(inputs)
         work = logits_dtype(self.compute_dtype)
         z_wide = tf.cast(z, work)
         positive = z_wide > 0
         hard = tf.where(positive, tf.constant(1.0, work), tf.constant(-1.0, work))
-        codes = tf.reduce_sum(tf.cast(positive, tf.int32) * self._bit_weights(), axis=-1)
+        codes = self._sign_codes(positive)
         # Value sign(z) exactly, gradient straight through.
         quantized = tf.cast(hard, self.compute_dtype) + (z - tf.stop_gradient(z))
 

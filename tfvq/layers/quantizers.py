@@ -635,6 +635,22 @@ class VectorQuantizer(_QuantizerBase):
         codes = self._check_codes(codes)
         return tf.gather(tf.cast(self._search_codebook(), self.compute_dtype), codes)
 
+    def _search_inputs(self, flat):
+        """The prepared `[N, D]` inputs as the search compares them: l2-normalised for cosine."""
+        return _l2_normalize(flat) if self.distance == "cosine" else flat
+
+    def _nearest(self, flat):
+        """(codes [N], scores [N, K]) of `[N, D]` search inputs: `||x - e||^2 - ||x||^2` in one fused
+        MatMul+BiasAdd (float32 under mixed precision, `ops.distance_scores`)."""
+        scores = ops.distance_scores(flat, self._search_codebook())
+        return tf.argmin(scores, axis=-1, output_type=tf.int32), scores
+
+    def nearest_codes(self, inputs):
+        """int32 codes `[...]` of `inputs` `[..., D]`: the forward pass's nearest codes without its losses,
+        statistics or updates, with TFLite builtins only (the models' TFLite encoders)."""
+        flat, leading = self._prepare(inputs)
+        return tf.reshape(self._nearest(self._search_inputs(flat))[0], leading)
+
     def call(self, inputs, training=None):
         out, _ = self._quantize(inputs, training)
         return out
@@ -644,13 +660,9 @@ class VectorQuantizer(_QuantizerBase):
         holds in the codebook's own dtype (float32 under mixed precision), for layers
         that add them up (`tfvq.layers.ResidualVectorQuantizer`)."""
         flat, leading = self._prepare(inputs)
-        if self.distance == "cosine":
-            flat = _l2_normalize(flat)
-        # ||x - e||^2 - ||x||^2 in one fused MatMul+BiasAdd; the row constant
-        # ||x||^2 does not change the argmin and is added only for `distances`.
-        # Both are float32 under mixed precision (ops.distance_scores).
-        scores = ops.distance_scores(flat, self._search_codebook())
-        codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
+        flat = self._search_inputs(flat)
+        # The row constant ||x||^2 does not change the argmin and is added only for `distances`.
+        codes, scores = self._nearest(flat)
         distances = tf.maximum(scores + tf.reduce_sum(tf.square(to_float32(flat)), axis=-1, keepdims=True), 0.0)
         counts = ops.code_counts(codes, self.num_codes)
         if training and self.ema:

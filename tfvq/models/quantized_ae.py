@@ -59,7 +59,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.fsq import FiniteScalarQuantizer
 from tfvq.layers.lfq import LookupFreeQuantizer
@@ -267,11 +266,12 @@ class QuantizedAutoencoder(CodeModel):
 
 
 class SingleLayerAutoencoder(QuantizedAutoencoder):
-    """The families with one layer of codes (FSQ, LFQ, VQ): `encode` is the quantizer's codes, `decode` the
-    decoder of its code vectors (`quantizer_layer.lookup`), so `decode(encode(x)) == reconstruct(x)`.
+    """The families with one layer of codes (FSQ, LFQ, VQ): `encode` is the quantizer's codes
+    (`quantizer_layer.nearest_codes`: no loss or statistics computed), `decode` the decoder of its code vectors
+    (`quantizer_layer.lookup`), so `decode(encode(x)) == reconstruct(x)`; the TFLite encoder is the same code maths.
 
-    A subclass builds its quantizer, gives it as the property `quantizer_layer`, calls
-    `_finish_single(quantizer)` and gives `tflite_codes(z)`, the codes of encoder outputs with TFLite builtins only.
+    A subclass builds its quantizer, gives it as the property `quantizer_layer` and calls
+    `_finish_single(quantizer)`.
     """
 
     def _finish_single(self, quantizer):
@@ -283,7 +283,7 @@ class SingleLayerAutoencoder(QuantizedAutoencoder):
         self._layout.check_layer(layer)
         as_seed(seed)
         x, _ = self.check_images(images)
-        return self.quantizer_layer(self.encoder(x), training=False)["codes"]
+        return self.quantizer_layer.nearest_codes(self.encoder(x))
 
     def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):
         """Images from codes: each code's vector (the quantizer's `lookup`) through the decoder."""
@@ -292,17 +292,13 @@ class SingleLayerAutoencoder(QuantizedAutoencoder):
         (codes,) = check_codes(codes, self._layout, layer)
         return like_input(self.decoder(self.quantizer_layer.lookup(codes)), output_is_uint8(dtype))
 
-    def tflite_codes(self, z):
-        """int32 [B, h, w] codes of float32 encoder outputs `z` [B, h, w, code_dim], TFLite builtins only."""
-        raise NotImplementedError
-
     def tflite_encoder(self, layer=None):
         """The encoder for TFLite: float images in [0, 1] -> {"codes": int32 [B, h, w]}, TFLite builtins only
-        (the quantizer's code maths, `tflite_codes`, without its usage statistics)."""
+        (the quantizer's `nearest_codes`: its code maths without its loss or usage statistics)."""
         self._layout.check_layer(layer)
 
         def encode(images):
-            return {"codes": self.tflite_codes(self.encoder(tf.cast(images, tf.float32)))}
+            return {"codes": self.quantizer_layer.nearest_codes(self.encoder(tf.cast(images, tf.float32)))}
 
         return encode
 
@@ -348,12 +344,6 @@ class FSQAutoencoder(SingleLayerAutoencoder):
     @property
     def quantizer_layer(self):
         return self.fsq
-
-    def tflite_codes(self, z):
-        """tanh bound, round, mixed-radix digits (`FiniteScalarQuantizer.bound`, `levels_to_codes`)."""
-        half = tf.constant([level // 2 for level in self.levels], tf.int32)
-        digits = tf.cast(tf.round(self.fsq.bound(z)), tf.int32) + half
-        return self.fsq.levels_to_codes(digits)
 
     def describe(self):
         return {**super().describe(), "levels": list(self.levels)}
@@ -405,12 +395,6 @@ class LFQAutoencoder(SingleLayerAutoencoder):
     @property
     def quantizer_layer(self):
         return self.lfq
-
-    def tflite_codes(self, z):
-        """Bit i is channel i's sign (`z_i > 0`), the code their binary number (MAGVIT-v2 eq. 3)."""
-        bits = tf.cast(z > 0, tf.int32)
-        weights = tf.constant([1 << i for i in range(self.code_dim)], tf.int32)
-        return tf.reduce_sum(bits * weights, axis=-1)
 
     def describe(self):
         return {**super().describe(), "code_dim": self.code_dim}
@@ -480,16 +464,6 @@ class VQAutoencoder(SingleLayerAutoencoder):
     @property
     def quantizer_layer(self):
         return self.vq
-
-    def tflite_codes(self, z):
-        """The nearest code (`ops.distance_scores`, one matrix product; normalised vectors for cosine)."""
-        flat = tf.reshape(tf.cast(z, tf.float32), [-1, self.code_dim])
-        if self.vq.distance == "cosine":
-            flat = tf.math.l2_normalize(flat, axis=-1, epsilon=1e-12)
-        codebook = tf.cast(self.vq._search_codebook(), tf.float32)
-        scores = ops.distance_scores(tf.cast(flat, self.vq.compute_dtype), codebook)
-        codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
-        return tf.reshape(codes, tf.shape(z)[:-1])
 
     def fit_codebooks(self, images, iterations=10, seed=0, max_points=20000):
         """The codebook by k-means on the encoder outputs of `images` (k-means++ seeds and `iterations` Lloyd
@@ -635,10 +609,8 @@ class RVQAutoencoder(QuantizedAutoencoder):
             residual = tf.reshape(tf.cast(z, tf.float32), [-1, self.code_dim])
             stage_codes = []
             for stage in self.rvq.stages[:k]:
-                codebook = tf.convert_to_tensor(stage.codebook)
-                scores = ops.distance_scores(tf.cast(residual, stage.compute_dtype), codebook)
-                codes = tf.argmin(scores, axis=-1, output_type=tf.int32)
-                residual = residual - tf.gather(tf.cast(codebook, tf.float32), codes)
+                codes = stage.nearest_codes(residual)  # the search in the stage's compute dtype
+                residual = residual - tf.gather(tf.cast(stage.codebook, tf.float32), codes)
                 stage_codes.append(tf.reshape(codes, [-1, h, w]))
             return dict(zip(names, stage_codes[::-1]))
 

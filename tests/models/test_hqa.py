@@ -207,3 +207,102 @@ def test_keep_codes_retires_all_but_the_most_used_codes_when_the_resets_end():
     assert model.training_stages({"steps": (8,), "keep_codes": 12})[0].at_steps == {}  # K codes: keeps all
     with pytest.raises(ValueError, match="keep_codes must be at least 1"):
         model.training_stages({"steps": (8,), "keep_codes": 0})
+
+
+# ------------------------------------------------------------------ HQA Table 3's switches (the ablated systems)
+def _np_log_softmax(logits):
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+
+
+def _nearest(z, codebook):
+    flat = z.reshape(-1, codebook.shape[1])
+    return ((flat[:, None, :] - codebook[None]) ** 2).sum(-1).argmin(-1).reshape(z.shape[:-1])
+
+
+def test_a_hams_layer_reconstructs_the_codes_below_under_a_cross_entropy():
+    """HQA §2.2, App. C.2: layer 2's decoder gives logits over layer 1's K codes and its loss is the
+    cross-entropy against layer 1's nearest codes of the input (a "vq" layer: deterministic posterior)."""
+    model = HQA((16, 16, 1), [dict(num_codes=8, code_dim=4, encoder_hidden=8, decoder_hidden=8, commitment_cost=0.02),
+                              dict(num_codes=6, code_dim=4, encoder_hidden=8, decoder_hidden=8, commitment_cost=0.02)],
+                quantizer="vq", target="codes", probabilistic_loss=False)
+    x = images(2)
+    bottom, top = model.hqa_layers
+    z1 = model.encode_continuous(x, 1).numpy()
+    want_codes = _nearest(z1, bottom.quantizer.codebook.numpy())
+    np.testing.assert_array_equal(model.encode(x, 1).numpy(), want_codes)
+    terms = model.layer_loss(x, 2, training=False)
+    # The same forward pass by hand: layer 2's decoder output on its nearest codes.
+    z2 = top.encode_continuous(z1).numpy()
+    codes2 = _nearest(z2, top.quantizer.codebook.numpy())
+    logits = top.decode_continuous(top.quantizer.lookup(codes2)).numpy()
+    assert logits.shape == (2, 8, 8, 8)  # layer 1's grid, layer 1's K
+    log_q = _np_log_softmax(logits.astype(np.float64))
+    want_ce = -np.take_along_axis(log_q, want_codes[..., None], axis=-1).mean()
+    np.testing.assert_allclose(float(terms["cross_entropy"]), want_ce, rtol=1e-5)
+    assert "mse" not in terms
+    # The commitment term of a "vq" layer (HQA eq. 2 with an EMA codebook): beta * mean ||z_e - e_k||^2.
+    e = top.quantizer.codebook.numpy()[codes2]
+    np.testing.assert_allclose(float(terms["loss"]), want_ce + 0.02 * np.mean((z2 - e) ** 2), rtol=1e-5)
+    # Decoding goes down through the most probable code of those logits, and code_logits are their log-softmax.
+    below = np.argmax(logits, axis=-1)
+    want = bottom.decode_continuous(bottom.quantizer.lookup(below)).numpy()
+    np.testing.assert_allclose(model.decode(codes2, 2).numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(model.code_logits(codes2, 2).numpy(), log_q, atol=1e-5)
+
+
+def test_a_gumbel_hams_layer_learns_a_sample_of_the_posterior_below():
+    """HAMs + GS: the cross-entropy's targets are samples of layer 1's q (HQA §5.2.2), so with a flat q they
+    differ from the most probable codes, and the same seed gives the same loss."""
+    model = tiny(num_layers=2, quantizer="gumbel", target="codes", probabilistic_loss=False)
+    model.hqa_layers[0].quantizer.codebook.assign(model.hqa_layers[0].quantizer.codebook * 1e-3)  # q nearly flat
+    x = images(4)
+    a = float(model.layer_loss(x, 2, seed=5)["cross_entropy"])
+    b = float(model.layer_loss(x, 2, seed=5)["cross_entropy"])
+    c = float(model.layer_loss(x, 2, seed=6)["cross_entropy"])
+    assert a == b and a != c
+
+
+def test_the_vq_switch_learns_its_codebook_by_ema_and_has_a_one_hot_posterior():
+    model = tiny(num_layers=1, quantizer="vq", probabilistic_loss=False)
+    quantizer = model.hqa_layers[0].quantizer
+    # HAMs: no codebook gradients, an EMA (App. C.2)
+    assert all(v is not quantizer.codebook for v in model.layer_variables(1))
+    before = quantizer.codebook.numpy().copy()
+    terms = model.layer_loss(images(4), 1, training=True)
+    assert float(terms["entropy"]) == 0.0  # HQA App. B.4, eq. 19
+    assert not np.allclose(before, quantizer.codebook.numpy())
+    x = images(2)
+    np.testing.assert_array_equal(model.encode(x, 1, stochastic=True, seed=1).numpy(), model.encode(x, 1).numpy())
+
+
+def test_without_the_probabilistic_loss_the_gumbel_layer_pays_the_vqvae_terms_at_its_sample():
+    """HQA App. B.4: with probabilistic_loss=False the regulariser is eq. 2 at the sampled code."""
+    layer = StochasticVectorQuantizer(5, 3, commitment_cost=0.3, probabilistic_loss=False, seed=0)
+    z = RNG.normal(size=(4, 2, 3)).astype(np.float32)
+    out = layer(z, training=True, seed=tf.constant([1, 2]))
+    e = layer.codebook.numpy()[out["codes"].numpy()]
+    want = np.mean((z - e) ** 2) * (1.0 + 0.3)  # the codebook term and beta times the commitment term, equal values
+    np.testing.assert_allclose(float(out["loss"]), want, rtol=1e-5)
+    with_prob = StochasticVectorQuantizer(5, 3, commitment_cost=0.3, entropy_cost=0.1, seed=0)
+    out = with_prob(z, training=False, stochastic=False)
+    np.testing.assert_allclose(float(out["loss"]), 0.3 * float(out["commitment"]) - 0.1 * float(out["entropy"]),
+                               rtol=1e-6)
+
+
+def test_the_switches_are_checked_and_survive_a_keras_file(tmp_path):
+    with pytest.raises(ValueError, match="quantizer must be one of"):
+        tiny(quantizer="ema")
+    with pytest.raises(ValueError, match="target must be one of"):
+        tiny(target="pixels")
+    with pytest.raises(ValueError, match="needs quantizer='gumbel'"):
+        tiny(quantizer="vq")  # probabilistic_loss defaults to True
+    model = HQA((16, 16, 1), [dict(num_codes=8, code_dim=4, encoder_hidden=8, decoder_hidden=8)] * 2,
+                quantizer="vq", target="codes", probabilistic_loss=False)
+    x = images(2)
+    model.layer_loss(x, 2)
+    model.save(tmp_path / "hams.keras")
+    loaded = keras.saving.load_model(tmp_path / "hams.keras")
+    assert loaded.switches == {"quantizer": "vq", "target": "codes", "probabilistic_loss": False}
+    np.testing.assert_array_equal(model.encode(x, 2).numpy(), loaded.encode(x, 2).numpy())
+    np.testing.assert_allclose(model.reconstruct(x, 2).numpy(), loaded.reconstruct(x, 2).numpy(), atol=1e-6)

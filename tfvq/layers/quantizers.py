@@ -756,6 +756,13 @@ class _RelaxedQuantizer(_QuantizerBase):
         logits = self.logits(flat)
         return logits, tf.zeros(tf.shape(flat)[:1], logits.dtype)
 
+    def nearest_codes(self, inputs):
+        """int32 codes `[...]` of `inputs` `[..., D]`: the most probable code of q (`stochastic=False`'s codes),
+        without the forward pass's entropy, statistics or resets."""
+        flat, leading = self._prepare(inputs)
+        logits, _ = self.shifted_logits(flat)
+        return tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), leading)
+
     def _sample_seed(self, seed):
         if seed is not None:
             return tf.cast(tf.convert_to_tensor(seed), tf.int32)
@@ -838,7 +845,15 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
     averaged over positions) and `commitment` (E_q ||z_e - e_k||^2, averaged
     over positions), and `loss = commitment_cost * commitment - entropy_cost *
     entropy`, the weighted regulariser of HQA eq. 4 with Table 10's default
-    coefficients (beta_c = beta_e = 1e-3).
+    coefficients (beta_c = beta_e = 1e-3): HQA's "probabilistic loss".
+
+    With `probabilistic_loss=False` (the "GS" rows of HQA Table 3 without the
+    probabilistic loss) the regulariser is instead the VQ-VAE's codebook and
+    commitment terms at the sampled code k (HQA eq. 2, the tau -> 0 limit of
+    eq. 4 with stop-gradients, App. B.4, eq. 18-20):
+    `loss = mean ||sg[z_e] - e_k||^2 + commitment_cost * mean ||z_e - sg[e_k]||^2`
+    (means over the elements, as `VectorQuantizer`). The codebook then learns
+    from these terms and from the relaxed sample's gradient.
 
     Args:
       num_codes: K.
@@ -848,6 +863,8 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
       entropy_cost: beta_e of HQA Algorithm 2.
       commitment_cost: beta_c of HQA Algorithm 2.
       code_reset: reset dead codes in training (default True, as HQA).
+      probabilistic_loss: HQA eq. 4's entropy and expected commitment (True,
+        the default) or the VQ-VAE terms of eq. 2 at the sampled code (False).
       **kwargs: see `_QuantizerBase` (`reset_window`, `reset_threshold`,
         `reset_noise`, `seed`).
 
@@ -877,6 +894,7 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
         entropy_cost=1e-3,
         commitment_cost=1e-3,
         code_reset=True,
+        probabilistic_loss=True,
         **kwargs,
     ):
         super().__init__(num_codes, code_dim, temperature=temperature, code_reset=code_reset, **kwargs)
@@ -885,6 +903,7 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
         self.distance_scale = float(distance_scale)
         self.entropy_cost = float(entropy_cost)
         self.commitment_cost = float(commitment_cost)
+        self.probabilistic_loss = bool(probabilistic_loss)
 
     def logits(self, flat):
         """HQA eq. 3 logits `-distance_scale * ||z_e - e_k||^2` for `[N, D]` inputs."""
@@ -904,7 +923,15 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
 
     def call(self, inputs, training=None, stochastic=True, seed=None):
         out, _, _ = self._quantize(inputs, training, stochastic, seed)
-        out["loss"] = self.commitment_cost * out["commitment"] - self.entropy_cost * out["entropy"]
+        if self.probabilistic_loss:
+            out["loss"] = self.commitment_cost * out["commitment"] - self.entropy_cost * out["entropy"]
+        else:
+            # HQA eq. 2 at the sampled code (App. B.4): codebook term + beta * commitment term, in float32.
+            flat = to_float32(self._prepare(inputs)[0])
+            chosen = tf.gather(tf.convert_to_tensor(self.codebook), tf.reshape(out["codes"], [-1]))
+            codebook_term = ops.safe_mean(tf.square(tf.stop_gradient(flat) - chosen))
+            commitment_term = ops.safe_mean(tf.square(flat - tf.stop_gradient(chosen)))
+            out["loss"] = codebook_term + self.commitment_cost * commitment_term
         return out
 
     def get_config(self):
@@ -914,6 +941,7 @@ class StochasticVectorQuantizer(_RelaxedQuantizer):
                 "distance_scale": self.distance_scale,
                 "entropy_cost": self.entropy_cost,
                 "commitment_cost": self.commitment_cost,
+                "probabilistic_loss": self.probabilistic_loss,
             }
         )
         return config

@@ -9,6 +9,36 @@ decoding from layer l goes down the stack, re-quantising at every layer
 (Algorithm 3), so only layer l's codes are transmitted.
 
 Layers are numbered 1..L as in the paper.
+
+Three switches make the ablated systems of HQA Table 3 (§6.2) out of the same
+stack, each an ordinary model of this family (`HQA(..., quantizer=,
+target=, probabilistic_loss=)`):
+
+    system (Table 3)        quantizer  target  probabilistic_loss
+    + hierarchy (HAMs)      "vq"       "codes" -
+    HAMs + GS               "gumbel"   "codes" False
+    HAMs + MSE              "vq"       "z_e"   -
+    HAMs + GS + MSE         "gumbel"   "z_e"   False
+    + probabilistic (HQA)   "gumbel"   "z_e"   True   (the default)
+
+* `quantizer`: "gumbel", HQA's stochastic posterior (eq. 3) sampled by the
+  Gumbel-softmax in training, with dead-code resets (App. C.4): Table 3's
+  "GS"; or "vq", the deterministic nearest code with a straight-through
+  gradient and a codebook that follows an online EMA k-means, no resets (HAMs,
+  App. C.2; De Fauw et al. 2019).
+* `target`, what a layer above the first reconstructs: "z_e", the layer
+  below's continuous z_e under an MSE (HQA §5.2.2: Table 3's "MSE"); or
+  "codes", the layer below's code indices under a cross-entropy (HAMs, HQA
+  §2.2 and App. C.2): the decoder's last convolution gives logits over the
+  K codes below, and decoding takes their most probable code (or a sample).
+  The first layer always reconstructs pixels under an MSE.
+* `probabilistic_loss` (with "gumbel"): HQA eq. 4's entropy and expected
+  commitment (True), or the VQ-VAE's codebook and commitment terms at the
+  sampled code (False, App. B.4). A "vq" layer always has the VQ-VAE's
+  commitment term (its codebook follows the EMA).
+
+In every system a layer encodes the z_e of the layer below (HQA Figure 2), so
+the systems differ only in the switches.
 """
 
 import math
@@ -17,9 +47,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.blocks import RunningNormalization
-from tfvq.layers.quantizers import StochasticVectorQuantizer
+from tfvq.layers.quantizers import StochasticVectorQuantizer, VectorQuantizer
 from tfvq.models.base import (CodeLayout, CodeModel, as_seed, below_layer, check_codes, fold_seeds, like_input,
                               output_is_uint8)
 from tfvq.models.recipes import HQARecipe
@@ -86,6 +117,12 @@ class HQALayer(keras.layers.Layer):
         passed to the `StochasticVectorQuantizer` (HQA eq. 3-4; beta_e and beta_c
         of the tables; the dead-code reset window of App. C.4, 20 batches).
       seed: seed of the quantizer's random stream.
+      quantizer: "gumbel" (`StochasticVectorQuantizer`) or "vq" (`VectorQuantizer`
+        with an EMA codebook and commitment cost `commitment_cost`); see the module
+        docstring (HQA Table 3's switches).
+      target: "z_e" or "codes": what this layer reconstructs when it is not the first.
+      probabilistic_loss: HQA eq. 4's regulariser (True) or eq. 2's (False), for "gumbel".
+      target_codes: K of the layer below (the width of the logits of a "codes" target).
     """
 
     def __init__(
@@ -105,11 +142,22 @@ class HQALayer(keras.layers.Layer):
         distance_scale=1.0,
         reset_window=20,
         seed=None,
+        quantizer="gumbel",
+        target="z_e",
+        probabilistic_loss=True,
+        target_codes=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if int(decoder_layers) < 3:
             raise ValueError(f"decoder_layers must be >= 3, got {decoder_layers}.")
+        check_switches(quantizer, target, probabilistic_loss)
+        self.quantizer_kind = quantizer
+        self.target = "pixels" if first else target
+        self.probabilistic_loss = bool(probabilistic_loss)
+        if self.target == "codes" and (target_codes is None or int(target_codes) < 1):
+            raise ValueError("A layer whose target is the codes below needs target_codes, the K of the layer below.")
+        self.target_codes = None if target_codes is None else int(target_codes)
         self.input_channels = int(input_channels)
         self.num_codes = int(num_codes)
         self.code_dim = int(code_dim)
@@ -136,17 +184,22 @@ class HQALayer(keras.layers.Layer):
             ],
             name="encoder",
         )
-        self.quantizer = StochasticVectorQuantizer(
-            self.num_codes,
-            self.code_dim,
-            temperature=self.temperature,
-            distance_scale=self.distance_scale,
-            entropy_cost=self.entropy_cost,
-            commitment_cost=self.commitment_cost,
-            reset_window=self.reset_window,
-            seed=seed,
-            name="quantizer",
-        )
+        if quantizer == "gumbel":
+            self.quantizer = StochasticVectorQuantizer(
+                self.num_codes,
+                self.code_dim,
+                temperature=self.temperature,
+                distance_scale=self.distance_scale,
+                entropy_cost=self.entropy_cost,
+                commitment_cost=self.commitment_cost,
+                reset_window=self.reset_window,
+                probabilistic_loss=self.probabilistic_loss,
+                seed=seed,
+                name="quantizer",
+            )
+        else:  # HAMs (HQA App. C.2): nearest code, EMA k-means codebook, commitment term, no resets
+            self.quantizer = VectorQuantizer(self.num_codes, self.code_dim, commitment_cost=self.commitment_cost,
+                                             ema=True, seed=seed, name="quantizer")
         h = self.decoder_hidden
         dec = [keras.layers.Conv2D(h, 3, padding="same", activation=mish_activation()),
                keras.layers.Dropout(self.dropout)]
@@ -157,7 +210,8 @@ class HQALayer(keras.layers.Layer):
         dec += [
             keras.layers.Conv2D(max(h // 2, 1), 3, padding="same", activation=mish_activation()),
             keras.layers.Dropout(self.dropout),
-            keras.layers.Conv2D(self.input_channels, 3, padding="same", activation="sigmoid" if self.first else None),
+            keras.layers.Conv2D(self.target_codes if self.target == "codes" else self.input_channels, 3,
+                                padding="same", activation="sigmoid" if self.first else None),
         ]
         self.decoder = keras.Sequential(dec, name="decoder")
         self.normalizer = None if self.first else RunningNormalization(name="input_norm")
@@ -180,16 +234,55 @@ class HQALayer(keras.layers.Layer):
         return self.encoder(x, training=training)
 
     def decode_continuous(self, z_q, training=False):
-        """This layer's reconstruction of its input from quantised codes."""
+        """This layer's reconstruction of its input from quantised codes: pixels, the layer below's z_e, or (a
+        "codes" target) logits [..., K below] over the layer below's codes."""
         y = self.decoder(z_q, training=training)
-        if self.normalizer is not None:
+        if self.normalizer is not None and self.target != "codes":
             y = self.normalizer.denormalize(y)
         return y
+
+    def quantize_z_e(self, z_e, training=False, stochastic=True, seed=None):
+        """The quantizer's dict for z_e, the same keys for both kinds: `quantized`, `codes`, `loss`,
+        `perplexity`, `entropy`, `commitment`, and at inference `log_probs`.
+
+        A "vq" layer's posterior is the one-hot of the nearest code (HQA eq. 1): its `entropy` is 0 and its
+        codes are the nearest whatever `stochastic` says (HQA App. B.4, eq. 18-19); its `log_probs` are
+        softmax(-s ||z_e - e_k||^2) (eq. 3's form), the smooth code model that an entropy coder needs."""
+        if self.quantizer_kind == "gumbel":
+            return self.quantizer(z_e, training=training, stochastic=stochastic, seed=seed)
+        out = dict(self.quantizer(z_e, training=training))
+        distances = tf.cast(out.pop("distances"), tf.float32)
+        out["entropy"] = tf.zeros([], tf.float32)
+        out["commitment"] = tf.reduce_mean(tf.reduce_min(distances, axis=-1))
+        if not training:
+            out["log_probs"] = tf.nn.log_softmax(-self.distance_scale * distances, axis=-1)
+        return out
+
+    def codes_of(self, z_e, stochastic=False, seed=None):
+        """int32 codes [...] of z_e [..., D]: the most probable code, or (`stochastic`, "gumbel") a sample of q."""
+        if stochastic and self.quantizer_kind == "gumbel":
+            return self.quantizer(z_e, training=False, stochastic=True, seed=seed)["codes"]
+        return self.quantizer.nearest_codes(z_e)
+
+    def code_log_probs(self, z_e):
+        """float32 [..., K] log-probabilities of this layer's codes given a (predicted) z_e (HQA eq. 3)."""
+        if self.quantizer_kind == "gumbel":
+            return self.quantizer(z_e, training=False, stochastic=False)["log_probs"]
+        flat = tf.reshape(tf.cast(z_e, tf.float32), [-1, self.code_dim])
+        logits = ops.scaled_distance_logits(flat, tf.convert_to_tensor(self.quantizer.codebook), self.distance_scale)
+        return tf.reshape(tf.nn.log_softmax(logits, axis=-1), tf.concat([tf.shape(z_e)[:-1], [self.num_codes]], 0))
+
+    def tflite_codes(self, flat):
+        """The most probable codes [N] of z_e rows [N, D] with TFLite builtins only (a MatMul+BiasAdd, ARG_MAX)."""
+        if self.quantizer_kind == "gumbel":
+            logits, _ = self.quantizer.shifted_logits(flat)
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return self.quantizer.nearest_codes(flat)
 
     def call(self, x, training=None, seed=None):
         """Autoencodes this layer's input; returns the quantizer's dict plus `reconstruction`."""
         z_e = self.encode_continuous(x, training=training)
-        out = self.quantizer(z_e, training=training, stochastic=True, seed=seed)
+        out = self.quantize_z_e(z_e, training=training, stochastic=True, seed=seed)
         out["reconstruction"] = self.decode_continuous(out["quantized"], training=training)
         out["z_e"] = z_e
         return out
@@ -213,9 +306,32 @@ class HQALayer(keras.layers.Layer):
                 "distance_scale": self.distance_scale,
                 "reset_window": self.reset_window,
                 "seed": self.seed,
+                "quantizer": self.quantizer_kind,
+                "target": "z_e" if self.first else self.target,
+                "probabilistic_loss": self.probabilistic_loss,
+                "target_codes": self.target_codes,
             }
         )
         return config
+
+
+QUANTIZERS = ("gumbel", "vq")
+"""HQA Table 3's quantizer switch: HQA's Gumbel-softmax posterior with resets ("GS"), or HAMs' EMA VQ."""
+TARGETS = ("z_e", "codes")
+"""HQA Table 3's target switch for layers above the first: the z_e below under an MSE, or its codes (HAMs)."""
+
+
+def check_switches(quantizer, target, probabilistic_loss):
+    """Raises a `ValueError` naming the allowed values for an unknown switch (HQA Table 3)."""
+    if quantizer not in QUANTIZERS:
+        raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {quantizer!r}.")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}.")
+    if not isinstance(probabilistic_loss, (bool, np.bool_)):
+        raise ValueError(f"probabilistic_loss must be True or False, got {probabilistic_loss!r}.")
+    if quantizer == "vq" and probabilistic_loss:
+        raise ValueError("probabilistic_loss (HQA eq. 4) needs quantizer='gumbel': a 'vq' layer's posterior is "
+                         "one-hot, with no entropy to reward. Pass probabilistic_loss=False.")
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -229,7 +345,10 @@ class HQA(CodeModel):
     Args:
       image_shape: (H, W, C) of the input images.
       layers: a list of dicts of `HQALayer` arguments, one per layer, bottom
-        first (`input_channels` and `first` are filled in).
+        first (`input_channels`, `first` and `target_codes` are filled in).
+      quantizer, target, probabilistic_loss: HQA Table 3's switches for every
+        layer (the module docstring); the defaults are HQA's. A layer's dict
+        may set its own.
       **kwargs: passed to `keras.Model`.
 
     Example:
@@ -244,8 +363,10 @@ class HQA(CodeModel):
     recipe_class = HQARecipe
     """How the family trains (`training_stages`; HQA App. C.1)."""
 
-    def __init__(self, image_shape, layers, **kwargs):
+    def __init__(self, image_shape, layers, quantizer="gumbel", target="z_e", probabilistic_loss=True, **kwargs):
         super().__init__(**kwargs)
+        check_switches(quantizer, target, probabilistic_loss)
+        self.switches = {"quantizer": quantizer, "target": target, "probabilistic_loss": bool(probabilistic_loss)}
         self.image_shape = tuple(int(d) for d in image_shape)
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C), got {image_shape}.")
@@ -257,8 +378,9 @@ class HQA(CodeModel):
         shape = (None,) + self.image_shape
         grids = []
         for i, cfg in enumerate(self.layer_configs):
-            cfg = dict(cfg)
-            cfg.update(input_channels=channels, first=(i == 0))
+            cfg = {**self.switches, **cfg}
+            cfg.update(input_channels=channels, first=(i == 0),
+                       target_codes=self.hqa_layers[-1].num_codes if self.hqa_layers else None)
             cfg.setdefault("name", f"hqa_layer_{i + 1}")
             layer = HQALayer(**cfg)
             layer.build(shape)
@@ -306,8 +428,7 @@ class HQA(CodeModel):
         layer = self._check_layer(layer)
         seed = as_seed(seed)
         z_e = self.encode_continuous(images, layer)
-        out = self.hqa_layers[layer - 1].quantizer(z_e, training=False, stochastic=stochastic, seed=seed)
-        return out["codes"]
+        return self.hqa_layers[layer - 1].codes_of(z_e, stochastic=stochastic, seed=seed)
 
     # ---------------------------------------------------------------- decoding
     def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):
@@ -326,9 +447,23 @@ class HQA(CodeModel):
         x = top.decode_continuous(top.quantizer.lookup(codes))
         for i in range(layer - 1, 0, -1):
             l = self.hqa_layers[i - 1]
-            out = l.quantizer(x, training=False, stochastic=stochastic, seed=seeds[i - 1])
-            x = l.decode_continuous(out["quantized"])
+            below = self._codes_below(i + 1, x, stochastic, seeds[i - 1])
+            x = l.decode_continuous(l.quantizer.lookup(below))
         return like_input(x, output_is_uint8(dtype))
+
+    def _codes_below(self, layer, output, stochastic=False, seed=None):
+        """Layer `layer - 1`'s codes from layer `layer`'s decoder output (HQA Algorithm 3, lines 6-7): the
+        re-quantised z_e, or for a "codes" target the most probable (or a sampled) code of its logits."""
+        if self.hqa_layers[layer - 1].target == "codes":
+            if stochastic:
+                logits = tf.cast(output, tf.float32)
+                flat = tf.reshape(logits, [-1, logits.shape[-1]])
+                if seed is None:
+                    seed = tf.cast(self.hqa_layers[layer - 1].quantizer.seed_generator.next(), tf.int32)
+                draws = tf.random.stateless_categorical(flat, 1, seed, dtype=tf.int32)
+                return tf.reshape(draws, tf.shape(logits)[:-1])
+            return tf.argmax(output, axis=-1, output_type=tf.int32)
+        return self.hqa_layers[layer - 2].codes_of(output, stochastic=stochastic, seed=seed)
 
     def reconstruct(self, images, layer=None, stochastic=False, seed=None):
         """Compress to layer `layer` (default: the top) and decode (HQA Algorithm 3).
@@ -364,32 +499,46 @@ class HQA(CodeModel):
         z = self._encode_continuous(x, layer)
         t = tf.cast(tf.reshape(tf.linspace(0.0, 1.0, int(steps)), [-1, 1, 1, 1]), z.dtype)
         z_t = (1.0 - t) * z[:1] + t * z[1:]
-        codes = self.hqa_layers[layer - 1].quantizer(z_t, training=False, stochastic=False)["codes"]
+        codes = self.hqa_layers[layer - 1].codes_of(z_t)
         return like_input(self.decode(codes, layer), was_uint8)
 
     # ---------------------------------------------------------------- training
     def layer_loss(self, images, layer, training=True, seed=None):
         """HQA eq. 4 for layer `layer` with the layers below frozen (Algorithm 2).
 
-        The target is the pixels (layer 1) or the continuous z_e of the frozen
+        The input is the pixels (layer 1) or the continuous z_e of the frozen
         layers below. Terms: `mse`, the mean over all target elements of the
         squared error; `entropy` and `commitment`, means over the code
         positions of H[q] and E_q||z_e - e_k||^2; `loss = mse + beta_c *
         commitment - beta_e * entropy` with the layer's beta_e, beta_c.
+
+        A layer whose target is the codes below (HAMs, HQA App. C.2) has
+        `cross_entropy` instead of `mse`: the mean over the positions of the
+        layer below of -log softmax(logits)[c], where c is that layer's code of
+        the input (its nearest code; with the "gumbel" quantizer a sample of its
+        q, the sample HAMs reconstructs, HQA §5.2.2). The quantizer's term is
+        the layer's (`HQALayer.quantize_z_e`: eq. 4's or eq. 2's).
         """
         layer = self._check_layer(layer)
         x, _ = self.check_images(images)
-        target = tf.stop_gradient(self._encode_continuous(x, layer - 1) if layer > 1 else x)
-        out = self.hqa_layers[layer - 1](target, training=training, seed=as_seed(seed))
+        seed = as_seed(seed)
+        inputs = tf.stop_gradient(self._encode_continuous(x, layer - 1) if layer > 1 else x)
+        this = self.hqa_layers[layer - 1]
+        out = this(inputs, training=training, seed=seed)
+        terms = {"entropy": out["entropy"], "commitment": out["commitment"], "perplexity": out["perplexity"]}
+        if this.target == "codes":
+            lower = self.hqa_layers[layer - 2]
+            sample_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 1)
+            codes = tf.stop_gradient(lower.codes_of(inputs, stochastic=lower.quantizer_kind == "gumbel",
+                                                    seed=sample_seed))
+            terms["cross_entropy"] = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=codes, logits=tf.cast(out["reconstruction"], tf.float32)))
+            terms["loss"] = terms["cross_entropy"] + out["loss"]
+            return terms
         # float32 under mixed precision: the error of a reconstruction near its target cancels in 16 bits.
-        mse = tf.reduce_mean(tf.square(tf.cast(out["reconstruction"], tf.float32) - tf.cast(target, tf.float32)))
-        return {
-            "loss": mse + out["loss"],
-            "mse": mse,
-            "entropy": out["entropy"],
-            "commitment": out["commitment"],
-            "perplexity": out["perplexity"],
-        }
+        terms["mse"] = tf.reduce_mean(tf.square(tf.cast(out["reconstruction"], tf.float32) - tf.cast(inputs, tf.float32)))
+        terms["loss"] = terms["mse"] + out["loss"]
+        return terms
 
     def layer_variables(self, layer):
         """The trainable variables of layer `layer` (the only ones a greedy step updates)."""
@@ -427,13 +576,12 @@ class HQA(CodeModel):
         of the quantizer's logits (an ARG_MAX builtin), as `encode` does.
         """
         layer = self._check_layer(layer)
-        quantizer = self.quantizer(layer)
+        top = self.hqa_layers[layer - 1]
         h, w = self.code_shape(layer)
 
         def encode(images):
             z = self._encode_continuous(tf.cast(images, tf.float32), layer)
-            logits, _ = quantizer.shifted_logits(tf.reshape(z, [-1, quantizer.code_dim]))
-            return {"codes": tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), [-1, h, w])}
+            return {"codes": tf.reshape(top.tflite_codes(tf.reshape(z, [-1, top.code_dim])), [-1, h, w])}
 
         return encode
 
@@ -450,8 +598,10 @@ class HQA(CodeModel):
         layer = below_layer(self._layout, layer)
         (codes,) = check_codes(codes, self._layout, layer)
         top = self.hqa_layers[layer - 1]
-        z_e = top.decode_continuous(top.quantizer.lookup(codes))
-        return self.hqa_layers[layer - 2].quantizer(z_e, training=False, stochastic=False)["log_probs"]
+        output = top.decode_continuous(top.quantizer.lookup(codes))
+        if top.target == "codes":  # HAMs: the decoder's own distribution over the codes below
+            return tf.nn.log_softmax(tf.cast(output, tf.float32), axis=-1)
+        return self.hqa_layers[layer - 2].code_log_probs(output)
 
     def code_stride(self, layer=None):
         """2^(the number of downsampling layers up to `layer`, default the top): HQA is fully convolutional."""
@@ -483,7 +633,7 @@ class HQA(CodeModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"image_shape": list(self.image_shape), "layers": self.layer_configs})
+        config.update({"image_shape": list(self.image_shape), "layers": self.layer_configs, **self.switches})
         return config
 
     @classmethod

@@ -65,7 +65,7 @@ def retire_codes(quantizer, z_e, keep):
     other. Returns the kept codes' indices.
     """
     flat = np.asarray(z_e, np.float32).reshape(-1, quantizer.code_dim)
-    codes = np.asarray(quantizer(flat, training=False, stochastic=False)["codes"])  # the codes files send
+    codes = np.asarray(quantizer.nearest_codes(flat))  # the codes files send
     usage = np.bincount(codes, minlength=quantizer.num_codes)
     kept = np.sort(np.argsort(-usage, kind="stable")[:keep])
     center = flat.mean(axis=0)

@@ -218,21 +218,21 @@ def fit_latent_vae(vectors, steps, batch_size=128, latent_dim=LATENT_DIM, learni
 def vae_samples(model, train_images, count, steps, batch_size=128, seed=0, layer=None, latent_dim=LATENT_DIM):
     """HQA Figure 7: a `LatentVAE` on layer `layer`'s z_e (default the layer below the top: 2x2x64 for
     `hqa_mnist`) of `train_images`; `count` prior samples -> z_e -> the layer's most probable codes
-    -> `model.decode(codes, layer)`. No public method of the model takes a z_e to codes, so the codes come
-    from the layer's quantizer (`model.quantizer(layer)`, most probable code) as `HQA.encode` takes them.
+    -> `model.decode(codes, layer)`. The codes are the layer's `HQALayer.codes_of` (its most probable code,
+    for either kind of quantizer), as `HQA.encode` and `HQA.interpolate` take them.
 
     Returns `(images [count, H, W, C] float32 in [0, 1], stats)`: `fit_latent_vae`'s stats plus the codes
     the samples and the training digits use.
     """
     layer = model.num_layers - 1 if layer is None else layer
-    quantizer = model.quantizer(layer)
+    hqa_layer = model.hqa_layers[layer - 1]
     z_train = model.encode_continuous(train_images, layer).numpy()
     sample, stats = fit_latent_vae(z_train.reshape(len(z_train), -1), steps, batch_size, latent_dim, seed=seed)
     z = sample(count, seed).reshape((count,) + z_train.shape[1:])
-    codes = quantizer(z, training=False, stochastic=False)["codes"]
-    train_codes = quantizer(z_train, training=False, stochastic=False)["codes"].numpy()
+    codes = hqa_layer.codes_of(tf.constant(z))
+    train_codes = hqa_layer.codes_of(tf.constant(z_train)).numpy()
     stats.update(layer=layer, codes_used=len(np.unique(codes.numpy())), train_codes_used=len(np.unique(train_codes)),
-                 num_codes=quantizer.num_codes)
+                 num_codes=hqa_layer.num_codes)
     return model.decode(codes, layer).numpy(), stats
 
 

@@ -1,0 +1,126 @@
+"""Tests of tfvq.experiments.hqa_mnist (HQA Table 3 and Figure 3 on real MNIST digits)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tfvq import train
+from tfvq.experiments import hqa_mnist
+from tfvq.metrics.fid import fid
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """`table3 --quick` of one stack (HAMs: the "vq" quantizer and the "codes" target), into a fresh folder."""
+    out = tmp_path_factory.mktemp("hqa_mnist")
+    assert hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={out}"]) == 0
+    return out
+
+
+def test_a_quick_table3_run_writes_a_resumable_run_folder_and_the_table(quick_run, capsys):
+    folder = quick_run / "runs" / "hams" / "seed0"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["model"] == "hqa_mnist_hams" and result["seed"] == 0 and result["test_images"] == 64
+    assert sorted(result["layers"]) == ["1", "2", "3", "4", "5"]
+    assert [result["layers"][str(l)]["bits"] for l in range(1, 6)] == list(hqa_mnist.RATES)
+    assert json.loads((folder / "config.json").read_text())["config"]["target"] == "codes"
+    report = json.loads((quick_run / "table3.json").read_text())
+    rows = report["rows"]
+    assert list(rows) == [s.key for s in hqa_mnist.TABLE3]
+    assert rows["hams"]["seeds"] == 1 and rows["hqa"]["seeds"] == 0 and "mse" not in rows["hqa"]
+    assert rows["originals"]["mse"]["mean"] == 0.0 and abs(rows["originals"]["rfid"]["mean"]) < 1e-6
+    assert rows["hams"]["mse"]["values"] == [result["layers"]["5"]["mse"]]
+    assert "| + hierarchy (HAMs) | 1 |" in (quick_run / "table3.md").read_text()
+
+
+def test_a_finished_run_is_read_back_and_not_trained_again(quick_run, monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(train, "train", refuse)
+    assert hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"]) == 0
+    assert hqa_mnist.main(["table3", "--collect", f"--out={quick_run}", "--limit=64"]) == 0
+    rows = json.loads((quick_run / "table3.json").read_text())["rows"]
+    assert rows["hams"]["seeds"] == 1 and rows["vqvae"]["seeds"] == 0
+
+
+class _FakeJudge:
+    """Measures as `Judge` does, with features that are the pixels themselves."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    class classifier:  # noqa: N801  (stands in for a DigitClassifier)
+        @staticmethod
+        def features(x):
+            return np.asarray(x, np.float64).reshape(len(x), -1)[:, :6]
+
+        @staticmethod
+        def predict(x):
+            return (np.asarray(x).reshape(len(x), -1).mean(axis=1) > 0.5).astype(int)
+
+        @classmethod
+        def features_and_logits(cls, x):
+            return cls.features(x), np.eye(2)[cls.predict(x)]
+
+
+def test_a_judge_measures_mse_error_and_the_frechet_distance_of_its_features():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(40, 4, 4, 1)).astype(np.float32)
+    judge = _FakeJudge(images, (images.reshape(40, -1).mean(1) > 0.5).astype(int))
+    judge.reference = hqa_mnist.feature_statistics(judge.classifier.features(images))
+    recon = np.clip(images + 0.1 * rng.standard_normal(images.shape).astype(np.float32), 0, 1)
+    got = hqa_mnist.Judge.measure(judge, recon)
+    assert got["mse"] == pytest.approx(np.mean((recon - images) ** 2), rel=1e-6)
+    assert got["rfid"] == pytest.approx(fid(judge.classifier.features(images), judge.classifier.features(recon)))
+    assert got["error"] == pytest.approx(np.mean(judge.classifier.predict(recon) != judge.labels))
+
+
+def test_intervals_are_students_t_over_seeds_and_the_figure_groups_rates():
+    values = [0.1, 0.13, 0.12]
+    mean, half = hqa_mnist._t_interval(values)
+    want = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+    assert mean == pytest.approx(np.mean(values)) and half == pytest.approx(want)
+    assert hqa_mnist._t_interval([0.2]) == (0.2, 0.0)
+
+    def run(bits_and_mse):
+        return {"layers": {str(i + 1): {"bits": b, "mse": m, "rfid": 10 * m, "error": m / 2}
+                           for i, (b, m) in enumerate(bits_and_mse)}}
+
+    results = {"hqa": [run([(2048, 0.01), (8, 0.05)]), run([(2048, 0.03), (8, 0.07)])],
+               "vqvae_l1": [run([(2048, 0.02)])], "vqvae": [run([(8, 0.04)])]}
+    series = hqa_mnist.figure3_series(results)
+    hqa = dict(series["HQA"]["mse"])
+    assert hqa[2048]["mean"] == pytest.approx(0.02) and hqa[8]["values"] == [0.05, 0.07]
+    assert series["HQA"]["seeds"] == {2048: 2, 8: 2} and series["HAMs"]["mse"] == []
+    assert [b for b, _ in series["VQ-VAE"]["mse"]] == [2048, 8]
+    text = hqa_mnist.figure3_markdown(series)
+    assert "| 2048 | HQA | 2 | 0.0200 ±" in text and "| 8 | VQ-VAE | 1 | 0.0400 |" in text
+
+
+def test_figure3_plots_one_png_per_metric(tmp_path):
+    agg = hqa_mnist.aggregate
+    series = {"HQA": {m: [(2048, agg([0.1, 0.2])), (8, agg([0.3]))] for m in ("mse", "rfid", "error")}}
+    paths = hqa_mnist.plot_figure3(series, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == [f"hqa_mnist_figure3_{m}.png" for m in ("mse", "rfid", "error")]
+    assert all(os.path.getsize(p) > 1000 for p in paths)
+
+
+def test_the_table3_rows_are_the_papers_systems_with_their_switches():
+    from tfvq import zoo
+
+    switches = {s.key: zoo.info(s.model)["config"] for s in hqa_mnist.TABLE3 if s.model and s.key != "vqvae"}
+    assert {k: (c.get("quantizer", "gumbel"), c.get("target", "z_e"), c.get("probabilistic_loss", True))
+            for k, c in switches.items()} == {
+        "hams": ("vq", "codes", False), "hams_gs": ("gumbel", "codes", False), "hams_mse": ("vq", "z_e", False),
+        "hams_gs_mse": ("gumbel", "z_e", False), "hqa": ("gumbel", "z_e", True)}
+
+
+@pytest.mark.parametrize("argv", [["table3", "--seeds=0"], ["table3", "--limit=0"], ["figure3", "--systems=nope"],
+                                  ["table4"], ["table3", "--bogus"]])
+def test_bad_arguments_are_refused(argv):
+    with pytest.raises(SystemExit):
+        hqa_mnist.main(argv)

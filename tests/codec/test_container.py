@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from tfvq import codec
 from tfvq.codec import coding, container, entropy, files
 from tfvq.codec.errors import CodecError
+from tfvq.data.embedded import mnist10k_raw
 
 # ------------------------------------------------------------------------------------------------ layout
 @given(st.integers(0, 1 << 40))
@@ -75,14 +76,16 @@ def test_optional_fields_are_written_only_when_needed():
 @given(name=st.text(min_size=1, max_size=20).filter(lambda s: 1 <= len(s.encode()) <= 255),
        first=st.integers(1, 200), coders=st.lists(st.integers(0, 3), min_size=1, max_size=8),
        size=st.none() | st.tuples(st.integers(1, 2048), st.integers(1, 2048)), images=st.integers(1, 65535),
-       lossless=st.booleans(), tag=st.binary(min_size=2, max_size=2), stream=st.binary(max_size=12))
-def test_any_header_written_parses_back(name, first, coders, size, images, lossless, tag, stream):
+       lossless=st.booleans(), tag=st.binary(min_size=2, max_size=2), stream=st.binary(max_size=12),
+       resized=st.booleans())
+def test_any_header_written_parses_back(name, first, coders, size, images, lossless, tag, stream, resized):
     coders = {first + i: c for i, c in enumerate(coders)}
-    header = container.write_header(name, tag, first, coders, size, images, lossless)
+    resized = resized and size is not None and not lossless  # RESIZED: a stored size, lossy
+    header = container.write_header(name, tag, first, coders, size, images, lossless, resized)
     stream = stream.rstrip(b"\0")
     f = container.parse(container.write(header, stream, bytes(8), {}))
-    assert (f.model, f.tag, f.first_layer, f.coders, f.image_size, f.images, f.lossless, f.stream, f.header) == (
-        name, tag, first, coders, size, images, lossless, stream, header)
+    assert (f.model, f.tag, f.first_layer, f.coders, f.image_size, f.images, f.lossless, f.stream, f.header,
+            f.resized) == (name, tag, first, coders, size, images, lossless, stream, header, resized)
 
 
 @settings(max_examples=500, deadline=None)
@@ -191,7 +194,8 @@ def test_four_thousand_mutated_files_give_only_codec_errors(digits, mutate):
     assert refused > 3_960
     # And through decompress itself, model probabilities and pixels included, on fewer files.
     sources = [codec.compress(digits[:1], "rrvq_digits", lossless=True),
-               codec.compress(digits[:2], "hqa_digits", 2, coder="progressive")]
+               codec.compress(digits[:2], "hqa_digits", 2, coder="progressive"),
+               codec.compress(mnist10k_raw("test")[0][:1, ..., None], "hqa_mnist", 2)]  # 28x28, resized
     for i in range(100):
         source = sources[i % len(sources)]
         bad = mutate(source, rng)

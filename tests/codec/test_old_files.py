@@ -1,9 +1,10 @@
-"""Files of format versions 1, 2 and 3 still decode to exactly the images they decoded to then.
+"""Files of format versions 1, 2, 3 and 4 still decode to exactly the images they decoded to then.
 
 The fixtures in data/ (see data/README.md) are hqa_digits files of layers 1, 3 and 5
 (version byte 1) and an rrvq_digits file of every layer (version byte 0x81), and the
-version 2 and 3 files of the last codec that wrote them, two test digits each, with the
-uint8 images the codec of the time decoded them to.
+version 2 and 3 files of the last codec that wrote them, and version 4 files written before the
+RESIZED flag (a 28x28 real digit then coded padded), two test digits each, with the uint8 images
+the codec of the time decoded them to.
 """
 
 import numpy as np
@@ -26,7 +27,7 @@ def _weights(old_files, model):
 
 
 RRVQ = "rrvq_digits_all_layers_v0x81"
-KEPT = [  # (stem, version byte, model, layers, image size), data/README.md "Files of format versions 2 and 3"
+KEPT = [  # (stem, version byte, model, layers, image size), data/README.md "Files of format versions 2, 3 and 4"
     ("hqa_digits_layer2_v2", 2, "hqa_digits", (2,), (32, 32)),
     ("rrvq_digits_layer2_v2", 2, "rrvq_digits", (2, 3, 4, 5), (32, 32)),
     ("hqa_digits_layer1_v3_auto", 3, "hqa_digits", (1, 2, 3, 4, 5), (32, 32)),
@@ -37,6 +38,8 @@ KEPT = [  # (stem, version byte, model, layers, image size), data/README.md "Fil
     ("rrvq_digits_layer1_v3_lossless", 3, "rrvq_digits", (1, 2, 3, 4, 5), (32, 32)),
     ("hqa_digits_layer1_v3_27x30", 3, "hqa_digits", (1, 2, 3, 4, 5), (27, 30)),
     ("rrvq_digits_layer1_v3_27x30", 3, "rrvq_digits", (1, 2, 3, 4, 5), (27, 30)),
+    ("hqa_digits_layer1_v4_27x30", 4, "hqa_digits", (1, 2, 3, 4, 5), (27, 30)),
+    ("hqa_mnist_layer2_v4_28x28", 4, "hqa_mnist", (2, 3, 4, 5), (28, 28)),
 ]
 
 
@@ -103,7 +106,7 @@ def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_files, two_
 
 
 @pytest.mark.parametrize("stem,version,model,layers,size", KEPT)
-def test_kept_version_2_and_3_files_decode_to_the_same_images(old_files, stem, version, model, layers, size):
+def test_kept_version_2_3_and_4_files_decode_to_the_same_images(old_files, stem, version, model, layers, size):
     data, images = _load(old_files, stem)
     header = codec.read_header(data)
     assert (header.version, header.version_byte, header.model, header.layers) == (version, version, model, layers)
@@ -123,7 +126,7 @@ def test_kept_version_2_and_3_files_decode_to_the_same_images(old_files, stem, v
 
 
 def test_every_kept_file_is_in_the_table(old_files):
-    kept = {p.stem for p in old_files.glob("*.tfvq") if "_v2" in p.stem or "_v3" in p.stem}
+    kept = {p.stem for p in old_files.glob("*.tfvq") if any(f"_v{v}" in p.stem for v in (2, 3, 4))}
     assert kept == {stem for stem, *_ in KEPT}
 
 

@@ -32,7 +32,9 @@ Images of any size: a fully convolutional model (`code_stride()` not None)
 codes the image whole, reflect-padded at the bottom and right to a multiple
 of its stride; any other model (RRVQ-VAE) codes it in tiles of its
 `image_shape`, the image reflect-padded to a whole number of tiles. The
-decoder crops back to the stored size.
+decoder crops back to the stored size. Images resized to the model's own
+size before coding (`resized_from`, the container's RESIZED flag) are
+resized back to their stored size (`tfvq.codec.images.resize_back`).
 
 Format version 3 files (one chunk per layer, `tfvq.codec.coded`) are read
 with the same per-layer decoders, each chunk its own stream.
@@ -45,7 +47,7 @@ from tfvq.codec import format as fmt
 from tfvq.codec.container import CONTEXT, MODEL, STATIC, UNIFORM
 from tfvq.codec.context import PASSES, pass_map
 from tfvq.codec.errors import CodecError
-from tfvq.codec.images import from_tiles, pad_reflect, to_tiles
+from tfvq.codec.images import from_tiles, pad_reflect, resize_back, to_tiles
 
 CODER_CHOICES = ("auto", "static", "progressive", "context", "fixed")
 BATCH = 64
@@ -294,10 +296,13 @@ def digest_of(weights_hash, prior, coders):
                                  prior.context.digest if CONTEXT in coders else None)
 
 
-def encode_file(images, model_name, model, weights_hash, prior, layer, coder="auto", lossless=False):
+def encode_file(images, model_name, model, weights_hash, prior, layer, coder="auto", lossless=False,
+                resized_from=None):
     """Images (uint8 [N, H, W, C], any H and W) -> the bytes of a version 4 file (`tfvq.codec.container`).
 
-    With `coder="auto"` every candidate plan is written whole and the smallest file is kept.
+    With `coder="auto"` every candidate plan is written whole and the smallest file is kept. `resized_from`:
+    (h, w) when `images` were resized from h x w to the model's own size (`bilinear_matrix`); the file
+    stores h x w and the RESIZED flag, and decodes to h x w images.
     """
     if coder not in CODER_CHOICES:
         raise ValueError(f"coder must be one of {CODER_CHOICES}, got {coder!r}.")
@@ -320,6 +325,10 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
         pixels = entropy.Encoder()
         code_pixels(pixels, sized, [codes[l] for l in sent], layer, images, padded, tile)
     own_size = (height, width) == tuple(model.image_shape[:2])
+    if resized_from is not None and (lossless or not own_size):
+        raise ValueError(f"Resized images must be lossy and of the model's own size {tuple(model.image_shape[:2])}"
+                         f", got {height}x{width}{' (lossless)' if lossless else ''}.")
+    stored_size = tuple(resized_from) if resized_from is not None else None if own_size else (height, width)
     best = None
     for plan in _plans(sized, codes, sent, chain, prior, coder):
         coders = {l: c for l, (c, _) in plan.items()}
@@ -329,8 +338,8 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
             stream.extend(plan[l][1])
         if pixels is not None:
             stream.extend(pixels)
-        header = container.write_header(model_name, digest[:container.TAG_BYTES], layer, coders,
-                                        None if own_size else (height, width), n, lossless)
+        header = container.write_header(model_name, digest[:container.TAG_BYTES], layer, coders, stored_size, n,
+                                        lossless, resized=resized_from is not None)
         data = container.write(header, stream.shortest(), digest, {l: codes[l] for l in plan},
                                images if lossless else None)
         if best is None or len(data) < len(best):
@@ -401,7 +410,15 @@ def decode_compact(f, model, weights_hash, prior_for, layer=None, seed=None):
     codes, pixels, (sized, padded, tile, height, width) = compact_codes(f, model, weights_hash, prior_for)
     if pixels is not None and stop == f.first_layer:
         return pixels
-    return _images(sized, codes, stop, seed, tile, f.images, padded, height, width)
+    images = _images(sized, codes, stop, seed, tile, f.images, padded, height, width)
+    return resize_back(images, *f.image_size) if f.resized else images
+
+
+def coded_size(f, model):
+    """(H, W) a version 4 file's codes are of: the model's own size for resized images (and when no size is
+    stored), else the stored image size."""
+    own = tuple(model.image_shape[:2])
+    return own if f.resized else f.image_size or own
 
 
 def compact_codes(f, model, weights_hash, prior_for):
@@ -409,7 +426,7 @@ def compact_codes(f, model, weights_hash, prior_for):
     file, its CRC checked. The model is asked for probabilities only by MODEL layers and pixels."""
     name, layout = f.model, model.code_layout()
     _check_layers(name, layout, f.layers, f.first_layer, f.coders)
-    height, width = f.image_size or tuple(model.image_shape[:2])
+    height, width = coded_size(f, model)
     sized, padded, tile, tiles = geometry(model, height, width)
     count = f.images * tiles
     sized_layout = sized.code_layout()

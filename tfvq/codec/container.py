@@ -16,7 +16,13 @@ first, bit 7 set on every byte but the last; the shortest form only):
                     bit 0 LOSSLESS: the stream ends with the pixels (exact images back)
                     bit 1 SIZED: the image size follows (else it is the model's own image_shape)
                     bit 2 MANY: the number of images follows (else 1)
-                    bit 3 reserved, 0
+                    bit 3 RESIZED: the images were H x W (SIZED must be set) and were resized to the model's
+                      own image size before coding, bilinearly (`tfvq.codec.images.bilinear_matrix`: what
+                      tf.image.resize does, half-pixel centres), then rounded: the codes are of the model's
+                      size, and the decoder resizes its images back to H x W by the least-squares inverse of
+                      that resize (`tfvq.codec.images.resize_back`). Not with LOSSLESS. Files written before
+                      this flag (it was reserved, 0) keep their meaning: images coded at their own size, padded.
+                  All four bits have a meaning: a new field takes a new version.
     3       var   m, the length of the model name in bytes (1..255), then the name (UTF-8)
     ...     2     tag: the first `TAG_BYTES` bytes of the file's digest D (below)
     ...     var   the layers, bit-packed (most significant bit first, zero bits up to a whole byte):
@@ -59,7 +65,7 @@ probabilities differ from the encoder's: a wrong image is never returned.
 For one 32x32 image of `hqa_digits` (a 10-byte name) stored at layer 5 the
 container costs 21 bytes: 2 + 1 + 11 + 2 + 1 (layers: "00101", "1", the coder) + 4;
 its chain 5..1 (context priors, the top under the static prior) 22 bytes; `rrvq_digits` (11 bytes,
-five layers) 23.
+five layers) 23. A 28x28 digit of `hqa_mnist` resized to its 32x32 (RESIZED) adds the size, 2 bytes.
 """
 
 import dataclasses
@@ -72,8 +78,7 @@ from tfvq.codec.errors import CodecError
 
 MAGIC = b"TQ"
 VERSION = 4
-LOSSLESS, SIZED, MANY = 1, 2, 4
-_KNOWN_FLAGS = LOSSLESS | SIZED | MANY
+LOSSLESS, SIZED, MANY, RESIZED = 1, 2, 4, 8
 UNIFORM, STATIC, MODEL, CONTEXT = 0, 1, 2, 3
 CODERS = {UNIFORM: "uniform", STATIC: "static", MODEL: "model", CONTEXT: "context"}
 CODER_TEXT = {UNIFORM: "fixed rate (uniform)", STATIC: "static prior", MODEL: "model's probabilities",
@@ -239,9 +244,11 @@ class CompactFile:
       tag: the first `TAG_BYTES` of the file's digest D.
       first_layer: l, the finest layer stored (decoded by default).
       coders: {layer: coder} of the stored layers l..l+n-1.
-      image_size: (H, W), or None for the model's own image size.
+      image_size: (H, W) of the images, or None for the model's own image size.
       images: N.
       lossless: whether the stream ends with the pixels.
+      resized: whether the images were resized from `image_size` to the model's own size before coding
+        (the codes are of the model's size; the decoder resizes back).
       header: the header's bytes (what the CRC covers before the stream).
       stream: the range-coded stream (trailing zero bytes dropped).
       crc: the stored CRC-32.
@@ -260,6 +267,7 @@ class CompactFile:
     crc: int
     file_bytes: int
     version_byte: int = VERSION
+    resized: bool = False
 
     @property
     def version(self):
@@ -306,7 +314,7 @@ def crc(digest, body, codes, pixels=None):
     return value
 
 
-def write_header(model, tag, first_layer, coders, image_size=None, images=1, lossless=False):
+def write_header(model, tag, first_layer, coders, image_size=None, images=1, lossless=False, resized=False):
     """The header's bytes (everything before the stream).
 
     Args:
@@ -317,6 +325,8 @@ def write_header(model, tag, first_layer, coders, image_size=None, images=1, los
       image_size: (H, W), or None when the images have the model's own size.
       images: N (1..65535).
       lossless: the stream ends with the pixels.
+      resized: the images of `image_size` were resized to the model's own size before coding (RESIZED;
+        needs `image_size`, not with `lossless`).
     """
     name = str(model).encode("utf-8")
     if not 1 <= len(name) <= MAX_NAME_BYTES:
@@ -337,7 +347,10 @@ def write_header(model, tag, first_layer, coders, image_size=None, images=1, los
     images = int(images)
     if not 1 <= images <= MAX_IMAGES:
         raise ValueError(f"A file holds 1..{MAX_IMAGES} images, got {images}.")
-    flags = (LOSSLESS if lossless else 0) | (SIZED if image_size is not None else 0) | (MANY if images > 1 else 0)
+    if resized and (image_size is None or lossless):
+        raise ValueError("A file of resized images stores their size (image_size) and is not lossless.")
+    flags = (LOSSLESS if lossless else 0) | (SIZED if image_size is not None else 0) | (MANY if images > 1 else 0) \
+        | (RESIZED if resized else 0)
     out = bytearray(MAGIC) + bytes([VERSION << 4 | flags]) + put_varint(len(name)) + name + tag
     out += _layer_bits(first_layer, {int(l): int(c) for l, c in coders.items()})
     if image_size is not None:
@@ -379,9 +392,10 @@ def parse(data):
     if version != VERSION:
         raise CodecError(f"The file says format version {version} after the magic {MAGIC!r}, which only version "
                          f"{VERSION} uses: the file is corrupt.")
-    if flags & ~_KNOWN_FLAGS:
-        raise CodecError(f"Unknown flags 0x{flags:x} in the header (this tfvq knows lossless, sized and many "
-                         "images): a file from a newer tfvq, or a corrupt one.")
+    if flags & RESIZED and (not flags & SIZED or flags & LOSSLESS):
+        raise CodecError("The file says its images were resized, but "
+                         + ("stores no image size" if not flags & SIZED else "is lossless")
+                         + ": the file is corrupt or was written wrongly.")
     if len(data) < 3 + _CRC_BYTES:
         raise CodecError(f"Truncated .tfvq file: {len(data)} bytes is shorter than any version {VERSION} file.")
     end = len(data) - _CRC_BYTES
@@ -418,4 +432,4 @@ def parse(data):
                          "was extended.")
     return CompactFile(model=name, tag=tag, first_layer=first, coders=coders, image_size=image_size, images=images,
                        lossless=bool(flags & LOSSLESS), header=body[:at], stream=stream,
-                       crc=int.from_bytes(data[end:], "big"), file_bytes=len(data))
+                       crc=int.from_bytes(data[end:], "big"), file_bytes=len(data), resized=bool(flags & RESIZED))

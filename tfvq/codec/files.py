@@ -14,6 +14,13 @@ Models come from the zoo by name or from a model folder (`tfvq.zoo.load`,
 hash (`tfvq.zoo.weights_hash`) and their priors, read from where the zoo
 says the priors of those weights live (`tfvq.zoo.prior_paths`: beside the
 weights, in the model's folder).
+
+A model whose training images were resized from a native size (`hqa_mnist`
+and `vqvae_mnist`: MNIST's 28x28 digits rescaled to 32x32, HQA §6.2; the
+dataset's `DatasetInfo.resized_from`) gets an image of that size resized
+the same way (`resize="auto"`): the file stores the image's size and that
+it was resized (the container's RESIZED flag), and `decompress` resizes the
+model's images back (`tfvq.codec.images.resize_back`).
 """
 
 import collections
@@ -22,18 +29,22 @@ import os
 
 import numpy as np
 
-from tfvq import zoo
+from tfvq import data, zoo
 from tfvq.codec import coded, coding, container
 from tfvq.codec import format as fmt
 from tfvq.codec.context import read_context
 from tfvq.codec.errors import CodecError
 from tfvq.codec.images import any_size_batch
 from tfvq.codec.prior import read_prior
+from tfvq.data.tfds_datasets import resize_bilinear
 from tfvq.models import as_seed
 
 _MODELS = {}  # (name, weights path or None) -> (model, weights hash)
 _SPECS = {}  # name -> ModelSpec
 
+RESIZE_CHOICES = ("auto", "off")
+"""`compress(resize=...)`: "auto" resizes an image of the size the model's training images were resized from
+(`native_size`) to the model's size, and the file keeps the image's size; "off" codes every image at its size."""
 ModelSpec = collections.namedtuple("ModelSpec", ["image_shape", "layout"])
 ModelSpec.__doc__ = """What a zoo model's files look like: its `image_shape` (H, W, C) and `CodeLayout` (or None)."""
 
@@ -142,7 +153,25 @@ def _layer(layout, layer, name):
         ) from None
 
 
-def compress(images, model_name, layer=None, weights=None, coder="auto", lossless=False):
+def native_size(model_name, weights=None):
+    """(h, w) the training images of `model_name` (with `weights`) were resized from to the model's size, or
+    None: the dataset the weights learned (`tfvq.zoo.refs.dataset_of`: a folder's own, the bundled weights'
+    `weights_dataset`, else the zoo entry's) when it is a named dataset whose images were all resized by
+    `tfds_datasets.resize_bilinear` (`DatasetInfo.resized_from`: mnist and mnist10k, 28x28) to the model's
+    image size. Your own datasets (a directory, a file) give None.
+    """
+    model, _ = load_model(model_name, weights)
+    try:
+        dataset, _ = zoo.refs.dataset_of(model_name, weights)
+        facts = data.info(dataset)
+    except ValueError:  # a folder that names no dataset, or a dataset of your own
+        return None
+    if facts.resized_from is None or tuple(facts.image_shape) != tuple(int(d) for d in model.image_shape):
+        return None
+    return tuple(facts.resized_from)
+
+
+def compress(images, model_name, layer=None, weights=None, coder="auto", lossless=False, resize="auto"):
     """Compresses images to the bytes of a `.tfvq` file (format version 4, `tfvq.codec.container`).
 
     Args:
@@ -164,6 +193,12 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
         fixed rate, log2 K bits).
       lossless: also code the pixels under the model's p(x | z) (RRVQ-VAE),
         so that `decompress` returns the exact input pixels (uint8 images).
+      resize: "auto" (default): images of the size the model's training images were resized from
+        (`native_size`: 28x28 for `hqa_mnist` and `vqvae_mnist`) are resized as those were
+        (`tfds_datasets.resize_bilinear`) to the model's size and coded there; the file stores their size
+        and that they were resized, and `decompress` returns images of that size (resized back by the
+        least-squares inverse, `tfvq.codec.images.resize_back`). Lossless files are never resized.
+        "off": every image is coded at its own size (padded to the model's stride, or tiled).
 
     Returns:
       bytes. The codes are `model.encode(images, layer)`, the most probable
@@ -176,13 +211,20 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
     """
     if coder not in coding.CODER_CHOICES:
         raise ValueError(f"coder must be one of {', '.join(coding.CODER_CHOICES)}, got {coder!r}.")
+    if resize not in RESIZE_CHOICES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_CHOICES)}, got {resize!r}.")
     model, digest = load_model(model_name, weights)
     layer = _layer(model.code_layout(), layer, model_name)
     x = any_size_batch(images, model.image_shape[2], lossless)
     if not 1 <= len(x) <= 0xFFFF:
         raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
+    resized_from = None
+    if resize == "auto" and not lossless and x.shape[1:3] == native_size(model_name, weights):
+        resized_from = x.shape[1:3]
+        x = np.asarray(resize_bilinear(x, *model.image_shape[:2]))
     name = zoo.refs.file_name(model_name)
-    return coding.encode_file(x, name, model, digest, load_prior(name, model, digest), layer, coder, lossless)
+    return coding.encode_file(x, name, model, digest, load_prior(name, model, digest), layer, coder, lossless,
+                              resized_from)
 
 
 def read_header(data):
@@ -273,8 +315,9 @@ def decompress(data, seed=None, weights=None, layer=None):
         reader may stop after any). The images of a lossless file are its
         exact pixels when decoded at its finest layer.
 
-    An entropy-coded (version 3) file gives images of the size it was made
-    from (`compress` stores it).
+    A file of version 3 or 4 gives images of the size they were compressed at
+    (`compress` stores it); a file of images resized to the model's size
+    (`compress(resize="auto")`) gives them back at their stored size.
 
     Raises:
       CodecError: a corrupt, truncated, foreign or future-version file, an

@@ -2,7 +2,7 @@
 
     tfvq models [PATTERN]
     tfvq compress IMAGE|DIR ... --model=NAME|FOLDER [--layer=L] [--coder=auto|static|progressive|context|fixed]
-                  [--lossless] [--grayscale|--rgb] [-o OUT.tfvq|OUTDIR] [--weights=PATH]
+                  [--lossless] [--resize=auto|off] [--grayscale|--rgb] [-o OUT.tfvq|OUTDIR] [--weights=PATH]
     tfvq decompress FILE.tfvq|DIR ... [-o OUT.png|OUTDIR] [--seed=S] [--layer=L] [--model=FOLDER] [--weights=PATH]
     tfvq info FILE.tfvq
     tfvq fit-priors --model=NAME|FOLDER [--weights=PATH] [--images=SOURCE] [--context_steps=N]
@@ -13,7 +13,10 @@ Every command works the same for every zoo model with discrete codes
 defaults to the model's default layer, and a file holds the layers
 `model.encode(x, layer)` gives (or, progressive, every layer from it to the
 top). Images of any size are taken; `decompress` writes PNG images of the
-size compressed. A file made with a folder names the folder's zoo name;
+size compressed. An image of the size a model's training images were
+resized from (28x28 for `hqa_mnist` and `vqvae_mnist`) is resized the same
+way to the model's size before coding, and back after (`--resize=auto`,
+the default; `tfvq.codec.compress`). A file made with a folder names the folder's zoo name;
 `decompress --model=FOLDER` (or `--weights=FOLDER`) decodes it.
 """
 
@@ -28,6 +31,7 @@ def models_arguments(p):
 
 def compress_arguments(p):
     from tfvq.codec.coding import CODER_CHOICES
+    from tfvq.codec.files import RESIZE_CHOICES
 
     p.add_argument("images", nargs="+", help="image files of any size, or directories of them")
     p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`), or a model folder (a "
@@ -42,6 +46,12 @@ def compress_arguments(p):
                         "learned context priors (`tfvq fit-priors`); fixed: every code at the fixed rate")
     p.add_argument("--lossless", action="store_true",
                    help="also code the pixels under the model's p(x | z): decompress gives the exact image")
+    p.add_argument("--resize", default=RESIZE_CHOICES[0], choices=RESIZE_CHOICES,
+                   help="auto (default): an image of the size the model's training images were resized from "
+                        "(28x28 for hqa_mnist and vqvae_mnist, which learned MNIST rescaled to 32x32) is resized "
+                        "the same way (bilinear) to the model's size and coded there; the file keeps its size, and "
+                        "decompress resizes back (least-squares inverse of that resize). Never for --lossless. "
+                        "off: code every image at its own size (padded to the model's stride)")
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--grayscale", action="store_true", help="convert images to grayscale first")
     colour.add_argument("--rgb", action="store_true", help="convert images to RGB first")
@@ -182,7 +192,7 @@ def compress(args):
     for (path, _), out in progress(list(zip(items, outs)), "compress"):
         image = load_image(path, model.image_shape[2], convert)
         data = codec.compress(image, args.model, args.layer, weights=args.weights, coder=args.coder,
-                              lossless=args.lossless)
+                              lossless=args.lossless, resize=args.resize)
         if os.path.dirname(out) and many:  # an output directory is made; a single output's must exist
             os.makedirs(os.path.dirname(out), exist_ok=True)
         with open(out, "wb") as f:
@@ -224,7 +234,8 @@ def _describe(header):
                         for c in header.chunks)
         return f"{header.image_size[0]}x{header.image_size[1]}, layers {layers_text(header.layers)}: {per} per image"
     coders = ", ".join(f"{l} {container.CODERS[header.coders[l]]}" for l in sorted(header.coders, reverse=True))
-    size = "" if header.image_size is None else f"{header.image_size[0]}x{header.image_size[1]}, "
+    size = "" if header.image_size is None else f"{header.image_size[0]}x{header.image_size[1]}" + \
+        (" coded resized to the model's size" if header.resized else "") + ", "
     lossless = ", lossless" if header.lossless else ""
     return (f"{size}{_layers(header)}, {8 * len(header.stream) / header.images:.0f} bits of stream per image "
             f"(coders: {coders}){lossless}")
@@ -280,7 +291,9 @@ def info(args):
             print(f"  pixels: {header.pixels[0]} channel(s), {len(header.pixels[1])} bytes (lossless)")
         return
     size = "the model's own size" if header.image_size is None else \
-        f"{header.image_size[0]}x{header.image_size[1]} pixels"
+        f"{header.image_size[0]}x{header.image_size[1]} pixels" + \
+        (" (coded resized to the model's size, bilinear; decoded back by its least-squares inverse)"
+         if header.resized else "")
     print(f"{args.file}: .tfvq version 4, model {header.model} (tag {header.tag.hex()}), {header.images} image(s) "
           f"of {size}, {_layers(header)} (decoded at layer {header.first_layer} by default)"
           f"{', lossless' if header.lossless else ''}, {header.file_bytes} bytes in all: header "

@@ -63,6 +63,10 @@ class DatasetInfo:
       splits: the valid `split` names.
       description: what the dataset is and the paper section that uses it.
       num_examples: split -> number of elements (read-only), where known.
+      resized_from: (h, w) when every image was resized from that size to `image_shape` by
+        `tfds_datasets.resize_bilinear` (mnist and mnist10k: 28x28, HQA §6.2), else None. The codec resizes
+        an image of this size the same way before a model trained on the dataset codes it, and back after
+        (`tfvq.codec.compress(resize="auto")`).
     """
 
     name: str
@@ -71,6 +75,7 @@ class DatasetInfo:
     splits: Tuple[str, ...]
     description: str
     num_examples: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False)
+    resized_from: Optional[Tuple[int, int]] = None
 
     def __post_init__(self):
         object.__setattr__(self, "num_examples", types.MappingProxyType(dict(self.num_examples)))
@@ -89,6 +94,7 @@ _INFOS = {
                 "HQA §6.2 ('MNIST rescaled to 32x32')."
             ),
             num_examples={"train": 60000, "test": 10000},
+            resized_from=(tfds_datasets.MNIST_NATIVE,) * 2,
         ),
         DatasetInfo(
             name="celeb_a",
@@ -141,6 +147,7 @@ _INFOS = {
                 "each split is stored shuffled (a fixed order)."
             ),
             num_examples=dict(embedded.MNIST10K_NUM_EXAMPLES),
+            resized_from=(tfds_datasets.MNIST_NATIVE,) * 2,
         ),
         DatasetInfo(
             name="toy_modes",

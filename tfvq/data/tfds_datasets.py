@@ -34,6 +34,9 @@ CELEB_A_SIZE = 64
 MNIST_SIZE = 32
 """Side of the resized MNIST images (HQA §6.2)."""
 
+MNIST_NATIVE = 28
+"""Side of the MNIST digits as stored (28x28), which `mnist_to_32` resizes."""
+
 
 class DatasetNotPreparedError(FileNotFoundError):
     """A tfds dataset is not prepared in the data directory it was looked for in.
@@ -62,12 +65,20 @@ def _to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round(images * 255.0), 0.0, 255.0), tf.uint8)
 
 
+def resize_bilinear(images, height, width):
+    """uint8 images [..., h, w, C] -> uint8 [..., height, width, C]: `tf.image.resize` bilinear (half-pixel
+    centres, no antialiasing) of pixels / 255, rounded to the 8-bit grid; one image or a batch, in a graph or
+    eagerly. The rule `mnist_to_32` applies, and so the one the codec applies to an image of the size a model's
+    training images were resized from (`DatasetInfo.resized_from`, `tfvq.codec.compress(resize="auto")`)."""
+    images = tf.cast(images, tf.float32) / 255.0
+    return _to_uint8(tf.image.resize(images, (height, width), method="bilinear"))
+
+
 def mnist_to_32(images):
     """uint8 MNIST digits [..., 28, 28, 1] -> uint8 [..., 32, 32, 1], bilinear, rounded to the 8-bit grid
-    (HQA §6.2: "MNIST rescaled to 32x32"); one image or a batch. The tfds `mnist` and the embedded
-    `mnist10k` both go through it."""
-    images = tf.cast(images, tf.float32) / 255.0
-    return _to_uint8(tf.image.resize(images, (MNIST_SIZE, MNIST_SIZE), method="bilinear"))
+    (HQA §6.2: "MNIST rescaled to 32x32"; `resize_bilinear`); one image or a batch. The tfds `mnist` and the
+    embedded `mnist10k` both go through it."""
+    return resize_bilinear(images, MNIST_SIZE, MNIST_SIZE)
 
 
 def _preprocess_mnist(image):

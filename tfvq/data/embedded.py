@@ -133,6 +133,12 @@ def mnist10k(split):
     return _read_only(mnist_to_32(_mnist10k_file()[split][..., None]).numpy())
 
 
+def mnist10k_28(split):
+    """The `mnist10k` digits of `split` at their own 28x28 size, as uint8 [N, 28, 28, 1] (read-only): the data of
+    a model that codes 28x28 digits without resizing them (`rrvq_mnist`'s lossless files)."""
+    return _mnist10k_file()[split][..., None]
+
+
 def mnist10k_raw(split):
     """The `mnist10k` digits of `split` as stored (28x28, not resized) and their labels: (uint8 [N, 28, 28],
     int64 [N]); read-only. The digits as a user of MNIST has them (e.g. to save as 28x28 PNG files)."""

@@ -1,16 +1,20 @@
-"""Quantizer layers, the Gaussian latent and the maths they share (see `tfvq.layers.ops`)."""
+"""Quantizer layers, the Gaussian latent and the maths they share (see `tfvq.layers.ops`).
+
+One file per quantizer: `vq` (VQ-VAE, the rotation trick), `stochastic_vq` (HQA's), `relaxed_responsibility`
+(RRVQ's), `fsq`, `lfq`, and `rvq` (a stack of `VectorQuantizer`s); their shared bases are `codebook` (a codebook
+variable with dead-code reset) and `implicit` (FSQ's and LFQ's input check); `ops` holds the maths, the input
+check and the replica helpers they all use.
+"""
 
 from tfvq.layers import ops
 from tfvq.layers.blocks import ResNetBlock, RunningNormalization, WeightNormConv2D
 from tfvq.layers.fsq import FiniteScalarQuantizer
 from tfvq.layers.gaussian import GaussianLatent
 from tfvq.layers.lfq import LookupFreeQuantizer
-from tfvq.layers.quantizers import (
-    RelaxedResponsibilityQuantizer,
-    StochasticVectorQuantizer,
-    VectorQuantizer,
-)
+from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
+from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
+from tfvq.layers.vq import VectorQuantizer
 
 __all__ = [
     "ops",

@@ -5,7 +5,7 @@ weight-normalised convolutions (Salimans & Kingma 2016) and the ResNet VAE resid
 import keras
 import tensorflow as tf
 
-from tfvq.layers.quantizers import all_reduce_sum
+from tfvq.layers import ops
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -47,9 +47,9 @@ class RunningNormalization(keras.layers.Layer):
         x = tf.cast(inputs, self.mean.dtype)  # float32 statistics under mixed precision
         if training:
             flat = tf.reshape(x, [-1, x.shape[-1]])
-            n = all_reduce_sum(tf.cast(tf.shape(flat)[0], x.dtype))
-            total = all_reduce_sum(tf.reduce_sum(flat, axis=0))
-            total_sq = all_reduce_sum(tf.reduce_sum(tf.square(flat), axis=0))
+            n = ops.all_reduce_sum(tf.cast(tf.shape(flat)[0], x.dtype))
+            total = ops.all_reduce_sum(tf.reduce_sum(flat, axis=0))
+            total_sq = ops.all_reduce_sum(tf.reduce_sum(tf.square(flat), axis=0))
             mean = total / tf.maximum(n, 1.0)
             var = tf.maximum(total_sq / tf.maximum(n, 1.0) - tf.square(mean), 0.0)
             # The first batch sets the statistics; later ones are averaged in.

@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.layers import ops
+from tfvq.layers.implicit import ImplicitCodebookQuantizer
 from tfvq.layers.precision import logits_dtype
-from tfvq.layers.quantizers import MAX_COUNTED_CODES, _ImplicitCodebookQuantizer, usage_perplexity
 
 _INT32_MAX = 2**31 - 1
 
@@ -39,7 +40,7 @@ def _check_levels(levels):
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
+class FiniteScalarQuantizer(ImplicitCodebookQuantizer):
     """Finite scalar quantization (Mentzer et al. 2023, §3.1).
 
     Each of the `d = len(levels)` channels of the input is bounded to an
@@ -93,7 +94,7 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
     Returns: a dict with `quantized` `[..., d]` (values in `[-1, 1]`), `codes`
       int32 `[...]`, `loss` (0.0, float32: FSQ has no auxiliary loss) and
       `perplexity` (of the batch's code usage, summed over replicas; see
-      `usage_perplexity`: above 2^16 codes it is counted with `tf.unique`, so
+      `ops.usage_perplexity`: above 2^16 codes it is counted with `tf.unique`, so
       the layer then reports `supports_jit = False` to Keras).
 
     Example:
@@ -121,7 +122,7 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
         self._half_width = np.asarray([level // 2 for level in self.levels], np.int64)
         self._basis = np.cumprod((1,) + self.levels[:-1]).astype(np.int64)
         # Above MAX_COUNTED_CODES the perplexity counts codes with tf.unique, which XLA cannot compile.
-        self.supports_jit = self.num_codes <= MAX_COUNTED_CODES
+        self.supports_jit = self.num_codes <= ops.MAX_COUNTED_CODES
 
     # -------------------------------------------------------------- properties
     @property
@@ -148,14 +149,14 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
     # ------------------------------------------------------------ code maths
     def codes_to_levels(self, codes):
         """`[..., d]` int32 digits in `[0, L_i)` of int32 `codes` `[...]` (digit i is channel i)."""
-        codes = self._check_codes(codes)
+        codes = ops.checked_codes(codes)
         basis = tf.constant(self._basis, tf.int32)
         levels = tf.constant(self.levels, tf.int32)
         return tf.math.floormod(tf.math.floordiv(codes[..., None], basis), levels)
 
     def levels_to_codes(self, digits):
         """int32 codes `[...]` of `[..., d]` integer digits in `[0, L_i)` (the inverse of `codes_to_levels`)."""
-        digits = self._check_codes(digits)
+        digits = ops.checked_codes(digits)
         if digits.shape.rank is not None and digits.shape.rank >= 1 and digits.shape[-1] is not None:
             if digits.shape[-1] != self.code_dim:
                 raise ValueError(
@@ -174,12 +175,6 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
         values = self._grid_values(self.codes_to_levels(codes), self._work_dtype())
         return tf.cast(values, self.compute_dtype)
 
-    def _check_codes(self, codes):
-        codes = tf.convert_to_tensor(codes)
-        if not codes.dtype.is_integer:
-            raise TypeError(f"codes must be integers, got dtype {codes.dtype.name}.")
-        return tf.cast(codes, tf.int32)
-
     def bound(self, z):
         """`tanh(z + shift) * half_l - offset` per channel, in float32 (float64 for float64 inputs)."""
         dtype = logits_dtype(z.dtype)
@@ -193,11 +188,11 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
     def nearest_codes(self, inputs):
         """int32 codes `[...]` of `inputs` `[..., d]`: the forward pass's codes (bound, round, mixed radix)
         without its statistics, with TFLite builtins only (the models' TFLite encoders)."""
-        return self.levels_to_codes(self._digits(self.bound(self._checked_inputs(inputs))))
+        return self.levels_to_codes(self._digits(self.bound(self.checked_inputs(inputs))))
 
     # ------------------------------------------------------------------- call
     def call(self, inputs, training=None):
-        z = self._checked_inputs(inputs)
+        z = self.checked_inputs(inputs)
         work = self._work_dtype()
         _, _, _, half_width = self._constants(work)
         bounded = self.bound(tf.cast(z, work))
@@ -211,7 +206,7 @@ class FiniteScalarQuantizer(_ImplicitCodebookQuantizer):
             "quantized": quantized,
             "codes": codes,
             "loss": tf.constant(0.0, tf.float32),
-            "perplexity": usage_perplexity(codes, self.num_codes),
+            "perplexity": ops.usage_perplexity(codes, self.num_codes),
         }
 
     # ----------------------------------------------------------------- config

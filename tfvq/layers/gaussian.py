@@ -15,6 +15,16 @@ from tfvq.layers import ops
 from tfvq.layers.precision import logits_dtype
 
 
+def _check_params_width(layer, got, expected, words, what):
+    """`ops.check_last_dim` for `concat([mean, log_scale], -1)`, which first needs an even width."""
+    if int(got) % 2:
+        raise ValueError(
+            f"GaussianLatent '{layer.name}': {what} must be concat([mean, log_scale], -1) with an even "
+            f"last dimension 2 * latent_dim = {expected}, got odd last dimension {got}."
+        )
+    ops.check_last_dim(layer, got, expected, f"2 * latent_dim = {expected} (mean and log_scale)", what)
+
+
 @keras.saving.register_keras_serializable(package="tfvq")
 class GaussianLatent(keras.layers.Layer):
     """Diagonal Gaussian latent `q(z|x) = N(mean, diag(exp(log_scale)^2))`.
@@ -86,46 +96,19 @@ class GaussianLatent(keras.layers.Layer):
 
     def build(self, input_shape=None):
         if input_shape is not None and len(input_shape) > 0 and input_shape[-1] is not None:
-            self._check_last_dim(input_shape[-1], "inputs")
+            _check_params_width(self, input_shape[-1], 2 * self.latent_dim, None, "inputs")
         self.built = True
 
     # ----------------------------------------------------------------- checks
-    def _check_last_dim(self, last_dim, what):
-        last_dim = int(last_dim)
-        if last_dim % 2:
-            raise ValueError(
-                f"GaussianLatent '{self.name}': {what} must be concat([mean, log_scale], -1) with an even "
-                f"last dimension 2 * latent_dim = {2 * self.latent_dim}, got odd last dimension {last_dim}."
-            )
-        if last_dim != 2 * self.latent_dim:
-            raise ValueError(
-                f"GaussianLatent '{self.name}': {what} must have last dimension 2 * latent_dim = "
-                f"{2 * self.latent_dim} (mean and log_scale), got {last_dim} (latent_dim {last_dim // 2})."
-            )
-
     def _split(self, params, what):
         """Checks `[..., 2 * latent_dim]` params and returns `(mean, clamped log_scale)`."""
-        params = tf.convert_to_tensor(params)
-        if not params.dtype.is_floating:
-            raise ValueError(
-                f"GaussianLatent '{self.name}': {what} must be floating-point, got dtype {params.dtype.name}. "
-                f"Cast it first, e.g. tf.cast(x, tf.float32)."
-            )
-        if params.shape.rank is not None and params.shape.rank < 1:
-            raise ValueError(f"GaussianLatent '{self.name}': {what} must be [..., {2 * self.latent_dim}], got a scalar.")
-        if params.shape[-1] is not None:
-            self._check_last_dim(params.shape[-1], what)
+        params = ops.checked_input(params, self, 2 * self.latent_dim, what=what, check=_check_params_width)
         # float32 for a 16-bit compute dtype: the sample's noise, the scale exp(log_scale) and the KL.
         params = tf.cast(params, logits_dtype(self.compute_dtype))
         mean, log_scale = params[..., : self.latent_dim], params[..., self.latent_dim :]
         if self.min_log_scale is not None:
             log_scale = tf.maximum(log_scale, tf.constant(self.min_log_scale, log_scale.dtype))
         return mean, log_scale
-
-    def _sample_seed(self, seed):
-        if seed is not None:
-            return tf.cast(tf.convert_to_tensor(seed), tf.int32)
-        return tf.cast(self.seed_generator.next(), tf.int32)
 
     def standard_normal(self, shape, seed, dtype):
         """`N(0, 1)` noise of `shape`: `ndtri(u)`, `u = ops.replica_uniform(shape, seed, minval=tiny)`."""
@@ -163,7 +146,7 @@ class GaussianLatent(keras.layers.Layer):
                     f"{tf.convert_to_tensor(inputs).shape}, got {tf.convert_to_tensor(prior).shape}."
                 )
         if training or stochastic:
-            eps = self.standard_normal(tf.shape(mean), self._sample_seed(seed), mean.dtype)
+            eps = self.standard_normal(tf.shape(mean), ops.stateless_seed(seed, self.seed_generator), mean.dtype)
             sample = mean + tf.exp(log_scale) * eps
         else:
             sample = mean

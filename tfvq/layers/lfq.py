@@ -8,8 +8,8 @@ import keras
 import tensorflow as tf
 
 from tfvq.layers import ops
+from tfvq.layers.implicit import ImplicitCodebookQuantizer
 from tfvq.layers.precision import logits_dtype
-from tfvq.layers.quantizers import MAX_COUNTED_CODES, _ImplicitCodebookQuantizer, all_reduce_sum, usage_perplexity
 
 MAX_CODE_DIM = 30
 """2^30 codes: the largest power of two whose codes and count fit an int32."""
@@ -39,7 +39,7 @@ def binary_entropy(p):
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
-class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
+class LookupFreeQuantizer(ImplicitCodebookQuantizer):
     """Lookup-free quantization (MAGVIT-v2, Yu et al. 2023, §3.1).
 
     The codebook is the set `{-1, +1}^d` of `2^d` codes (d = `code_dim`),
@@ -87,7 +87,7 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
       mean of the replicas' entropies.
 
     Entropies are in nats. `perplexity` is that of the codes used by the
-    global batch (`usage_perplexity`: exact, without a `[2^d]` tensor for
+    global batch (`ops.usage_perplexity`: exact, without a `[2^d]` tensor for
     `d > 16`; that path uses `tf.unique`, so for `d > 16` the layer reports
     `supports_jit = False` to Keras).
 
@@ -153,25 +153,19 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
             )
         self.codebook_entropy = codebook_entropy
         # Above MAX_COUNTED_CODES the perplexity counts codes with tf.unique, which XLA cannot compile.
-        self.supports_jit = self.num_codes <= MAX_COUNTED_CODES
+        self.supports_jit = self.num_codes <= ops.MAX_COUNTED_CODES
 
     @property
     def num_codes(self):
         """2^code_dim, the size of the implicit codebook."""
         return 2**self.code_dim
 
-    def _dim_words(self):
-        return f"code_dim={self.code_dim}"
-
     def _bit_weights(self):
         return tf.bitwise.left_shift(tf.ones([self.code_dim], tf.int32), tf.range(self.code_dim, dtype=tf.int32))
 
     def lookup(self, codes):
         """The code vectors `[..., d]` in {-1, +1} of int32 `codes` `[...]`."""
-        codes = tf.convert_to_tensor(codes)
-        if not codes.dtype.is_integer:
-            raise TypeError(f"codes must be integers, got dtype {codes.dtype.name}.")
-        bits = tf.bitwise.bitwise_and(tf.cast(codes, tf.int32)[..., None], self._bit_weights())
+        bits = tf.bitwise.bitwise_and(ops.checked_codes(codes)[..., None], self._bit_weights())
         return tf.where(bits > 0, tf.constant(1.0, self.compute_dtype), tf.constant(-1.0, self.compute_dtype))
 
     def _sign_codes(self, positive):
@@ -181,10 +175,10 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
     def nearest_codes(self, inputs):
         """int32 codes `[...]` of `inputs` `[..., d]`: the forward pass's codes without its loss or statistics,
         with TFLite builtins only (the models' TFLite encoders)."""
-        return self._sign_codes(self._checked_inputs(inputs) > 0)
+        return self._sign_codes(self.checked_inputs(inputs) > 0)
 
     def call(self, inputs, training=None):
-        z = self._checked_inputs(inputs)
+        z = self.checked_inputs(inputs)
         work = logits_dtype(self.compute_dtype)
         z_wide = tf.cast(z, work)
         positive = z_wide > 0
@@ -197,16 +191,16 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
         commitment = ops.safe_mean(tf.square(flat - tf.reshape(hard, [-1, self.code_dim])))
         logits = (4.0 / self.temperature) * flat  # logit of p(bit = 1 | z): the distance softmax
         entropy = ops.safe_mean(tf.reduce_sum(binary_entropy_from_logits(logits), axis=-1))
-        count = all_reduce_sum(tf.cast(tf.shape(flat)[0], work))
+        count = ops.all_reduce_sum(tf.cast(tf.shape(flat)[0], work))
         if self.codebook_entropy == "exact":
             # log q(k | z) = sum_i log sigmoid(-l_i) + l . b_k: one [N, d] x [d, 2^d] product.
             bits = tf.cast(tf.bitwise.bitwise_and(tf.range(self.num_codes)[:, None], self._bit_weights()) > 0, work)
             log_q = tf.reduce_sum(tf.math.log_sigmoid(-logits), -1, keepdims=True) + tf.matmul(
                 logits, bits, transpose_b=True)
-            mean_q = all_reduce_sum(tf.reduce_sum(tf.exp(log_q), axis=0)) / tf.maximum(count, 1.0)
+            mean_q = ops.all_reduce_sum(tf.reduce_sum(tf.exp(log_q), axis=0)) / tf.maximum(count, 1.0)
             codebook_entropy = -tf.reduce_sum(mean_q * tf.math.log(tf.maximum(mean_q, tf.cast(1e-30, work))))
         else:
-            prob_sum = all_reduce_sum(tf.reduce_sum(tf.sigmoid(logits), axis=0))
+            prob_sum = ops.all_reduce_sum(tf.reduce_sum(tf.sigmoid(logits), axis=0))
             mean_p = prob_sum / tf.maximum(count, 1.0)
             codebook_entropy = tf.reduce_sum(binary_entropy(mean_p))
         penalty = entropy - self.diversity_gamma * codebook_entropy
@@ -218,7 +212,7 @@ class LookupFreeQuantizer(_ImplicitCodebookQuantizer):
             "commitment": commitment,
             "entropy": entropy,
             "codebook_entropy": codebook_entropy,
-            "perplexity": usage_perplexity(codes, self.num_codes),
+            "perplexity": ops.usage_perplexity(codes, self.num_codes),
         }
 
     def get_config(self):

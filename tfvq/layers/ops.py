@@ -19,6 +19,19 @@ log-densities -- is cast to float32 right after the product, with the
 per-code bias (`||e_k||^2`, the log-determinant) added in float32. Everything
 downstream (softmax, Gumbel noise, entropy, KL, commitment) is float32. With
 float32 or float64 inputs nothing changes: one fused `MatMul+BiasAdd`.
+
+Besides the maths, what every layer of `tfvq.layers` shares at its edges:
+
+* the boundary checks (`checked_input`, `check_last_dim`, `checked_codes`):
+  one check of an input's dtype, rank and last dimension for every
+  quantizer, the residual stack and the Gaussian latent, so each error says
+  the same thing in the same words;
+* the replica helpers (`all_reduce_sum`, `all_gather_rows`,
+  `usage_perplexity`, `replica_uniform`): statistics kept outside gradients
+  (EMA sums, code usage, batch moments) are summed over the replicas of a
+  `tf.distribute` strategy before they are assigned, and random draws are
+  sliced by replica;
+* `stateless_seed`: a call's seed, or the next one of the layer's stream.
 """
 
 import math
@@ -299,35 +312,6 @@ def safe_mean(x):
     return tf.reduce_sum(x) / count
 
 
-def replica_uniform(shape, seed, dtype, minval=0.0):
-    """`tf.random.stateless_uniform(shape, seed, minval, 1)`, sliced by replica.
-
-    Outside a `tf.distribute` replica context this is exactly
-    `tf.random.stateless_uniform`. Inside one, replica r of R draws the r-th
-    of R equal slices of the draw that one device would make for the whole
-    global batch: its Philox counter starts `r * n / per_block` blocks further
-    (n = number of elements of `shape`; a block holds 4 float32 or 2 float64
-    values). So the replica id is folded into the random stream -- replicas
-    never share noise -- and a mirrored step sees the same noise, example for
-    example, as a one-device step on the same global batch with the same seed.
-    Shards must be equal and `n` a multiple of the block size for the slices
-    to line up exactly (the trainer drops remainders; K = 256 codes always
-    gives a multiple of 4).
-    """
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
-    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
-    alg = tf.raw_ops.StatelessRandomGetAlg()
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        per_block = 2 if dtype == tf.float64 else 4
-        n = tf.cast(tf.reduce_prod(shape), tf.uint64)
-        replica = tf.cast(ctx.replica_id_in_sync_group, tf.uint64)
-        counter = counter + tf.stack([replica * (n // per_block), tf.constant(0, tf.uint64)])
-    rnd = tf.raw_ops.StatelessRandomUniformV2(shape=shape, key=key, counter=counter, alg=alg, dtype=dtype)
-    minval = tf.constant(minval, dtype)
-    return rnd * (tf.constant(1.0, dtype) - minval) + minval
-
-
 @tf.function(jit_compile=True, autograph=False)
 def _gumbel_perturbed(logits, uniform, temperature):
     """`(l - log(-log u)) / tau`: Gumbel-perturbed, tempered logits in one fused pass (all in the logits' dtype)."""
@@ -469,3 +453,148 @@ def gaussian_kl(mean_q, log_scale_q, mean_p, log_scale_p):
     d = log_scale_q - log_scale_p
     z = (mean_q - mean_p) * tf.exp(-log_scale_p)
     return 0.5 * tf.math.expm1(2.0 * d) - d + 0.5 * tf.square(z)
+
+
+# ----------------------------------------------------------- boundary checks
+def _label(layer):
+    return f"{type(layer).__name__} '{layer.name}'"
+
+
+def check_last_dim(layer, got, expected, words=None, what="inputs"):
+    """Raises a ValueError naming what `layer` expected unless the last dimension `got` is `expected`.
+
+    Args:
+      layer: the layer whose input is checked (named in the message).
+      got: the input's (static) last dimension.
+      expected: the last dimension the layer takes.
+      words: how the message names `expected`; default `code_dim=<expected>`.
+      what: how the message names the input (`"inputs"`, `"prior"`).
+    """
+    if int(got) != int(expected):
+        words = words or f"code_dim={expected}"
+        raise ValueError(
+            f"{_label(layer)} expects {what} whose last dimension is {words}, got last dimension {got}. "
+            f"Project the {what} to {expected} channels first (e.g. a 1x1 convolution)."
+        )
+
+
+def checked_input(inputs, layer, last_dim, words=None, what="inputs", check=check_last_dim):
+    """`inputs` as a tensor, after the one boundary check of every layer in `tfvq.layers`.
+
+    A floating-point dtype (else a TypeError), at least one axis, and a last
+    dimension of `last_dim` when it is known statically (else the ValueError
+    of `check`, by default `check_last_dim`). The dtype is left as it came:
+    the layer casts to its compute dtype.
+
+    Args:
+      inputs: `[..., last_dim]` floats.
+      layer: the layer whose input is checked (named in the messages).
+      last_dim: the last dimension the layer takes.
+      words, what: passed to `check` (see `check_last_dim`).
+      check: `check(layer, got, last_dim, words, what)` for a static last
+        dimension; a layer with more to say (an odd width for a mean and a
+        log-scale) passes its own.
+
+    Returns:
+      `inputs` as a `tf.Tensor`.
+    """
+    x = tf.convert_to_tensor(inputs)
+    if not x.dtype.is_floating:
+        raise TypeError(
+            f"{_label(layer)} expects floating-point {what}, got dtype {x.dtype.name}. "
+            f"Cast them first, e.g. tf.cast({what}, tf.float32)."
+        )
+    if x.shape.rank is not None and x.shape.rank < 1:
+        raise ValueError(f"{_label(layer)} expects {what} of shape [..., {last_dim}], got a scalar.")
+    if x.shape[-1] is not None:
+        check(layer, x.shape[-1], last_dim, words, what)
+    return x
+
+
+def checked_codes(codes):
+    """Integer `codes` (or digits) as an int32 tensor; a TypeError for any other dtype."""
+    codes = tf.convert_to_tensor(codes)
+    if not codes.dtype.is_integer:
+        raise TypeError(f"codes must be integers, got dtype {codes.dtype.name}.")
+    return tf.cast(codes, tf.int32)
+
+
+def stateless_seed(seed, seed_generator):
+    """An int32 `[2]` stateless seed: `seed` if given, else the next of `seed_generator` (a layer's stream)."""
+    if seed is not None:
+        return tf.cast(tf.convert_to_tensor(seed), tf.int32)
+    return tf.cast(seed_generator.next(), tf.int32)
+
+
+# ------------------------------------------------------------------ replicas
+def all_reduce_sum(value):
+    """Sums `value` over the replicas of the current strategy (identity without one)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def all_gather_rows(value):
+    """Concatenates `value` over the replicas along axis 0 (identity without a strategy).
+
+    The replicas' shards may differ in length along axis 0."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_gather(value, axis=0)
+
+
+def replica_uniform(shape, seed, dtype, minval=0.0):
+    """`tf.random.stateless_uniform(shape, seed, minval, 1)`, sliced by replica.
+
+    Outside a `tf.distribute` replica context this is exactly
+    `tf.random.stateless_uniform`. Inside one, replica r of R draws the r-th
+    of R equal slices of the draw that one device would make for the whole
+    global batch: its Philox counter starts `r * n / per_block` blocks further
+    (n = number of elements of `shape`; a block holds 4 float32 or 2 float64
+    values). So the replica id is folded into the random stream -- replicas
+    never share noise -- and a mirrored step sees the same noise, example for
+    example, as a one-device step on the same global batch with the same seed.
+    Shards must be equal and `n` a multiple of the block size for the slices
+    to line up exactly (the trainer drops remainders; K = 256 codes always
+    gives a multiple of 4).
+    """
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    alg = tf.raw_ops.StatelessRandomGetAlg()
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        per_block = 2 if dtype == tf.float64 else 4
+        n = tf.cast(tf.reduce_prod(shape), tf.uint64)
+        replica = tf.cast(ctx.replica_id_in_sync_group, tf.uint64)
+        counter = counter + tf.stack([replica * (n // per_block), tf.constant(0, tf.uint64)])
+    rnd = tf.raw_ops.StatelessRandomUniformV2(shape=shape, key=key, counter=counter, alg=alg, dtype=dtype)
+    minval = tf.constant(minval, dtype)
+    return rnd * (tf.constant(1.0, dtype) - minval) + minval
+
+
+MAX_COUNTED_CODES = 2**16
+"""Codebooks up to this size count usage in a dense `[K]` vector; larger ones by `tf.unique`."""
+
+
+def usage_perplexity(codes, num_codes):
+    """Perplexity of the codes used by the global batch (`perplexity`), all replicas counted.
+
+    Up to `MAX_COUNTED_CODES` codes, the dense `[K]` counts are summed over
+    replicas; a larger implicit codebook (LFQ's `2^d`, a large FSQ grid)
+    gathers the batch's codes from every replica and counts the distinct
+    ones, so no `[K]` tensor is formed. Both give the same value.
+
+    Args:
+      codes: int32 codes of any shape, in `[0, num_codes)`.
+      num_codes: K.
+
+    Returns:
+      A float32 scalar in `[1, min(K, number of codes)]` (1 for no codes).
+    """
+    codes = tf.reshape(tf.cast(codes, tf.int32), [-1])
+    if num_codes <= MAX_COUNTED_CODES:
+        return perplexity(all_reduce_sum(code_counts(codes, num_codes)))
+    _, _, counts = tf.unique_with_counts(all_gather_rows(codes))
+    return perplexity(tf.cast(counts, tf.float32))

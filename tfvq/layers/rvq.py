@@ -9,9 +9,7 @@ import tensorflow as tf
 
 from tfvq.layers import ops
 from tfvq.layers.precision import logits_dtype
-from tfvq.layers.quantizers import VectorQuantizer, usage_perplexity
-
-_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+from tfvq.layers.vq import VectorQuantizer
 
 
 @keras.saving.register_keras_serializable(package="tfvq")
@@ -137,20 +135,11 @@ class ResidualVectorQuantizer(keras.layers.Layer):
     # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
         if input_shape is not None and input_shape[-1] is not None:
-            self._check_last_dim(input_shape[-1])
+            ops.check_last_dim(self, input_shape[-1], self.code_dim)
         for stage in self.stages:
             if not stage.built:
                 stage.build((None, self.code_dim))
         self.built = True
-
-    def _check_last_dim(self, last_dim):
-        if int(last_dim) != self.code_dim:
-            raise ValueError(
-                f"ResidualVectorQuantizer '{self.name}' expects inputs whose last dimension is "
-                f"code_dim={self.code_dim}, got last dimension {last_dim}. Project the input to "
-                f"{self.code_dim} channels (e.g. a 1x1 convolution) or build the layer with "
-                f"code_dim={last_dim}."
-            )
 
     def _check_depth(self, num_quantizers):
         if num_quantizers is None:
@@ -178,16 +167,13 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         quantizer dropout) adds nothing. Gives exactly the `quantized` of the
         call that produced `codes` (at inference, or in training before any
         codebook update)."""
-        codes = tf.convert_to_tensor(codes)
-        if not codes.dtype.is_integer:
-            raise TypeError(f"codes must be integers, got dtype {codes.dtype.name}.")
+        codes = ops.checked_codes(codes)
         depth = codes.shape[-1] if codes.shape.rank else None
         if depth is None or not 1 <= depth <= self.num_quantizers:
             raise ValueError(
                 f"codes must have a known trailing axis of 1..{self.num_quantizers} stages "
                 f"(shape [..., k]), got shape {codes.shape}."
             )
-        codes = tf.cast(codes, tf.int32)
         work = self._work_dtype()
         total = tf.zeros(tf.concat([tf.shape(codes)[:-1], [self.code_dim]], axis=0), work)
         for i in range(depth):
@@ -211,17 +197,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
 
     def call(self, inputs, training=None, num_quantizers=None):
         depth = self._check_depth(num_quantizers)
-        z = tf.convert_to_tensor(inputs)
-        if z.dtype not in _FLOAT_DTYPES:
-            raise TypeError(
-                f"ResidualVectorQuantizer '{self.name}' expects a floating-point input, got dtype "
-                f"{z.dtype.name}. Cast it first, e.g. tf.cast(z, tf.float32)."
-            )
-        if z.shape.rank is not None and z.shape.rank < 1:
-            raise ValueError(f"ResidualVectorQuantizer expects inputs of shape [..., {self.code_dim}], got a scalar.")
-        if z.shape[-1] is not None:
-            self._check_last_dim(z.shape[-1])
-        z = tf.cast(z, self.compute_dtype)
+        z = tf.cast(ops.checked_input(inputs, self, self.code_dim), self.compute_dtype)
         work = self._work_dtype()
         leading = tf.shape(z)[:-1]
         flat = tf.reshape(tf.cast(z, work), [-1, self.code_dim])
@@ -233,11 +209,11 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         for i in range(depth):
             stage = self.stages[i]
             if depths is None:
-                out, rows = stage._quantize(residual, training)
+                out, rows = stage.quantize_with_rows(residual, training)
                 stage_codes = out["codes"]
             else:
                 active = tf.where(depths > i)  # [M, 1] rows that reach stage i
-                out, rows = stage._quantize(tf.gather_nd(residual, active), training)
+                out, rows = stage.quantize_with_rows(tf.gather_nd(residual, active), training)
                 rows = tf.scatter_nd(active, rows, tf.shape(flat, out_type=tf.int64))
                 stage_codes = tf.tensor_scatter_nd_update(tf.fill([n], -1), active, out["codes"])
             rows = tf.stop_gradient(tf.cast(rows, work))
@@ -245,7 +221,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
             residual = residual - rows
             codes.append(stage_codes)
             losses.append(out["loss"])
-            perplexities.append(usage_perplexity(out["codes"], self.num_codes))
+            perplexities.append(ops.usage_perplexity(out["codes"], self.num_codes))
 
         # Value: the sum of the code vectors exactly; gradient: straight through to the input.
         quantized = tf.cast(total + (flat - tf.stop_gradient(flat)), self.compute_dtype)

@@ -50,7 +50,8 @@ import tensorflow as tf
 from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.blocks import RunningNormalization
-from tfvq.layers.quantizers import StochasticVectorQuantizer, VectorQuantizer
+from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
+from tfvq.layers.vq import VectorQuantizer
 from tfvq.models.base import (CodeLayout, CodeModel, as_seed, below_layer, check_codes, fold_seeds, like_input,
                               output_is_uint8)
 from tfvq.models.recipes import HQARecipe

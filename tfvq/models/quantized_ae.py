@@ -62,8 +62,8 @@ import tensorflow as tf
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.fsq import FiniteScalarQuantizer
 from tfvq.layers.lfq import LookupFreeQuantizer
-from tfvq.layers.quantizers import VectorQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
+from tfvq.layers.vq import VectorQuantizer
 from tfvq.models.base import CodeLayout, CodeModel, as_seed, below_layer, check_codes, like_input, output_is_uint8
 from tfvq.models.recipes import VQVAERecipe
 from tfvq.models.stages import greedy_stage, kmeans_plus_plus_codebook

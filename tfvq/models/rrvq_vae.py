@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvq.layers.quantizers import RelaxedResponsibilityQuantizer
+from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
 from tfvq.models.base import CodeLayout, CodeModel, below_layer, check_codes, like_input, output_is_uint8
 from tfvq.models.hierarchical_vae import DEFAULT_SEED, HierarchicalVAE
 

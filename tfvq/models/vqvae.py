@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
-from tfvq.layers.quantizers import VectorQuantizer
+from tfvq.layers.vq import VectorQuantizer
 from tfvq.models.base import CodeLayout, CodeModel, as_seed, below_layer, check_codes, like_input, output_is_uint8
 from tfvq.models.recipes import VQVAERecipe
 from tfvq.models.stages import greedy_stage, layer_report

@@ -21,14 +21,16 @@ Figure 3 adds the rates 2048, 512, 128 and 32 bits: HQA's and HAMs' lower
 layers (the same runs), and a VQ-VAE trained directly to each rate (`vqvae_mnist`
 configured as HQA Table 14's columns L1-L4).
 
-The budget. Every system trains on the same CPU budget: batch 128 in
+The budget. Every system trains with the same updates: batch 128 in
 mixed_bfloat16 at learning rate 2e-3 with k-means++ codebooks, 4600 updates in all
 (a stack: 800, 400, 400, 600 and 2400 steps for layers 1 to 5, the top layer
 most, as `hqa_mnist`'s bundled recipe; a VQ-VAE: 4600 steps end to end). The
 paper trains 18000 steps per layer at batch 512 (Tables 10, 12, 14); this is a
 fifth of `hqa_mnist`'s bundled recipe, so the absolute numbers are worse than
-the bundled model's and the table is about the ordering. Each run's wall and CPU
-seconds are kept with its result.
+the bundled model's and the table is about the ordering. Equal updates are not
+equal CPU: a VQ-VAE step runs the whole network, a stack's upper layers are
+cheap, so each run's wall and CPU seconds are kept with its result and the table
+shows the CPU seconds per run of every row.
 
 The columns (`evaluate_layer`): MSE of the reconstruction (pixels in [0, 1],
 32x32); the classification error of tfvq's MNIST classifier
@@ -47,9 +49,10 @@ an interrupted sitting leaves whole seeds, and `--collect` only gathers the
 results there are. The table says how many seeds each row has; intervals are
 Student's t 95% intervals of the mean over seeds (the paper's: 10 training runs).
 
-Full run on a 2-core CPU (AMD EPYC, AVX512-BF16): about 8 minutes per stack and
-6 per VQ-VAE, so Table 3 at 3 seeds is about 2.5 hours and Figure 3's four more
-VQ-VAEs per seed about 1 hour more (`docs/results.md` keeps the measured times).
+Full run on a 2-core CPU (AMD EPYC, AVX512-BF16, shared with a second training
+job): about 7 minutes per stack and 16 per VQ-VAE, so Table 3 at 3 seeds is
+about 2.5 hours, and Figure 3's four more VQ-VAEs per seed about an hour more
+(`docs/results.md` keeps the measured times).
 """
 
 import argparse
@@ -288,13 +291,14 @@ def _cell(agg, scale=1.0, digits=3):
 
 
 def table3_markdown(rows):
-    lines = ["| system | seeds | MSE | rFID (MNIST features) | class. error (%) | paper MSE | paper rFID | paper error (%) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| system | seeds | MSE | rFID (MNIST features) | class. error (%) | CPU s per run | paper MSE | "
+             "paper rFID | paper error (%) |", "|---|---|---|---|---|---|---|---|---|"]
     for key, r in rows.items():
         p = r["paper"]
+        cpu = f"{r['cpu_seconds']['mean']:.0f}" if "cpu_seconds" in r else "-"
         lines.append(f"| {r['label']} | {r['seeds'] if r['model'] else '-'} | {_cell(r.get('mse'), digits=4)} | "
-                     f"{_cell(r.get('rfid'), digits=1)} | {_cell(r.get('error'), 100.0, 1)} | {p['mse']:.3f} | "
-                     f"{p['rfid']:.1f} | {p['error_percent']:.1f} |")
+                     f"{_cell(r.get('rfid'), digits=1)} | {_cell(r.get('error'), 100.0, 1)} | {cpu} | "
+                     f"{p['mse']:.3f} | {p['rfid']:.1f} | {p['error_percent']:.2f} |")
     return "\n".join(lines)
 
 

@@ -140,22 +140,18 @@ def test_bad_arguments_raise_errors_naming_what_was_expected():
         fsq(tf.zeros([2, 4], tf.int32))
 
 
-def test_config_and_keras_file_round_trip_give_identical_outputs(tmp_path):
+def test_config_and_keras_file_round_trip_give_identical_outputs(keras_round_trip):
     fsq = FiniteScalarQuantizer((7, 5, 4), eps=2e-3)
     clone = FiniteScalarQuantizer.from_config(fsq.get_config())
     assert clone.levels == (7, 5, 4) and clone.eps == 2e-3
     inputs = keras.Input((3, 3))
     out = fsq(inputs)
     model = keras.Model(inputs, {"quantized": out["quantized"], "codes": out["codes"]})
-    path = tmp_path / "fsq.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    z = RNG.normal(size=(2, 3, 3)).astype(np.float32)
-    a, b = model(z), loaded(z)
-    np.testing.assert_array_equal(a["quantized"], b["quantized"])
-    np.testing.assert_array_equal(a["codes"], b["codes"])
-    loaded_layer = [layer for layer in loaded.layers if isinstance(layer, FiniteScalarQuantizer)][0]
-    assert loaded_layer.get_config() == fsq.get_config()
+    keras_round_trip(model, fsq, RNG.normal(size=(2, 3, 3)).astype(np.float32))
+
+
+def test_nearest_codes_are_the_forward_codes_without_touching_the_layers_state(nearest_codes_are_forward_codes):
+    nearest_codes_are_forward_codes(FiniteScalarQuantizer(levels=(8, 5, 3)), 3)
 
 
 def test_mixed_bfloat16_keeps_index_maths_in_float32():

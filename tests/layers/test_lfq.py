@@ -182,21 +182,17 @@ def test_bad_arguments_raise_errors_naming_what_was_expected():
         lfq(tf.zeros([2, 4], tf.int32))
 
 
-def test_config_and_keras_file_round_trip_give_identical_outputs(tmp_path):
+def test_config_and_keras_file_round_trip_give_identical_outputs(keras_round_trip):
     lfq = LookupFreeQuantizer(6, entropy_weight=0.2, commitment_cost=0.1, diversity_gamma=0.8, temperature=0.5)
     assert LookupFreeQuantizer.from_config(lfq.get_config()).get_config() == lfq.get_config()
     inputs = keras.Input((2, 6))
     out = lfq(inputs)
     model = keras.Model(inputs, {"quantized": out["quantized"], "codes": out["codes"], "loss": out["loss"]})
-    path = tmp_path / "lfq.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    z = RNG.normal(size=(3, 2, 6)).astype(np.float32)
-    a, b = model(z), loaded(z)
-    for key in ("quantized", "codes", "loss"):
-        np.testing.assert_array_equal(a[key], b[key])
-    loaded_layer = [layer for layer in loaded.layers if isinstance(layer, LookupFreeQuantizer)][0]
-    assert loaded_layer.get_config() == lfq.get_config()
+    keras_round_trip(model, lfq, RNG.normal(size=(3, 2, 6)).astype(np.float32))
+
+
+def test_nearest_codes_are_the_forward_codes_without_touching_the_layers_state(nearest_codes_are_forward_codes):
+    nearest_codes_are_forward_codes(LookupFreeQuantizer(5), 5)
 
 
 def test_mixed_bfloat16_gives_float32_codes_and_float32_losses():

@@ -11,11 +11,6 @@ from tfvq.layers.precision import precision_scope
 RNG = np.random.default_rng(5)
 
 
-def built(layer, dim=None):
-    layer.build((None, dim or layer.code_dim))
-    return layer
-
-
 def codebooks_of(rvq):
     return [stage.codebook.numpy().astype(np.float64) for stage in rvq.stages]
 
@@ -44,7 +39,7 @@ def np_rvq(z, codebooks, beta=0.25, depths=None):
     return total, np.stack(codes, -1), loss, residuals, np.array(perplexities)
 
 
-def test_residual_chain_matches_numpy_oracle_of_algorithm_1():
+def test_residual_chain_matches_numpy_oracle_of_algorithm_1(built):
     rvq = built(ResidualVectorQuantizer(3, 6, 4, seed=1))
     for stage, scale in zip(rvq.stages, (1.0, 0.5, 0.25)):
         stage.codebook.assign(RNG.normal(size=(6, 4)) * scale)
@@ -59,7 +54,7 @@ def test_residual_chain_matches_numpy_oracle_of_algorithm_1():
     assert out["codes"].shape == (2, 5, 3) and out["codes"].dtype == tf.int32
 
 
-def test_lookup_sums_the_stages_and_equals_quantized_at_every_depth():
+def test_lookup_sums_the_stages_and_equals_quantized_at_every_depth(built):
     rvq = built(ResidualVectorQuantizer(3, 8, 4, seed=2))
     z = RNG.normal(size=(3, 2, 4)).astype(np.float32)
     for k in (1, 2, 3):
@@ -70,7 +65,7 @@ def test_lookup_sums_the_stages_and_equals_quantized_at_every_depth():
     np.testing.assert_allclose(rvq.lookup(out["codes"]).numpy(), want, rtol=1e-6, atol=1e-6)
 
 
-def test_reconstruction_error_falls_with_depth_once_the_codebooks_have_learned():
+def test_reconstruction_error_falls_with_depth_once_the_codebooks_have_learned(built):
     rvq = built(ResidualVectorQuantizer(3, 16, 4, ema=True, decay=0.5, seed=0))
     x = RNG.normal(size=(256, 4)).astype(np.float32)
     step = tf.function(lambda v: rvq(v, training=True)["loss"])
@@ -81,7 +76,7 @@ def test_reconstruction_error_falls_with_depth_once_the_codebooks_have_learned()
     assert errors[2] < 0.5 * errors[0]
 
 
-def test_quantizer_dropout_draws_one_depth_per_example_in_training_only():
+def test_quantizer_dropout_draws_one_depth_per_example_in_training_only(built):
     rvq = built(ResidualVectorQuantizer(3, 8, 2, dropout=True, seed=3))
     z = RNG.normal(size=(48, 5, 2)).astype(np.float32)
     out = rvq(z, training=True)
@@ -105,7 +100,7 @@ def test_quantizer_dropout_draws_one_depth_per_example_in_training_only():
     np.testing.assert_array_equal((again(z, training=True)["codes"].numpy() >= 0).sum(-1), depth)
 
 
-def test_dropout_ema_updates_a_stage_only_with_the_examples_that_reach_it():
+def test_dropout_ema_updates_a_stage_only_with_the_examples_that_reach_it(built):
     rvq = built(ResidualVectorQuantizer(3, 8, 2, ema=True, dropout=True, decay=0.9, seed=4))
     out = rvq(RNG.normal(size=(32, 3, 2)).astype(np.float32), training=True)
     reached = (out["codes"].numpy() >= 0).reshape(-1, 3).sum(0)
@@ -115,7 +110,7 @@ def test_dropout_ema_updates_a_stage_only_with_the_examples_that_reach_it():
         assert stage.ema_cluster_size_hidden.numpy().sum() == pytest.approx(0.1 * n, rel=1e-5)
 
 
-def test_output_gradient_is_straight_through_and_every_stage_commitment_reaches_the_input():
+def test_output_gradient_is_straight_through_and_every_stage_commitment_reaches_the_input(built):
     beta = 0.25
     rvq = built(ResidualVectorQuantizer(3, 6, 3, commitment_cost=beta, seed=6))
     z = tf.Variable(RNG.normal(size=(10, 3)).astype(np.float32))
@@ -142,7 +137,7 @@ def test_output_gradient_is_straight_through_and_every_stage_commitment_reaches_
         np.testing.assert_allclose(got, want_e, rtol=1e-4, atol=1e-7)
 
 
-def test_bad_arguments_raise_errors_naming_what_was_expected():
+def test_bad_arguments_raise_errors_naming_what_was_expected(built):
     with pytest.raises(ValueError, match="num_quantizers must be an integer >= 1"):
         ResidualVectorQuantizer(0, 8, 4)
     rvq = built(ResidualVectorQuantizer(3, 8, 4))
@@ -159,7 +154,7 @@ def test_bad_arguments_raise_errors_naming_what_was_expected():
         rvq.lookup(tf.zeros([2, 2]))
 
 
-def test_config_and_keras_file_round_trip_give_identical_outputs(tmp_path):
+def test_config_and_keras_file_round_trip_give_identical_outputs(keras_round_trip):
     rvq = ResidualVectorQuantizer(3, 8, 4, ema=True, dropout=True, decay=0.9, expire_codes_below=0.5, seed=7)
     assert ResidualVectorQuantizer.from_config(rvq.get_config()).get_config() == rvq.get_config()
     inputs = keras.Input((3, 4))
@@ -167,20 +162,10 @@ def test_config_and_keras_file_round_trip_give_identical_outputs(tmp_path):
     model = keras.Model(inputs, {"quantized": out["quantized"], "codes": out["codes"]})
     for stage in rvq.stages:
         stage.codebook.assign(RNG.normal(size=(8, 4)))
-    path = tmp_path / "rvq.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    z = RNG.normal(size=(2, 3, 4)).astype(np.float32)
-    a, b = model(z), loaded(z)
-    np.testing.assert_array_equal(a["quantized"], b["quantized"])
-    np.testing.assert_array_equal(a["codes"], b["codes"])
-    loaded_layer = [layer for layer in loaded.layers if isinstance(layer, ResidualVectorQuantizer)][0]
-    assert loaded_layer.get_config() == rvq.get_config()
-    for w, v in zip(rvq.weights, loaded_layer.weights):
-        np.testing.assert_array_equal(np.asarray(w), np.asarray(v))
+    keras_round_trip(model, rvq, RNG.normal(size=(2, 3, 4)).astype(np.float32))
 
 
-def test_mixed_bfloat16_codes_equal_float32_codes_for_well_separated_inputs():
+def test_mixed_bfloat16_codes_equal_float32_codes_for_well_separated_inputs(built):
     # Stage i's codes are 8 corners of a cube of half-side s_i, with s = 1, 0.2, 0.04: each stage's
     # decision margin (s_i) exceeds what the later stages add, so every stage's code is unambiguous.
     corners = np.array([[1 if (k >> j) & 1 else -1 for j in range(4)] for k in range(8)], np.float32)
@@ -207,7 +192,7 @@ def test_empty_batch_in_training_with_dropout_gives_empty_outputs_and_finite_sca
     assert np.isfinite(out["loss"].numpy()) and np.isfinite(out["perplexities"].numpy()).all()
 
 
-def test_mirrored_dropout_and_ema_keep_every_stage_identical_on_both_replicas(mirrored_strategy):
+def test_mirrored_dropout_and_ema_keep_every_stage_identical_on_both_replicas(mirrored_strategy, built):
     strategy = mirrored_strategy
     halves = [RNG.normal(size=(16, 3, 2)).astype(np.float32), (RNG.normal(size=(16, 3, 2)) + 1).astype(np.float32)]
     with strategy.scope():

@@ -1,21 +1,123 @@
-"""VectorQuantizer options: the rotation trick, the cosine distance and dead-code expiry."""
+"""`VectorQuantizer` (`tfvq.layers.vq`): HQA eq. 1-2 against NumPy, the EMA codebook, and the options of
+later work: the rotation trick, the cosine distance and the EMA restart of an expired code."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvq.layers import FiniteScalarQuantizer, LookupFreeQuantizer, StochasticVectorQuantizer, VectorQuantizer
+from tfvq.layers import VectorQuantizer
 from tfvq.layers.precision import precision_scope
 
 RNG = np.random.default_rng(3)
 
 
-def built(layer, dim=None):
-    layer.build((None, dim or layer.code_dim))
-    return layer
+# ------------------------------------------------------------ HQA eq. 1-2
+def test_vq_picks_the_nearest_code_and_reports_vqvae_loss(built):
+    vq = built(VectorQuantizer(6, 3, commitment_cost=0.25))
+    z = RNG.normal(size=(20, 3)).astype(np.float32)
+    e = vq.codebook.numpy()
+    d = ((z[:, None] - e[None]) ** 2).sum(-1)
+    out = vq(z, training=False)
+    np.testing.assert_array_equal(out["codes"].numpy(), d.argmin(-1))
+    np.testing.assert_allclose(out["quantized"].numpy(), e[d.argmin(-1)], rtol=1e-6, atol=1e-6)
+    mse = ((e[d.argmin(-1)] - z) ** 2).mean()
+    assert out["loss"].numpy() == pytest.approx(1.25 * mse, rel=1e-5)  # HQA eq. 2
 
 
+def test_vq_gradient_is_straight_through_and_codebook_gets_codebook_loss_gradient(built):
+    vq = built(VectorQuantizer(6, 3, commitment_cost=0.25))
+    z = tf.Variable(RNG.normal(size=(20, 3)).astype(np.float32))
+    w = tf.constant(RNG.normal(size=(20, 3)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        out = vq(z, training=True)
+        y = tf.reduce_sum(out["quantized"] * w)
+        loss = out["loss"]
+    np.testing.assert_allclose(tape.gradient(y, z).numpy(), w.numpy())
+    assert tape.gradient(y, vq.codebook) is None or np.all(tape.gradient(y, vq.codebook).numpy() == 0)
+    # d/dE mean((e_c - sg z)^2) = 2/(N D) sum over assigned (e_k - z_n): the codebook loss of eq. 2.
+    e, zn, c = vq.codebook.numpy(), z.numpy(), out["codes"].numpy()
+    want = np.zeros_like(e)
+    for n, k in enumerate(c):
+        want[k] += 2.0 / zn.size * (e[k] - zn[n])
+    np.testing.assert_allclose(tf.convert_to_tensor(tape.gradient(loss, vq.codebook)).numpy(), want, rtol=1e-5, atol=1e-7)
+    # ... and the encoder gets beta times the commitment gradient.
+    np.testing.assert_allclose(
+        tape.gradient(loss, z).numpy(), 0.25 * 2.0 / zn.size * (zn - e[c]), rtol=1e-5, atol=1e-7
+    )
+
+
+def test_quantize_with_rows_gives_the_call_and_the_chosen_code_vectors(built):
+    vq = built(VectorQuantizer(6, 3, seed=1))
+    z = RNG.normal(size=(2, 5, 3)).astype(np.float32)
+    out, rows = vq.quantize_with_rows(z, training=False)
+    want = vq(z, training=False)
+    for key in want:
+        np.testing.assert_array_equal(out[key].numpy(), want[key].numpy())
+    assert rows.shape == (10, 3) and rows.dtype == tf.float32
+    np.testing.assert_array_equal(rows.numpy(), vq.codebook.numpy()[want["codes"].numpy().reshape(-1)])
+
+
+# ---------------------------------------------------------- EMA codebook
+def np_ema_oracle(codebook, batches, decay, eps):
+    k = codebook.shape[0]
+    cs_h, dw_h = np.zeros(k), np.zeros_like(codebook)
+    for t, x in enumerate(batches, start=1):
+        c = ((x[:, None] - codebook[None]) ** 2).sum(-1).argmin(-1)
+        one_hot = np.eye(k)[c]
+        cs_h = cs_h * decay + one_hot.sum(0) * (1 - decay)
+        dw_h = dw_h * decay + one_hot.T @ x * (1 - decay)
+        cs, dw = cs_h / (1 - decay**t), dw_h / (1 - decay**t)
+        n = cs.sum()
+        cs = (cs + eps) / (n + k * eps) * n
+        codebook = dw / cs[:, None]
+    return codebook
+
+
+def test_vq_ema_codebook_follows_debiased_moving_averages_only_in_training(built):
+    vq = built(VectorQuantizer(5, 3, ema=True, decay=0.9, epsilon=1e-5, seed=0))
+    assert all(w is not vq.codebook for w in vq.trainable_weights)
+    start = vq.codebook.numpy().copy()
+    vq(RNG.normal(size=(8, 3)).astype(np.float32), training=False)
+    np.testing.assert_array_equal(vq.codebook.numpy(), start)
+    batches = [RNG.normal(size=(16, 3)) for _ in range(3)]
+    for x in batches:
+        vq(x.astype(np.float32), training=True)
+    want = np_ema_oracle(start.astype(np.float64), batches, 0.9, 1e-5)
+    np.testing.assert_allclose(vq.codebook.numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_mirrored_ema_statistics_are_all_reduced_and_identical_on_both_replicas(
+    mirrored_strategy, built, train_on_replicas, value_on_replicas
+):
+    start = RNG.normal(size=(5, 3)).astype(np.float32)
+    halves = [RNG.normal(size=(12, 3)).astype(np.float32), RNG.normal(size=(12, 3)).astype(np.float32) + 1.0]
+    with mirrored_strategy.scope():
+        vq = built(VectorQuantizer(5, 3, ema=True, decay=0.9), 3)
+    vq.codebook.assign(start)
+    train_on_replicas(vq, halves)
+    train_on_replicas(vq, halves)
+    want = np_ema_oracle(start.astype(np.float64), [np.concatenate(halves)] * 2, 0.9, 1e-5)
+    for var in (vq.ema_cluster_size_hidden, vq.ema_dw_hidden):
+        value_on_replicas(var)
+    np.testing.assert_allclose(value_on_replicas(vq.codebook), want, rtol=1e-4, atol=1e-5)
+
+
+def test_expiry_with_an_ema_codebook_keeps_the_replaced_code_at_its_new_vector(built):
+    vq = built(VectorQuantizer(3, 2, ema=True, decay=0.9, expire_codes_below=1.0, reset_window=2, seed=2))
+    vq.codebook.assign([[5.0, 5.0], [10.0, 0.0], [100.0, 100.0]])
+    both = np.concatenate([[5.0, 5.0] + RNG.normal(size=(6, 2)) * 0.01, [10.0, 0.0] + RNG.normal(size=(4, 2)) * 0.01])
+    both = both.astype(np.float32)
+    vq(both, training=True)  # unused, code 2's EMA mean falls to the origin
+    vq(both, training=True)  # end of the window: code 2 takes a batch row
+    new = vq.codebook.numpy()[2].copy()
+    assert np.any(np.all(both == new, axis=-1)), f"{new} is not a row of the batch"
+    vq(([5.0, 5.0] + RNG.normal(size=(8, 2)) * 0.01).astype(np.float32), training=True)  # code 2 unused
+    # Its EMA sums were restarted at the new vector, so the update keeps it there (not back at the origin).
+    np.testing.assert_allclose(vq.codebook.numpy()[2], new, rtol=1e-3)
+
+
+# ------------------------------------------------------------- rotation trick
 def np_rotation(e, q):
     """Fifty et al. 2024, §4: the scale ||q||/||e|| and the explicit rotation R = I - 2 r r^T + 2 q^ e^T."""
     e_hat, q_hat = e / np.linalg.norm(e), q / np.linalg.norm(q)
@@ -28,8 +130,7 @@ def cosine(a, b):
     return a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
 
 
-# ------------------------------------------------------------- rotation trick
-def test_rotation_trick_forward_value_is_the_usual_quantized_output():
+def test_rotation_trick_forward_value_is_the_usual_quantized_output(built):
     rot = built(VectorQuantizer(6, 3, rotation_trick=True, seed=1))
     plain = built(VectorQuantizer(6, 3, seed=1))
     plain.codebook.assign(rot.codebook)
@@ -41,7 +142,7 @@ def test_rotation_trick_forward_value_is_the_usual_quantized_output():
     assert a["loss"].numpy() == b["loss"].numpy()
 
 
-def test_rotation_trick_gradient_is_the_rotated_and_rescaled_gradient():
+def test_rotation_trick_gradient_is_the_rotated_and_rescaled_gradient(built):
     vq = built(VectorQuantizer(6, 3, rotation_trick=True, seed=2))
     z0 = RNG.normal(size=(5, 3)).astype(np.float32)
     z = tf.Variable(z0)
@@ -69,7 +170,7 @@ def test_rotation_trick_gradient_is_the_rotated_and_rescaled_gradient():
     np.testing.assert_allclose(acc.jvp(quantized).numpy()[0], scale * rot @ v[0], rtol=1e-5, atol=1e-6)
 
 
-def test_rotation_trick_leaves_the_codebook_to_its_loss_and_handles_degenerate_vectors():
+def test_rotation_trick_leaves_the_codebook_to_its_loss_and_handles_degenerate_vectors(built):
     rot = built(VectorQuantizer(1, 2, rotation_trick=True))
     plain = built(VectorQuantizer(1, 2))
     for layer in (rot, plain):
@@ -102,7 +203,7 @@ def test_rotation_trick_leaves_the_codebook_to_its_loss_and_handles_degenerate_v
 
 
 # ------------------------------------------------------------ cosine distance
-def test_cosine_distance_picks_the_most_similar_code_and_returns_unit_vectors():
+def test_cosine_distance_picks_the_most_similar_code_and_returns_unit_vectors(built):
     vq = built(VectorQuantizer(6, 3, distance="cosine", commitment_cost=0.25, seed=3))
     z = (RNG.normal(size=(10, 3)) * RNG.uniform(0.1, 5.0, size=(10, 1))).astype(np.float32)
     e = vq.codebook.numpy().astype(np.float64)
@@ -119,7 +220,7 @@ def test_cosine_distance_picks_the_most_similar_code_and_returns_unit_vectors():
     assert out["loss"].numpy() == pytest.approx(1.25 * ((en[codes] - zn) ** 2).mean(), rel=1e-5)
 
 
-def test_cosine_gradient_flows_through_the_input_normalisation():
+def test_cosine_gradient_flows_through_the_input_normalisation(built):
     vq = built(VectorQuantizer(6, 3, distance="cosine", seed=4))
     z0 = RNG.normal(size=(4, 3)).astype(np.float32) * 2
     z = tf.Variable(z0)
@@ -133,7 +234,7 @@ def test_cosine_gradient_flows_through_the_input_normalisation():
     np.testing.assert_allclose(tape.gradient(y, z).numpy(), want, rtol=1e-5, atol=1e-6)
 
 
-def test_cosine_ema_codebook_averages_normalised_inputs():
+def test_cosine_ema_codebook_averages_normalised_inputs(built):
     vq = built(VectorQuantizer(4, 2, distance="cosine", ema=True, decay=0.5, seed=5))
     z = (RNG.normal(size=(32, 2)) * 3).astype(np.float32)
     for _ in range(3):
@@ -142,96 +243,10 @@ def test_cosine_ema_codebook_averages_normalised_inputs():
     assert np.linalg.norm(vq.codebook.numpy(), axis=-1).max() <= 1.0 + 1e-6  # means of unit vectors
 
 
-# ---------------------------------------------------------- dead-code expiry
-def assert_rows_of(vectors, batch):
-    for v in vectors:
-        assert np.any(np.all(batch == v, axis=-1)), f"{v} is not a row of the batch"
-
-
-def test_codes_used_less_than_the_threshold_take_distinct_random_batch_vectors_after_the_window():
-    vq = built(VectorQuantizer(4, 2, expire_codes_below=1.0, reset_window=2, seed=0))
-    start = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [50.0, 50.0]], np.float32)
-    vq.codebook.assign(start)
-    noise = lambda n: RNG.normal(size=(n, 2)) * 0.01  # noqa: E731
-    first = np.concatenate([noise(6), [10.0, 0.0] + noise(4), [0.0, 10.0] + noise(1)]).astype(np.float32)
-    second = np.concatenate([noise(6), [10.0, 0.0] + noise(4)]).astype(np.float32)
-    vq(first, training=True)
-    np.testing.assert_array_equal(vq.codebook.numpy(), start)
-    np.testing.assert_allclose(vq.code_usage.numpy(), [6, 4, 1, 0])
-    vq(second, training=True)
-    moved = vq.codebook.numpy()
-    # Code 2 (0.5 per batch) and code 3 (never) are below 1 per batch; codes 0 and 1 stay.
-    np.testing.assert_array_equal(moved[:2], start[:2])
-    assert_rows_of(moved[2:], second)
-    assert not np.array_equal(moved[2], moved[3])
-    assert vq.code_usage.numpy().sum() == 0 and int(vq.usage_batches.numpy()) == 0
-
-
-def test_expiry_spares_codes_above_the_threshold_and_stops_when_disabled():
-    start = np.array([[0.0, 0.0], [10.0, 0.0], [50.0, 50.0]], np.float32)
-    z = np.concatenate([np.zeros((6, 2)), np.tile([[10.0, 0.0]], (2, 1))]).astype(np.float32)
-    vq = built(VectorQuantizer(3, 2, expire_codes_below=2.0, reset_window=1, seed=1))
-    vq.codebook.assign(start)
-    vq(z, training=True)
-    np.testing.assert_array_equal(vq.codebook.numpy()[:2], start[:2])  # 2 per batch is not below 2
-    assert_rows_of(vq.codebook.numpy()[2:], z)
-    vq = built(VectorQuantizer(3, 2, expire_codes_below=2.0, reset_window=1, seed=1))
-    vq.codebook.assign(start)
-    vq.reset_enabled.assign(False)
-    vq(z, training=True)
-    np.testing.assert_array_equal(vq.codebook.numpy(), start)
-    vq(z, training=False)  # nor at inference
-    np.testing.assert_array_equal(vq.codebook.numpy(), start)
-
-
-def test_expiry_with_an_ema_codebook_keeps_the_replaced_code_at_its_new_vector():
-    vq = built(VectorQuantizer(3, 2, ema=True, decay=0.9, expire_codes_below=1.0, reset_window=2, seed=2))
-    vq.codebook.assign([[5.0, 5.0], [10.0, 0.0], [100.0, 100.0]])
-    both = np.concatenate([[5.0, 5.0] + RNG.normal(size=(6, 2)) * 0.01, [10.0, 0.0] + RNG.normal(size=(4, 2)) * 0.01])
-    vq(both.astype(np.float32), training=True)  # unused, code 2's EMA mean falls to the origin
-    vq(both.astype(np.float32), training=True)  # end of the window: code 2 takes a batch row
-    new = vq.codebook.numpy()[2].copy()
-    assert_rows_of([new], both.astype(np.float32))
-    vq(([5.0, 5.0] + RNG.normal(size=(8, 2)) * 0.01).astype(np.float32), training=True)  # code 2 unused
-    # Its EMA sums were restarted at the new vector, so the update keeps it there (not back at the origin).
-    np.testing.assert_allclose(vq.codebook.numpy()[2], new, rtol=1e-3)
-
-
-def test_expiry_replaces_hqa_rule_in_a_stochastic_quantizer_too():
-    svq = built(StochasticVectorQuantizer(3, 2, temperature=0.01, expire_codes_below=1.0, reset_window=1, seed=3))
-    svq.codebook.assign([[0.0, 0.0], [10.0, 0.0], [50.0, 50.0]])
-    z = np.concatenate([RNG.normal(size=(5, 2)) * 0.01, [10.0, 0.0] + RNG.normal(size=(5, 2)) * 0.01])
-    svq(z.astype(np.float32), training=True)
-    assert_rows_of(svq.codebook.numpy()[2:], z.astype(np.float32))  # a batch row, not the most used code + noise
-
-
-def test_mirrored_expiry_moves_the_same_codes_to_the_same_global_batch_rows(mirrored_strategy):
-    strategy = mirrored_strategy
-    start = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [50.0, 50.0], [-50.0, 50.0]], np.float32)
-    halves = [
-        (RNG.normal(size=(8, 2)) * 0.01).astype(np.float32),
-        ([10.0, 0.0] + RNG.normal(size=(8, 2)) * 0.01).astype(np.float32),
-    ]
-    with strategy.scope():
-        vq = built(VectorQuantizer(5, 2, expire_codes_below=1.0, reset_window=1, seed=4), 2)
-    vq.codebook.assign(start)
-    values = strategy.experimental_distribute_values_from_function(
-        lambda ctx: tf.constant(halves[ctx.replica_id_in_sync_group])
-    )
-    tf.function(lambda x: strategy.run(lambda z: vq(z, training=True)["loss"], args=(x,)))(values)
-    a, b = [np.asarray(v) for v in strategy.experimental_local_results(vq.codebook.value)]
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a[:2], start[:2])
-    assert_rows_of(a[2:], np.concatenate(halves))
-    assert len({tuple(row) for row in a[2:]}) == 3
-
-
 # ------------------------------------------------------ arguments and saving
-def test_bad_options_raise_errors_naming_what_was_expected():
+def test_an_unknown_distance_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="distance must be one of"):
         VectorQuantizer(4, 2, distance="manhattan")
-    with pytest.raises(ValueError, match="expire_codes_below"):
-        VectorQuantizer(4, 2, expire_codes_below=-1.0)
 
 
 def test_configs_without_the_new_options_still_load_with_the_old_behaviour():
@@ -243,7 +258,7 @@ def test_configs_without_the_new_options_still_load_with_the_old_behaviour():
     assert not vq.resets_codes
 
 
-def test_keras_file_round_trip_keeps_the_options_and_gives_identical_outputs(tmp_path):
+def test_keras_file_round_trip_keeps_the_options_and_gives_identical_outputs(keras_round_trip):
     vq = VectorQuantizer(8, 4, distance="cosine", rotation_trick=True, expire_codes_below=0.5, reset_window=3, seed=5)
     assert VectorQuantizer.from_config(vq.get_config()).get_config() == vq.get_config()
     inputs = keras.Input((3, 4))
@@ -251,21 +266,11 @@ def test_keras_file_round_trip_keeps_the_options_and_gives_identical_outputs(tmp
     model = keras.Model(inputs, {"quantized": out["quantized"], "codes": out["codes"]})
     vq.codebook.assign(RNG.normal(size=(8, 4)))
     vq.code_usage.assign(RNG.uniform(size=8))
-    path = tmp_path / "vq.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    z = RNG.normal(size=(2, 3, 4)).astype(np.float32)
-    a, b = model(z), loaded(z)
-    np.testing.assert_array_equal(a["quantized"], b["quantized"])
-    np.testing.assert_array_equal(a["codes"], b["codes"])
-    loaded_layer = [layer for layer in loaded.layers if isinstance(layer, VectorQuantizer)][0]
-    assert loaded_layer.get_config() == vq.get_config()
-    for w, v in zip(vq.weights, loaded_layer.weights):
-        np.testing.assert_array_equal(np.asarray(w), np.asarray(v))
+    keras_round_trip(model, vq, RNG.normal(size=(2, 3, 4)).astype(np.float32))
 
 
 @pytest.mark.parametrize("options", [dict(rotation_trick=True), dict(distance="cosine")], ids=["rotation", "cosine"])
-def test_options_under_mixed_bfloat16_give_the_float32_codes(options):
+def test_options_under_mixed_bfloat16_give_the_float32_codes(options, built):
     with precision_scope("mixed_bfloat16"):
         mixed = built(VectorQuantizer(8, 4, seed=6, **options))
     full = built(VectorQuantizer(8, 4, seed=6, **options))
@@ -287,16 +292,8 @@ def test_options_under_mixed_bfloat16_give_the_float32_codes(options):
     np.testing.assert_allclose(grads[0], grads[1], rtol=3e-2, atol=3e-2)
 
 
-@pytest.mark.parametrize("make,width", [
-    (lambda: VectorQuantizer(16, 4), 4), (lambda: VectorQuantizer(16, 4, distance="cosine"), 4),
-    (lambda: FiniteScalarQuantizer(levels=(8, 5, 3)), 3), (lambda: LookupFreeQuantizer(5), 5)])
-def test_nearest_codes_are_the_forward_codes_without_touching_the_layers_state(make, width):
-    layer = make()
-    x = np.random.default_rng(4).normal(size=(3, 5, 7, width)).astype(np.float32)
-    want = layer(x, training=False)["codes"].numpy()
-    before = [w.numpy().copy() for w in layer.weights]
-    got = layer.nearest_codes(x).numpy()
-    assert got.dtype == np.int32 and got.shape == (3, 5, 7)
-    np.testing.assert_array_equal(got, want)
-    for a, w in zip(before, layer.weights):
-        np.testing.assert_array_equal(a, w.numpy())
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_nearest_codes_are_the_forward_codes_without_touching_the_layers_state(
+    distance, nearest_codes_are_forward_codes
+):
+    nearest_codes_are_forward_codes(VectorQuantizer(16, 4, distance=distance), 4)

@@ -154,6 +154,18 @@ def test_images_of_any_size_are_padded_or_tiled_and_cropped_back(hqa, rrvq):
     np.testing.assert_array_equal(codec.decompress(codec.compress(x, "rrvq_digits", lossless=True)), x)
 
 
+@pytest.mark.parametrize("name", ["hqa_digits", "vqvae_mnist", "fsq_digits", "rrvq_digits"])
+def test_the_code_grids_of_any_size_are_known_without_building_the_model(name):
+    from tfvq import zoo
+
+    model = zoo.build(name)
+    for height, width in ((32, 32), (20, 30), (45, 37), (64, 96)):
+        geometry = coding.Geometry(model, height, width)
+        assert geometry.layout == geometry.sized.code_layout()  # what decoding a file's codes needs
+        if model.code_stride() is None:  # tiles of the model's own size
+            assert geometry.sized is model and geometry.tiles == -(-height // 32) * -(-width // 32)
+
+
 def test_a_version_3_layer_whose_codes_do_not_match_their_crc_is_named(old_files):
     data = bytearray((old_files / "rrvq_digits_layer1_v3_auto.tfvq").read_bytes())
     f = coded.parse(bytes(data))

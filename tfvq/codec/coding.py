@@ -40,6 +40,9 @@ Format version 3 files (one chunk per layer, `tfvq.codec.coded`) are read
 with the same per-layer decoders, each chunk its own stream.
 """
 
+import dataclasses
+import functools
+
 import numpy as np
 
 from tfvq.codec import coded, container, entropy
@@ -62,19 +65,42 @@ _V3_CODERS = {coded.STATIC: STATIC, coded.MODEL: MODEL, coded.CONTEXT: CONTEXT}
 """Version 3's coder numbers of the range-coded layers, as version 4's (version 3's FIXED is bit-packed)."""
 
 
-def geometry(model, height, width):
-    """How images of `height` x `width` are coded: (model, padded (Hp, Wp), tile or None, tiles per image)."""
-    stride = model.code_stride()
-    c = model.image_shape[2]
-    if stride is not None:
-        hp, wp = -(-height // stride) * stride, -(-width // stride) * stride
-        key = (id(model), (hp, wp))
-        if key not in _SIZED or _SIZED[key][1] is not model:
-            _SIZED[key] = (model.with_image_shape((hp, wp, c)), model)
-        return _SIZED[key][0], (hp, wp), None, 1
-    th, tw = model.image_shape[:2]
-    hp, wp = -(-height // th) * th, -(-width // tw) * tw
-    return model, (hp, wp), (th, tw), (hp // th) * (wp // tw)
+class Geometry:
+    """How `model` codes images of `height` x `width`.
+
+    A fully convolutional model (`code_stride()` not None) codes an image whole, padded to `padded`, a multiple
+    of its stride; any other model in `tiles` tiles of its `image_shape` (`tile`). `layout` is the code layout
+    at that size, known without building a model (layer l's grid is the padded size over `code_stride(l)`), so
+    the codes of a file decode without one; `sized` is the model for that size (`with_image_shape`), built on
+    first use, once per model and size.
+    """
+
+    def __init__(self, model, height, width):
+        self.model = model
+        stride = model.code_stride()
+        if stride is not None:
+            self.padded, self.tile, self.tiles = (-(-height // stride) * stride, -(-width // stride) * stride), None, 1
+        else:
+            th, tw = model.image_shape[:2]
+            self.padded, self.tile = (-(-height // th) * th, -(-width // tw) * tw), (th, tw)
+            self.tiles = (self.padded[0] // th) * (self.padded[1] // tw)
+
+    @functools.cached_property
+    def layout(self):
+        layout = self.model.code_layout()
+        if self.tile is not None:
+            return layout
+        (hp, wp), strides = self.padded, [self.model.code_stride(l) for l in range(1, layout.num_layers + 1)]
+        return dataclasses.replace(layout, grids=tuple((hp // s, wp // s) for s in strides))
+
+    @property
+    def sized(self):
+        if self.tile is not None:
+            return self.model
+        key = (id(self.model), self.padded)
+        if key not in _SIZED or _SIZED[key][1] is not self.model:
+            _SIZED[key] = (self.model.with_image_shape((*self.padded, self.model.image_shape[2])), self.model)
+        return _SIZED[key][0]
 
 
 def _grids_of(images, padded, tile):
@@ -154,9 +180,10 @@ def code_layer(encoder, model, coder, codes, layer, prior):
     return True
 
 
-def decode_layer(decoder, model, coder, codes, layer, count, prior_for, name):
-    """Layer `layer`'s codes int32 [count, h, w] from `decoder` (the layers above already in `codes`)."""
-    layout = model.code_layout()
+def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name):
+    """Layer `layer`'s codes int32 [count, h, w] from `decoder` (the layers above already in `codes`), their
+    grid that of `geometry` (a `Geometry`); only the model's probabilities (MODEL) build its model."""
+    layout = geometry.layout
     (h, w), k = layout.grids[layer - 1], layout.num_codes[layer - 1]
     n = count * h * w
     if coder == UNIFORM:
@@ -180,7 +207,7 @@ def decode_layer(decoder, model, coder, codes, layer, count, prior_for, name):
         for a in range(0, count, GROUP):
             b = min(a + GROUP, count)
             escaped = decoder.flags((b - a) * h * w)
-            lp = model_log_probs(model, codes, layer, a, b)
+            lp = model_log_probs(geometry.sized, codes, layer, a, b)
             if lp is None:
                 raise CodecError(f"The file codes layer {layer} with the model's probabilities, but {name!r} "
                                  "gives none for it: the file was not made by this model.")
@@ -314,7 +341,8 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
     if height * width > container.MAX_IMAGE_PIXELS:
         raise CodecError(f"The images are {height}x{width} pixels, more than a file holds "
                          f"({container.MAX_IMAGE_PIXELS} pixels); split them into tiles first.")
-    sized, padded, tile, _ = geometry(model, height, width)
+    geometry = Geometry(model, height, width)
+    sized, padded, tile = geometry.sized, geometry.padded, geometry.tile
     x = _grids_of(images, padded, tile)
     layout = sized.code_layout()
     sent = layout.layers_sent(layer)
@@ -390,12 +418,12 @@ def _context_missing(prior, layers, name):
                          "do not have: use the model folder (or weights) it was made with, priors included.")
 
 
-def _images(sized, codes, stop, seed, tile, images, padded, height, width):
-    layout = sized.code_layout()
-    out = np.asarray(sized.decode([codes[l] for l in layout.layers_sent(stop)], stop, stochastic=seed is not None,
-                                  seed=seed, dtype="uint8"))
-    if tile is not None:
-        out = from_tiles(out, images, *padded)
+def _images(geometry, codes, stop, seed, images, height, width):
+    sized = geometry.sized
+    out = np.asarray(sized.decode([codes[l] for l in geometry.layout.layers_sent(stop)], stop,
+                                  stochastic=seed is not None, seed=seed, dtype="uint8"))
+    if geometry.tile is not None:
+        out = from_tiles(out, images, *geometry.padded)
     return out[:, :height, :width]
 
 
@@ -407,10 +435,10 @@ def decode_compact(f, model, weights_hash, prior_for, layer=None, seed=None):
     `layer` (default: the file's finest).
     """
     stop = _stop_layer(model.code_layout(), f.layers, f.first_layer, layer)
-    codes, pixels, (sized, padded, tile, height, width) = compact_codes(f, model, weights_hash, prior_for)
+    codes, pixels, (geometry, height, width) = compact_codes(f, model, weights_hash, prior_for)
     if pixels is not None and stop == f.first_layer:
         return pixels
-    images = _images(sized, codes, stop, seed, tile, f.images, padded, height, width)
+    images = _images(geometry, codes, stop, seed, f.images, height, width)
     return resize_back(images, *f.image_size) if f.resized else images
 
 
@@ -422,14 +450,15 @@ def coded_size(f, model):
 
 
 def compact_codes(f, model, weights_hash, prior_for):
-    """({layer: codes [count, h, w]}, pixels or None, (model for the size, padded, tile, H, W)) of a version 4
-    file, its CRC checked. The model is asked for probabilities only by MODEL layers and pixels."""
+    """({layer: codes [count, h, w]}, pixels or None, (its `Geometry`, H, W)) of a version 4 file, its CRC
+    checked. The model is asked for probabilities (and built for the file's size) only by MODEL layers and
+    pixels."""
     name, layout = f.model, model.code_layout()
     _check_layers(name, layout, f.layers, f.first_layer, f.coders)
     height, width = coded_size(f, model)
-    sized, padded, tile, tiles = geometry(model, height, width)
-    count = f.images * tiles
-    sized_layout = sized.code_layout()
+    geometry = Geometry(model, height, width)
+    count = f.images * geometry.tiles
+    sized_layout = geometry.layout
     for l in f.layers:
         gh, gw = sized_layout.grids[l - 1]
         if count * gh * gw > MAX_LAYER_SYMBOLS:
@@ -448,32 +477,32 @@ def compact_codes(f, model, weights_hash, prior_for):
     decoder = entropy.Decoder(words=entropy.stream_words(f.stream), what="file's stream")
     codes = {}
     for l in sorted(f.layers, reverse=True):
-        codes[l] = decode_layer(decoder, sized, f.coders[l], codes, l, count, prior_for, name)
+        codes[l] = decode_layer(decoder, geometry, f.coders[l], codes, l, count, prior_for, name)
     pixels = None
     if f.lossless:
         channels = model.image_shape[2]
         if f.images * height * width * channels > MAX_LAYER_SYMBOLS:
             raise CodecError("The file's pixels would be more than this tfvq decodes: the file is corrupt.")
         sent = [codes[l] for l in sized_layout.layers_sent(f.first_layer)]
-        pixels = decode_pixels(decoder, sized, sent, f.first_layer, f.images, channels, padded, tile, height, width,
-                               name)
+        pixels = decode_pixels(decoder, geometry.sized, sent, f.first_layer, f.images, channels, geometry.padded,
+                               geometry.tile, height, width, name)
     f.check(digest, codes, pixels)
-    return codes, pixels, (sized, padded, tile, height, width)
+    return codes, pixels, (geometry, height, width)
 
 
 # ------------------------------------------------------------------------------------------- version 3
 def _check_v3(f, model, prior_for):
-    """Checks a parsed version 3 file against the model; returns (model for its size, padded, tile)."""
+    """Checks a parsed version 3 file against the model; returns its `Geometry`."""
     layout = model.code_layout()
     name = f.model
     coders = {c.layer: _V3_CODERS.get(c.coder, UNIFORM) for c in f.chunks}
     _check_layers(name, layout, f.layers, f.first_layer, coders)
     height, width = f.image_size
-    sized, padded, tile, tiles = geometry(model, height, width)
-    if f.count != f.images * tiles:
+    geometry = Geometry(model, height, width)
+    if f.count != f.images * geometry.tiles:
         raise CodecError(f"The file has {f.count} code grids for {f.images} image(s) of {height}x{width}, but "
-                         f"{name!r} codes such an image in {tiles} grid(s): the file was written wrongly.")
-    sized_layout = sized.code_layout()
+                         f"{name!r} codes such an image in {geometry.tiles} grid(s): the file was written wrongly.")
+    sized_layout = geometry.layout
     for chunk in f.chunks:
         l = chunk.layer
         want_grid, want_k = tuple(sized_layout.grids[l - 1]), sized_layout.num_codes[l - 1]
@@ -498,14 +527,14 @@ def _check_v3(f, model, prior_for):
             what = "other static and context priors" if context_layers else "another static prior"
             raise CodecError(f"The file was coded with {what} of {name!r} (prior hash {f.prior_hash.hex()}, these "
                              f"{expected.hex()}): use the model folder or weights it was made with, priors included.")
-    return sized, padded, tile
+    return geometry
 
 
 def decode_v3(f, model, prior_for, layer=None, seed=None):
     """uint8 images [N, H, W, C] from a parsed version 3 file (`coded.CodedFile`): each chunk its own stream,
     each layer checked by its CRC."""
     layout = model.code_layout()
-    sized, padded, tile = _check_v3(f, model, prior_for)
+    geometry = _check_v3(f, model, prior_for)
     stop = _stop_layer(layout, f.layers, f.first_layer, layer)
     codes = {}
     for chunk in f.chunks:  # the top layer first
@@ -518,7 +547,8 @@ def decode_v3(f, model, prior_for, layer=None, seed=None):
             layer_codes = flat.reshape(f.count, h, w)
         else:
             decoder = entropy.Decoder(chunk.data, f"layer {l} chunk")
-            layer_codes = decode_layer(decoder, sized, _V3_CODERS[chunk.coder], codes, l, f.count, prior_for, f.model)
+            layer_codes = decode_layer(decoder, geometry, _V3_CODERS[chunk.coder], codes, l, f.count, prior_for,
+                                       f.model)
         if coded.crc_of_codes(layer_codes) != chunk.crc:
             raise CodecError(
                 f"Layer {l}'s decoded codes do not match the CRC the encoder stored ({chunk.crc:08x}): the file is "
@@ -529,10 +559,10 @@ def decode_v3(f, model, prior_for, layer=None, seed=None):
     if f.pixels is not None and stop == f.first_layer:
         channels, data, crc = f.pixels
         sent = [codes[l] for l in layout.layers_sent(stop)]
-        pixels = decode_pixels(entropy.Decoder(data, "pixel chunk"), sized, sent, stop, f.images, channels, padded,
-                               tile, height, width, f.model)
+        pixels = decode_pixels(entropy.Decoder(data, "pixel chunk"), geometry.sized, sent, stop, f.images, channels,
+                               geometry.padded, geometry.tile, height, width, f.model)
         if coded.crc_of_pixels(pixels) != crc:
             raise CodecError("The decoded pixels do not match the CRC the encoder stored: this machine computes "
                              "another p(x | z) than the encoder did, or the file is corrupt.")
         return pixels
-    return _images(sized, codes, stop, seed, tile, f.images, padded, height, width)
+    return _images(geometry, codes, stop, seed, f.images, height, width)

@@ -23,13 +23,19 @@ The products are summed with NumPy's float64 matrix product, which is exact
 here whatever the order or the BLAS: every product and every partial sum is
 an integer below 2^53 (`from_weights` checks the bound from the actual
 weights). So the logits are a function of the weights and the inputs only.
+The products run on one BLAS thread (`threadpoolctl`): their matrices have a
+few hundred rows, and OpenBLAS's threads cost more than they save (a pass over
+a 16x16 layer took 16 ms on two threads and 1.3 ms on one, on 2 busy cores).
 Nothing here needs TensorFlow: a context-coded file decodes with NumPy.
 
 The float network is rounded, not retrained: at these resolutions its logits
 move by about 1e-3 nats, which costs a small fraction of a bit per image.
 """
 
+import functools
+
 import numpy as np
+import threadpoolctl
 
 ACT_BITS = 12
 """Activations and logits are integers in units of 2^-ACT_BITS."""
@@ -45,11 +51,21 @@ def _rint(x, bits):
     return np.rint(np.asarray(x, np.float64) * (2.0 ** bits))
 
 
-def _im2col3(x):
-    """[n, h, w, c] -> [n, h, w, 9 c]: every 3x3 neighbourhood (zeros outside), in the kernel's (dy, dx, c) order."""
+def _im2col3(x, at=None):
+    """[n, h, w, c] -> [n, h, w, 9 c]: every 3x3 neighbourhood (zeros outside), in the kernel's (dy, dx, c) order;
+    with a bool mask `at` [h, w], the neighbourhoods of those positions only: [n, at.sum(), 9 c]."""
     n, h, w, c = x.shape
     p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return np.concatenate([p[:, dy: dy + h, dx: dx + w] for dy in range(3) for dx in range(3)], axis=-1)
+    if at is None:
+        return np.concatenate([p[:, dy: dy + h, dx: dx + w] for dy in range(3) for dx in range(3)], axis=-1)
+    ys, xs = np.nonzero(at)
+    return np.concatenate([p[:, ys + dy, xs + dx] for dy in range(3) for dx in range(3)], axis=-1)
+
+
+@functools.cache
+def _blas():
+    """The process's `threadpoolctl.ThreadpoolController` (made once: it looks up the loaded libraries)."""
+    return threadpoolctl.ThreadpoolController()
 
 
 class IntegerContextNet:
@@ -103,6 +119,10 @@ class IntegerContextNet:
     def logits(self, known, above=None, at=None):
         """int64 logits [n, h, w, K] in units of 2^-`ACT_BITS` nats, from the network's inputs (as `ContextNet`);
         with a bool mask `at` [h, w], only those positions' logits: [n, at.sum(), K]."""
+        with _blas().limit(limits=1, user_api="blas"):
+            return self._logits_of(known, above, at)
+
+    def _logits_of(self, known, above, at):
         known = np.asarray(known, np.int64)
         h = self._own[known]
         if self._above is not None:
@@ -110,9 +130,10 @@ class IntegerContextNet:
             if self.factor > 1:
                 a = np.repeat(np.repeat(a, self.factor, axis=1), self.factor, axis=2)
             h = np.concatenate([h, a], axis=-1)
-        for conv in self._convs:
-            h = self._dense(_im2col3(h), conv)
-        if at is not None:  # the 1x1 layers at the positions asked for only
-            h = h[:, np.asarray(at, bool)]
+        at = None if at is None else np.asarray(at, bool)
+        for i, conv in enumerate(self._convs):  # the last 3x3 layer, and the 1x1 layers, at `at` only
+            h = self._dense(_im2col3(h, at if i == len(self._convs) - 1 else None), conv)
+        if at is not None and not self._convs:
+            h = h[:, at]
         h = self._dense(h, self._mix)
         return self._dense(h, self._logits, relu=False).astype(np.int64)

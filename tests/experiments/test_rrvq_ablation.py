@@ -55,3 +55,12 @@ def test_bad_arguments_exit_with_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         ab.main(["--cells", "nope"])
     assert "unknown cells" in capsys.readouterr().err
+
+
+def test_on_real_28x28_digits_the_cells_take_rrvq_mnists_layout():
+    configs = {c: ab.cell_config(c, 16, 32, 16, "mnist10k_28")[1] for c in ab.CELLS}
+    assert all(c["image_shape"] == (28, 28, 1) for c in configs.values())
+    assert configs["rrvq"]["latent_sizes"] == (14, 14, 7, 7, 7) and configs["rvqvae"]["latent_sizes"] == (14,)
+    from tfvq import zoo
+
+    assert configs["rrvq"]["latent_sizes"] == tuple(zoo.info("rrvq_mnist")["config"]["latent_sizes"])

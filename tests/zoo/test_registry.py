@@ -28,8 +28,9 @@ def test_every_greedy_entry_builds_and_describes_itself(name):
 
 
 def test_list_models_takes_wildcards():
-    assert zoo.list_models("hqa*") == ["hqa_celeba64", "hqa_digits", "hqa_mnist"]
-    assert zoo.list_models("*mnist") == ["hqa_mnist", "vqvae_mnist"]
+    assert zoo.list_models("hqa*") == ["hqa_celeba64", "hqa_digits", "hqa_mnist", "hqa_mnist_hams",
+                                       "hqa_mnist_hams_gs", "hqa_mnist_hams_gs_mse", "hqa_mnist_hams_mse"]
+    assert zoo.list_models("*mnist") == ["hqa_mnist", "rrvq_mnist", "vqvae_mnist"]
     assert zoo.list_models("nothing*") == []
 
 

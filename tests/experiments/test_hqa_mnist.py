@@ -42,7 +42,7 @@ def test_a_finished_run_is_read_back_and_not_trained_again(quick_run, monkeypatc
 
     monkeypatch.setattr(train, "train", refuse)
     assert hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"]) == 0
-    assert hqa_mnist.main(["table3", "--collect", f"--out={quick_run}", "--limit=64"]) == 0
+    assert hqa_mnist.main(["table3", "--collect", "--quick", f"--out={quick_run}"]) == 0
     rows = json.loads((quick_run / "table3.json").read_text())["rows"]
     assert rows["hams"]["seeds"] == 1 and rows["vqvae"]["seeds"] == 0
 
@@ -124,3 +124,9 @@ def test_the_table3_rows_are_the_papers_systems_with_their_switches():
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit):
         hqa_mnist.main(argv)
+
+
+def test_a_run_folder_of_another_budget_is_refused(quick_run, monkeypatch):
+    monkeypatch.setattr(hqa_mnist, "QUICK_STACK", dict(hqa_mnist.QUICK_STACK, steps=(2,)))
+    with pytest.raises(ValueError, match="budget"):
+        hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"])

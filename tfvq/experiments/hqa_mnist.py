@@ -201,6 +201,11 @@ def bundled_results(judge):
     return results
 
 
+def _as_json(budget):
+    """A budget as its result.json holds it (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()}
+
+
 def _cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -217,6 +222,9 @@ def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16"
     if os.path.exists(path):
         with open(path) as f:
             done = json.load(f)
+        if done.get("budget") != _as_json(budget):
+            raise ValueError(f"{folder} was trained with the budget {done.get('budget')}, not {_as_json(budget)}: "
+                             "results of two budgets do not share a table; pass another --out.")
         if not remeasure:
             return done
         wall, cpu = done["wall_seconds"], done["cpu_seconds"]
@@ -227,7 +235,7 @@ def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16"
                                        eval_examples=8 if quick else 256, log_every=50, verbose=not quick))
         wall, cpu = time.time() - wall, _cpu_seconds() - cpu
     result = {"system": system.key, "model": system.model, "config": dict(system.config), "seed": seed,
-              "budget": {k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()},
+              "budget": _as_json(budget),
               "precision": precision, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
               "test_images": len(judge.images), "layers": measure_system(zoo.load(folder), system, judge, seed)}
     with open(path + ".tmp", "w") as f:

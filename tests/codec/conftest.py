@@ -38,7 +38,7 @@ def mutate():
 
 @pytest.fixture(scope="session")
 def old_files():
-    """The directory of files written before format version 2, with the images they decoded to (data/README.md)."""
+    """The directory of the files kept from every format version, with the images they decoded to (data/README.md)."""
     return pathlib.Path(__file__).parent / "data"
 
 

@@ -7,13 +7,15 @@ RESIZED flag (a 28x28 real digit then coded padded), two test digits each, with 
 the codec of the time decoded them to.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from tfvq import codec
 from tfvq import cli
 from tfvq.codec import coding, container, files
-from tfvq.codec import format as fmt
 from tfvq.codec.errors import CodecError
 
 HQA = [("hqa_digits_layer1_v1", 1), ("hqa_digits_layer3_v1", 3), ("hqa_digits_layer5_v1", 5)]
@@ -79,30 +81,27 @@ def _decoded_codes(data, weights):
 @pytest.mark.parametrize("stem,layer", HQA + [(RRVQ, None)])
 def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_files, two_digits, stem, layer):
     data, _ = _load(old_files, stem)
-    old = codec.read(data)
-    weights = _weights(old_files, old.header.model)
-    model, weights_hash = codec.load_model(old.header.model, weights)
+    old = codec.read_header(data)
+    weights = _weights(old_files, old.model)
+    model, weights_hash = codec.load_model(old.model, weights)
     # The old file holds the codes the model of its weights gives the digits today.
-    assert old.header.weights_hash == weights_hash
+    assert old.weights_hash == weights_hash
     want = model.encode(two_digits, layer)
     want = [np.asarray(c) for c in (want if isinstance(want, (list, tuple)) else [want])]
     assert len(old.codes) == len(want)
     for a, b in zip(old.codes, want):
         np.testing.assert_array_equal(a, b)
     # A version 4 file of the same digits, made with the same weights, holds those codes and decodes to their images.
-    new = codec.compress(two_digits, old.header.model, layer, coder="fixed", weights=weights)
+    new = codec.compress(two_digits, old.model, layer, coder="fixed", weights=weights)
     header = codec.read_header(new)
-    assert header.version == 4 and header.layers == old.header.layers and header.images == 2
-    assert header.tag == container.file_digest(old.header.weights_hash)[:container.TAG_BYTES]
+    assert header.version == 4 and header.layers == old.layers and header.images == 2
+    assert header.tag == container.file_digest(old.weights_hash)[:container.TAG_BYTES]
     decoded = _decoded_codes(new, weights)
-    for l, b in zip(old.header.layers, old.codes):
+    for l, b in zip(old.layers, old.codes):
         np.testing.assert_array_equal(decoded[l], b)
-    at = old.header.first_layer
+    at = old.first_layer
     np.testing.assert_array_equal(codec.decompress(new, weights=weights),
                                   model.decode(model.encode(two_digits, layer), at, dtype="uint8").numpy())
-    # ... and the version 1 writer still writes the old bytes.
-    h = old.header
-    assert fmt.write_v1(old.codes, h.model, h.weights_hash, h.first_layer, h.layer_num_codes) == data
 
 
 @pytest.mark.parametrize("stem,version,model,layers,size", KEPT)
@@ -110,10 +109,7 @@ def test_kept_version_2_3_and_4_files_decode_to_the_same_images(old_files, stem,
     data, images = _load(old_files, stem)
     header = codec.read_header(data)
     assert (header.version, header.version_byte, header.model, header.layers) == (version, version, model, layers)
-    if version == 2:
-        assert header.count == 2
-    else:
-        assert (header.images, header.image_size) == (2, size)
+    assert (header.images, header.image_size or (32, 32)) == (2, size)  # the same kind of header, any version
     decoded = codec.decompress(data)
     assert decoded.dtype == np.uint8 and decoded.shape == (2,) + size + (1,)
     np.testing.assert_array_equal(decoded, images)
@@ -154,3 +150,13 @@ def test_info_describes_an_old_file(old_files, capsys):
     assert ".tfvq version 1, model rrvq_digits" in out
     assert "layers 1..5, 2 image(s) of codes 16x16 K=32, 8x8 K=32, 4x4 K=32, 2x2 K=32, 1x1 K=32" in out
     assert "1705 bits per image, 427 bytes of codes, 503 bytes in all" in out
+
+
+def test_every_kept_file_is_read_and_described_without_tensorflow(old_files):
+    code = ("import pathlib, sys; from tfvq import codec\n"
+            f"for path in sorted(pathlib.Path({str(old_files)!r}).glob('*.tfvq')):\n"
+            "    header = codec.read_header(path.read_bytes())\n"
+            "    first = header.describe()[0]\n"
+            "    assert first.startswith(f'.tfvq version {header.version}') and f'model {header.model}' in first\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

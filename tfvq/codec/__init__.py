@@ -21,15 +21,19 @@ short digest of the weights and priors its tables come from, so
 weights.
 
 The codec has two parts. The container and the coding are NumPy only (no
-TensorFlow): `container` (format version 4, what `compress` writes), `coded`
-(version 3) and `format` (versions 1 and 2), read for older files;
+TensorFlow): `container` (format version 4, what `compress` writes),
 `entropy` (integer tables and the range coder, through `constriction`),
 `integer_net` (context networks on integers), `prior` and `context` (the
-priors as data), `images` (image files and arrays). The part that asks the
-model: `coding` (which layers and coders, the model's probabilities),
-`files` (compress, decompress, read_header), `fit` (fit_prior,
-fit_context), `rates` (fixed bits per image). The `tfvq` command's compress, decompress, info,
-models and fit-priors live above the codec, in `tfvq.commands.codec`.
+priors as data), `coding` (which layers and coders, the model's
+probabilities, through the model contract), `images` (image files and
+arrays), and `versions`: `read_header` reads a file of any version into the
+same kind of header (`header.FileHeader`), version 4 in front and the
+older ones through `legacy` (versions 1, 0x81 and 2: `legacy.v1_v2`;
+version 3: `legacy.v3`). The part that loads models: `files` (compress,
+decompress, the models, weights and priors), `fit` (fit_prior,
+fit_context), `rates` (fixed bits per image). The `tfvq` command's
+compress, decompress, info, models and fit-priors live above the codec, in
+`tfvq.commands`.
 
 Importing `tfvq.codec` loads only the first part; the names of the second
 (`compress`, `decompress`, `fit_prior`, ...) load it, and with it
@@ -39,35 +43,17 @@ fuzzing the container never starts TensorFlow.
 
 import importlib
 
-from tfvq.codec.container import CompactFile
+from tfvq.codec.container import MAGIC, VERSION, CompactFile
 from tfvq.codec.context import ContextPriors
 from tfvq.codec.errors import CodecError
-from tfvq.codec.format import (
-    ALL_LAYERS,
-    HASH_BYTES,
-    MAGIC,
-    VERSION,
-    Container,
-    Header,
-    bits_per_code,
-    header_bytes,
-    layers_payload_bytes,
-    pack_codes,
-    pack_layers,
-    payload_bytes,
-    read,
-    unpack_codes,
-    unpack_layers,
-    write,
-    write_v1,
-)
+from tfvq.codec.header import FileHeader
 from tfvq.codec.images import load_image, load_png, save_png
 from tfvq.codec.prior import StaticPrior
+from tfvq.codec.versions import read_header
 
 _MODEL_PART = {
-    "ModelSpec": "files", "code_layout": "files", "compress": "files", "decode_codes": "files",
-    "decompress": "files", "load_model": "files", "load_prior": "files", "model_spec": "files",
-    "read_header": "files", "weights_hash": "files",
+    "ModelSpec": "files", "code_layout": "files", "compress": "files", "decompress": "files", "load_model": "files",
+    "load_prior": "files", "model_spec": "files", "weights_hash": "files",
     "count_codes": "fit", "fit_context": "fit", "fit_prior": "fit",
     "format_rate_table": "rates", "rate_table": "rates",
 }
@@ -81,8 +67,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ALL_LAYERS", "CodecError", "CompactFile", "Container", "ContextPriors", "HASH_BYTES", "Header", "MAGIC",
-    "StaticPrior", "VERSION", "bits_per_code", "header_bytes", "layers_payload_bytes", "load_image", "load_png",
-    "pack_codes", "pack_layers", "payload_bytes", "read", "save_png", "unpack_codes", "unpack_layers", "write",
-    "write_v1", *_MODEL_PART,
+    "CodecError", "CompactFile", "ContextPriors", "FileHeader", "MAGIC", "StaticPrior", "VERSION", "load_image",
+    "load_png", "read_header", "save_png", *_MODEL_PART,
 ]

@@ -36,8 +36,8 @@ decoder crops back to the stored size. Images resized to the model's own
 size before coding (`resized_from`, the container's RESIZED flag) are
 resized back to their stored size (`tfvq.codec.images.resize_back`).
 
-Format version 3 files (one chunk per layer, `tfvq.codec.coded`) are read
-with the same per-layer decoders, each chunk its own stream.
+The files of version 3 (`tfvq.codec.legacy.v3`) decode with the same
+per-layer decoders, each chunk its own stream.
 """
 
 import dataclasses
@@ -45,11 +45,11 @@ import functools
 
 import numpy as np
 
-from tfvq.codec import coded, container, entropy
-from tfvq.codec import format as fmt
+from tfvq.codec import container, entropy
 from tfvq.codec.container import CONTEXT, MODEL, STATIC, UNIFORM
 from tfvq.codec.context import PASSES, pass_map
 from tfvq.codec.errors import CodecError
+from tfvq.codec.header import span
 from tfvq.codec.images import from_tiles, pad_reflect, resize_back, to_tiles
 
 CODER_CHOICES = ("auto", "static", "progressive", "context", "fixed")
@@ -61,8 +61,6 @@ symbols (part of the format: the decoder reads them in the same order)."""
 MAX_LAYER_SYMBOLS = 1 << 28
 """The most codes (count h w) or pixels (N H W C) a file may hold per layer."""
 _SIZED = {}  # (id(model), (Hp, Wp)) -> (model, the model it was made from)
-_V3_CODERS = {coded.STATIC: STATIC, coded.MODEL: MODEL, coded.CONTEXT: CONTEXT}
-"""Version 3's coder numbers of the range-coded layers, as version 4's (version 3's FIXED is bit-packed)."""
 
 
 class Geometry:
@@ -376,27 +374,22 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
 
 
 # ------------------------------------------------------------------------------------------------ decoding
-def _span(layers):
-    """'layer 3' or 'layers 1..5'."""
-    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}..{layers[-1]}"
-
-
-def _check_layers(name, layout, layers, first_layer, coders):
+def check_layers(name, layout, layers, first_layer, coders):
     """Checks the stored layers and their coders against the model's layout."""
     if layers[-1] > layout.num_layers:
-        raise CodecError(f"The file holds the codes of {_span(layers)}, but {name!r} has code layers "
+        raise CodecError(f"The file holds the codes of {span(layers)}, but {name!r} has code layers "
                          f"1..{layout.num_layers}: the file was not made by this model.")
     sent = layout.layers_sent(first_layer)
     if not set(sent) <= set(layers):
-        raise CodecError(f"The file holds {_span(layers)}, but decoding layer {first_layer} of "
-                         f"{name!r} needs {_span(sent)}: the file was not made by this model.")
+        raise CodecError(f"The file holds {span(layers)}, but decoding layer {first_layer} of "
+                         f"{name!r} needs {span(sent)}: the file was not made by this model.")
     for l, coder in coders.items():
         if _needs_above(coder, l, layout, layers):
             raise CodecError(f"The file codes layer {l} with the {container.CODER_TEXT[coder]} given layer {l + 1}, "
                              "which it does not hold: the file was written wrongly.")
 
 
-def _stop_layer(layout, layers, first_layer, layer):
+def stop_layer(layout, layers, first_layer, layer):
     """The layer to decode at: `layer`, or the file's finest; checked against the layers the file holds."""
     if layer is None:
         return first_layer
@@ -406,19 +399,22 @@ def _stop_layer(layout, layers, first_layer, layer):
         raise CodecError(str(err)) from None
     sent = layout.layers_sent(layer)
     if not set(sent) <= set(layers):
-        raise CodecError(f"The file holds {_span(layers)}: it cannot be decoded at layer {layer}, "
-                         f"which needs {_span(sent)}. Decode at a layer it holds.")
+        raise CodecError(f"The file holds {span(layers)}: it cannot be decoded at layer {layer}, "
+                         f"which needs {span(sent)}. Decode at a layer it holds.")
     return layer
 
 
-def _context_missing(prior, layers, name):
+def check_context_priors(prior, layers, name):
+    """Raises `CodecError` unless `prior` has context priors for every layer of `layers`."""
     missing = [l for l in layers if prior.context is None or not prior.context.has(l)]
     if missing:
         raise CodecError(f"The file codes layer(s) {missing} with context priors, which these weights of {name!r} "
                          "do not have: use the model folder (or weights) it was made with, priors included.")
 
 
-def _images(geometry, codes, stop, seed, images, height, width):
+def decoded_images(geometry, codes, stop, seed, images, height, width):
+    """uint8 images [images, height, width, C]: the model's decode at layer `stop` of the `codes` {layer: [count, h,
+    w]} of images coded as `geometry` says (tiles put back together, the padding cropped)."""
     sized = geometry.sized
     out = np.asarray(sized.decode([codes[l] for l in geometry.layout.layers_sent(stop)], stop,
                                   stochastic=seed is not None, seed=seed, dtype="uint8"))
@@ -434,11 +430,11 @@ def decode_compact(f, model, weights_hash, prior_for, layer=None, seed=None):
     checked (`compact_codes`) before any image is made; then the images of
     `layer` (default: the file's finest).
     """
-    stop = _stop_layer(model.code_layout(), f.layers, f.first_layer, layer)
+    stop = stop_layer(model.code_layout(), f.layers, f.first_layer, layer)
     codes, pixels, (geometry, height, width) = compact_codes(f, model, weights_hash, prior_for)
     if pixels is not None and stop == f.first_layer:
         return pixels
-    images = _images(geometry, codes, stop, seed, f.images, height, width)
+    images = decoded_images(geometry, codes, stop, seed, f.images, height, width)
     return resize_back(images, *f.image_size) if f.resized else images
 
 
@@ -454,7 +450,7 @@ def compact_codes(f, model, weights_hash, prior_for):
     checked. The model is asked for probabilities (and built for the file's size) only by MODEL layers and
     pixels."""
     name, layout = f.model, model.code_layout()
-    _check_layers(name, layout, f.layers, f.first_layer, f.coders)
+    check_layers(name, layout, f.layers, f.first_layer, f.coders)
     height, width = coded_size(f, model)
     geometry = Geometry(model, height, width)
     count = f.images * geometry.tiles
@@ -467,7 +463,7 @@ def compact_codes(f, model, weights_hash, prior_for):
     coders = set(f.coders.values())
     prior = prior_for() if coders & {STATIC, MODEL, CONTEXT} else None
     if CONTEXT in coders:
-        _context_missing(prior, [l for l, c in f.coders.items() if c == CONTEXT], name)
+        check_context_priors(prior, [l for l, c in f.coders.items() if c == CONTEXT], name)
     digest = digest_of(weights_hash, prior, coders)
     if digest[:container.TAG_BYTES] != f.tag:
         what = "weights or priors" if coders - {UNIFORM} else "weights"
@@ -488,81 +484,3 @@ def compact_codes(f, model, weights_hash, prior_for):
                                geometry.tile, height, width, name)
     f.check(digest, codes, pixels)
     return codes, pixels, (geometry, height, width)
-
-
-# ------------------------------------------------------------------------------------------- version 3
-def _check_v3(f, model, prior_for):
-    """Checks a parsed version 3 file against the model; returns its `Geometry`."""
-    layout = model.code_layout()
-    name = f.model
-    coders = {c.layer: _V3_CODERS.get(c.coder, UNIFORM) for c in f.chunks}
-    _check_layers(name, layout, f.layers, f.first_layer, coders)
-    height, width = f.image_size
-    geometry = Geometry(model, height, width)
-    if f.count != f.images * geometry.tiles:
-        raise CodecError(f"The file has {f.count} code grids for {f.images} image(s) of {height}x{width}, but "
-                         f"{name!r} codes such an image in {geometry.tiles} grid(s): the file was written wrongly.")
-    sized_layout = geometry.layout
-    for chunk in f.chunks:
-        l = chunk.layer
-        want_grid, want_k = tuple(sized_layout.grids[l - 1]), sized_layout.num_codes[l - 1]
-        if tuple(chunk.grid) != want_grid or chunk.num_codes != want_k:
-            raise CodecError(f"The file's layer {l} is a {chunk.grid[0]}x{chunk.grid[1]} grid of K={chunk.num_codes} "
-                             f"codes, but {name!r} gives {want_grid[0]}x{want_grid[1]} codes of K={want_k} for "
-                             f"{height}x{width} images: the file was not made by this model.")
-        if chunk.coder == coded.FIXED and len(chunk.data) != fmt.payload_bytes(
-                f.count * want_grid[0] * want_grid[1], want_k):
-            raise CodecError(f"The file's layer {l} chunk is {len(chunk.data)} bytes, but its fixed-rate codes need "
-                             f"{fmt.payload_bytes(f.count * want_grid[0] * want_grid[1], want_k)}.")
-    if f.pixels is not None and f.pixels[0] != model.image_shape[2]:
-        raise CodecError(f"The file's pixels have {f.pixels[0]} channels, but {name!r} takes "
-                         f"{model.image_shape[2]}: the file was not made by this model.")
-    if any(c.coder != coded.FIXED for c in f.chunks) or f.pixels is not None:
-        prior = prior_for()
-        context_layers = [c.layer for c in f.chunks if c.coder == coded.CONTEXT]
-        if context_layers:
-            _context_missing(prior, context_layers, name)
-        expected = prior.digest if not context_layers else coded.combined_digest(prior.digest, prior.context.digest)
-        if expected != f.prior_hash:
-            what = "other static and context priors" if context_layers else "another static prior"
-            raise CodecError(f"The file was coded with {what} of {name!r} (prior hash {f.prior_hash.hex()}, these "
-                             f"{expected.hex()}): use the model folder or weights it was made with, priors included.")
-    return geometry
-
-
-def decode_v3(f, model, prior_for, layer=None, seed=None):
-    """uint8 images [N, H, W, C] from a parsed version 3 file (`coded.CodedFile`): each chunk its own stream,
-    each layer checked by its CRC."""
-    layout = model.code_layout()
-    geometry = _check_v3(f, model, prior_for)
-    stop = _stop_layer(layout, f.layers, f.first_layer, layer)
-    codes = {}
-    for chunk in f.chunks:  # the top layer first
-        if chunk.layer < min(layout.layers_sent(stop)):
-            break
-        l = chunk.layer
-        if chunk.coder == coded.FIXED:
-            (h, w), k = chunk.grid, chunk.num_codes
-            (flat,) = fmt.unpack_layers(chunk.data, [f.count * h * w], [k], first_layer=l)
-            layer_codes = flat.reshape(f.count, h, w)
-        else:
-            decoder = entropy.Decoder(chunk.data, f"layer {l} chunk")
-            layer_codes = decode_layer(decoder, geometry, _V3_CODERS[chunk.coder], codes, l, f.count, prior_for,
-                                       f.model)
-        if coded.crc_of_codes(layer_codes) != chunk.crc:
-            raise CodecError(
-                f"Layer {l}'s decoded codes do not match the CRC the encoder stored ({chunk.crc:08x}): the file is "
-                "corrupt, or this machine computes other probabilities than the encoder did. Decode it with the same "
-                "tfvq and weights it was made with.")
-        codes[l] = layer_codes
-    height, width = f.image_size
-    if f.pixels is not None and stop == f.first_layer:
-        channels, data, crc = f.pixels
-        sent = [codes[l] for l in layout.layers_sent(stop)]
-        pixels = decode_pixels(entropy.Decoder(data, "pixel chunk"), geometry.sized, sent, stop, f.images, channels,
-                               geometry.padded, geometry.tile, height, width, f.model)
-        if coded.crc_of_pixels(pixels) != crc:
-            raise CodecError("The decoded pixels do not match the CRC the encoder stored: this machine computes "
-                             "another p(x | z) than the encoder did, or the file is corrupt.")
-        return pixels
-    return _images(geometry, codes, stop, seed, f.images, height, width)

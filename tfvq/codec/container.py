@@ -75,6 +75,7 @@ import zlib
 import numpy as np
 
 from tfvq.codec.errors import CodecError
+from tfvq.codec.header import FileHeader, span
 
 MAGIC = b"TQ"
 VERSION = 4
@@ -85,6 +86,8 @@ CODER_TEXT = {UNIFORM: "fixed rate (uniform)", STATIC: "static prior", MODEL: "m
               CONTEXT: "context prior"}
 TAG_BYTES = 2
 DIGEST_BYTES = 8
+HASH_BYTES = 8
+"""The bytes that name a model's weights (`tfvq.zoo.weights_hash`) and a prior's tables (their digests)."""
 MAX_NAME_BYTES = 255
 MAX_LAYER = 255
 MAX_IMAGES = 0xFFFF
@@ -236,8 +239,9 @@ def _read_layers(body, at):
 
 # ------------------------------------------------------------------------------------------------- header
 @dataclasses.dataclass(frozen=True)
-class CompactFile:
-    """A parsed version 4 file (its stream still coded: decoding needs the model, `tfvq.codec.files`).
+class CompactFile(FileHeader):
+    """A parsed version 4 file, its stream still coded (`tfvq.codec.header.FileHeader`; decoding needs the model,
+    `tfvq.codec.coding.decode_compact`). `bytes(f)` is the file.
 
     Attributes:
       model: the zoo model name.
@@ -278,9 +282,27 @@ class CompactFile:
         """The stored layers l..m, finest first."""
         return tuple(sorted(self.coders))
 
-    @property
-    def num_layers(self):
-        return len(self.coders)
+    def __bytes__(self):
+        return self.header + self.stream + self.crc.to_bytes(_CRC_BYTES, "big")
+
+    def summary(self):
+        """One line: the image size if stored, the layers, the stream's bits per image and the coders."""
+        size = "" if self.image_size is None else f"{self.image_size[0]}x{self.image_size[1]}" + \
+            (" coded resized to the model's size" if self.resized else "") + ", "
+        coders = ", ".join(f"{l} {CODERS[self.coders[l]]}" for l in sorted(self.coders, reverse=True))
+        return (f"{size}{span(self.layers)}, {8 * len(self.stream) / self.images:.0f} bits of stream per image "
+                f"(coders: {coders}){', lossless' if self.lossless else ''}")
+
+    def describe(self):
+        size = "the model's own size" if self.image_size is None else \
+            f"{self.image_size[0]}x{self.image_size[1]} pixels" + \
+            (" (coded resized to the model's size, bilinear; decoded back by its least-squares inverse)"
+             if self.resized else "")
+        return [f".tfvq version {VERSION}, model {self.model} (tag {self.tag.hex()}), {self.images} image(s) of "
+                f"{size}, {span(self.layers)} (decoded at layer {self.first_layer} by default)"
+                f"{', lossless' if self.lossless else ''}, {self.file_bytes} bytes in all: header {len(self.header)}, "
+                f"stream {len(self.stream)}, CRC {_CRC_BYTES}"] + \
+            [f"  layer {l}: {CODER_TEXT[self.coders[l]]}" for l in sorted(self.coders, reverse=True)]
 
     def check(self, digest, codes, pixels=None):
         """Raises `CodecError` unless the CRC of D, the file and the decoded codes {layer: [count, h, w]}

@@ -52,8 +52,8 @@ import zipfile
 import numpy as np
 
 from tfvq.codec import entropy, integer_net
+from tfvq.codec.container import HASH_BYTES
 from tfvq.codec.errors import CodecError
-from tfvq.codec.format import HASH_BYTES
 
 SUFFIX = ".context.npz"
 PASSES = 4

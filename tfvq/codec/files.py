@@ -30,8 +30,7 @@ import os
 import numpy as np
 
 from tfvq import data, zoo
-from tfvq.codec import coded, coding, container
-from tfvq.codec import format as fmt
+from tfvq.codec import coding, versions
 from tfvq.codec.context import read_context
 from tfvq.codec.errors import CodecError
 from tfvq.codec.images import any_size_batch
@@ -227,70 +226,6 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
                               resized_from)
 
 
-def read_header(data):
-    """The parsed header of a `.tfvq` file of any version, without the model: a `container.CompactFile`
-    (version 4), a `coded.CodedFile` (version 3) or a `format.Header` (versions 1 and 2, codes checked).
-
-    Raises `CodecError` for a file that is not a well-formed `.tfvq` file.
-    """
-    if container.is_compact(data):
-        return container.parse(data)
-    if coded.is_coded(data):
-        return coded.parse(data)
-    return fmt.read(data).header
-
-
-def _span(layers):
-    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}..{layers[-1]}"
-
-
-def decode_codes(data, weights=None):
-    """Reads a file and checks it against its model: (container, model).
-
-    The model is the zoo model the file names, with the bundled weights or
-    `weights`; its weights hash must be the file's. The stored layers must be
-    `code_layout().layers_sent(first_layer)`, with the model's grids and Ks.
-
-    Raises:
-      CodecError: an invalid file (`tfvq.codec.format.read`), an unknown
-        model or one without codes, other weights, or codes that do not fit
-        the model; the message says which.
-    """
-    container = fmt.read(data)
-    return container, _model_for(container.header, weights)
-
-
-def _model_for(header, weights):
-    """The model of a read file, checked against the file's weights hash, layers, grids and Ks."""
-    model, digest = load_model(header.model, weights)
-    if header.weights_hash != digest:
-        raise CodecError(
-            f"The file was made with other weights of {header.model!r} (weights hash {header.weights_hash.hex()}, "
-            f"these weights have {digest.hex()}); pass the weights it was made with (--weights=PATH)."
-        )
-    layout = model.code_layout()
-    first = header.first_layer
-    if first > layout.num_layers:
-        raise CodecError(f"The file holds the codes of {_span(header.layers)}, but {header.model!r} has code layers "
-                         f"1..{layout.num_layers}: the file was not made by this model.")
-    sent = layout.layers_sent(first)
-    if header.layers != sent:
-        raise CodecError(
-            f"The file holds the codes of {_span(header.layers)}, but a {header.model!r} file of layer {first} holds "
-            f"the codes of {_span(sent)} (what encode(x, {first}) gives): the file was not made by this model."
-        )
-    for l, grid, k in zip(sent, header.code_shapes, header.layer_num_codes):
-        want_grid, want_k = tuple(layout.grids[l - 1]), layout.num_codes[l - 1]
-        if tuple(grid) != want_grid:
-            raise CodecError(f"The file's layer {l} code grid is {grid[0]}x{grid[1]}, but layer {l} of "
-                             f"{header.model!r} has a {want_grid[0]}x{want_grid[1]} grid: the file was not made "
-                             "by this model.")
-        if k != want_k:
-            raise CodecError(f"The file's layer {l} has K={k} codes, but layer {l} of {header.model!r} has "
-                             f"K={want_k}: the file was not made by this model.")
-    return model
-
-
 def decompress(data, seed=None, weights=None, layer=None):
     """Decodes the bytes of a `.tfvq` file (any version) to uint8 images [count, H, W, C].
 
@@ -325,34 +260,10 @@ def decompress(data, seed=None, weights=None, layer=None):
         fit the model.
       ValueError: a seed that is not None, an int or a pair of ints.
     """
-    if container.is_compact(data):
-        f = container.parse(data)  # a bad header fails before the model loads
-        as_seed(seed)
-        model, digest = load_model(f.model, weights)
-        return coding.decode_compact(f, model, digest, _priors(f.model, model, digest), layer, seed)
-    if coded.is_coded(data):
-        f = coded.parse(data)
-        as_seed(seed)
-        model, digest = load_model(f.model, weights)
-        _same_weights(f.model, f.weights_hash, digest)
-        return coding.decode_v3(f, model, _priors(f.model, model, digest), layer, seed)
-    container_ = fmt.read(data)
-    as_seed(seed)  # a bad seed fails before the model loads
-    model = _model_for(container_.header, weights)
-    if layer is not None and layer != container_.header.first_layer:
-        raise CodecError(f"The file holds the codes of layer {container_.header.first_layer} (fixed-rate, format "
-                         f"version {container_.header.version}): it decodes at that layer only, not at {layer}.")
-    images = model.decode(container_.codes, container_.header.first_layer, stochastic=seed is not None, seed=seed,
-                          dtype="uint8")
-    return np.asarray(images)
-
-
-def _same_weights(name, file_hash, digest):
-    if file_hash != digest:
-        raise CodecError(
-            f"The file was made with other weights of {name!r} (weights hash {file_hash.hex()}, these weights have "
-            f"{digest.hex()}); pass the weights it was made with (--weights=PATH)."
-        )
+    f, decode = versions.read(data)  # a bad file fails before the model loads
+    as_seed(seed)  # ... and so does a bad seed
+    model, digest = load_model(f.model, weights)
+    return decode(f, model, digest, _priors(f.model, model, digest), layer, seed)
 
 
 def _priors(name, model, digest):

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from tfvq.codec.format import CodecError
+from tfvq.codec.errors import CodecError
 from tfvq.images import any_size_batch as images_any_size_batch
 from tfvq.images import as_uint8, fixed_size_batch
 

@@ -20,8 +20,8 @@ import os
 import numpy as np
 
 from tfvq.codec import entropy
+from tfvq.codec.container import HASH_BYTES
 from tfvq.codec.errors import CodecError
-from tfvq.codec.format import HASH_BYTES
 
 SUFFIX = ".prior.json"
 

@@ -1,8 +1,10 @@
 """Fixed rates of `.tfvq` files: bits and bytes per image at each layer of a zoo model."""
 
+import math
+
 from tfvq.codec import container
-from tfvq.codec import format as fmt
 from tfvq.codec.files import code_layout, model_spec
+from tfvq.codec.header import layers_text
 
 
 def _grid(grids):
@@ -42,16 +44,11 @@ def rate_table(model_name):
         header = container.write_header(model_name, bytes(container.TAG_BYTES), layer,
                                         {l: container.UNIFORM for l in sent})
         file_bytes = payload + len(header) + 4
-        layer_bits = tuple(gh * gw * fmt.bits_per_code(k) for (gh, gw), k in zip(grids, ks))
+        layer_bits = tuple(gh * gw * max(1, math.ceil(math.log2(k))) for (gh, gw), k in zip(grids, ks))
         rows.append(dict(layer=layer, layers=sent, default=layer == layout.default_layer, code_grid=grids,
                          num_codes=ks, layer_bits=layer_bits, bits=bits, payload_bytes=payload, file_bytes=file_bytes,
                          ratio=raw_bits / bits, file_ratio=raw_bits / 8 / file_bytes))
     return rows
-
-
-def layers_text(layers):
-    """'5' or '1..5': the layers of a row or a file."""
-    return str(layers[0]) if len(layers) == 1 else f"{layers[0]}..{layers[-1]}"
 
 
 def format_rate_table(model_name, rows=None):

@@ -114,7 +114,7 @@ def _runs(items):
 
 def _rate_line(row):
     """One row of `tfvq models`: the layer, the layers a file of it holds, their grids and Ks, bits per image."""
-    from tfvq.codec.rates import layers_text
+    from tfvq.codec.header import layers_text
 
     layers = row["layers"]
     held = "" if len(layers) == 1 else f"layers {layers_text(layers)}, "
@@ -197,7 +197,7 @@ def compress(args):
             os.makedirs(os.path.dirname(out), exist_ok=True)
         with open(out, "wb") as f:
             f.write(data)
-        lines.append(f"{path} -> {out}: {len(data)} bytes ({_describe(codec.read_header(data))} of {named})")
+        lines.append(f"{path} -> {out}: {len(data)} bytes ({codec.read_header(data).summary()} of {named})")
     print("\n".join(lines))
 
 
@@ -214,31 +214,6 @@ def _decoding_weights(args, header):
         raise ValueError(f"The file names the model {header.model!r}, not {args.model!r}: pass the model folder it "
                          "was made with, or no --model.")
     return None
-
-
-def _layers(header):
-    from tfvq.codec.rates import layers_text
-
-    return ("layer " if header.num_layers == 1 else "layers ") + layers_text(header.layers)
-
-
-def _describe(header):
-    """'layers 1..5: 488 bits of stream, coders context x4, static' or the fixed-rate summary of an old file."""
-    from tfvq.codec import coded, container
-    from tfvq.codec.rates import layers_text
-
-    if header.version < 3:
-        return f"{header.payload_bytes} bytes of codes, {header.bits} bits, {_layers(header)}"
-    if header.version == 3:
-        per = ", ".join(f"layer {c.layer} {8 * len(c.data) / header.images:.0f} bits {coded.CODERS[c.coder]}"
-                        for c in header.chunks)
-        return f"{header.image_size[0]}x{header.image_size[1]}, layers {layers_text(header.layers)}: {per} per image"
-    coders = ", ".join(f"{l} {container.CODERS[header.coders[l]]}" for l in sorted(header.coders, reverse=True))
-    size = "" if header.image_size is None else f"{header.image_size[0]}x{header.image_size[1]}" + \
-        (" coded resized to the model's size" if header.resized else "") + ", "
-    lossless = ", lossless" if header.lossless else ""
-    return (f"{size}{_layers(header)}, {8 * len(header.stream) / header.images:.0f} bits of stream per image "
-            f"(coders: {coders}){lossless}")
 
 
 def decompress(args):
@@ -267,39 +242,9 @@ def decompress(args):
 
 def info(args):
     from tfvq import codec
-    from tfvq.codec import coded, container
-    from tfvq.codec.rates import layers_text
 
-    header = codec.read_header(_read_bytes(args.file))
-    if header.version < 3:
-        grids = ", ".join(f"{h}x{w} K={k}" for (h, w), k in zip(header.code_shapes, header.layer_num_codes))
-        print(f"{args.file}: .tfvq version {header.version}, model {header.model} "
-              f"(weights {header.weights_hash.hex()}), {_layers(header)}, {header.count} image(s) of codes {grids}, "
-              f"{header.bits} bits per image, {header.payload_bytes} bytes of codes, {header.file_bytes} bytes in all, "
-              "coder fixed-rate bits")
-        return
-    if header.version == 3:
-        print(f"{args.file}: .tfvq version 3 (entropy-coded, one chunk per layer), model {header.model} (weights "
-              f"{header.weights_hash.hex()}, static prior {header.prior_hash.hex()}), {header.images} image(s) of "
-              f"{header.image_size[0]}x{header.image_size[1]} in {header.count} code grid(s), layers "
-              f"{layers_text(header.layers)} (decoded at layer {header.first_layer} by default), "
-              f"{header.file_bytes} bytes in all")
-        for c in header.chunks:
-            print(f"  layer {c.layer}: {c.grid[0]}x{c.grid[1]} K={c.num_codes}, coder {coded.CODER_TEXT[c.coder]}, "
-                  f"{len(c.data)} bytes, {8 * len(c.data) / header.images:.1f} bits per image, codes CRC {c.crc:08x}")
-        if header.pixels is not None:
-            print(f"  pixels: {header.pixels[0]} channel(s), {len(header.pixels[1])} bytes (lossless)")
-        return
-    size = "the model's own size" if header.image_size is None else \
-        f"{header.image_size[0]}x{header.image_size[1]} pixels" + \
-        (" (coded resized to the model's size, bilinear; decoded back by its least-squares inverse)"
-         if header.resized else "")
-    print(f"{args.file}: .tfvq version 4, model {header.model} (tag {header.tag.hex()}), {header.images} image(s) "
-          f"of {size}, {_layers(header)} (decoded at layer {header.first_layer} by default)"
-          f"{', lossless' if header.lossless else ''}, {header.file_bytes} bytes in all: header "
-          f"{len(header.header)}, stream {len(header.stream)}, CRC 4")
-    for l in sorted(header.coders, reverse=True):
-        print(f"  layer {l}: {container.CODER_TEXT[header.coders[l]]}")
+    first, *rest = codec.read_header(_read_bytes(args.file)).describe()
+    print("\n".join([f"{args.file}: {first}", *rest]))
 
 
 def fit_priors(args):

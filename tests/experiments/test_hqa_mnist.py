@@ -130,3 +130,16 @@ def test_a_run_folder_of_another_budget_is_refused(quick_run, monkeypatch):
     monkeypatch.setattr(hqa_mnist, "QUICK_STACK", dict(hqa_mnist.QUICK_STACK, steps=(2,)))
     with pytest.raises(ValueError, match="budget"):
         hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"])
+
+
+def test_a_kept_result_counts_as_done_without_its_run_folder(quick_run, tmp_path, monkeypatch):
+    record = tmp_path / "kept"
+    # The quick run's result, kept by a collect run that names the record; then its run folder is gone.
+    assert hqa_mnist.main(["table3", "--collect", "--quick", f"--out={quick_run}", f"--record={record}"]) == 0
+    kept = json.loads((record / "hams" / "seed0.json").read_text())
+    assert kept == json.loads((quick_run / "runs" / "hams" / "seed0" / "result.json").read_text())
+    out = tmp_path / "fresh"
+    monkeypatch.setattr(train, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    assert hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={out}", f"--record={record}"]) == 0
+    assert json.loads((out / "table3.json").read_text())["rows"]["hams"]["mse"]["values"] == [
+        kept["layers"]["5"]["mse"]]

@@ -44,9 +44,10 @@ decoded stochastically (HQA Algorithm 3, one seeded decode per run).
 
 Resumable: each (system, seed) is a run folder `OUT/runs/SYSTEM/seedN` (the
 training resumes where it stopped) whose `result.json` is written when it is
-measured; a command trains and measures what is missing, seed by seed, so that
-an interrupted sitting leaves whole seeds, and `--collect` only gathers the
-results there are. The table says how many seeds each row has; intervals are
+measured, and kept as `docs/hqa_mnist_runs/SYSTEM/seedN.json` (`--record`);
+a command trains and measures what is missing, seed by seed, so that an
+interrupted sitting leaves whole runs, a kept result counts as done without its
+run folder, and `--collect` only gathers the results there are. The table says how many seeds each row has; intervals are
 Student's t 95% intervals of the mean over seeds (the paper's: 10 training runs).
 
 Full run on a 2-core CPU (AMD EPYC, AVX512-BF16, shared with a second training
@@ -88,6 +89,10 @@ QUICK_STACK = dict(STACK_BUDGET, batch_size=8, steps=(1,))
 QUICK_VQVAE = dict(VQVAE_BUDGET, batch_size=8, steps=(1,))
 
 # HQA Table 14's VQ-VAE columns L1..L5 (MNIST): downsamples, encoder and decoder widths.
+RECORD = os.path.join("docs", "hqa_mnist_runs")
+"""Where the command keeps every (system, seed)'s result.json by default: the results `docs/results.md` shows,
+committed, so that the tables survive the run folders (which hold weights and are never committed)."""
+
 _VQVAE_COLUMNS = {1: (22, 16), 2: (40, 18), 3: (50, 20), 4: (62, 22), 5: (78, 22)}
 
 
@@ -211,21 +216,45 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16", remeasure=False):
+def _paths(system, seed, out, record):
+    """(run folder, its result.json, the kept copy of the result in `record` or None)."""
+    folder = os.path.join(out, "runs", system.key, f"seed{seed}")
+    kept = None if record is None else os.path.join(record, system.key, f"seed{seed}.json")
+    return folder, os.path.join(folder, "result.json"), kept
+
+
+def is_done(system, seed, out, record=None):
+    """Whether (system, seed) has a result: in its run folder, or kept in `record`."""
+    _, path, kept = _paths(system, seed, out, record)
+    return os.path.exists(path) or (kept is not None and os.path.exists(kept))
+
+
+def _write_json(path, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16", remeasure=False, record=None):
     """Trains (or resumes) one (system, seed) in `out/runs/KEY/seedN` and measures it; returns its result dict.
 
     A folder with a `result.json` is done: its result is read back and nothing is trained; with `remeasure`
-    a done folder's model is measured again (its training times kept)."""
-    folder = os.path.join(out, "runs", system.key, f"seed{seed}")
-    path = os.path.join(folder, "result.json")
+    a done folder's model is measured again (its training times kept). `record`: a folder that keeps a copy
+    of every result (`record/KEY/seedN.json`, small files to commit, where run folders are not): a result
+    kept there counts as done too, so a table survives the run folders."""
+    folder, path, kept = _paths(system, seed, out, record)
     budget = (QUICK_VQVAE if system.model == "vqvae_mnist" else QUICK_STACK) if quick else system.budget
-    if os.path.exists(path):
-        with open(path) as f:
+    source = path if os.path.exists(path) else kept if kept is not None and os.path.exists(kept) else None
+    if source is not None:
+        with open(source) as f:
             done = json.load(f)
         if done.get("budget") != _as_json(budget):
             raise ValueError(f"{folder} was trained with the budget {done.get('budget')}, not {_as_json(budget)}: "
                              "results of two budgets do not share a table; pass another --out.")
-        if not remeasure:
+        if not remeasure or source != path:  # a kept result without its run folder cannot be measured again
+            if kept is not None and not os.path.exists(kept):
+                _write_json(kept, done)
             return done
         wall, cpu = done["wall_seconds"], done["cpu_seconds"]
     else:
@@ -238,28 +267,29 @@ def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16"
               "budget": _as_json(budget),
               "precision": precision, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
               "test_images": len(judge.images), "layers": measure_system(zoo.load(folder), system, judge, seed)}
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(path + ".tmp", path)
+    _write_json(path, result)
+    if kept is not None:
+        _write_json(kept, result)
     return result
 
 
 def run_all(systems, seeds, out, judge, quick=False, collect=False, precision="mixed_bfloat16", remeasure=False,
-            log=print):
+            record=None, log=print):
     """Results {system key: [result per seed]} for `systems`, seed by seed (all systems of seed 0 first), training
-    what is missing unless `collect` (then only the results there are); `remeasure`: see `run_system`."""
+    what is missing unless `collect` (then only the results there are); `remeasure`, `record`: see
+    `run_system`."""
     results = {s.key: [] for s in systems}
     for seed in range(seeds):
         for system in systems:
             if system.model is None:
                 continue
-            done = os.path.exists(os.path.join(out, "runs", system.key, f"seed{seed}", "result.json"))
+            done = is_done(system, seed, out, record)
             if collect and not done:
                 continue
             if not done:
                 log(f"== {system.label} ({system.key}), seed {seed}")
             results[system.key].append(run_system(system, seed, out, judge, quick, precision,
-                                                  remeasure=remeasure and done))
+                                                  remeasure=remeasure and done, record=record))
     return results
 
 
@@ -387,6 +417,9 @@ def _parse(argv):
                              "alone (their own recipes; a few minutes)")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: gather the results of the runs that are done")
+    parser.add_argument("--record", default=None,
+                        help=f"keep a copy of every result here, and count the results kept here as done (default "
+                             f"{RECORD}, the results the docs show; none with --quick)")
     parser.add_argument("--systems", default=None,
                         help=f"train and measure only these systems (comma-separated keys: {', '.join(SYSTEMS)})")
     parser.add_argument("--remeasure", action="store_true",
@@ -424,8 +457,9 @@ def main(argv=None):
     if args.weights == "bundled":
         results = bundled_results(judge)
     else:
+        record = args.record if args.record is not None or args.quick else RECORD
         results = run_all(systems, seeds, args.out, judge, quick=args.quick, collect=args.collect,
-                          precision=args.precision, remeasure=args.remeasure)
+                          precision=args.precision, remeasure=args.remeasure, record=record)
     report = {"args": vars(args), "test_images": len(judge.images)}
     if args.artefact == "table3":
         report["rows"] = rows = table3_rows(results, judge)

@@ -124,8 +124,9 @@ def add_coded_bits(result, model_name, weights, test_images):
     from tfvq.codec import container
 
     pixels = np.round(np.clip(np.asarray(test_images), 0.0, 1.0) * 255).astype(np.uint8)
+    compressor = codec.Compressor(model_name, weights)
     for layer, row in result["layers"].items():
-        f = codec.read_header(codec.compress(pixels, model_name, layer, weights=weights))
+        f = compressor.compress(pixels, layer)
         row["coded_bits_per_image"] = 8 * len(f.stream) / len(pixels)
         row["coders"] = {l: container.CODERS[c] for l, c in f.coders.items()}
 

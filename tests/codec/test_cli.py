@@ -274,6 +274,25 @@ def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
     np.testing.assert_array_equal(image, codec.decompress(api_file.read_bytes(), seed=3)[0])
 
 
+def test_cli_compress_loads_the_model_once_and_reads_back_nothing_it_wrote(tmp_path, digit, monkeypatch, capsys):
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(digit, i, axis=1)[..., 0]).save(tmp_path / "in" / f"{i}.png")
+    loads = []
+    real_load = files.load_model
+    monkeypatch.setattr(files, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(container, "parse", lambda data: pytest.fail("compress read back a file it wrote"))
+    assert cli.main(["compress", str(tmp_path / "in"), "--model=hqa_digits", "--layer=4", "-o", str(tmp_path / "z")]) == 0
+    assert len(loads) == 1
+    monkeypatch.undo()
+    for line, i in zip(capsys.readouterr().out.splitlines(), range(3)):
+        data = (tmp_path / "z" / f"{i}.tfvq").read_bytes()
+        assert data == codec.compress(np.roll(digit, i, axis=1), "hqa_digits", 4)
+        assert line.endswith(f": {len(data)} bytes ({codec.read_header(data).summary()} of hqa_digits)")
+
+
 _TF_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                      r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*)$")
 """TensorFlow's own C++ log lines (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: not tfvq's output."""

@@ -82,12 +82,14 @@ def test_any_header_written_parses_back(name, first, coders, size, images, lossl
     coders = {first + i: c for i, c in enumerate(coders)}
     resized = resized and size is not None and not lossless  # RESIZED: a stored size, lossy
     header = container.write_header(name, tag, first, coders, size, images, lossless, resized)
-    stream = stream.rstrip(b"\0")
-    data = container.write(header, stream, bytes(8), {})
+    stream, digest = stream.rstrip(b"\0"), tag + bytes(6)
+    data = container.write(header, stream, digest, {})
     f = container.parse(data)
     assert (f.model, f.tag, f.first_layer, f.coders, f.image_size, f.images, f.lossless, f.stream, f.header,
             f.resized) == (name, tag, first, coders, size, images, lossless, stream, header, resized)
     assert bytes(f) == data and f.file_bytes == len(data) and f.num_layers == len(coders)
+    # The writer's own account of the file is what its reader reads.
+    assert container.write_file(name, digest, first, coders, stream, {}, size, images, lossless, resized) == f
 
 
 @settings(max_examples=500, deadline=None)

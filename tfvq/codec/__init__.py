@@ -30,7 +30,7 @@ arrays), and `versions`: `read_header` reads a file of any version into the
 same kind of header (`header.FileHeader`), version 4 in front and the
 older ones through `legacy` (versions 1, 0x81 and 2: `legacy.v1_v2`;
 version 3: `legacy.v3`). The part that loads models: `files` (compress,
-decompress, the models, weights and priors), `fit` (fit_prior,
+`Compressor`, decompress, the models, weights and priors), `fit` (fit_prior,
 fit_context), `rates` (fixed bits per image). The `tfvq` command's
 compress, decompress, info, models and fit-priors live above the codec, in
 `tfvq.commands`.
@@ -52,8 +52,8 @@ from tfvq.codec.prior import StaticPrior
 from tfvq.codec.versions import read_header
 
 _MODEL_PART = {
-    "ModelSpec": "files", "code_layout": "files", "compress": "files", "decompress": "files", "load_model": "files",
-    "load_prior": "files", "model_spec": "files", "weights_hash": "files",
+    "Compressor": "files", "ModelSpec": "files", "code_layout": "files", "compress": "files", "decompress": "files",
+    "load_model": "files", "load_prior": "files", "model_spec": "files", "weights_hash": "files",
     "count_codes": "fit", "fit_context": "fit", "fit_prior": "fit",
     "format_rate_table": "rates", "rate_table": "rates",
 }

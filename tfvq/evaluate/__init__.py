@@ -1,8 +1,9 @@
-"""How good is a trained model? `tfvq evaluate --model=NAME_OR_FOLDER [--weights=...] [--dataset=...]`.
+"""How good is a trained model? The evaluation `tfvq evaluate` prints (its command: `tfvq.commands.evaluate`).
 
-(`python -m tfvq.evaluate` takes the same flags.) The model is a zoo name or a model folder (a `tfvq train`
-run folder, a `tfvq.zoo.save` folder); the data is --dataset, else the dataset the folder (or the --weights
-folder) was trained on, else the zoo entry's, and the output says which.
+`run(model, weights, dataset, ...)` evaluates a zoo name or a model folder (a `tfvq train` run folder, a
+`tfvq.zoo.save` folder) on `dataset`, else the dataset the folder (or the weights folder) was trained on,
+else the zoo entry's; `evaluate(model, test_images, ...)` a loaded model on given images. (`python -m
+tfvq.evaluate` is `tfvq evaluate`.)
 
 For every layer a discrete model can send (`code_layout()`), on a dataset's
 test split:
@@ -23,15 +24,14 @@ test split:
   pixels), applied to the originals and to each layer's reconstructions.
 
 The model's own report (`model.report`: e.g. an RRVQ-VAE's bits per dim and
-KL per layer, RRVQ Table 1) comes with it. Output: a table on stdout, and
-with `--out DIR` a `evaluation.json` and a PNG grid (originals, then each
-layer's reconstructions).
+KL per layer, RRVQ Table 1) comes with it (`format_table` makes the table the
+command prints), and `run(..., out=DIR)` writes `evaluation.json` and a PNG
+grid (originals, then each layer's reconstructions).
 """
 
 import json
 import math
 import os
-import sys
 
 import numpy as np
 
@@ -195,38 +195,3 @@ def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None
                          if layout is not None else [model.reconstruct(show).numpy()])
         result["png"] = write_png(os.path.join(out, "evaluation.png"), image_grid(rows))
     return result
-
-
-def add_arguments(parser):
-    """The flags of `tfvq evaluate` (and `python -m tfvq.evaluate`)."""
-    parser.add_argument("--model", required=True, help="zoo name, or a model folder (a `tfvq train` run folder, a "
-                        "tfvq.zoo.save folder)")
-    parser.add_argument("--weights", default=None,
-                        help="weights (default: bundled for a zoo name, the folder's own for a folder)")
-    parser.add_argument("--dataset", default=None, help="data source (default: the folder's dataset, else the zoo "
-                        "entry's); anything `tfvq train --dataset` takes")
-    parser.add_argument("--data_dir", default=None, help="tfds data directory")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N test images")
-    parser.add_argument("--out", default=None, help="write evaluation.json and evaluation.png here")
-
-
-def command(args):
-    """Runs `tfvq evaluate` with parsed flags: prints the table (and writes the files)."""
-    result = run(args.model, args.weights, args.dataset, args.limit, args.data_dir, args.out)
-    print(f"{result['model']} on {result['dataset']} ({result['dataset_source']}; test split, {result['images']} "
-          "images):")
-    print(format_table(result))
-    if args.out:
-        print(f"wrote {os.path.join(args.out, 'evaluation.json')} and {result['png']}")
-    return 0
-
-
-def main(argv=None):
-    """`python -m tfvq.evaluate`: the same as `tfvq evaluate`."""
-    from tfvq.cli_utils import command_main
-
-    return command_main("python -m tfvq.evaluate", __doc__.splitlines()[0], add_arguments, command, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfvq import codec, zoo
-from tfvq.codec import coding, container, entropy, files
+from tfvq.codec import container
 from tfvq.codec.errors import CodecError
 from tfvq.models.base import CodeLayout, CodeModel, check_codes, fold_seeds, like_input, output_is_uint8
 
@@ -62,22 +62,6 @@ class ToyCodes(CodeModel):
         return {"scale": float(self.scale.numpy())}
 
 
-def _codes(data, weights):
-    """{layer: codes} the file's stream decodes to, its CRC checked (what `decompress` makes images of)."""
-    f = container.parse(data)
-    model, digest = files.load_model(f.model, weights)
-    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
-
-
-def _uniform_stream(codes, ks):
-    """The stream of a fixed-rate file of `codes` {layer: [count, h, w]}: each layer, the top first, under the
-    uniform table of its K (`ks[layer - 1]`), shortened as the container shortens it."""
-    stream = entropy.Encoder()
-    for l in sorted(codes, reverse=True):
-        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l - 1]))
-    return stream.shortest()
-
-
 @pytest.fixture(scope="module")
 def toy_weights(tmp_path_factory):
     """ToyCodes registered in the zoo for this module (removed afterwards), and two weights files."""
@@ -101,7 +85,8 @@ def toy_images():
     return rng.integers(0, 256, size=(3, 4, 4, 1)).astype(np.uint8)
 
 
-def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_weights, toy_images):
+def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_weights, toy_images, decoded_codes,
+                                                                         uniform_stream):
     model, _ = codec.load_model(TOY, toy_weights[0])
     assert codec.code_layout(TOY) == model.code_layout()
     layout = model.code_layout()
@@ -114,11 +99,11 @@ def test_a_model_the_codec_has_never_heard_of_round_trips_at_every_layer(toy_wei
         # Ks 5 and 3 are not powers of 2: the uniform table spends log2 K bits, no more than the fixed rate.
         assert len(header.stream) <= math.ceil(3 * layout.bits(layer) / 8) + 2
         codes = model.encode(toy_images, layer)
-        decoded = _codes(data, toy_weights[0])
+        decoded = decoded_codes(data, toy_weights[0])
         assert sorted(decoded) == list(layers)
         for l, want in zip(layers, tf.nest.flatten(codes)):
             np.testing.assert_array_equal(decoded[l], want)
-        assert header.stream == _uniform_stream(decoded, (5, 3))  # each code under the uniform table of its K
+        assert header.stream == uniform_stream(decoded, {1: 5, 2: 3})  # each code under the uniform table of its K
         at = layers[0]
         np.testing.assert_array_equal(codec.decompress(data, weights=toy_weights[0]),
                                       model.decode(codes, at, dtype="uint8").numpy())
@@ -139,7 +124,7 @@ def test_a_file_needs_the_weights_it_was_made_with(toy_weights, toy_images):
         codec.decompress(data)
 
 
-def test_the_vqvae_baseline_round_trips(tmp_path, two_digits):
+def test_the_vqvae_baseline_round_trips(tmp_path, two_digits, decoded_codes, uniform_stream):
     path = tmp_path / "vqvae.weights.h5"
     zoo.build("vqvae_mnist").save_weights(str(path))
     model, _ = codec.load_model("vqvae_mnist", path)
@@ -149,9 +134,9 @@ def test_the_vqvae_baseline_round_trips(tmp_path, two_digits):
     assert model.code_layout().grids == ((1, 1),) and model.code_layout().num_codes == (256,)
     assert model.code_layout().bits(1) == 8 and len(header.stream) <= 2 + 2
     codes = model.encode(two_digits)
-    decoded = _codes(data, path)
+    decoded = decoded_codes(data, path)
     np.testing.assert_array_equal(decoded[1], tf.nest.flatten(codes)[0])
-    assert decoded[1].shape == (2, 1, 1) and header.stream == _uniform_stream(decoded, (256,))
+    assert decoded[1].shape == (2, 1, 1) and header.stream == uniform_stream(decoded, {1: 256})
     expected = model.decode(model.encode(two_digits), dtype="uint8").numpy()
     np.testing.assert_array_equal(codec.decompress(data, weights=path), expected)
     np.testing.assert_array_equal(codec.decompress(data, seed=1, weights=path), expected)  # nothing to sample

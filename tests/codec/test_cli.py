@@ -1,19 +1,12 @@
 """Compression with the bundled hqa_digits model: the Python API and the `tfvq` command."""
 
-import math
-import os
-import re
-import shutil
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfvq import codec
 from tfvq import cli
-from tfvq.codec import coding, container, entropy, files
+from tfvq.codec import container, files
 from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
 
@@ -37,29 +30,6 @@ def digit_png(tmp_path_factory, digit):
     return path
 
 
-def _fixed_rate(stream_bytes, bits):
-    """A `coder="fixed"` stream (each code under the uniform table of its K) is at most a couple of bytes over
-    ceil(bits / 8), the fixed rate. It may be shorter: `Encoder.shortest` keeps the fewest bytes that still
-    decode, so a run of equal codes at the end (or a file of zero codes) costs fewer bytes."""
-    return stream_bytes <= math.ceil(bits / 8) + 2
-
-
-def _uniform_stream(codes, ks):
-    """The stream a fixed-rate file of `codes` {layer: [count, h, w]} holds: each layer, the top first, under the
-    uniform table of its K (`ks[layer]`), shortened as the container shortens it."""
-    stream = entropy.Encoder()
-    for l in sorted(codes, reverse=True):
-        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l]))
-    return stream.shortest()
-
-
-def _codes(data, weights=None):
-    """{layer: codes} the file's stream decodes to, its CRC checked (what `decompress` makes images of)."""
-    f = container.parse(data)
-    model, digest = files.load_model(f.model, weights)
-    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
-
-
 def _retag(data, model=None, tag=None, first_layer=None, coders=None):
     """The file with header fields rewritten (model name, tag, first layer, coders), its stream and CRC kept."""
     f = container.parse(data)
@@ -69,15 +39,8 @@ def _retag(data, model=None, tag=None, first_layer=None, coders=None):
     return header + f.stream + data[-4:]
 
 
-def _fixed_file(codes, first_layer, ks, digest):
-    """A version 4 hqa_digits file of `codes` {layer: [count, h, w]} under uniform tables of K = ks[layer] and a
-    valid tag and CRC for the digest D."""
-    header = container.write_header("hqa_digits", digest[:container.TAG_BYTES], first_layer,
-                                    {l: container.UNIFORM for l in codes}, images=len(next(iter(codes.values()))))
-    return container.write(header, _uniform_stream(codes, ks), digest, codes)
-
-
-def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, digit):
+def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, digit, fixed_rate, uniform_stream,
+                                                                        decoded_codes):
     data = codec.compress(digit, "hqa_digits", layer=5, coder="fixed")
     header = codec.read_header(data)
     assert (header.version, header.model, header.layers, header.coders, header.images, header.image_size) == (
@@ -86,10 +49,10 @@ def test_layer5_file_is_header_plus_one_byte_and_holds_the_models_codes(model, d
     # The documented 21 bytes of container (a 10-character name, one layer, one image), and the 8-bit code.
     assert header.header == container.write_header("hqa_digits", header.tag, 5, {5: container.UNIFORM})
     assert len(header.header) + 4 == 21 and len(data) == 21 + len(header.stream)
-    assert _fixed_rate(len(header.stream), 8) and len(data) <= 22
+    assert fixed_rate(len(header.stream), 8) and len(data) <= 22
     expected = model.encode(digit[None], 5).numpy()
-    np.testing.assert_array_equal(_codes(data)[5], expected)
-    assert header.stream == _uniform_stream({5: expected}, {5: 256})
+    np.testing.assert_array_equal(decoded_codes(data)[5], expected)
+    assert header.stream == uniform_stream({5: expected}, {5: 256})
     images = codec.decompress(data)
     assert images.shape == (1, 32, 32, 1) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, model.decode(expected, 5, dtype="uint8").numpy())
@@ -116,19 +79,20 @@ def test_decompression_is_deterministic_by_default_and_repeatable_with_a_seed(di
     np.testing.assert_array_equal(codec.decompress(data, seed=4), codec.decompress(data, seed=4))
 
 
-def test_compression_consistent_with_encode_at_every_layer_for_float_and_uint8_batches(model):
+def test_compression_consistent_with_encode_at_every_layer_for_float_and_uint8_batches(model, fixed_rate,
+                                                                                       uniform_stream, decoded_codes):
     images = load_numpy("digits", "test", limit=3)
     for layer in range(1, model.num_layers + 1):
         data = codec.compress(images, "hqa_digits", layer, coder="fixed")
         header = codec.read_header(data)
         assert header.images == 3 and header.layers == (layer,) and header.coders == {layer: container.UNIFORM}
-        assert _fixed_rate(len(header.stream), 3 * model.bits(layer))
+        assert fixed_rate(len(header.stream), 3 * model.bits(layer))
         expected = model.encode(images, layer).numpy()
-        np.testing.assert_array_equal(_codes(data)[layer], expected)
-        assert header.stream == _uniform_stream({layer: expected}, {layer: 256})
+        np.testing.assert_array_equal(decoded_codes(data)[layer], expected)
+        assert header.stream == uniform_stream({layer: expected}, {layer: 256})
     assert codec.decompress(data).shape == (3, 32, 32, 1)
     pixels = np.round(images * 255).astype(np.uint8)
-    assert _codes(codec.compress(pixels, "hqa_digits", 2, coder="fixed"))[2].shape == (3, 8, 8)
+    assert decoded_codes(codec.compress(pixels, "hqa_digits", 2, coder="fixed"))[2].shape == (3, 8, 8)
 
 
 def test_other_weights_are_refused(digit, old_files):
@@ -151,11 +115,11 @@ def test_unknown_model_is_refused(digit):
         codec.decompress(data)
 
 
-def test_a_file_that_does_not_fit_the_model_is_refused(model, two_digits):
+def test_a_file_that_does_not_fit_the_model_is_refused(model, two_digits, decoded_codes, fixed_file):
     data = codec.compress(two_digits, "hqa_digits", 5, coder="fixed")
     digest = container.file_digest(codec.weights_hash(model))
-    codes = _codes(data)
-    assert _fixed_file(codes, 5, {5: 256}, digest) == data  # the helper writes what compress writes
+    codes = decoded_codes(data)
+    assert fixed_file("hqa_digits", codes, 5, {5: 256}, digest) == data  # the helper writes what compress writes
     with pytest.raises(CodecError, match=r"holds the codes of layer 6, but 'hqa_digits' has code layers 1..5"):
         codec.decompress(_retag(data, first_layer=6, coders={6: container.UNIFORM}))
     # Version 4 stores no grids or Ks (they follow from the model): a layer 5 stream read as layer 4's 2x2 grid,
@@ -163,16 +127,17 @@ def test_a_file_that_does_not_fit_the_model_is_refused(model, two_digits):
     with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
         codec.decompress(_retag(data, first_layer=4, coders={4: container.UNIFORM}))
     layer3 = model.encode(two_digits, 3).numpy()
-    assert np.array_equal(_codes(_fixed_file({3: layer3}, 3, {3: 256}, digest))[3], layer3)
+    assert np.array_equal(decoded_codes(fixed_file("hqa_digits", {3: layer3}, 3, {3: 256}, digest))[3], layer3)
     with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
-        codec.decompress(_fixed_file({3: layer3}, 3, {3: 300}, digest))
+        codec.decompress(fixed_file("hqa_digits", {3: layer3}, 3, {3: 300}, digest))
     # A layer coded by the model given the layer above, which the file does not hold, is refused before decoding.
     with pytest.raises(CodecError, match="codes layer 3 with the model's probabilities given layer 4, which it does "
                                          "not hold"):
-        codec.decompress(_retag(_fixed_file({3: layer3}, 3, {3: 256}, digest), coders={3: container.MODEL}))
+        codec.decompress(_retag(fixed_file("hqa_digits", {3: layer3}, 3, {3: 256}, digest),
+                                coders={3: container.MODEL}))
     # A file of layers 4..5 holds what a file of layer 4 needs: it decodes at layer 4, and at 5.
     four = model.encode(two_digits, 4).numpy()
-    both = _fixed_file({4: four, 5: codes[5]}, 4, {4: 256, 5: 256}, digest)
+    both = fixed_file("hqa_digits", {4: four, 5: codes[5]}, 4, {4: 256, 5: 256}, digest)
     np.testing.assert_array_equal(codec.decompress(both), model.decode(four, 4, dtype="uint8").numpy())
     np.testing.assert_array_equal(codec.decompress(both, layer=5), codec.decompress(data))
     with pytest.raises(CodecError, match="cannot be decoded at layer 4, which needs layer 4\\."):
@@ -233,32 +198,16 @@ def test_rate_tables_give_one_row_per_layer():
 # ------------------------------------------------------------------ the command line
 
 
-def _command():
-    exe = shutil.which("tfvq")
-    return [exe] if exe else [sys.executable, "-m", "tfvq.cli"]
-
-
-def _start(args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen(_command() + args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def _finish(proc):
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, out, err
-
-
-def test_cli_models_compress_decompress(tmp_path, digit_png, digit):
+def test_cli_models_compress_decompress(tmp_path, digit_png, digit, start_tfvq):
     # A file made by the Python API, so the three commands can run at the same time.
     api_file = tmp_path / "api.tfvq"
     api_file.write_bytes(codec.compress(digit, "hqa_digits", 4, coder="fixed"))
     procs = {
-        "models": _start(["models", "hqa_digits"], tmp_path),
-        "compress": _start(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "-o", "digit.tfvq"], tmp_path),
-        "decompress": _start(["decompress", "api.tfvq", "-o", "out.png", "--seed=3"], tmp_path),
+        "models": start_tfvq(["models", "hqa_digits"], tmp_path),
+        "compress": start_tfvq(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "-o", "digit.tfvq"], tmp_path),
+        "decompress": start_tfvq(["decompress", "api.tfvq", "-o", "out.png", "--seed=3"], tmp_path),
     }
-    results = {name: _finish(p) for name, p in procs.items()}
+    results = {name: p.result() for name, p in procs.items()}
     for name, (code, out, err) in results.items():
         assert code == 0, f"tfvq {name} failed: {err}"
     assert "layer 5 (default): 1x1 codes of K=256, 8 bits (1 byte) per image, 1024.0:1" in results["models"][1]
@@ -284,7 +233,8 @@ def test_cli_compress_loads_the_model_once_and_reads_back_nothing_it_wrote(tmp_p
     real_load = files.load_model
     monkeypatch.setattr(files, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     monkeypatch.setattr(container, "parse", lambda data: pytest.fail("compress read back a file it wrote"))
-    assert cli.main(["compress", str(tmp_path / "in"), "--model=hqa_digits", "--layer=4", "-o", str(tmp_path / "z")]) == 0
+    assert cli.main(["compress", str(tmp_path / "in"), "--model=hqa_digits", "--layer=4", "-o",
+                     str(tmp_path / "z")]) == 0
     assert len(loads) == 1
     monkeypatch.undo()
     for line, i in zip(capsys.readouterr().out.splitlines(), range(3)):
@@ -293,49 +243,37 @@ def test_cli_compress_loads_the_model_once_and_reads_back_nothing_it_wrote(tmp_p
         assert line.endswith(f": {len(data)} bytes ({codec.read_header(data).summary()} of hqa_digits)")
 
 
-_TF_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                     r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*)$")
-"""TensorFlow's own C++ log lines (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: not tfvq's output."""
-
-
-def _one_line_error(code, err):
-    assert code != 0
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not _TF_LOG.match(line)]
-    assert len(lines) == 1 and lines[0].startswith("tfvq: error: "), err
-    return lines[0]
-
-
-def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path):
-    code, _, err = _finish(_start(["compress", "--coder=fixed", "nothere.png", "--model=hqa_digits", "--layer=5"], tmp_path))
-    assert "No such file: nothere.png" in _one_line_error(code, err)
-    code, _, err = _finish(_start(["decompress", "nothere.tfvq"], tmp_path))
-    assert "No such file" in _one_line_error(code, err)
+def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path, start_tfvq, one_line_error):
+    code, _, err = start_tfvq(["compress", "--coder=fixed", "nothere.png", "--model=hqa_digits", "--layer=5"],
+                              tmp_path).result()
+    assert "No such file: nothere.png" in one_line_error(code, err)
+    code, _, err = start_tfvq(["decompress", "nothere.tfvq"], tmp_path).result()
+    assert "No such file" in one_line_error(code, err)
     (tmp_path / "bad.tfvq").write_bytes(b"TFVQ\x02\x0ahqa_digits" + b"\0" * 10)
-    code, _, err = _finish(_start(["decompress", "bad.tfvq"], tmp_path))
-    assert "Truncated" in _one_line_error(code, err)
+    code, _, err = start_tfvq(["decompress", "bad.tfvq"], tmp_path).result()
+    assert "Truncated" in one_line_error(code, err)
     assert not (tmp_path / "bad.png").exists()
     (tmp_path / "bad4.tfvq").write_bytes(b"TQ\x40\x0ahqa_digits")  # a version 4 header cut inside its name
-    code, _, err = _finish(_start(["decompress", "bad4.tfvq"], tmp_path))
-    assert "Truncated" in _one_line_error(code, err)
+    code, _, err = start_tfvq(["decompress", "bad4.tfvq"], tmp_path).result()
+    assert "Truncated" in one_line_error(code, err)
     assert not (tmp_path / "bad4.png").exists()
 
 
-def test_cli_errors_in_process(tmp_path, digit_png, capsys):
+def test_cli_errors_in_process(tmp_path, digit_png, capsys, fixed_rate, one_line_error):
     rgb = tmp_path / "rgb.png"
     tf.io.write_file(str(rgb), tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)))
     assert cli.main(["compress", "--coder=fixed", str(rgb), "--model=hqa_digits", "--layer=5"]) == 1
-    assert "grayscale images (1 channel). Pass --grayscale" in _one_line_error(1, capsys.readouterr().err)
+    assert "grayscale images (1 channel). Pass --grayscale" in one_line_error(1, capsys.readouterr().err)
     assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_nope", "--layer=5"]) == 1
-    assert "not in this tfvq's zoo" in _one_line_error(1, capsys.readouterr().err)
+    assert "not in this tfvq's zoo" in one_line_error(1, capsys.readouterr().err)
     assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=9"]) == 1
-    assert "code layers 1..5" in _one_line_error(1, capsys.readouterr().err)
+    assert "code layers 1..5" in one_line_error(1, capsys.readouterr().err)
     (tmp_path / "x.png").write_bytes(b"not a png")
     assert cli.main(["compress", "--coder=fixed", str(tmp_path / "x.png"), "--model=hqa_digits", "--layer=5"]) == 1
-    assert "is not an image file this tool reads" in _one_line_error(1, capsys.readouterr().err)
+    assert "is not an image file this tool reads" in one_line_error(1, capsys.readouterr().err)
     missing_dir = tmp_path / "no" / "such" / "dir.tfvq"
     assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=5", "-o", str(missing_dir)]) == 1
-    _one_line_error(1, capsys.readouterr().err)
+    one_line_error(1, capsys.readouterr().err)
     out = tmp_path / "d.tfvq"
     assert cli.main(["compress", "--coder=fixed", str(digit_png), "--model=hqa_digits", "--layer=3", "-o", str(out)]) == 0
     capsys.readouterr()
@@ -343,10 +281,11 @@ def test_cli_errors_in_process(tmp_path, digit_png, capsys):
     info = capsys.readouterr().out
     f = codec.read_header(out.read_bytes())
     assert "version 4, model hqa_digits" in info and "1 image(s) of the model's own size" in info
-    assert f"{f.file_bytes} bytes in all: header 17, stream {len(f.stream)}, CRC 4" in info and _fixed_rate(len(f.stream), 128)
+    assert f"{f.file_bytes} bytes in all: header 17, stream {len(f.stream)}, CRC 4" in info
+    assert fixed_rate(len(f.stream), 128)
     assert "  layer 3: fixed rate (uniform)" in info
     data = bytearray(out.read_bytes())
     data[20] ^= 0xFF  # a byte of the stream (after the 18 bytes of header)
     out.write_bytes(bytes(data))
     assert cli.main(["decompress", str(out)]) == 1
-    assert "does not match its CRC-32" in _one_line_error(1, capsys.readouterr().err)
+    assert "does not match its CRC-32" in one_line_error(1, capsys.readouterr().err)

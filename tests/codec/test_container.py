@@ -170,21 +170,13 @@ def test_other_weights_are_named_before_decoding(digits, monkeypatch):
         coding.compact_codes(f, model, bytes(8), lambda: None)
 
 
-def _codes_of(data):
-    """What `decompress` decodes before it makes images: the codes (and pixels), CRC checked (NumPy only for
-    the coders of these files)."""
-    f = container.parse(data)
-    model, digest = files.load_model(f.model)
-    return coding.compact_codes(f, model, digest, files._priors(f.model, model, digest))
-
-
 @pytest.mark.slow
-def test_ten_thousand_mutated_files_give_only_codec_errors(digits, mutate):
+def test_ten_thousand_mutated_files_give_only_codec_errors(digits, mutate, decoded_codes):
     sources = [codec.compress(digits[:1], "hqa_digits", 1),  # context priors and the static top
                codec.compress(digits[:2], "rrvq_digits", coder="static"),
                codec.compress(digits[:1, :20, :30], "hqa_digits", 2, coder="fixed")]  # sized, uniform
     for data in sources:
-        _codes_of(data)
+        decoded_codes(data)
     rng = np.random.default_rng(0)
     refused = 0
     for i in range(10_000):
@@ -193,7 +185,7 @@ def test_ten_thousand_mutated_files_give_only_codec_errors(digits, mutate):
         if bad == source:
             continue
         with pytest.raises(CodecError):
-            _codes_of(bad)
+            decoded_codes(bad)
         refused += 1
     assert refused > 9_900
     # And through decompress itself, model probabilities and pixels included, on fewer files.

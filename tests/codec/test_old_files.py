@@ -15,7 +15,7 @@ import pytest
 
 from tfvq import codec
 from tfvq import cli
-from tfvq.codec import coding, container, files
+from tfvq.codec import container
 from tfvq.codec.errors import CodecError
 
 HQA = [("hqa_digits_layer1_v1", 1), ("hqa_digits_layer3_v1", 3), ("hqa_digits_layer5_v1", 5)]
@@ -71,15 +71,8 @@ def test_old_rrvq_all_layers_file_decodes_to_the_same_images(old_files):
     np.testing.assert_array_equal(codec.decompress(data, seed=7), images)
 
 
-def _decoded_codes(data, weights):
-    """{layer: codes} a version 4 file's stream decodes to, its CRC checked."""
-    f = container.parse(data)
-    model, digest = files.load_model(f.model, weights)
-    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
-
-
 @pytest.mark.parametrize("stem,layer", HQA + [(RRVQ, None)])
-def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_files, two_digits, stem, layer):
+def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_files, two_digits, stem, layer, decoded_codes):
     data, _ = _load(old_files, stem)
     old = codec.read_header(data)
     weights = _weights(old_files, old.model)
@@ -96,7 +89,7 @@ def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_files, two_
     header = codec.read_header(new)
     assert header.version == 4 and header.layers == old.layers and header.images == 2
     assert header.tag == container.file_digest(old.weights_hash)[:container.TAG_BYTES]
-    decoded = _decoded_codes(new, weights)
+    decoded = decoded_codes(new, weights)
     for l, b in zip(old.layers, old.codes):
         np.testing.assert_array_equal(decoded[l], b)
     at = old.first_layer

@@ -6,19 +6,14 @@ or samples given a seed.
 """
 
 import math
-import os
-import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfvq
 from tfvq import codec
 from tfvq import cli
-from tfvq.codec import coding, container, entropy, files
+from tfvq.codec import container, entropy
 from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
 
@@ -45,50 +40,27 @@ def rrvq_file(digits):
     return codec.compress(digits, NAME, coder="fixed")
 
 
-def _fixed_rate(stream_bytes, bits):
-    """A `coder="fixed"` stream (each code under the uniform table of its K) is at most a couple of bytes over
-    ceil(bits / 8), the fixed rate. It may be shorter: `Encoder.shortest` keeps the fewest bytes that still
-    decode, so a run of equal codes at the end (or a file of zero codes) costs fewer bytes."""
-    return stream_bytes <= math.ceil(bits / 8) + 2
-
-
-def _uniform_stream(codes, ks):
-    """The stream a fixed-rate file of `codes` {layer: [count, h, w]} holds: each layer, the top first, under the
-    uniform table of its K (`ks[layer]`), shortened as the container shortens it."""
-    stream = entropy.Encoder()
-    for l in sorted(codes, reverse=True):
-        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l]))
-    return stream.shortest()
-
-
 def _tag(weights_hash):
     """The tag of a file of uniform-coded layers only: D names the weights alone."""
     return container.file_digest(weights_hash)[:container.TAG_BYTES]
 
 
-def _codes(data):
-    """{layer: codes} the file's stream decodes to, its CRC checked (what `decompress` makes images of)."""
-    f = container.parse(data)
-    model, digest = files.load_model(f.model)
-    return coding.compact_codes(f, model, digest, lambda: files.load_prior(f.model, model, digest))[0]
+@pytest.fixture(scope="module")
+def rrvq_fixed_file(fixed_file):
+    """`rrvq_fixed_file(codes, first_layer, ks=KS, model=NAME, weights_hash=None)`: a version 4 file of `codes`
+    {layer: [count, h, w]}, each layer under the uniform table of its K in `ks` (indexed by layer - 1), with a valid
+    tag and CRC for `weights_hash` (default: the bundled weights')."""
+
+    def write(codes, first_layer, ks=KS, model=NAME, weights_hash=None):
+        if weights_hash is None:
+            weights_hash = codec.weights_hash(codec.load_model(NAME)[0])
+        return fixed_file(model, codes, first_layer, dict(enumerate(ks, 1)), container.file_digest(weights_hash))
+
+    return write
 
 
-def _fixed_file(codes, first_layer, ks=KS, model=NAME, weights_hash=None, images=None):
-    """A version 4 file of `codes` {layer: [count, h, w]}, each layer under the uniform table of its K in `ks`
-    (indexed by layer - 1), with a valid tag and CRC for `weights_hash` (default: the bundled weights')."""
-    if weights_hash is None:
-        weights_hash = codec.weights_hash(codec.load_model(NAME)[0])
-    digest = container.file_digest(weights_hash)
-    stream = entropy.Encoder()
-    for l in sorted(codes, reverse=True):
-        stream.static(np.asarray(codes[l]).ravel(), entropy.uniform_table(ks[l - 1]))
-    count = len(next(iter(codes.values()))) if images is None else images
-    header = container.write_header(model, digest[:container.TAG_BYTES], first_layer,
-                                    {l: container.UNIFORM for l in codes}, images=count)
-    return container.write(header, stream.shortest(), digest, codes)
-
-
-def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq_file, digits):
+def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq_file, digits, fixed_rate,
+                                                                     uniform_stream):
     layout = model.code_layout()
     assert layout.default_layer == 1 and layout.bits(1) == CODE_BITS == 1705
     header = codec.read_header(rrvq_file)
@@ -99,18 +71,19 @@ def test_default_file_holds_every_layer_and_is_header_plus_code_bits(model, rrvq
     # The header is what the container writes for it: 2 + 1 + 1 + 11 + 2 + 1 + 2 (layer word 1 << 10) + 1 (3 images).
     assert header.header == container.write_header(NAME, header.tag, 1, UNIFORM, images=3) and len(header.header) == 20
     assert len(rrvq_file) == len(header.header) + len(header.stream) + 4
-    assert _fixed_rate(len(header.stream), 3 * CODE_BITS) and math.ceil(3 * CODE_BITS / 8) == 640
+    assert fixed_rate(len(header.stream), 3 * CODE_BITS) and math.ceil(3 * CODE_BITS / 8) == 640
     codes = model.encode(digits)
-    assert header.stream == _uniform_stream({l: c for l, c in zip(range(1, 6), codes)}, dict.fromkeys(range(1, 6), 32))
+    assert header.stream == uniform_stream({l: c for l, c in zip(range(1, 6), codes)}, dict.fromkeys(range(1, 6), 32))
     one = codec.compress(digits[0], NAME, coder="fixed")
     f = codec.read_header(one)
     assert f.header == container.write_header(NAME, f.tag, 1, UNIFORM) and len(f.header) == 19
-    assert len(one) == 19 + len(f.stream) + 4 and _fixed_rate(len(f.stream), CODE_BITS)  # about 214 bytes of codes
+    assert len(one) == 19 + len(f.stream) + 4 and fixed_rate(len(f.stream), CODE_BITS)  # about 214 bytes of codes
 
 
-def test_stream_is_the_models_codes_range_coded_top_layer_first(model, digits, rrvq_file):
+def test_stream_is_the_models_codes_range_coded_top_layer_first(model, digits, rrvq_file, uniform_stream,
+                                                                decoded_codes):
     codes = [c.numpy() for c in model.encode(digits)]
-    decoded = _codes(rrvq_file)
+    decoded = decoded_codes(rrvq_file)
     assert sorted(decoded) == [1, 2, 3, 4, 5]
     for l, want in zip(range(1, 6), codes):
         assert decoded[l].dtype == np.int32 and decoded[l].shape == (3,) + GRIDS[l - 1]
@@ -119,7 +92,7 @@ def test_stream_is_the_models_codes_range_coded_top_layer_first(model, digits, r
     stream = entropy.Encoder()
     for want in reversed(codes):
         stream.static(want.ravel(), entropy.uniform_table(32))
-    assert codec.read_header(rrvq_file).stream == stream.shortest() == _uniform_stream(decoded, dict.fromkeys(
+    assert codec.read_header(rrvq_file).stream == stream.shortest() == uniform_stream(decoded, dict.fromkeys(
         range(1, 6), 32))
 
 
@@ -135,19 +108,20 @@ def test_a_seed_changes_nothing_when_every_layer_is_stored(rrvq_file):
     np.testing.assert_array_equal(codec.decompress(rrvq_file, seed=1), codec.decompress(rrvq_file))
 
 
-def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(model, digits):
+def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(model, digits, fixed_rate, uniform_stream,
+                                                                            decoded_codes):
     x = digits[:2]
     data = codec.compress(x, NAME, layer=3, coder="fixed")
     header = codec.read_header(data)
     assert (header.first_layer, header.layers, header.coders) == (3, (3, 4, 5), {3: 0, 4: 0, 5: 0})
-    assert model.code_layout().bits(3) == 105 and _fixed_rate(len(header.stream), 2 * 105)
+    assert model.code_layout().bits(3) == 105 and fixed_rate(len(header.stream), 2 * 105)
     assert header.header == container.write_header(NAME, header.tag, 3, {3: 0, 4: 0, 5: 0}, images=2)
     assert len(data) == len(header.header) + len(header.stream) + 4
     codes = model.encode(x, 3)
-    decoded = _codes(data)
+    decoded = decoded_codes(data)
     for l, want in zip((3, 4, 5), codes):
         np.testing.assert_array_equal(decoded[l], want)
-    assert header.stream == _uniform_stream(dict(zip((3, 4, 5), codes)), dict.fromkeys((3, 4, 5), 32))
+    assert header.stream == uniform_stream(dict(zip((3, 4, 5), codes)), dict.fromkeys((3, 4, 5), 32))
     np.testing.assert_array_equal(codec.decompress(data), model.decode(codes, 3, dtype="uint8").numpy())
     sampled = codec.decompress(data, seed=5)
     np.testing.assert_array_equal(sampled, model.decode(codes, 3, stochastic=True, seed=5, dtype="uint8").numpy())
@@ -161,7 +135,7 @@ def test_a_bad_layer_is_refused(digits):
             codec.compress(digits, NAME, layer, coder="fixed")
 
 
-def test_spatial_vae_has_no_codes():
+def test_spatial_vae_has_no_codes(rrvq_fixed_file):
     assert codec.model_spec("spatial_vae_cifar10").layout is None
     with pytest.raises(CodecError, match="'spatial_vae_cifar10' has no discrete codes.*code_layout"):
         codec.compress(np.zeros((32, 32, 3), np.uint8), "spatial_vae_cifar10", coder="fixed")
@@ -170,31 +144,31 @@ def test_spatial_vae_has_no_codes():
     with pytest.raises(CodecError, match="no discrete codes"):
         codec.code_layout("spatial_vae_cifar10")
     with pytest.raises(CodecError, match="no discrete codes"):
-        codec.decompress(_fixed_file({1: np.zeros((1, 1, 1), int)}, 1, ks=(2,), model="spatial_vae_cifar10"))
+        codec.decompress(rrvq_fixed_file({1: np.zeros((1, 1, 1), int)}, 1, ks=(2,), model="spatial_vae_cifar10"))
 
 
-def test_files_that_do_not_fit_the_model_are_refused(model, rrvq_file):
-    codes = _codes(rrvq_file)
+def test_files_that_do_not_fit_the_model_are_refused(model, rrvq_file, decoded_codes, rrvq_fixed_file):
+    codes = decoded_codes(rrvq_file)
     # The file's own codes, written again by hand: the same file (the helper writes what compress writes).
-    assert _fixed_file(codes, 1) == rrvq_file
+    assert rrvq_fixed_file(codes, 1) == rrvq_file
     with pytest.raises(CodecError, match="made with other weights of 'rrvq_digits'"):
-        codec.decompress(_fixed_file(codes, 1, weights_hash=b"\0" * 8))
+        codec.decompress(rrvq_fixed_file(codes, 1, weights_hash=b"\0" * 8))
     # Version 4 stores no grids or Ks (they follow from the model): codes coded for another K or another grid
     # decode to other codes, which the CRC refuses (or the range decoder, before it).
     with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
-        codec.decompress(_fixed_file(codes, 1, ks=(33,) + KS[1:]))
+        codec.decompress(rrvq_fixed_file(codes, 1, ks=(33,) + KS[1:]))
     with pytest.raises(CodecError, match="CRC-32|could not be decoded"):
-        codec.decompress(_fixed_file({**codes, 5: np.arange(12).reshape(3, 2, 2) % 32}, 1))
+        codec.decompress(rrvq_fixed_file({**codes, 5: np.arange(12).reshape(3, 2, 2) % 32}, 1))
     with pytest.raises(CodecError, match="holds layers 1..4, but decoding layer 1 of 'rrvq_digits' needs layers "
                                          "1..5"):
-        codec.decompress(_fixed_file({l: codes[l] for l in range(1, 5)}, 1))
+        codec.decompress(rrvq_fixed_file({l: codes[l] for l in range(1, 5)}, 1))
     with pytest.raises(CodecError, match="holds layer 2, but decoding layer 2 of 'rrvq_digits' needs layers "
                                          "2..5"):
-        codec.decompress(_fixed_file({2: codes[2]}, 2))
+        codec.decompress(rrvq_fixed_file({2: codes[2]}, 2))
     with pytest.raises(CodecError, match="holds the codes of layers 6..10, but 'rrvq_digits' has code layers 1..5"):
-        codec.decompress(_fixed_file({l + 5: codes[l] for l in codes}, 6, ks=KS * 2))
+        codec.decompress(rrvq_fixed_file({l + 5: codes[l] for l in codes}, 6, ks=KS * 2))
     # A file of layers 2..5 is what encode(x, 2) gives: it fits, and decodes as the model decodes those codes.
-    two = _fixed_file({l: codes[l] for l in range(2, 6)}, 2)
+    two = rrvq_fixed_file({l: codes[l] for l in range(2, 6)}, 2)
     np.testing.assert_array_equal(codec.decompress(two), model.decode([codes[l] for l in range(2, 6)], 2,
                                                                       dtype="uint8").numpy())
     assert codec.decompress(two).shape == (3, 32, 32, 1)
@@ -259,39 +233,13 @@ def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
 # ------------------------------------------------------------------ the command line
 
 
-def _start(args, cwd):
-    """`python -m tfvq.cli` of THIS checkout (an installed `tfvq` script may run another copy)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(tfvq.__file__)))
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    return subprocess.Popen([sys.executable, "-m", "tfvq.cli"] + args, cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(proc):
-    out, err = proc.communicate(timeout=180)
-    return proc.returncode, out, err
-
-
-_TF_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                     r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*)$")
-"""TensorFlow's own C++ log lines (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: not tfvq's output."""
-
-
-def _one_line_error(code, err):
-    assert code != 0 and "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not _TF_LOG.match(line)]
-    assert len(lines) == 1 and lines[0].startswith("tfvq: error: "), err
-    return lines[0]
-
-
-def test_cli_round_trip_through_files(tmp_path, model, digits):
+def test_cli_round_trip_through_files(tmp_path, model, digits, start_tfvq):
     tf.io.write_file(str(tmp_path / "digit.png"), tf.io.encode_png(digits[0]))
     procs = {
-        "compress": _start(["compress", "--coder=fixed", "digit.png", "--model=rrvq_digits", "-o", "digit.tfvq"], tmp_path),
-        "models": _start(["models", "rrvq_digits"], tmp_path),
+        "compress": start_tfvq(["compress", "--coder=fixed", "digit.png", "--model=rrvq_digits", "-o", "digit.tfvq"], tmp_path),
+        "models": start_tfvq(["models", "rrvq_digits"], tmp_path),
     }
-    results = {name: _finish(p) for name, p in procs.items()}
+    results = {name: p.result() for name, p in procs.items()}
     for name, (code, _, err) in results.items():
         assert code == 0, f"tfvq {name} failed: {err}"
     models = results["models"][1]
@@ -304,7 +252,7 @@ def test_cli_round_trip_through_files(tmp_path, model, digits):
             "3 uniform, 2 uniform, 1 uniform) of rrvq_digits)") in results["compress"][1]
     assert codec.rate_table(NAME)[0]["file_bytes"] - 2 <= len(data) <= codec.rate_table(NAME)[0]["file_bytes"]
 
-    code, _, err = _finish(_start(["decompress", "digit.tfvq", "-o", "out.png"], tmp_path))
+    code, _, err = start_tfvq(["decompress", "digit.tfvq", "-o", "out.png"], tmp_path).result()
     assert code == 0, err
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out.png"))).numpy()
     np.testing.assert_array_equal(image[None], model.decode(model.encode(digits[:1]), dtype="uint8").numpy())
@@ -323,7 +271,7 @@ def test_cli_layer_3_and_a_seed_in_process(tmp_path, digits, capsys):
     np.testing.assert_array_equal(image3, codec.decompress(d3.read_bytes(), seed=2)[0])
 
 
-def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
+def test_cli_info_and_errors_in_process(tmp_path, digits, capsys, fixed_rate, one_line_error):
     png = tmp_path / "digit.png"
     tf.io.write_file(str(png), tf.io.encode_png(digits[1]))
     out = tmp_path / "d.tfvq"
@@ -335,26 +283,26 @@ def test_cli_info_and_errors_in_process(tmp_path, digits, capsys):
     assert "version 4, model rrvq_digits" in info and f"(tag {f.tag.hex()})" in info
     assert "1 image(s) of the model's own size, layers 1..5 (decoded at layer 1 by default)" in info
     assert f"{f.file_bytes} bytes in all: header 19, stream {len(f.stream)}, CRC 4" in info
-    assert _fixed_rate(len(f.stream), 1705) and info.count(": fixed rate (uniform)") == 5
+    assert fixed_rate(len(f.stream), 1705) and info.count(": fixed rate (uniform)") == 5
     assert cli.main(["decompress", str(out), "-o", str(tmp_path / "o.png"), "--seed=3"]) == 0
     image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "o.png"))).numpy()
     np.testing.assert_array_equal(image, codec.decompress(out.read_bytes())[0])
     capsys.readouterr()
 
     assert cli.main(["compress", "--coder=fixed", str(png), "--model=rrvq_digits", "--layer=6"]) == 1
-    assert "code layers 1..5" in _one_line_error(1, capsys.readouterr().err)
+    assert "code layers 1..5" in one_line_error(1, capsys.readouterr().err)
     assert cli.main(["compress", "--coder=fixed", str(png), "--model=spatial_vae_cifar10"]) == 1
-    assert "no discrete codes" in _one_line_error(1, capsys.readouterr().err)
+    assert "no discrete codes" in one_line_error(1, capsys.readouterr().err)
     data = bytearray(out.read_bytes())
     data[len(f.header) + 3] ^= 0xFF  # a byte of the stream
     out.write_bytes(bytes(data))
     assert cli.main(["decompress", str(out)]) == 1
-    assert "does not match its CRC-32" in _one_line_error(1, capsys.readouterr().err)
+    assert "does not match its CRC-32" in one_line_error(1, capsys.readouterr().err)
     # Version 4 checks its CRC after decoding: a file cut inside its stream is refused by decompress ...
     out.write_bytes(bytes(data[:100]))
     assert cli.main(["decompress", str(out)]) == 1
-    assert "CRC-32" in _one_line_error(1, capsys.readouterr().err)
+    assert "CRC-32" in one_line_error(1, capsys.readouterr().err)
     # ... and one cut inside its header by info as well.
     out.write_bytes(bytes(data[:12]))
     assert cli.main(["info", str(out)]) == 1
-    assert "Truncated" in _one_line_error(1, capsys.readouterr().err)
+    assert "Truncated" in one_line_error(1, capsys.readouterr().err)

@@ -66,7 +66,8 @@ def _write(version_byte, codes, model, weights_hash, first_layer, ks):
     else:
         assert first_layer == 1
         fields = struct.pack(">8sBH", weights_hash, len(codes), count) + table
-    return _recrc(b"TFVQ" + bytes([version_byte, len(name)]) + name + fields + struct.pack(">I", len(payload)) + payload)
+    head = b"TFVQ" + bytes([version_byte, len(name)]) + name
+    return _recrc(head + fields + struct.pack(">I", len(payload)) + payload)
 
 
 def _write_v2(codes, model, weights_hash, first_layer, ks):

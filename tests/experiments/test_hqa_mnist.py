@@ -127,7 +127,7 @@ def test_bad_arguments_are_refused(argv):
 
 
 def test_a_run_folder_of_another_budget_is_refused(quick_run, monkeypatch):
-    monkeypatch.setattr(hqa_mnist, "QUICK_STACK", dict(hqa_mnist.QUICK_STACK, steps=(2,)))
+    monkeypatch.setattr(hqa_mnist, "QUICK", dict(hqa_mnist.QUICK, steps=(2,)))
     with pytest.raises(ValueError, match="budget"):
         hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"])
 

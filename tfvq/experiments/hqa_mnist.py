@@ -85,8 +85,8 @@ STACK_BUDGET = dict(batch_size=128, steps=(800, 400, 400, 600, 2400), learning_r
 """The recipe changes of every stack (`HQARecipe`): 4600 updates at batch 128."""
 VQVAE_BUDGET = dict(batch_size=128, steps=(4600,), learning_rate=2e-3)
 """The recipe changes of every VQ-VAE (`VQVAERecipe`): as many updates as a stack."""
-QUICK_STACK = dict(STACK_BUDGET, batch_size=8, steps=(1,))
-QUICK_VQVAE = dict(VQVAE_BUDGET, batch_size=8, steps=(1,))
+QUICK = dict(batch_size=8, steps=(1,))
+"""`--quick` replaces these keys of every budget (a test of the command, not of the systems)."""
 
 # HQA Table 14's VQ-VAE columns L1..L5 (MNIST): downsamples, encoder and decoder widths.
 RECORD = os.path.join("docs", "hqa_mnist_runs")
@@ -115,6 +115,10 @@ class System:
     @property
     def budget(self):
         return VQVAE_BUDGET if self.model == "vqvae_mnist" else STACK_BUDGET
+
+    def budget_for(self, quick=False):
+        """The recipe changes of a run: `budget`, with `QUICK`'s keys under `--quick`."""
+        return dict(self.budget, **QUICK) if quick else self.budget
 
 
 def _vqvae(level):
@@ -244,7 +248,7 @@ def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16"
     of every result (`record/KEY/seedN.json`, small files to commit, where run folders are not): a result
     kept there counts as done too, so a table survives the run folders."""
     folder, path, kept = _paths(system, seed, out, record)
-    budget = (QUICK_VQVAE if system.model == "vqvae_mnist" else QUICK_STACK) if quick else system.budget
+    budget = system.budget_for(quick)
     source = path if os.path.exists(path) else kept if kept is not None and os.path.exists(kept) else None
     if source is not None:
         with open(source) as f:

@@ -47,7 +47,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.blocks import RunningNormalization
 from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
@@ -266,12 +265,9 @@ class HQALayer(keras.layers.Layer):
         return self.quantizer.nearest_codes(z_e)
 
     def code_log_probs(self, z_e):
-        """float32 [..., K] log-probabilities of this layer's codes given a (predicted) z_e (HQA eq. 3)."""
-        if self.quantizer_kind == "gumbel":
-            return self.quantizer(z_e, training=False, stochastic=False)["log_probs"]
-        flat = tf.reshape(tf.cast(z_e, tf.float32), [-1, self.code_dim])
-        logits = ops.scaled_distance_logits(flat, tf.convert_to_tensor(self.quantizer.codebook), self.distance_scale)
-        return tf.reshape(tf.nn.log_softmax(logits, axis=-1), tf.concat([tf.shape(z_e)[:-1], [self.num_codes]], 0))
+        """float32 [..., K] log-probabilities of this layer's codes given a (predicted) z_e (HQA eq. 3; a "vq"
+        layer's are `quantize_z_e`'s smooth code model)."""
+        return self.quantize_z_e(z_e, training=False, stochastic=False)["log_probs"]
 
     def tflite_codes(self, flat):
         """The most probable codes [N] of z_e rows [N, D] with TFLite builtins only (a MatMul+BiasAdd, ARG_MAX)."""

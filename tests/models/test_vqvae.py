@@ -38,3 +38,20 @@ def test_keras_fit_trains_the_single_stage_and_evaluate_reports_its_loss():
     assert set(history.history) >= {"loss", "mse", "perplexity"}
     after = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)["loss"]
     assert np.isfinite(after) and after < before
+
+
+def test_kmeans_plus_plus_seeds_the_vqvae_codebook_from_the_encoders_z_e():
+    """`VQVAERecipe(codebook_init="kmeans++")` starts the codebook at distinct points of the encoder's output
+    (as HQA's stages); the default keeps the paper's random codebook."""
+    model = VQVAE((16, 16, 1), num_downsamples=2, encoder_hidden=8, decoder_hidden=8, num_codes=8, code_dim=4)
+    x = np.random.default_rng(0).uniform(size=(4, 16, 16, 1)).astype(np.float32)
+    (stage,) = model.training_stages({"steps": (2,), "codebook_init": "kmeans++"})
+    stage.setup(x)
+    codebook = model.vq.codebook.numpy()
+    z_e = model.encoder(x).numpy().reshape(-1, 4)
+    distances = ((codebook[:, None] - z_e[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(distances.min(axis=1), 0.0, atol=1e-6)
+    assert len(np.unique(codebook.round(6), axis=0)) == len(codebook)
+    assert model.training_stages({"steps": (2,)})[0].setup is None
+    with pytest.raises(ValueError, match="codebook_init must be one of"):
+        model.training_stages({"steps": (2,), "codebook_init": "zeros"})

@@ -83,8 +83,9 @@ RATES = (2048, 512, 128, 32, 8)
 STACK_BUDGET = dict(batch_size=128, steps=(800, 400, 400, 600, 2400), learning_rate=2e-3,
                     codebook_init=("kmeans++",) * 5)
 """The recipe changes of every stack (`HQARecipe`): 4600 updates at batch 128."""
-VQVAE_BUDGET = dict(batch_size=128, steps=(4600,), learning_rate=2e-3)
-"""The recipe changes of every VQ-VAE (`VQVAERecipe`): as many updates as a stack."""
+VQVAE_BUDGET = dict(batch_size=128, steps=(4600,), learning_rate=2e-3, codebook_init=("kmeans++",))
+"""The recipe changes of every VQ-VAE (`VQVAERecipe`): as many updates as a stack, and the stacks' k-means++
+codebook start (with the paper's random codebook, one VQ-VAE seed in two ended on a single code)."""
 QUICK = dict(batch_size=8, steps=(1,))
 """`--quick` replaces these keys of every budget (a test of the command, not of the systems)."""
 

@@ -149,10 +149,24 @@ class _GreedyRecipe(Recipe):
 
     learning_rate: float = 4e-4
     cosine_fraction: float = 1 / 3
+    codebook_init: Union[str, Tuple[str, ...]] = "random"
 
     def __post_init__(self):
         super().__post_init__()
         self._set("cosine_fraction", _real("cosine_fraction", self.cosine_fraction, 0.0, 1.0))
+        inits = self.codebook_init if isinstance(self.codebook_init, (tuple, list)) else (self.codebook_init,)
+        if not inits:
+            raise ValueError(f"codebook_init needs at least one of {CODEBOOK_INITS}, got an empty sequence.")
+        for init in inits:
+            if init not in CODEBOOK_INITS:
+                raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {init!r}.")
+        if isinstance(self.codebook_init, list):
+            self._set("codebook_init", tuple(self.codebook_init))
+
+    def layer_codebook_init(self, index):
+        """Stage `index`'s (0-based) `codebook_init`."""
+        inits = self.codebook_init
+        return inits if isinstance(inits, str) else inits[index % len(inits)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +178,8 @@ class VQVAERecipe(_GreedyRecipe):
 
     Attributes: those of `Recipe`, and
       cosine_fraction: the final fraction of the steps over which the learning rate is cosine-annealed to 0.
+      codebook_init: "random" (the quantizer's initializer, as the paper) or "kmeans++" (seeded from the
+        encoder's z_e on a sample of training images when training starts, `kmeans_plus_plus_codebook`).
     """
 
     batch_size: int = 512
@@ -195,7 +211,6 @@ class HQARecipe(_GreedyRecipe):
     initial_temperature: float = 0.66
     final_temperature: float = 0.01
     reset_fraction: float = 0.75
-    codebook_init: Union[str, Tuple[str, ...]] = "random"
     keep_codes: Union[None, int, Tuple[Optional[int], ...]] = None
 
     def __post_init__(self):
@@ -203,23 +218,12 @@ class HQARecipe(_GreedyRecipe):
         self._set("initial_temperature", _real("initial_temperature", self.initial_temperature, 0.0, low_open=True))
         self._set("final_temperature", _real("final_temperature", self.final_temperature, 0.0, low_open=True))
         self._set("reset_fraction", _real("reset_fraction", self.reset_fraction, 0.0, 1.0))
-        inits = self.codebook_init if isinstance(self.codebook_init, (tuple, list)) else (self.codebook_init,)
-        for init in inits:
-            if init not in CODEBOOK_INITS:
-                raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {init!r}.")
-        if isinstance(self.codebook_init, list):
-            self._set("codebook_init", tuple(self.codebook_init))
         keeps = self.keep_codes if isinstance(self.keep_codes, (tuple, list)) else (self.keep_codes,)
         for keep in keeps:
             if keep is not None and (isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or keep < 1):
                 raise ValueError(f"keep_codes must be at least 1 (or None: every code), got {keep}.")
         if isinstance(self.keep_codes, list):
             self._set("keep_codes", tuple(self.keep_codes))
-
-    def layer_codebook_init(self, index):
-        """Stage `index`'s (0-based) `codebook_init`."""
-        inits = self.codebook_init
-        return inits if isinstance(inits, str) else inits[index % len(inits)]
 
     def layer_keep_codes(self, index):
         """Stage `index`'s (0-based) `keep_codes`."""

@@ -120,7 +120,9 @@ class VQVAE(CodeModel):
         n = recipe.stage_steps(0, steps)
         return [greedy_stage("layer_1", f"VQ-VAE: {n} steps, {self.bits()} bits per image", n,
                              lambda: self.trainable_variables,
-                             lambda x, seed: self.layer_loss(x, training=True, seed=seed), self.vq, recipe)]
+                             lambda x, seed: self.layer_loss(x, training=True, seed=seed), self.vq, recipe,
+                             encode=lambda x: self.encoder(self.check_images(x)[0], training=False),
+                             codebook_init=recipe.layer_codebook_init(0))]
 
     def tflite_encoder(self, layer=None):
         """The encoder for TFLite: float images in [0, 1] -> {"codes": int32 [B, h, w]} (nearest code)."""

@@ -86,3 +86,22 @@ def test_temperature_is_a_non_trainable_variable_a_schedule_can_set(built):
     assert svq.temperature.numpy() == pytest.approx(0.01)
     with pytest.raises(ValueError, match="temperature"):
         StochasticVectorQuantizer(4, 2, temperature=0.0)
+
+
+def test_code_bias_moves_the_most_probable_code_to_argmax_of_log_q_plus_the_bias(built):
+    """Entropy-constrained VQ's choice: argmax_k log q(k) + b_k (NumPy), q itself unchanged."""
+    svq = built(StochasticVectorQuantizer(6, 3, distance_scale=0.7))
+    x = RNG.normal(size=(40, 3)).astype(np.float32)
+    bias = RNG.normal(scale=2.0, size=6).astype(np.float32)
+    plain = svq(x, training=False, stochastic=False)
+    biased = svq(x, training=False, stochastic=False, code_bias=bias)
+    log_q = plain["log_probs"].numpy()
+    np.testing.assert_array_equal(biased["codes"].numpy(), np.argmax(log_q + bias, axis=-1))
+    assert not np.array_equal(biased["codes"].numpy(), plain["codes"].numpy())  # the bias moved some codes
+    np.testing.assert_allclose(biased["log_probs"].numpy(), log_q, atol=1e-6)
+    np.testing.assert_allclose(biased["quantized"].numpy(), svq.codebook.numpy()[biased["codes"].numpy()],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="training=False and stochastic=False"):
+        svq(x, training=False, stochastic=True, code_bias=bias)
+    with pytest.raises(ValueError, match="vector of 6 floats"):
+        svq(x, training=False, stochastic=False, code_bias=bias[:5])

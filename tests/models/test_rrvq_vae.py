@@ -369,3 +369,30 @@ def test_decode_of_encoded_codes_equals_reconstruct_and_checks_codes(plain):
         plain.decode([tf.cast(c, tf.float32) for c in codes])
     with pytest.raises(ValueError, match="shape"):
         plain.decode([codes[1]] + codes[1:])
+
+
+def test_encode_biased_chooses_each_layer_by_log_q_plus_bias_top_down(plain):
+    """A zero bias gives `encode`'s codes; a bias that favours one top code sends it everywhere, and the layers
+    below are q's modes given it (as `encode` of a model whose top q picks it); HQA-style models offer none."""
+    x = images(4)
+    plain_codes = [c.numpy() for c in plain.encode(x)]
+    zero = {l: np.zeros(8, np.float32) for l in (1, 2, 3)}
+    np.testing.assert_array_equal(np.concatenate([c.numpy().ravel() for c in plain.encode_biased(x, zero)]),
+                                  np.concatenate([c.ravel() for c in plain_codes]))
+    top = np.full(8, -1e3, np.float32)
+    top[5] = 0.0
+    biased = [c.numpy() for c in plain.encode_biased(x, {3: top})]
+    assert (biased[2] == 5).all()
+    # Layers 1-2 given top code 5: q's mode under the ladder pass with z_3 = code 5's embedding.
+    seeds = plain._layer_seeds(0)
+    _, _, _, outs = plain._inference(tf.constant(x), False, seeds[0], stochastic=False,
+                                     code_bias={3: top, 2: np.zeros(8, np.float32)})
+    np.testing.assert_array_equal(biased[1], outs[1]["codes"].numpy())
+    # a bias at layer 2 only leaves layer 3 alone, and moves layer 2 where the bias outweighs q
+    two = [c.numpy() for c in plain.encode_biased(x, {2: top}, layer=2)]
+    np.testing.assert_array_equal(two[1], plain_codes[2])
+    assert (two[0] == 5).all()
+    with pytest.raises(ValueError, match="code_bias of layer 3 must be 8 finite floats"):
+        plain.encode_biased(x, {3: np.zeros(7)})
+    with pytest.raises(ValueError):
+        plain.encode_biased(x, {4: np.zeros(8)})

@@ -55,3 +55,11 @@ def test_kmeans_plus_plus_seeds_the_vqvae_codebook_from_the_encoders_z_e():
     assert model.training_stages({"steps": (2,)})[0].setup is None
     with pytest.raises(ValueError, match="codebook_init must be one of"):
         model.training_stages({"steps": (2,), "codebook_init": "zeros"})
+
+
+def test_a_model_without_q_offers_no_biased_encoding():
+    model = VQVAE((16, 16, 1), num_downsamples=2, encoder_hidden=8, decoder_hidden=8, num_codes=8, code_dim=4)
+    x = np.zeros((1, 16, 16, 1), np.float32)
+    assert model.encode_biased(x, {1: np.zeros(8)}) is None
+    with pytest.raises(ValueError, match="must be 8 finite floats"):
+        model.encode_biased(x, {1: np.zeros(3)})

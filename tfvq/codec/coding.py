@@ -110,14 +110,28 @@ def _flatten(codes):
     return codes if isinstance(codes, (list, tuple)) else [codes]
 
 
-def encode_layers(model, x, layers):
-    """{layer: int32 [count, h, w]} of every layer in `layers` (the most probable codes, `encode`)."""
+def encode_layers(model, x, layers, code_bias=None, batch=BATCH):
+    """{layer: int32 [count, h, w]} of every layer in `layers`: the most probable codes (`encode`), or with
+    `code_bias` {layer: [K]} those of `encode_biased` (a static prior's rate weights, `StaticPrior.code_bias`)."""
     layout = model.code_layout()
     out = {}
     starts = [min(layers)] if layout.cumulative else sorted(layers)
+
+    def encode(images, start):
+        if code_bias:
+            biased = {l: b for l, b in code_bias.items() if l in layout.layers_sent(start)}
+            if biased:
+                codes = model.encode_biased(images, biased, start)
+                if codes is None:
+                    raise CodecError(f"The static prior has rate weights for layers {sorted(code_bias)}, but "
+                                     "this model has no q to choose codes by rate (`encode_biased`); refit the "
+                                     "prior without them (`tfvq fit-priors`).")
+                return codes
+        return model.encode(images, start)
+
     for start in starts:
-        parts = [[np.asarray(c) for c in _flatten(model.encode(x[a: a + BATCH], start))]
-                 for a in range(0, len(x), BATCH)]
+        parts = [[np.asarray(c) for c in _flatten(encode(x[a: a + batch], start))]
+                 for a in range(0, len(x), batch)]
         for i, l in enumerate(layout.layers_sent(start)):
             if l in layers:
                 out[l] = np.concatenate([p[i] for p in parts]).astype(np.int32)
@@ -346,7 +360,8 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
     layout = sized.code_layout()
     sent = layout.layers_sent(layer)
     chain = tuple(range(layer, layout.num_layers + 1))
-    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent))
+    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent),
+                          prior.code_bias())
     pixels = None
     if lossless:
         pixels = entropy.Encoder()

@@ -13,6 +13,8 @@ training images, and evaluates the float context networks they were fitted as
 `tfvq fit-priors --model=NAME|FOLDER` does all of it.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -73,22 +75,33 @@ def training_images(model_name, images=None, weights=None, image_shape=None):
     return images, f"{dataset}/train, {len(images)} images"
 
 
-def count_codes(model, images, batch_size=128):
-    """Every layer's code counts (int64 [K_l] per layer) over `images`: the most probable codes, as
-    `compress` sends them, one `encode` per group of layers a file carries."""
+def count_codes(model, images, batch_size=128, code_bias=None):
+    """Every layer's code counts (int64 [K_l] per layer) over `images`: the codes `compress` sends (the most
+    probable ones, or with `code_bias` those of `encode_biased`), one `encode` per group of layers a file
+    carries."""
     layout = model.code_layout()
     counts = [np.zeros(k, np.int64) for k in layout.num_codes]
     starts = [1] if layout.cumulative else range(1, layout.num_layers + 1)
     for start in starts:
-        for at in range(0, len(images), batch_size):
-            codes = tf.nest.flatten(model.encode(images[at: at + batch_size], start))
-            for l, c in zip(layout.layers_sent(start), codes):
-                counts[l - 1] += np.bincount(np.asarray(c).ravel(), minlength=layout.num_codes[l - 1])
+        codes = encode_layers(model, images, set(layout.layers_sent(start)), code_bias, batch_size)
+        for l, c in codes.items():
+            counts[l - 1] += np.bincount(c.ravel(), minlength=layout.num_codes[l - 1])
     return tuple(counts)
 
 
-def fit_prior(model_name, weights=None, images=None, batch_size=128):
+RATE_ROUNDS = 3
+"""Rounds of counting with rate weights: the codes chosen under the last round's table, counted again (on
+rrvq_mnist's top layer the table stops changing after two)."""
+
+
+def fit_prior(model_name, weights=None, images=None, batch_size=128, rate_weights=None, rounds=RATE_ROUNDS):
     """Counts every layer's codes (the most probable ones, as `compress` sends) over a training split.
+
+    With `rate_weights` {layer: lambda}, those layers' codes are chosen by rate, as the encoder will choose
+    them with this prior (`StaticPrior.code_bias`: `argmax_k log q(k) + lambda log p(k)`): the first count
+    is of q's most probable codes, and each of `rounds` more counts the codes chosen under the previous
+    count's table (a fixed point of choice and table, as the alternating design of entropy-constrained VQ,
+    Chou, Lookabaugh & Gray 1989).
 
     Args:
       model_name: a zoo model with discrete codes, or a model folder.
@@ -96,14 +109,24 @@ def fit_prior(model_name, weights=None, images=None, batch_size=128):
       images: uint8 or float images of the model's shape; None: the training
         split of the dataset a model folder was trained on, else of the zoo entry's dataset (`tfvq.data.load_numpy(dataset, "train")`).
       batch_size: images per `encode` call.
+      rate_weights: None, or {layer: lambda > 0} (see above); the model must offer `encode_biased`.
+      rounds: counts after the first, with `rate_weights`.
 
     Returns:
       a `StaticPrior` (save it with `.save(tfvq.zoo.prior_paths(model)["static"])`).
     """
     model, digest = load_model(model_name, weights)
     images, source = training_images(model_name, images, weights, tuple(model.image_shape))
-    counts = count_codes(model, images, batch_size)
-    return StaticPrior(zoo.refs.file_name(model_name), digest.hex(), counts, source)
+    name = zoo.refs.file_name(model_name)
+    prior = StaticPrior(name, digest.hex(), count_codes(model, images, batch_size), source)
+    if rate_weights:
+        prior = dataclasses.replace(prior, rate_weights=dict(rate_weights))  # checks the layers and weights
+        if model.encode_biased(images[:1], prior.code_bias(), 1) is None:
+            raise ValueError(f"{model_name!r} has no q to choose codes by rate (`encode_biased`): fit its prior "
+                             "without rate weights.")
+        for _ in range(int(rounds)):
+            prior = dataclasses.replace(prior, counts=count_codes(model, images, batch_size, prior.code_bias()))
+    return prior
 
 
 def _shifted(images, shifts):

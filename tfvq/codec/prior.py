@@ -9,6 +9,15 @@ beside the bundled `hqa_digits.weights.h5`), with the weights hash, so a
 file coded with it names it by its hash (`StaticPrior.digest`). A model
 without such a file gets the uniform prior (every count 0), which every
 reader can rebuild. NumPy only: fitting is `tfvq.codec.fit`.
+
+A prior may also carry rate weights {layer: lambda}: the encoder then takes
+each of those layers' codes as `argmax_k log q(k) + lambda log p(k)` under
+the layer's table (`code_bias`, `CodeModel.encode_biased`), entropy-
+constrained VQ's choice (Chou, Lookabaugh & Gray 1989), and the table is
+counted over codes chosen that way (`tfvq.codec.fit_prior`). Where q hardly
+prefers a code (RRVQ-VAE's top layer on digits) the codes gather on a few
+cheap ones. Only the encoder uses the weights: a reader decodes whatever
+codes a file holds, so they are not part of the digest.
 """
 
 import dataclasses
@@ -35,6 +44,8 @@ class StaticPrior:
       weights_hash: `tfvq.zoo.weights_hash` of the weights (hex).
       counts: one int64 vector [K_l] per layer.
       source: where the counts come from (e.g. "digits/train, 1500 images"), or "uniform".
+      rate_weights: {layer: lambda > 0} of the layers whose codes the encoder chooses by rate (`code_bias`);
+        empty: every layer takes q's most probable code.
       context: the `tfvq.codec.context.ContextPriors` of the same weights, if they have any (not part of
         the prior file or its digest; `tfvq.codec.files.load_prior` attaches them).
     """
@@ -44,10 +55,30 @@ class StaticPrior:
     counts: tuple
     source: str
     context: object = None
+    rate_weights: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        checked = {}
+        for layer, weight in dict(self.rate_weights).items():
+            if not 1 <= int(layer) <= len(self.counts) or not np.isfinite(weight) or float(weight) <= 0:
+                raise ValueError(f"rate_weights maps layers 1..{len(self.counts)} to positive weights, got "
+                                 f"{layer}: {weight}.")
+            checked[int(layer)] = float(weight)
+        object.__setattr__(self, "rate_weights", checked)
 
     def table(self, layer):
         """The integer frequency table [K] of layer `layer` (1-based), summing to `entropy.TOTAL`."""
         return entropy.static_frequencies(self.counts[layer - 1])
+
+    def code_bias(self):
+        """{layer: lambda ln p [K]} of the layers with a rate weight (the encoder's `code_bias`), or None."""
+        if not self.rate_weights:
+            return None
+        out = {}
+        for layer, weight in self.rate_weights.items():
+            table = self.table(layer).astype(np.float64)
+            out[layer] = (weight * np.log(table / table.sum())).astype(np.float32)
+        return out
 
     @functools.cached_property  # every plan `auto` writes names it: computed once per prior
     def digest(self):
@@ -58,8 +89,11 @@ class StaticPrior:
         return h.digest()[:HASH_BYTES]
 
     def to_json(self):
-        return {"model": self.model, "weights_hash": self.weights_hash, "source": self.source,
-                "counts": [[int(c) for c in layer] for layer in self.counts]}
+        out = {"model": self.model, "weights_hash": self.weights_hash, "source": self.source,
+               "counts": [[int(c) for c in layer] for layer in self.counts]}
+        if self.rate_weights:
+            out["rate_weights"] = {str(l): w for l, w in sorted(self.rate_weights.items())}
+        return out
 
     def save(self, path):
         with open(os.fspath(path), "w") as f:
@@ -72,7 +106,9 @@ class StaticPrior:
             counts = tuple(np.asarray(c, np.int64) for c in data["counts"])
             if any(c.ndim != 1 or (c < 0).any() for c in counts):
                 raise ValueError("negative or nested counts")
-            return cls(str(data["model"]), str(data["weights_hash"]), counts, str(data.get("source", "")))
+            weights = {int(l): float(w) for l, w in dict(data.get("rate_weights", {})).items()}
+            return cls(str(data["model"]), str(data["weights_hash"]), counts, str(data.get("source", "")),
+                       rate_weights=weights)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"Not a static prior file (expected model, weights_hash and counts per layer): "
                              f"{err}") from None

@@ -104,10 +104,11 @@ class RelaxedResponsibilityQuantizer(RelaxedQuantizer):
         log_probs = tf.nn.log_softmax(self.logits(flat), axis=-1)
         return tf.reshape(log_probs, tf.concat([leading, [self.num_codes]], axis=0))
 
-    def call(self, inputs, training=None, stochastic=True, seed=None, prior=None, prior_logits=None):
+    def call(self, inputs, training=None, stochastic=True, seed=None, prior=None, prior_logits=None,
+             code_bias=None):
         if prior is not None and prior_logits is not None:
             raise ValueError("Pass either `prior` (p's embeddings) or `prior_logits`, not both.")
-        out, q_logits, leading = self.quantize_with_logits(inputs, training, stochastic, seed)
+        out, q_logits, leading = self.quantize_with_logits(inputs, training, stochastic, seed, code_bias)
         if prior is not None:
             p_flat, _ = self.flatten_inputs(prior)
             p_logits = self.logits(p_flat)

@@ -84,7 +84,7 @@ class RelaxedQuantizer(CodebookQuantizer):
         logits, _ = self.shifted_logits(flat)
         return tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), leading)
 
-    def quantize_with_logits(self, inputs, training=None, stochastic=True, seed=None):
+    def quantize_with_logits(self, inputs, training=None, stochastic=True, seed=None, code_bias=None):
         """The shared forward pass: the output dict without `loss`, with q's logits.
 
         A subclass's `call` adds its `loss` (and RRVQ its `kl`, from the logits).
@@ -95,6 +95,13 @@ class RelaxedQuantizer(CodebookQuantizer):
           stochastic: at inference, sample (True) or take the argmax (False).
           seed: optional int32 `[2]` stateless seed; by default the layer's
             own seed stream (`ops.stateless_seed`).
+          code_bias: None, or float `[K]` added to q's log-probabilities
+            before the most probable code is taken (inference with
+            `stochastic=False` only): the code at each position is
+            `argmax_k log q(k) + code_bias[k]`, entropy-constrained VQ's
+            choice (Chou, Lookabaugh & Gray 1989) when `code_bias` is a
+            weight times the log-probabilities of the codes' entropy coder.
+            q itself (`log_probs`, `entropy`) is unchanged.
 
         Returns:
           `(out, logits, leading)`: the dict of `quantized`, `codes`,
@@ -110,6 +117,9 @@ class RelaxedQuantizer(CodebookQuantizer):
 
         Under mixed precision `flat` and `codebook` are in the compute dtype
         (the products), the logits and all that follows from them float32."""
+        if code_bias is not None and (training or stochastic):
+            raise ValueError("code_bias changes the most probable code: it needs training=False and "
+                             "stochastic=False.")
         flat, leading = self.flatten_inputs(inputs)
         codebook = tf.cast(self.codebook, flat.dtype)
         logits, row_offset = self.shifted_logits(flat)
@@ -122,6 +132,12 @@ class RelaxedQuantizer(CodebookQuantizer):
             if stochastic:
                 seed = ops.stateless_seed(seed, self.seed_generator)
                 codes = tfd.Categorical(logits=logits, dtype=tf.int32).sample(seed=seed)
+            elif code_bias is not None:
+                bias = tf.cast(tf.convert_to_tensor(code_bias), logits.dtype)
+                if bias.shape.rank != 1 or bias.shape[0] != self.num_codes:
+                    raise ValueError(f"code_bias must be a vector of {self.num_codes} floats (one per code), got "
+                                     f"shape {bias.shape}.")
+                codes = tf.argmax(logits + bias, axis=-1, output_type=tf.int32)
             else:
                 codes = tf.argmax(logits, axis=-1, output_type=tf.int32)
             quantized = tf.gather(codebook, codes)
@@ -253,8 +269,8 @@ class StochasticVectorQuantizer(RelaxedQuantizer):
         # -E_q[logit] / s: no further pass over [N, K].
         return tf.maximum(-expected_logit / self.distance_scale, 0.0)
 
-    def call(self, inputs, training=None, stochastic=True, seed=None):
-        out, _, _ = self.quantize_with_logits(inputs, training, stochastic, seed)
+    def call(self, inputs, training=None, stochastic=True, seed=None, code_bias=None):
+        out, _, _ = self.quantize_with_logits(inputs, training, stochastic, seed, code_bias)
         if self.probabilistic_loss:
             out["loss"] = self.commitment_cost * out["commitment"] - self.entropy_cost * out["entropy"]
         else:

@@ -207,6 +207,22 @@ def check_codes(codes, layout, layer):
     return out
 
 
+def checked_code_bias(code_bias, layout):
+    """`code_bias` {layer: float [K_layer]} checked against `layout`, as float32 NumPy vectors."""
+    if not isinstance(code_bias, dict):
+        raise TypeError(f"code_bias must be a dict {{layer: [K] floats}}, got {type(code_bias).__name__}.")
+    out = {}
+    for l, bias in code_bias.items():
+        layout.check_layer(l)
+        bias = np.asarray(bias, np.float32)
+        k = layout.num_codes[int(l) - 1]
+        if bias.shape != (k,) or not np.all(np.isfinite(bias)):
+            raise ValueError(f"code_bias of layer {l} must be {k} finite floats (one per code), got shape "
+                             f"{bias.shape}.")
+        out[int(l)] = bias
+    return out
+
+
 # ------------------------------------------------------------------------------------------- training
 @dataclasses.dataclass(frozen=True)
 class OptimizerRecipe:
@@ -468,6 +484,22 @@ class CodeModel(ImageModel):
         RRVQ-VAE: its top prior (uniform, or from the learnt d_{L+1}, RRVQ
         App. C). HQA and VQ-VAE have no prior over their codes: None.
         """
+        return None
+
+    def encode_biased(self, images, code_bias, layer=None):
+        """`encode(images, layer)`'s codes with the most probable code of some layers' q moved by a bias, or None.
+
+        `code_bias` {layer: float [K]}: each of those layers takes, at every
+        position, `argmax_k log q(k | ...) + code_bias[layer][k]` instead of
+        q's mode. With a weight times the log-probabilities of the entropy
+        coder's prior it is entropy-constrained VQ's choice (Chou, Lookabaugh
+        & Gray 1989): cheaper codes where q hardly prefers one
+        (`tfvq.codec.fit_prior`'s `rate_weights`). Layers are chosen in the
+        order the model infers them, so later layers see the codes chosen
+        (RRVQ-VAE: top-down). None: the model has no q to bias (this
+        default)."""
+        checked_code_bias(code_bias, self.code_layout())
+        self.code_layout().check_layer(layer)
         return None
 
     def pixel_likelihood(self, codes, layer=None):

@@ -330,12 +330,14 @@ class HierarchicalVAE(ImageModel):
         log_scale = tf.maximum(out[..., c:] - 2.0, MIN_LOG_SCALE)
         return loc, log_scale
 
-    def _inference(self, x, training, seed, stochastic=True, from_layer=1):
+    def _inference(self, x, training, seed, stochastic=True, from_layer=1, code_bias=None):
         """The posterior pass (RRVQ eq. 4) on float images `x` in [0, 1].
 
         Layers >= `from_layer` take z_l from q; layers below it from the
         prior p(z_l | z_>l) (its mode, or a sample if `stochastic`), and their
-        KL is reported as 0.
+        KL is reported as 0. `code_bias` {layer (1-based): float [K]}: those
+        layers take `argmax_k log q(k) + code_bias[k]` instead of q's mode
+        (`CodeModel.encode_biased`; `stochastic=False` only).
 
         Returns:
           (loc, log_scale, kl [B, L] in nats, list of each layer's latent-layer
@@ -356,6 +358,8 @@ class HierarchicalVAE(ImageModel):
                 if d is not None:
                     e_q = e_q + self.qstrap[l](d)
                 prior = {} if d is None else self._prior_kwargs(l, self.pstrap[l](d))
+                if code_bias and l + 1 in code_bias:
+                    prior["code_bias"] = code_bias[l + 1]
                 out = self.latents[l](e_q, training=training, stochastic=stochastic, seed=seeds[l], **prior)
                 kls[l] = tf.reduce_sum(out["kl"], axis=[1, 2])
                 outs[l] = out

@@ -30,7 +30,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
-from tfvq.models.base import CodeLayout, CodeModel, below_layer, check_codes, like_input, output_is_uint8
+from tfvq.models.base import (CodeLayout, CodeModel, below_layer, check_codes, checked_code_bias, like_input,
+                              output_is_uint8)
 from tfvq.models.hierarchical_vae import DEFAULT_SEED, HierarchicalVAE
 
 tfd = tfp.distributions
@@ -171,6 +172,15 @@ class RRVQVAE(CodeModel, HierarchicalVAE):
         layer = self._layout.check_layer(layer)
         x, _ = self.check_images(images)
         *_, outs = self._inference(x, False, seed, stochastic=stochastic, from_layer=layer)
+        return self._codes_out([outs[l - 1]["codes"] for l in self._layout.layers_sent(layer)])
+
+    def encode_biased(self, images, code_bias, layer=None):
+        """`encode(images, layer)` with each layer `l` of `code_bias` taking `argmax_k log q(k | x, z_>l) +
+        code_bias[l][k]`, top-down: the layers below see the codes chosen above (`CodeModel.encode_biased`)."""
+        layer = self._layout.check_layer(layer)
+        bias = checked_code_bias(code_bias, self._layout)
+        x, _ = self.check_images(images)
+        *_, outs = self._inference(x, False, None, stochastic=False, from_layer=layer, code_bias=bias)
         return self._codes_out([outs[l - 1]["codes"] for l in self._layout.layers_sent(layer)])
 
     def decode(self, codes, layer=None, stochastic=False, seed=None, dtype="float32"):

@@ -27,6 +27,7 @@ import functools
 import importlib_resources
 import numpy as np
 
+from tfvq.data import toy_modes as toy
 from tfvq.data.tfds_datasets import mnist_to_32
 
 DIGITS_SIZE = 32
@@ -157,8 +158,6 @@ def toy_modes(split):
     Returns:
       Read-only float32 array [N, 1].
     """
-    from tfvq.data import toy_modes as toy  # noqa: PLC0415  (lazy: written separately)
-
     n, seed = TOY_MODES_SPLITS[split]
     points = np.asarray(toy.sample(n, seed=seed), dtype=np.float32)
     if points.shape != (n, 1):

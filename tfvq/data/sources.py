@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfvq.data.tfds_datasets import DatasetNotPreparedError
 from tfvq.images import as_uint8, check_any_size, check_dtype, check_values
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -212,9 +213,7 @@ def _tfds_image_feature(builder):
 
 def tfds_source(name, split, data_dir=None, shuffle_files=False, seed=None):
     """uint8 images [h, w, c] of a tfds dataset's split (`download=False`), its image feature found by type."""
-    import tensorflow_datasets as tfds
-
-    from tfvq.data.tfds_datasets import DatasetNotPreparedError
+    import tensorflow_datasets as tfds  # noqa: PLC0415  (slow import, only for tfds data)
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)

@@ -35,6 +35,12 @@ import os
 
 import numpy as np
 
+from tfvq import codec, data, zoo
+from tfvq.codec import container
+from tfvq.train.outputs import format_table as table
+from tfvq.train.outputs import image_grid, write_png
+from tfvq.zoo import refs
+
 LOGISTIC_TRAIN_IMAGES = 8000
 """At most this many training images fit the classifier (every one of `digits` and `mnist10k`; a seeded random
 subset of a larger set, so that data stored class by class is not cut to its first classes)."""
@@ -120,9 +126,6 @@ def evaluate(model, test_images, test_labels=None, train_images=None, train_labe
 def add_coded_bits(result, model_name, weights, test_images):
     """Adds `coded_bits_per_image` to each layer's row: the stream of one entropy-coded file of the test
     images at that layer (`tfvq.codec.compress`, coder "auto": the model's priors), without its container."""
-    from tfvq import codec
-    from tfvq.codec import container
-
     pixels = np.round(np.clip(np.asarray(test_images), 0.0, 1.0) * 255).astype(np.uint8)
     compressor = codec.Compressor(model_name, weights)
     for layer, row in result["layers"].items():
@@ -138,8 +141,6 @@ def _first(codes):
 
 def format_table(result):
     """The per-layer figures as a text table."""
-    from tfvq.train.outputs import format_table as table
-
     coded_bits = any("coded_bits_per_image" in r for r in result["layers"].values())
     columns = ["layer", "bits"] + (["coded bits"] if coded_bits else []) + ["MSE", "PSNR", "SSIM", "codes used",
                                                                            "perplexity"]
@@ -166,9 +167,6 @@ def format_table(result):
 
 def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None, out=None, seed=0):
     """Loads the model and the data, evaluates, writes `out/evaluation.json` and `out/evaluation.png`."""
-    from tfvq import data, zoo
-    from tfvq.zoo import refs
-
     weights = refs.default_weights(model_name_or_dir, weights)
     model = zoo.load(model_name_or_dir, weights=weights)
     dataset, source = refs.dataset_of(model_name_or_dir, weights, dataset)
@@ -184,8 +182,6 @@ def run(model_name_or_dir, weights=None, dataset=None, limit=None, data_dir=None
     if model.code_layout() is not None:
         add_coded_bits(result, model_name_or_dir, None if weights == "bundled" else weights, test)
     if out:
-        from tfvq.train.outputs import image_grid, write_png
-
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "evaluation.json"), "w") as f:
             json.dump(result, f, indent=2, default=float)

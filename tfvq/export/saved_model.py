@@ -40,6 +40,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.export import tf_private
+
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
@@ -125,8 +127,6 @@ def graph_ops(path):
 
 def custom_ops(path):
     """Ops of the SavedModel that are not registered TensorFlow ops (should be empty)."""
-    from tfvq.export import tf_private
-
     return sorted(op for op in graph_ops(path) if not tf_private.is_registered_op(op))
 
 

@@ -52,6 +52,8 @@ import time
 import importlib_resources
 import numpy as np
 
+from tfvq import cli_utils, data
+
 IMAGE_SHAPE = (32, 32, 1)
 NUM_CLASSES = 10
 NUM_FEATURES = 128
@@ -148,8 +150,6 @@ def train_classifier(epochs=10, seed=0, batch_size=64, learning_rate=1e-3, verbo
       The trained `keras.Model` (wrap it in `DigitClassifier` to read digits).
     """
     import keras  # noqa: PLC0415
-
-    from tfvq import data  # noqa: PLC0415
 
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}.")
@@ -324,8 +324,6 @@ def _add_arguments(parser):
 
 
 def _train_command(args):
-    from tfvq import data  # noqa: PLC0415
-
     if not args.out.endswith(".weights.h5"):
         raise ValueError(f"--out must end in .weights.h5 (Keras' weights format), got {args.out!r}.")
     start = time.perf_counter()
@@ -341,8 +339,6 @@ def _train_command(args):
 
 def main(argv=None):
     """`python -m tfvq.metrics.digit_classifier --out=PATH [--epochs=N] [--seed=S] [--batch_size=B]`."""
-    from tfvq import cli_utils  # noqa: PLC0415
-
     return cli_utils.command_main(
         "python -m tfvq.metrics.digit_classifier",
         "Train tfvq's MNIST digit classifier (HQA Table 3's error rate and rFID features) on the mnist10k "

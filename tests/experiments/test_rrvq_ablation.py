@@ -64,3 +64,23 @@ def test_on_real_28x28_digits_the_cells_take_rrvq_mnists_layout():
     from tfvq import zoo
 
     assert configs["rrvq"]["latent_sizes"] == tuple(zoo.info("rrvq_mnist")["config"]["latent_sizes"])
+
+
+def test_a_kept_run_counts_as_done_and_one_of_other_settings_is_refused(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(name, seed, steps, out_dir, eval_examples):
+        calls.append((name, seed))
+        return {"model": name, "seed": seed, "status": "ok", "train_bpd": 3.0 + seed, "test_bpd": 3.5,
+                "seconds": 1.0}
+
+    monkeypatch.setattr(ab, "run_one", fake_run)
+    argv = ["--cells", "rrvq", "--seeds", "0,1", "--steps", "5", "--out", str(tmp_path / "out"),
+            "--record", str(tmp_path / "kept")]
+    assert ab.main(argv) == 0
+    assert len(calls) == 2 and sorted(p.name for p in (tmp_path / "kept").iterdir()) == [
+        "rrvq_seed0.json", "rrvq_seed1.json"]
+    assert ab.main(argv + ["--seeds", "0,1,2"]) == 0  # seeds 0 and 1 are kept: only seed 2 trains
+    assert calls[2:] == [(calls[0][0], 2)]
+    with pytest.raises(ValueError, match="trained with other settings"):
+        ab.main(argv[:-4] + ["--steps", "6", "--out", str(tmp_path / "out"), "--record", str(tmp_path / "kept")])

@@ -32,7 +32,9 @@ nothing.
 Run: `python -m tfvq.experiments.rrvq_ablation [--dataset digits|mnist10k_28] [--seeds 0,1,2] [--steps N]
 [--out DIR]`.
 It prints a markdown table of mean +- sd over seeds and writes `ablation.json`
-(every run) into `--out`.
+(every run) into `--out`. Every finished (cell, seed) is also kept in `--record` (default
+`docs/rrvq_ablation_runs/DATASET/CELL_seedN.json`, committed), and a kept run trained with the same settings
+counts as done: a sweep longer than a sitting resumes where it stopped, from a fresh checkout too.
 """
 
 import argparse
@@ -123,6 +125,26 @@ def run_one(name, seed, steps, out_dir, eval_examples):
     return record
 
 
+RECORD = os.path.join("docs", "rrvq_ablation_runs")
+"""Where every finished (cell, seed) is kept by default, one JSON file each, under the dataset's name."""
+SETTINGS = ("dataset", "steps", "batch_size", "channels", "codes", "code_dim", "eval_every", "patience",
+            "eval_examples")
+"""The arguments a kept run must share with the sweep to count as done."""
+
+
+def read_kept(path, settings):
+    """The record kept at `path` if it exists and was trained with `settings`, else None; a kept run of other
+    settings raises (delete it, or keep the sweep's records elsewhere with --record)."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    if record.get("settings") != settings:
+        raise ValueError(f"{path} was trained with other settings ({record.get('settings')}, this sweep "
+                         f"{settings}): delete it, or pass --record=DIR (or none) for this sweep.")
+    return record
+
+
 def summarise(records):
     """{cell: (train mean, train sd, test mean, test sd, ok runs, unstable runs)} over seeds."""
     import numpy as np
@@ -171,6 +193,9 @@ def main(argv=None):
                         help="plateau patience in evaluations (default 2 on digits, never on mnist10k_28)")
     parser.add_argument("--eval_examples", type=int, default=512, help="train images for the train bpd")
     parser.add_argument("--out", default="runs/rrvq_ablation", help="output directory")
+    parser.add_argument("--record", default=None,
+                        help="keep every finished run here and count the runs kept here as done (default "
+                        "docs/rrvq_ablation_runs/DATASET; 'none': keep nothing)")
     args = parser.parse_args(argv)
     if args.patience is None:
         args.patience = 2 if args.dataset == "digits" else 10**6
@@ -188,10 +213,21 @@ def main(argv=None):
     names = register_cells(args)
     records = []
     path = os.path.join(args.out, "ablation.json")
+    record_dir = (os.path.join(RECORD, args.dataset) if args.record is None
+                  else None if args.record == "none" else args.record)
+    settings = {k: getattr(args, k) for k in SETTINGS}
     for seed in seeds:
         for cell in cells:
-            record = run_one(names[cell], seed, args.steps, args.out, args.eval_examples)
-            record["cell"] = cell
+            kept = os.path.join(record_dir, f"{cell}_seed{seed}.json") if record_dir else None
+            record = read_kept(kept, settings)
+            if record is None:
+                record = run_one(names[cell], seed, args.steps, args.out, args.eval_examples)
+                record.update(cell=cell, settings=settings)
+                if kept:
+                    os.makedirs(record_dir, exist_ok=True)
+                    with open(kept, "w") as f:
+                        json.dump(record, f, indent=2)
+                        f.write("\n")
             records.append(record)
             status = (f"train {record['train_bpd']:.3f} test {record['test_bpd']:.3f}" if record["status"] == "ok"
                       else record["status"])

@@ -137,3 +137,33 @@ def test_a_folder_names_its_zoo_model_and_dataset_and_a_weights_folder_counts_to
     assert refs.file_name(str(run)) == "VQVAE"
     with pytest.raises(ValueError, match="--dataset"):
         refs.dataset_of(str(run))
+
+
+def test_tensorflows_start_up_lines_stay_off_the_terminal_unless_verbose(tmp_path):
+    """`tfvq models` imports TensorFlow (through the zoo): its C++ libraries' lines (oneDNN, CUDA, absl) are
+    dropped, and `--verbose` lets them through."""
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = path
+    quiet = subprocess.run([sys.executable, "-m", "tfvq.cli", "models", "hqa_mnist"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and "hqa_mnist" in quiet.stdout and quiet.stderr == ""
+    loud = subprocess.run([sys.executable, "-m", "tfvq.cli", "models", "hqa_mnist", "--verbose"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0 and "hqa_mnist" in loud.stdout and loud.stderr != ""
+
+
+def test_the_silent_loader_drops_what_a_module_writes_to_descriptor_2_and_nothing_after(tmp_path, capfd,
+                                                                                       monkeypatch):
+    import importlib.util
+
+    from tfvq import cli_utils
+
+    (tmp_path / "noisy_module.py").write_text("import os\nos.write(2, b'start-up noise\\n')\nVALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = importlib.util.find_spec("noisy_module")
+    spec.loader = cli_utils._SilentLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    os.write(2, b"after\n")
+    assert module.VALUE == 7 and capfd.readouterr().err == "after\n"

@@ -14,7 +14,8 @@ A model is a zoo name or a model folder everywhere: a `tfvq train` run folder
 or a `tfvq.zoo.save` folder carries its configuration, weights, priors and
 the dataset it was trained on. Flags are `--flag=value` with underscores.
 `tfvq COMMAND --help` says more. Errors print one line `tfvq: error: ...` to
-stderr and exit with status 1.
+stderr and exit with status 1. TensorFlow's log lines are kept off the
+terminal unless a command is given `--verbose`.
 
 Each subcommand is a module of `tfvq.commands` with its flags (`arguments`) and its runner (`run`), listed
 in that package's one table; only the one asked for is imported, so `tfvq --help` and `tfvq info` never
@@ -26,7 +27,7 @@ import importlib
 import sys
 
 import tfvq  # noqa: F401  (first: sets TensorFlow's CPU defaults before TensorFlow starts)
-from tfvq.cli_utils import PROG, Parser, run_command
+from tfvq.cli_utils import PROG, Parser, quiet_tensorflow, run_command
 from tfvq.commands import COMMANDS, module_name
 
 
@@ -49,6 +50,7 @@ def command_parser(name):
                     epilog=doc.split("\n\n", 1)[1] if "\n\n" in doc else None,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     module.arguments(parser)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     return parser, module.run
 
 
@@ -58,6 +60,8 @@ def main(argv=None):
     if not argv or argv[0].startswith("-") or argv[0] not in COMMANDS:
         _top_parser().parse_args(argv[:1])  # --help, --version, or a one-line error for a missing/unknown command
         return 1
+    if "--verbose" not in argv[1:]:
+        quiet_tensorflow()  # before the command's module is imported: it may import TensorFlow
     parser, command = command_parser(argv[0])
     return run_command(command, parser.parse_args(argv[1:]))
 

@@ -12,6 +12,8 @@ This module imports nothing of TensorFlow.
 """
 
 import argparse
+import importlib.abc
+import importlib.util
 import os
 import sys
 
@@ -32,9 +34,55 @@ def one_line(err):
     return text or type(err).__name__
 
 
+class _SilentLoader(importlib.abc.Loader):
+    """Loads a module with file descriptor 2 pointed at the null device (TensorFlow's start-up lines are
+    written by its C++ libraries straight to the descriptor, past `sys.stderr`)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            self.loader.exec_module(module)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, for `_SilentLoader`, then leaves the import system as it was."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SilentLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow():
+    """Keeps TensorFlow's log lines (oneDNN, CUDA, absl, CPU features) off the terminal: its C++ log level
+    set to errors-only-fatal (`TF_CPP_MIN_LOG_LEVEL=3`, unless set), and the lines its libraries print while
+    they load dropped, whenever TensorFlow is first imported. Python's own warnings and tfvq's errors are
+    not touched. A command run with `--verbose` skips this."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlow())
+
+
 def run_command(command, args):
     """Runs `command(args)`; returns the exit status: its own (an int), else 0, or 1 after a one-line error."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         status = command(args)
     except (ValueError, OSError, KeyError, TypeError, FloatingPointError) as err:

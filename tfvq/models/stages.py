@@ -12,34 +12,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvq.layers.schedules import linear_anneal
+from tfvq.layers.kmeans import kmeans_plus_plus_codebook  # lives in the layers; importable from here as before
+from tfvq.layers.anneal import linear_anneal
 from tfvq.models.base import OptimizerRecipe, Stage
 from tfvq.models.recipes import CODEBOOK_INITS
 
 __all__ = ["CODEBOOK_INITS", "greedy_stage", "kmeans_plus_plus_codebook", "layer_metrics", "layer_report",
            "retire_codes"]
-
-
-def kmeans_plus_plus_codebook(points, num_codes, seed=0, max_points=20000):
-    """Codes [min(K, distinct points), D] seeded by k-means++ (Arthur & Vassilvitskii 2007) on `points` [N, D].
-
-    scikit-learn's `kmeans_plusplus` picks the seeds: each next code is a
-    point drawn with probability proportional to its squared distance to the
-    nearest code so far, so the codes spread over where the data is. At most
-    `max_points` points (a seeded random subset) are used.
-    """
-    from sklearn.cluster import kmeans_plusplus  # a heavy optional dependency, imported when a recipe asks for it
-
-    points = np.asarray(points, np.float64).reshape(-1, np.shape(points)[-1])
-    rng = np.random.default_rng(seed)
-    if len(points) > max_points:
-        points = points[rng.choice(len(points), max_points, replace=False)]
-    points = np.unique(points, axis=0)  # k-means++ of repeated points would seed repeated codes
-    count = min(num_codes, len(points))
-    if count < 1:
-        raise ValueError("k-means++ needs at least one point.")
-    centers, _ = kmeans_plusplus(points, count, random_state=int(rng.integers(2**31 - 1)))
-    return centers.astype(np.float32)
 
 
 _RETIRED_LOGIT_MARGIN = 200.0

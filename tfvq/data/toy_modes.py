@@ -1,5 +1,8 @@
 """The one-dimensional four-mode density of HQA §4.1 (Figure 1a).
 
+The data of HQA's illustrative experiment, which `tfvq.experiments.toy_modes` runs (one idea at two
+levels, hence one name: this module holds the density, that one the experiment).
+
 HQA's illustrative task compresses points drawn from "a simple multi-modal
 distribution" with four well-separated modes; a reconstruction is *unrealistic*
 when it "takes on a value that has low probability under the original

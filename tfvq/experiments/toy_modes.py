@@ -1,7 +1,9 @@
 """HQA §4 / Figure 1: mode covering, mode dropping and stochastic quantized hierarchies on a toy density.
 
 Reproduces the illustrative task of Williams et al. 2020 (HQA §4.1-4.4) on the
-four-mode density of `tfvq.data.toy_modes` with small MLP autoencoders:
+four-mode density of `tfvq.data.toy_modes` with small MLP autoencoders. The two
+modules share a name because they are one idea at two levels: the data module
+holds the density and its samples, this one the experiment run on them.
 
 * **(b) VQ-VAE, 4 codes (2 bits) and 2 codes (1 bit)** (HQA §4.2): encoder MLP
   -> `VectorQuantizer` -> decoder MLP, trained on samples with MSE + the VQ

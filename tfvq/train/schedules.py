@@ -1,6 +1,7 @@
 """Training schedules of HQA (Williams et al. 2020, §5.1 and App. C) and RRVQ-VAE (App. C).
 
-* :func:`linear_anneal` -- the Gumbel-softmax temperature schedule: "the Gumbel
+* :func:`linear_anneal` -- the Gumbel-softmax temperature schedule (`tfvq.layers.anneal`'s, re-exported so
+  that every training schedule is found here): "the Gumbel
   softmax temperature is linearly annealed to 0.01, with an initial
   temperature of 0.4 and 0.66 for CelebA and MNIST respectively".
 * :class:`CosineAnnealFinalFraction` -- the learning-rate schedule: "a learning
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 # The temperature anneal lives with the models that run it (a leaf below them); re-exported here.
-from tfvq.layers.schedules import linear_anneal
+from tfvq.layers.anneal import linear_anneal
 
 __all__ = ["CosineAnnealFinalFraction", "ReduceOnPlateau", "linear_anneal"]
 

@@ -2,7 +2,7 @@
 
 Each entry is built at a tiny configuration derived from its own (narrower
 networks, fewer codes, one latent layer per grid size), registered as
-`tiny(<name>)`, and checked (entries with the same tiny model, the same
+`tiny(<name>)` (`tfvq.zoo.tiny`), and checked (entries with the same tiny model, the same
 architecture for two datasets, are one case): forward and backward with finite values, a
 `.keras` round trip with equal outputs, uint8 and float images giving the same
 codes, `decode(encode(x)) == reconstruct(x, stochastic=False)`, a SavedModel
@@ -20,45 +20,9 @@ import tensorflow as tf
 from tfvq import codec, zoo
 from tfvq.export import saved_model as sm
 from tfvq.models import CodeModel, ImageModel
+from tfvq.zoo.tiny import register_tiny, tiny_config
 
 NAMES = zoo.list_models()
-_CAPS = {"channels": 8, "code_dim": 4, "latent_dim": 4, "encoder_hidden": 8, "decoder_hidden": 8, "num_codes": 8,
-         "blocks_per_layer": 1, "strap_blocks": 0, "num_quantizers": 2}
-
-
-def tiny_config(config):
-    """A small configuration of the same architecture: every width, count of codes and block count capped
-    (`_CAPS`; a residual VQ keeps 2 stages: still several cumulative layers), and one latent layer per distinct
-    grid size (RRVQ's blocks of 8 layers become one each)."""
-    if isinstance(config, dict):
-        out = {}
-        for key, value in config.items():
-            if key in _CAPS and isinstance(value, (int, np.integer)):
-                out[key] = min(int(value), _CAPS[key])
-            elif key == "num_codes" and isinstance(value, (list, tuple)):
-                out[key] = [min(int(k), _CAPS[key]) for k in value]
-            elif key == "latent_sizes":
-                out[key] = [s for i, s in enumerate(value) if i == 0 or value[i - 1] != s]
-            else:
-                out[key] = tiny_config(value)
-        if "latent_sizes" in out and isinstance(config.get("num_codes"), (list, tuple)):
-            out["num_codes"] = out["num_codes"][: len(out["latent_sizes"])]
-        return out
-    if isinstance(config, (list, tuple)) and config and isinstance(config[0], dict):
-        return [tiny_config(c) for c in config]
-    return config
-
-
-def tiny_name(name):
-    return f"tiny({name})"
-
-
-def _register(name):
-    entry = zoo.get(name)
-    if tiny_name(name) not in zoo.list_models("tiny(*"):
-        zoo.register(zoo.ZooEntry(**{**entry.__dict__, "name": tiny_name(name), "config": tiny_config(
-            dict(entry.config)), "bundled_weights": None, "weights_command": None}))
-    return tiny_name(name)
 
 
 def _unique_cases(names):
@@ -75,7 +39,7 @@ def _unique_cases(names):
 @pytest.fixture(scope="module", params=_unique_cases(NAMES))
 def case(request, tmp_path_factory):
     """(name, tiny model with perturbed weights, a weights file of it, uint8 images, float images)."""
-    name = _register(request.param)
+    name = register_tiny(request.param)
     keras.utils.set_random_seed(0)
     model = zoo.build(name)
     rng = np.random.default_rng(1)

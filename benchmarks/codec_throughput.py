@@ -17,6 +17,17 @@ shared machine slows them alike. The table gives every tree's figures and the
 ratio of each later tree to the first (above 1: faster). Without `--trees`,
 one worker uses the installed package. Compare figures as ratios within a run,
 not across runs.
+
+Cold decodes (`--cold_repeats`, 0 to skip): what `tfvq decompress ONE.tfvq`
+of one image costs from a fresh process, the wall time and the process's peak
+resident memory (`os.wait4`'s ru_maxrss), with the TFLite decoders
+(`--backend=tflite`, no TensorFlow) and with TensorFlow (`--backend=tensorflow`,
+as before the decoders), for a real 28x28 digit (`mnist10k_raw("test")[0]`)
+coded by `hqa_mnist` and by `rrvq_mnist` (lossy and lossless), with the first
+tree. A figure is the median over the repeats; the ratio is TensorFlow's over
+TFLite's (above 1: TFLite is cheaper).
+
+    python benchmarks/codec_throughput.py --repeats 0 --cold_repeats 5    # the cold decodes alone
 """
 
 import argparse
@@ -70,9 +81,7 @@ def worker():
 
 class Worker:
     def __init__(self, path):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-        if path is not None:
-            env["PYTHONPATH"] = os.path.abspath(path)
+        env = _tree_env(path)
         self.log = tempfile.NamedTemporaryFile("w+", prefix="codec_throughput_", suffix=".log", delete=False)
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
@@ -99,6 +108,74 @@ class Worker:
         os.unlink(self.log.name)
 
 
+# ---- cold decodes: `tfvq decompress` of one image in a fresh process
+
+COLD_CASES = (("hqa_mnist", {}), ("rrvq_mnist", {}), ("rrvq_mnist", {"lossless": True}))
+BACKENDS = ("tflite", "tensorflow")
+
+
+def cold_files(folder, path):
+    """Writes one file per `COLD_CASES` entry (a real test digit, coded by a process of the tree `path`);
+    returns their paths."""
+    script = (
+        "import sys\n"
+        "from tfvq import codec\n"
+        "from tfvq.data.embedded import mnist10k_raw\n"
+        "digit = mnist10k_raw('test')[0][0]\n"
+        f"for i, (name, options) in enumerate({COLD_CASES!r}):\n"
+        "    open(f'{sys.argv[1]}/case{i}.tfvq', 'wb').write(codec.compress(digit, name, **options))\n")
+    subprocess.run([sys.executable, "-c", script, folder], env=_tree_env(path), check=True,
+                   stderr=subprocess.DEVNULL)
+    return [os.path.join(folder, f"case{i}.tfvq") for i in range(len(COLD_CASES))]
+
+
+def cold_decode(path, tfvq_file, backend):
+    """(seconds, peak resident MB) of `tfvq decompress tfvq_file --backend=backend` in a fresh process."""
+    out = tfvq_file[: -len(".tfvq")] + f"_{backend}.png"
+    command = [sys.executable, "-m", "tfvq.cli", "decompress", tfvq_file, f"--backend={backend}", "-o", out]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=_tree_env(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
+    proc.stderr.close()
+    return seconds, usage.ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def _tree_env(path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    if path is not None:
+        env["PYTHONPATH"] = os.path.abspath(path)
+    return env
+
+
+def print_cold(path, repeats):
+    """The cold-decode table (the module's doc) for the tree at `path`."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="codec_cold_") as folder:
+        paths = cold_files(folder, path)
+        sizes = [os.path.getsize(p) for p in paths]
+        figures = {}
+        for rep in range(repeats):
+            for case, tfvq_file in enumerate(paths):
+                for backend in BACKENDS if rep % 2 == 0 else BACKENDS[::-1]:
+                    figures.setdefault((case, backend), []).append(cold_decode(path, tfvq_file, backend))
+            print(f"cold repeat {rep + 1}/{repeats} done", file=sys.stderr, flush=True)
+    print(f"## One image, `tfvq decompress ONE.tfvq` from a fresh process (median of {repeats}; targets: 1.0 s, "
+          "250 MB)\n")
+    print("| file | bytes | TFLite s | TensorFlow s | TF/TFLite | TFLite peak MB | TensorFlow peak MB | TF/TFLite |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case, (name, options) in enumerate(COLD_CASES):
+        (t_lite, m_lite), (t_tf, m_tf) = [np.median(np.array(figures[(case, b)]), axis=0) for b in BACKENDS]
+        what = f"`{name}`" + (" lossless" if options.get("lossless") else "")
+        print(f"| {what} | {sizes[case]} | {t_lite:.2f} | {t_tf:.2f} | {t_tf / t_lite:.1f} | {m_lite:.0f} | {m_tf:.0f} | "
+              f"{m_tf / m_lite:.1f} |")
+    print()
+
+
 def parse_trees(text):
     if not text:
         return [("installed", None)]
@@ -117,6 +194,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="repeats per measurement (the median is given)")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per measurement at batch 1")
     parser.add_argument("--batch_calls", type=int, default=2, help="timed calls per measurement at batch 64")
+    parser.add_argument("--cold_repeats", type=int, default=3, help="repeats of each cold decode (0: none)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -128,6 +206,10 @@ def main():
 
     trees = parse_trees(args.trees)
     print_setup()
+    if args.cold_repeats > 0:
+        print_cold(trees[0][1], args.cold_repeats)
+    if args.repeats < 1:
+        return
     workers = {}
     for label, path in trees:
         workers[label] = Worker(path)

@@ -36,9 +36,13 @@ compress, decompress, info, models and fit-priors live above the codec, in
 `tfvq.commands`.
 
 Importing `tfvq.codec` loads only the first part; the names of the second
-(`compress`, `decompress`, `fit_prior`, ...) load it, and with it
-TensorFlow and the zoo, on first use (PEP 562), so reading a header or
-fuzzing the container never starts TensorFlow.
+(`compress`, `fit_prior`, ...) load it, and with it TensorFlow and the zoo,
+on first use (PEP 562), so reading a header or fuzzing the container never
+starts TensorFlow. `decompress` (`decoding`) starts it only for a file
+whose weights have no TFLite decoders: where they have (`lite_model`: the
+bundled models ship theirs, `tfvq export` writes a model folder's), the
+model is a `LiteModel` of ai-edge-litert interpreters, and decoding needs
+no TensorFlow at all.
 """
 
 import importlib
@@ -52,7 +56,8 @@ from tfvq.codec.prior import StaticPrior
 from tfvq.codec.versions import read_header
 
 _MODEL_PART = {
-    "Compressor": "files", "ModelSpec": "files", "code_layout": "files", "compress": "files", "decompress": "files",
+    "Compressor": "files", "ModelSpec": "files", "code_layout": "files", "compress": "files",
+    "decompress": "decoding", "LiteModel": "lite_model", "find_decoder": "lite_model",
     "load_model": "files", "load_prior": "files", "model_spec": "files", "weights_hash": "files",
     "count_codes": "fit", "fit_context": "fit", "fit_prior": "fit",
     "format_rate_table": "rates", "rate_table": "rates",

@@ -43,6 +43,7 @@ coded with them names `ContextPriors.digest` in its digest
 `tfvq.codec.fit`.
 """
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -54,6 +55,7 @@ import numpy as np
 from tfvq.codec import entropy, integer_net
 from tfvq.codec.container import HASH_BYTES
 from tfvq.codec.errors import CodecError
+from tfvq.codec.prior import read_prior
 
 SUFFIX = ".context.npz"
 PASSES = 4
@@ -245,6 +247,15 @@ def read_context(path, model_name, num_codes, weights_hash):
 
 
 _LOADED = {}
+
+
+def read_priors(paths, model_name, num_codes, weights_hash):
+    """The static prior of some weights (`read_prior`: the uniform prior without a file) with their context
+    priors attached (`read_context`: None without a file), from `paths` {"static": path, "context": path}
+    (either may be missing or None)."""
+    paths = paths or {}
+    prior = read_prior(paths.get("static"), model_name, num_codes, weights_hash)
+    return dataclasses.replace(prior, context=read_context(paths.get("context"), model_name, num_codes, weights_hash))
 
 
 def layer_factors(layout):

@@ -24,7 +24,6 @@ model's images back (`tfvq.codec.images.resize_back`).
 """
 
 import collections
-import dataclasses
 import functools
 import os
 
@@ -32,10 +31,9 @@ import numpy as np
 
 from tfvq import data, zoo
 from tfvq.codec import coding, versions
-from tfvq.codec.context import read_context
+from tfvq.codec.context import read_priors
 from tfvq.codec.errors import CodecError
 from tfvq.codec.images import any_size_batch
-from tfvq.codec.prior import read_prior
 from tfvq.data.tfds_datasets import resize_bilinear
 from tfvq.models import as_seed
 
@@ -61,10 +59,7 @@ def load_prior(model_name, model, digest):
 
     Raises `CodecError` if a file holds counts or networks for other weights or another layout.
     """
-    paths = zoo.prior_paths(model) or {}
-    num_codes = model.code_layout().num_codes
-    prior = read_prior(paths.get("static"), model_name, num_codes, digest)
-    return dataclasses.replace(prior, context=read_context(paths.get("context"), model_name, num_codes, digest))
+    return read_priors(zoo.prior_paths(model), model_name, model.code_layout().num_codes, digest)
 
 
 def _no_codes(name):

@@ -9,6 +9,13 @@ A file names its zoo model and the digest of the weights and priors it was made 
 the bundled weights of the model a file names, unless --model names the folder it was made with (or
 --weights other weights). Without --seed every layer below the stored ones takes its most probable code, so
 a file always gives the same image.
+
+Where the weights have TFLite decoders (the bundled models ship theirs; `tfvq export --model=FOLDER
+--format=decoders` writes a folder's beside its weights) a file decodes without TensorFlow, in about a
+second; otherwise, and for what they cannot decode (another image size, a seeded decode that samples), with
+TensorFlow, said on one line of stderr (tfvq.codec.decoding).
+
+    tfvq decompress a.tfvq --decoder=exported/tflite/hqa_digits_decoder.json   # a `tfvq export` folder's
 """
 
 import os
@@ -29,16 +36,19 @@ def arguments(p):
                    "names, with its bundled weights); a zoo name must be the one the files name")
     p.add_argument("--weights", help="weights to use instead of the bundled ones of the file's model (a model "
                    "folder, or any path tfvq.zoo.load accepts)")
+    p.add_argument("--backend", choices=("auto", "tflite", "tensorflow"), default="auto",
+                   help="auto: the weights' TFLite decoders where they have them, else TensorFlow (default); "
+                   "tflite: only them (an error where there are none); tensorflow: the Keras model")
+    p.add_argument("--decoder", help="the manifest of TFLite decoders to decode with (a `tfvq export` folder's "
+                   "tflite/<name>_decoder.json), instead of the weights' own")
 
 
 def _decoding_weights(args, header):
     """The weights `decompress` decodes a file with: --weights, else --model's folder, else the bundled ones of
     the model the file names (a --model that is a name must be that one)."""
-    from tfvq.zoo import refs
-
     if args.model is None or args.weights is not None:
         return args.weights
-    if refs.is_folder(args.model):
+    if os.path.isdir(args.model):  # a model folder (tfvq.zoo.refs.is_folder, which would start TensorFlow)
         return args.model
     if args.model != header.model:
         raise ValueError(f"The file names the model {header.model!r}, not {args.model!r}: pass the model folder it "
@@ -56,7 +66,8 @@ def run(args):
     for (path, _), base in progress(list(zip(items, bases)), "decompress"):
         data = read_bytes(path)
         weights = _decoding_weights(args, codec.read_header(data))
-        images = codec.decompress(data, seed=args.seed, weights=weights, layer=args.layer)
+        images = codec.decompress(data, seed=args.seed, weights=weights, layer=args.layer, backend=args.backend,
+                                  decoder=args.decoder)
         if len(images) == 1:
             outs = [base]
         else:

@@ -12,6 +12,17 @@ images covering every code, and ops whose quantisation changes the codes on
 held-out training images stay float (--tflite_min_agreement); models without
 codes (Spatial-VAEs) export the SavedModel only.
 
+Discrete models also get their TFLite decoders beside the encoders
+(see tfvq/export/tflite_decoders.py): OUT/tflite/<name>_decoders_<variant>.tflite
+(float32 and float16; every signature in one file: decode, code_logits and
+pixel_likelihood per layer, batch 1, the model's image size), the manifest
+<name>_decoder.json and copies of the weights' priors, a folder that decodes
+the model's .tfvq files without TensorFlow (`tfvq decompress --decoder=...`).
+The float32 decoders are also cached beside the weights the model was loaded
+from (X.decoders-<SHA-256 of the weights file>/), where `tfvq decompress`
+finds them by itself. --format=decoders writes the decoders alone (no images
+needed).
+
 --model is a zoo name or a model folder (a `tfvq train` run folder, a
 tfvq.zoo.save folder). The warm-up request and the TFLite calibration images
 come from --dataset, else from the dataset the folder (or the --weights
@@ -23,6 +34,7 @@ Examples:
   tfvq export --model=runs/hqa_digits --out=exported --version=2
   tfvq export --model=hqa_digits --out=exported --format=tflite --tflite_layers=3,5 --table
   tfvq export --model=rrvq_digits --out=exported
+  tfvq export --model=runs/mine --out=exported --format=decoders
 
 Serve it:
   docker run -p 8501:8501 --mount type=bind,source=$PWD/exported/hqa_digits,target=/models/hqa_digits \\
@@ -48,7 +60,8 @@ def arguments(p):
                    "files' prefix (default: the zoo name, a folder's zoo name)")
     p.add_argument("--version", type=int, default=1, help="SavedModel version directory")
     p.add_argument("--format", type=comma_list(FORMATS), default=None,
-                   help=f"comma-separated: {', '.join(FORMATS)} (default: both)")
+                   help=f"comma-separated: {', '.join(FORMATS)} (default: saved_model,tflite; tflite includes the "
+                   "decoders)")
     p.add_argument("--layers", type=comma_list(item=int), help="layers with SavedModel code signatures (default: the "
                    "model's: every HQA layer)")
     p.add_argument("--default_layer", type=int, help="layer of encode/decode/reconstruct/serving_default "
@@ -71,7 +84,7 @@ def arguments(p):
 
 def run(args):
     from tfvq import data, zoo
-    from tfvq.export import FORMATS, saved_model, tflite
+    from tfvq.export import saved_model, tflite, tflite_decoders
     from tfvq.zoo import refs
 
     if args.version < 1 or args.tflite_train_images < 1:
@@ -81,13 +94,16 @@ def run(args):
     weights = refs.default_weights(args.model, args.weights)
     model = zoo.load(args.model, weights=weights)
     name = args.name or refs.file_name(args.model)
-    dataset, source = refs.dataset_of(args.model, weights, args.dataset)
-    print(f"{refs.describe(args.model, weights)}; images from {dataset} ({source})")
-    formats = set(args.format or FORMATS)
-    if "tflite" in formats and model.code_layout() is None:
+    formats = set(args.format or ("saved_model", "tflite"))
+    if formats & {"tflite", "decoders"} and model.code_layout() is None:
         if args.format is not None:
             tflite.check_model(model)  # a clear TypeError: no codes, no TFLite encoder
         formats = {"saved_model"}  # the default formats of a model without codes
+    if formats == {"decoders"}:
+        print(refs.describe(args.model, weights))
+    else:
+        dataset, source = refs.dataset_of(args.model, weights, args.dataset)
+        print(f"{refs.describe(args.model, weights)}; images from {dataset} ({source})")
 
     def images(split, limit=None):
         return data.load_numpy(dataset, split, limit=limit, data_dir=args.data_dir, image_shape=model.image_shape)
@@ -111,4 +127,13 @@ def run(args):
             for p in tflite.export_tflite(model, tl_dir, name, args.tflite_layers, args.variants, rep,
                                           **options).values():
                 print(f"TFLite: {p}")
+    if formats & {"tflite", "decoders"}:
+        with tflite_decoders.DecoderConversion(model) as conversion:
+            manifest = tflite_decoders.export_decoders(model, os.path.join(args.out, "tflite"), name,
+                                                       conversion=conversion)
+            print(f"TFLite decoders: {manifest}")
+            cached = tflite_decoders.cache_decoders(model, name, conversion)
+            print(f"TFLite decoders for tfvq decompress: {cached}" if cached else
+                  "TFLite decoders not cached: the weights come from no file (tfvq decompress decodes their files "
+                  "with TensorFlow)")
     return 0

@@ -23,17 +23,16 @@ Nothing above `tfvq.models` asks a model for its class. It asks the model:
 """
 
 import dataclasses
-import math
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.code_layout import CodeLayout  # noqa: F401  (the contract's vocabulary, NumPy only)
 from tfvq.images import tensor_images
 from tfvq.models.recipes import Recipe, as_recipe
-
-_INT32 = np.iinfo(np.int32)
+from tfvq.seeds import seed_error, seed_values
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -86,28 +85,13 @@ def as_seed(seed, name="seed"):
     """
     if seed is None:
         return None
-    expected = f"{name} must be None, an int or a pair of ints (e.g. 1 or (1, 2)), got {seed!r}"
     if tf.is_tensor(seed):
         if not seed.dtype.is_integer or seed.shape.rank not in (0, 1) or (
                 seed.shape.rank == 1 and seed.shape[0] not in (None, 2)):
-            raise ValueError(expected + f" (a {seed.dtype.name} tensor of shape {seed.shape.as_list()}).")
+            raise ValueError(seed_error(seed, name) + f" (a {seed.dtype.name} tensor of shape {seed.shape.as_list()}).")
         seed = tf.cast(seed, tf.int32)
         return tf.stack([seed, tf.constant(0, tf.int32)]) if seed.shape.rank == 0 else tf.reshape(seed, [2])
-    if isinstance(seed, (bool, np.bool_)):
-        raise ValueError(expected + ".")
-    if isinstance(seed, (int, np.integer)):
-        values = [int(seed), 0]
-    else:
-        try:
-            array = np.asarray(seed)
-        except Exception:  # noqa: BLE001  (anything NumPy cannot read is not a seed)
-            raise ValueError(expected + ".") from None
-        if array.shape != (2,) or array.dtype.kind not in "iu":
-            raise ValueError(expected + ".")
-        values = [int(v) for v in array]
-    if not all(_INT32.min <= v <= _INT32.max for v in values):
-        raise ValueError(expected + f" (each int must fit in int32, [{_INT32.min}, {_INT32.max}]).")
-    return tf.constant(values, tf.int32)
+    return tf.constant(seed_values(seed, name), tf.int32)
 
 
 def fold_seeds(seed, count):
@@ -119,51 +103,6 @@ def fold_seeds(seed, count):
 
 
 # ------------------------------------------------------------------------------------------------ codes
-@dataclasses.dataclass(frozen=True)
-class CodeLayout:
-    """What a discrete model's codes look like.
-
-    Attributes:
-      grids: the (h, w) code grid of every layer, layer 1 (finest) first.
-      num_codes: K of every layer.
-      default_layer: the layer `encode` and `decode` use when none is given.
-      cumulative: False when the codes of layer l alone decode to an image
-        (HQA: decoding goes down the stack, Algorithm 3), True when layer l's
-        codes need those of every layer above (RRVQ-VAE: the prior of layer l
-        is conditioned on z_>l, eq. 3); `encode(x, l)` then gives the codes
-        of layers l..L.
-    """
-
-    grids: Tuple[Tuple[int, int], ...]
-    num_codes: Tuple[int, ...]
-    default_layer: int
-    cumulative: bool
-
-    @property
-    def num_layers(self):
-        return len(self.grids)
-
-    def check_layer(self, layer):
-        """`layer` as an int in 1..L (None: `default_layer`); a `ValueError` otherwise."""
-        if layer is None:
-            return self.default_layer
-        if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer)) \
-                or not 1 <= int(layer) <= self.num_layers:
-            raise ValueError(f"layer must be an integer in 1..{self.num_layers} (layers are numbered from 1, "
-                             f"the finest first), got {layer!r}.")
-        return int(layer)
-
-    def layers_sent(self, layer=None):
-        """The layers whose codes `encode(x, layer)` gives, in order (1-based)."""
-        layer = self.check_layer(layer)
-        return tuple(range(layer, self.num_layers + 1)) if self.cumulative else (layer,)
-
-    def bits(self, layer=None):
-        """Fixed-rate bits per image of `encode(x, layer)`: sum over the layers sent of h w ceil(log2 K)."""
-        return sum(h * w * max(1, math.ceil(math.log2(self.num_codes[l - 1])))
-                   for l in self.layers_sent(layer) for h, w in [self.grids[l - 1]])
-
-
 def below_layer(layout, layer):
     """`layer` checked for `CodeModel.code_logits`: an int in 2..L (the layer below it is `layer - 1`)."""
     layer = layout.check_layer(layer)

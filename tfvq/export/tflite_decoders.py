@@ -1,0 +1,201 @@
+"""TFLite decoders of the discrete models: codes to pixels, and the probabilities the codec decodes with.
+
+The encoders (`tfvq.export.tflite`) are half of what a device needs; this is the other half. It asks the
+model only through the model contract (`tfvq.models.base.CodeModel`), so every family with discrete codes
+(HQA, VQ-VAE, RRVQ-VAE, the FSQ / LFQ / RVQ / VQ autoencoders) converts the same way:
+
+* `decode(codes, l)`: images from layer l's codes (HQA Algorithm 3 down the stack; RRVQ eq. 3 top-down),
+  every layer below l at its most probable code.
+* `code_logits(codes, l)`: log p of layer l-1 given the codes of a file of layer l (HQA eq. 3 on the predicted
+  z_e; RRVQ eq. 7), what the codec's model-coded layers are decoded with.
+* `pixel_likelihood(codes, l)`: the discretised logistic's (loc, log_scale) (RRVQ App. C), for lossless files.
+* `top_code_logits(1)`: RRVQ's top prior. It takes no input, so its values are kept as data.
+
+One `.tflite` file per variant holds every signature (`tfvq.decoder_bundle` names them; the converter shares
+the weights between them), with a manifest that tells `tfvq.codec.lite_model.LiteModel` the code layout, the
+image shape and the weights hash. Shapes are fixed: batch 1 and the model's own image size. A fully
+convolutional model decodes files of other sizes with TensorFlow (TFLite's converter does not legalise a
+Conv2D of unknown height and width).
+
+Variants: `float32` (what `tfvq decompress` runs: its probabilities must round to the encoder's tables,
+`tfvq.codec.entropy`) and `float16` (float16 weights, half the bytes, for a device that decodes lossy
+files of fixed-rate or static-prior codes).
+
+`export_decoders` writes a bundle next to the encoders (`tfvq export`); `cache_decoders` writes the float32
+bundle beside the weights file the model was loaded from (`tfvq.decoder_bundle.bundle_dir`), where
+`tfvq decompress` finds it.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvq import decoder_bundle as bundle
+from tfvq import zoo
+from tfvq.export.tflite import check_model
+from tfvq.zoo.priors import priors_match
+
+VARIANTS = bundle.VARIANTS
+
+
+def _zero_codes(layout, layer):
+    return [tf.zeros((1, *layout.grids[j - 1]), tf.int32) for j in layout.layers_sent(layer)]
+
+
+def decoder_signatures(model):
+    """[(signature name, function of the codes -> dict of float32 tensors, input specs)] of `model`.
+
+    Every layer's `decode`; `code_logits` of the layers 2..L for which the model gives log-probabilities,
+    and `pixel_likelihood` of the layers for which it has one (each asked once, eagerly, with zero codes).
+    """
+    layout = check_model(model)
+    out = []
+    for l in range(1, layout.num_layers + 1):
+        specs = [tf.TensorSpec((1, *layout.grids[j - 1]), tf.int32, name=bundle.code_input(j))
+                 for j in layout.layers_sent(l)]
+        zeros = _zero_codes(layout, l)
+        out.append((bundle.signature("decode", l), lambda *c, l=l: {"images": model.decode(list(c), l)}, specs))
+        if l > 1 and model.code_logits(zeros, l) is not None:
+            out.append((bundle.signature("code_logits", l),
+                        lambda *c, l=l: {"log_probs": model.code_logits(list(c), l)}, specs))
+        if model.pixel_likelihood(zeros, l) is not None:
+            out.append((bundle.signature("pixel_likelihood", l),
+                        lambda *c, l=l: dict(zip(("loc", "log_scale"), model.pixel_likelihood(list(c), l))), specs))
+    return out
+
+
+class DecoderConversion:
+    """The decoders of one model written once as a SavedModel (every signature), converted to each variant
+    on first use (`content`)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.signatures = decoder_signatures(model)
+        self._tmp = tempfile.TemporaryDirectory()
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for name, fn, specs in self.signatures:
+            archive.add_endpoint(name, tf.function(fn, autograph=False), specs)
+        archive.write_out(self._tmp.name, verbose=False)
+        self._content = {}
+
+    def close(self):
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def content(self, variant):
+        """The `.tflite` bytes of `variant` (one of `VARIANTS`)."""
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
+        if variant not in self._content:
+            converter = tf.lite.TFLiteConverter.from_saved_model(self._tmp.name,
+                                                                 signature_keys=[s[0] for s in self.signatures])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if variant == "float16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            self._content[variant] = converter.convert()
+        return self._content[variant]
+
+    def manifest(self, model_name):
+        """The manifest's facts of the model (`tfvq.decoder_bundle`), without its files."""
+        model, layout = self.model, self.model.code_layout()
+        layers = range(1, layout.num_layers + 1)
+        strides = [model.code_stride(l) for l in layers]
+        return {"model": model_name, "image_shape": [int(d) for d in model.image_shape], "layout": layout.as_dict(),
+                "code_strides": None if strides[0] is None else [int(s) for s in strides],
+                "samples_at": [l for l in layers if l > 1 and model.decodes_stochastically(l)],
+                "weights_hash": zoo.weights_hash(model).hex(), "signatures": [s[0] for s in self.signatures]}
+
+    def write(self, folder, model_name, variants, prefix="", manifest_name=bundle.MANIFEST, priors=None,
+              weights=None):
+        """Writes the bundle into `folder`: `{prefix}decoders_<variant>.tflite`, `{prefix}top_code_logits.npy`
+        (a model with a top prior) and the manifest `manifest_name`; returns the manifest's path.
+
+        `priors`: {"static", "context": path relative to `folder`}; `weights`: {"file", "sha256"}.
+        """
+        os.makedirs(folder, exist_ok=True)
+        files = {}
+        for variant in variants:
+            files[variant] = f"{prefix}decoders_{variant}.tflite"
+            with open(os.path.join(folder, files[variant]), "wb") as f:
+                f.write(self.content(variant))
+        top, top_name = self.model.top_code_logits(1), None
+        if top is not None:
+            top_name = f"{prefix}top_code_logits.npy"
+            np.save(os.path.join(folder, top_name), np.asarray(top, np.float32))
+        manifest = {**self.manifest(model_name), "files": files, "top_code_logits": top_name,
+                    "priors": priors or {}, "weights": weights or {}}
+        return bundle.write_manifest(folder, manifest, manifest_name)
+
+
+def _weights_file(model):
+    """The file `model`'s weights were loaded from, while they are still those (else None)."""
+    path = getattr(model, "weights_file", None)
+    return path if path is not None and os.path.isfile(path) and priors_match(model) else None
+
+
+def export_decoders(model, out_dir, model_name, variants=VARIANTS, conversion=None):
+    """Writes `out_dir/<model_name>_decoders_<variant>.tflite`, `<model_name>_decoder.json` (the manifest) and
+    copies of the priors of the model's weights (`<model_name>.prior.json`, `.context.npz`, those that
+    exist): a folder that decodes the model's files anywhere (`tfvq decompress --decoder=MANIFEST`).
+    Returns the manifest's path."""
+    owned = conversion is None
+    conversion = conversion or DecoderConversion(model)
+    try:
+        weights, priors = _weights_file(model), {}
+        os.makedirs(out_dir, exist_ok=True)
+        for kind, path in (zoo.prior_paths(model) or {}).items() if weights else ():
+            if os.path.isfile(path):
+                priors[kind] = f"{model_name}{zoo.priors.SUFFIXES[kind]}"
+                shutil.copyfile(path, os.path.join(out_dir, priors[kind]))
+        return conversion.write(out_dir, model_name, variants, prefix=f"{model_name}_",
+                                manifest_name=f"{model_name}_decoder.json", priors=priors,
+                                weights={"sha256": bundle.file_sha256(weights)} if weights else {})
+    finally:
+        if owned:
+            conversion.close()
+
+
+def cache_decoders(model, model_name, conversion=None):
+    """The float32 bundle of `model`'s decoders beside the weights file it was loaded from (`bundle_dir`: named
+    by the file's SHA-256), written unless it is there; returns its folder, or None for a model whose weights
+    did not come from a file or have changed since (they have no file to be named by).
+
+    The manifest names the weights file and the prior files beside it (`tfvq.zoo.prior_paths`, relative to
+    the bundle), so priors refitted later are the ones read.
+    """
+    weights = _weights_file(model)
+    if weights is None:
+        return None
+    sha256 = bundle.file_sha256(weights)
+    folder = bundle.bundle_dir(weights, sha256)
+    try:
+        if bundle.read_manifest(folder)["weights"].get("sha256") == sha256:
+            return folder
+    except ValueError:
+        pass  # none yet, or a damaged one: written anew
+    owned = conversion is None
+    conversion = conversion or DecoderConversion(model)
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.dirname(folder))
+    try:
+        relative = {kind: os.path.relpath(path, folder) for kind, path in zoo.prior_paths(model).items()}
+        conversion.write(staging, model_name, ("float32",), priors=relative,
+                         weights={"file": os.path.relpath(weights, folder), "sha256": sha256})
+        os.chmod(staging, 0o755)  # mkdtemp's folder is the owner's alone; the weights' folder is everyone's
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if owned:
+            conversion.close()
+    return folder

@@ -85,6 +85,21 @@ def train_on_replicas(mirrored_strategy):
 
 
 @pytest.fixture
+def on_replicas(mirrored_strategy):
+    """`on_replicas(fn, halves)`: `fn(batch)` on each replica of the session's `MirroredStrategy` in one
+    `tf.function`, replica r on `halves[r]`; returns the replicas' results as NumPy (a list, one per replica)."""
+
+    def run(fn, halves):
+        values = mirrored_strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(halves[ctx.replica_id_in_sync_group])
+        )
+        result = tf.function(lambda x: mirrored_strategy.run(fn, args=(x,)))(values)
+        return [tf.nest.map_structure(np.asarray, r) for r in mirrored_strategy.experimental_local_results(result)]
+
+    return run
+
+
+@pytest.fixture
 def value_on_replicas(mirrored_strategy):
     """`value_on_replicas(variable)`: the variable's value, after checking that every replica holds the same."""
 
@@ -95,3 +110,32 @@ def value_on_replicas(mirrored_strategy):
         return first
 
     return value
+
+
+class ThroughQuantizer(keras.Model):
+    """Dense encoder, a quantizer (its loss added to the model's), Dense decoder."""
+
+    def __init__(self, quantizer, code_dim, width):
+        super().__init__()
+        self.encoder = keras.layers.Dense(code_dim)
+        self.quantizer = quantizer
+        self.decoder = keras.layers.Dense(width)
+
+    def call(self, x, training=None):
+        out = self.quantizer(self.encoder(x), training=training)
+        self.add_loss(out["loss"])
+        return self.decoder(out["quantized"])
+
+
+@pytest.fixture
+def fit_through():
+    """`fit_through(quantizer, code_dim, x, epochs=3, learning_rate=0.01)`: fits a tiny autoencoder
+    (Dense, `quantizer` with its loss, Dense) to reconstruct `x` by `model.fit`; returns the loss history."""
+
+    def fit(quantizer, code_dim, x, epochs=3, learning_rate=0.01):
+        keras.utils.set_random_seed(2)
+        model = ThroughQuantizer(quantizer, code_dim, x.shape[-1])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+        return model.fit(x, x, batch_size=32, epochs=epochs, verbose=0).history["loss"]
+
+    return fit

@@ -8,10 +8,12 @@ check and the replica helpers they all use.
 
 from tfvq.layers import ops
 from tfvq.layers.blocks import ResNetBlock, RunningNormalization, WeightNormConv2D
+from tfvq.layers.bsq import BinarySphericalQuantizer
 from tfvq.layers.fsq import FiniteScalarQuantizer
 from tfvq.layers.gaussian import GaussianLatent
 from tfvq.layers.lfq import LookupFreeQuantizer
 from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
+from tfvq.layers.residual import ResidualQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
 from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
 from tfvq.layers.vq import VectorQuantizer
@@ -22,8 +24,10 @@ __all__ = [
     "StochasticVectorQuantizer",
     "RelaxedResponsibilityQuantizer",
     "ResidualVectorQuantizer",
+    "ResidualQuantizer",
     "FiniteScalarQuantizer",
     "LookupFreeQuantizer",
+    "BinarySphericalQuantizer",
     "GaussianLatent",
     "RunningNormalization",
     "WeightNormConv2D",

@@ -170,10 +170,44 @@ class FiniteScalarQuantizer(ImplicitCodebookQuantizer):
         half_width = tf.constant(self._half_width, dtype)
         return (tf.cast(digits, dtype) - half_width) / half_width
 
+    def code_vectors(self, codes):
+        """The grid points `[..., d]` of int32 `codes` `[...]` in float32 (float64 under a float64 policy)."""
+        return self._grid_values(self.codes_to_levels(codes), self._work_dtype())
+
     def lookup(self, codes):
         """The grid points `[..., d]` of int32 `codes` `[...]`: exactly `quantized` for those codes."""
-        values = self._grid_values(self.codes_to_levels(codes), self._work_dtype())
-        return tf.cast(values, self.compute_dtype)
+        return tf.cast(self.code_vectors(codes), self.compute_dtype)
+
+    @property
+    def residual_gain(self):
+        """`2 ((L - 1) // 2) + 1` per channel (L for odd L, L - 1 for even): how much `ResidualQuantizer`
+        scales each later stage's input (see there).
+
+        A channel's grid has `m = (L - 1) // 2` levels on either side of 0 a step `s` apart (an even L has one
+        more level below, which a residual centred on 0 cannot use), so rounding codes `[-(m + 1/2) s,
+        (m + 1/2) s]` and leaves at most half a step, `s / 2`; scaling by `2m + 1` brings that back to the
+        whole range. Each stage then divides the error bound by `2m + 1` (L = 2 cannot refine: use L >= 3)."""
+        return tuple(float(2 * ((level - 1) // 2) + 1) for level in self.levels)
+
+    def residual_target(self, z):
+        """`bound(z) / (L // 2)`, the value in `(-1, 1)` that `quantized` rounds (and whose gradient it passes):
+        what a `ResidualQuantizer` of FSQ stages approximates ever more finely, in float32 (float64 under a
+        float64 policy)."""
+        return self.bound(z) / self._constants(logits_dtype(z.dtype))[3]
+
+    def input_for(self, values):
+        """An input that the forward pass rounds as it would round `values` `[..., d]` (in `quantized` units):
+        the inverse of `bound`, with `values` clipped to within a quarter step inside the outer levels.
+
+        `ResidualQuantizer` passes its later stages' scaled residuals through it, so they round the residual
+        uniformly (the `tanh` bound keeps an encoder's output in range at the first stage; a scaled residual
+        is in range already, and the bound's curvature would round it off-grid)."""
+        dtype = logits_dtype(values.dtype)
+        half_l, offset, shift, half_width = self._constants(dtype)
+        low = tf.constant([-(level // 2) + 0.25 for level in self.levels], dtype)
+        high = tf.constant([(level - 1) // 2 - 0.25 for level in self.levels], dtype)
+        target = tf.clip_by_value(tf.cast(values, dtype) * half_width, low, high)
+        return tf.atanh((target + offset) / half_l) - shift
 
     def bound(self, z):
         """`tanh(z + shift) * half_l - offset` per channel, in float32 (float64 for float64 inputs)."""

@@ -163,10 +163,24 @@ class LookupFreeQuantizer(ImplicitCodebookQuantizer):
     def _bit_weights(self):
         return tf.bitwise.left_shift(tf.ones([self.code_dim], tf.int32), tf.range(self.code_dim, dtype=tf.int32))
 
+    residual_gain = 2.0
+    """How much `ResidualQuantizer` scales each later stage's input (see there): a channel's codes are -1 and +1,
+    so an input in `[-2, 2]` is left at most 1 from its code, which 2 brings back to `[-2, 2]`; stage k then
+    adds `+-2^-k` (successive approximation: the error bound halves with every stage)."""
+
+    def _code_values(self, codes, dtype):
+        bits = tf.bitwise.bitwise_and(ops.checked_codes(codes)[..., None], self._bit_weights())
+        scale = self._code_scale()
+        return tf.where(bits > 0, tf.constant(scale, dtype), tf.constant(-scale, dtype))
+
+    def code_vectors(self, codes):
+        """The code vectors `[..., d]` in {-1, +1} of int32 `codes` `[...]`, in float32 (float64 under a float64
+        policy)."""
+        return self._code_values(codes, logits_dtype(self.compute_dtype))
+
     def lookup(self, codes):
         """The code vectors `[..., d]` in {-1, +1} of int32 `codes` `[...]`."""
-        bits = tf.bitwise.bitwise_and(ops.checked_codes(codes)[..., None], self._bit_weights())
-        return tf.where(bits > 0, tf.constant(1.0, self.compute_dtype), tf.constant(-1.0, self.compute_dtype))
+        return self._code_values(codes, self.compute_dtype)
 
     def _sign_codes(self, positive):
         """int32 codes `[...]` of the channels' signs `[..., d]` (bool, `z > 0`): bit i is channel i (eq. 3)."""
@@ -177,19 +191,37 @@ class LookupFreeQuantizer(ImplicitCodebookQuantizer):
         with TFLite builtins only (the models' TFLite encoders)."""
         return self._sign_codes(self.checked_inputs(inputs) > 0)
 
+    # Hooks of the sign quantizers (`BinarySphericalQuantizer` projects first and scales its codes).
+    def _project(self, z):
+        """What the sign is taken of, in the work dtype: `z` itself."""
+        return z
+
+    def _code_scale(self):
+        """The magnitude of every code channel: 1."""
+        return 1.0
+
+    def _commitment(self, flat, hard):
+        """`mean((z - q)^2)` over positions and channels."""
+        return ops.safe_mean(tf.square(flat - hard))
+
+    def _bit_logits(self, flat):
+        """`[N, d]` logits of p(bit = 1 | z): the distance softmax, `4 z / T`."""
+        return (4.0 / self.temperature) * flat
+
     def call(self, inputs, training=None):
         z = self.checked_inputs(inputs)
         work = logits_dtype(self.compute_dtype)
-        z_wide = tf.cast(z, work)
-        positive = z_wide > 0
-        hard = tf.where(positive, tf.constant(1.0, work), tf.constant(-1.0, work))
+        u = self._project(tf.cast(z, work))
+        positive = u > 0
+        scale = self._code_scale()
+        hard = tf.where(positive, tf.constant(scale, work), tf.constant(-scale, work))
         codes = self._sign_codes(positive)
-        # Value sign(z) exactly, gradient straight through.
-        quantized = tf.cast(hard, self.compute_dtype) + (z - tf.stop_gradient(z))
+        # Value exactly the code vector, gradient straight through (to u).
+        quantized = tf.cast(hard, self.compute_dtype) + tf.cast(u - tf.stop_gradient(u), self.compute_dtype)
 
-        flat = tf.reshape(z_wide, [-1, self.code_dim])
-        commitment = ops.safe_mean(tf.square(flat - tf.reshape(hard, [-1, self.code_dim])))
-        logits = (4.0 / self.temperature) * flat  # logit of p(bit = 1 | z): the distance softmax
+        flat = tf.reshape(u, [-1, self.code_dim])
+        commitment = self._commitment(flat, tf.reshape(hard, [-1, self.code_dim]))
+        logits = self._bit_logits(flat)
         entropy = ops.safe_mean(tf.reduce_sum(binary_entropy_from_logits(logits), axis=-1))
         count = ops.all_reduce_sum(tf.cast(tf.shape(flat)[0], work))
         if self.codebook_entropy == "exact":

@@ -235,10 +235,15 @@ class VectorQuantizer(CodebookQuantizer):
         codebook = tf.convert_to_tensor(self.codebook)
         return _l2_normalize(codebook) if self.distance == "cosine" else codebook
 
+    def code_vectors(self, codes):
+        """The code vectors `[..., D]` of integer `codes` `[...]` in the codebook's dtype (float32 under mixed
+        precision; normalised for cosine): what the residual stacks add up (`tfvq.layers.residual`)."""
+        return tf.gather(self._search_codebook(), ops.checked_codes(codes))
+
     def lookup(self, codes):
-        """Returns the code vectors `[..., D]` of integer `codes` `[...]` (normalised for cosine)."""
-        codes = ops.checked_codes(codes)
-        return tf.gather(tf.cast(self._search_codebook(), self.compute_dtype), codes)
+        """Returns the code vectors `[..., D]` of integer `codes` `[...]` (normalised for cosine), in the compute
+        dtype."""
+        return tf.cast(self.code_vectors(codes), self.compute_dtype)
 
     def _search_inputs(self, flat):
         """The prepared `[N, D]` inputs as the search compares them: l2-normalised for cosine."""

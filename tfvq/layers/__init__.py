@@ -11,6 +11,7 @@ from tfvq.layers.blocks import ResNetBlock, RunningNormalization, WeightNormConv
 from tfvq.layers.bsq import BinarySphericalQuantizer
 from tfvq.layers.fsq import FiniteScalarQuantizer
 from tfvq.layers.gaussian import GaussianLatent
+from tfvq.layers.grouped import GroupedQuantizer
 from tfvq.layers.lfq import LookupFreeQuantizer
 from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
 from tfvq.layers.residual import ResidualQuantizer
@@ -25,6 +26,7 @@ __all__ = [
     "RelaxedResponsibilityQuantizer",
     "ResidualVectorQuantizer",
     "ResidualQuantizer",
+    "GroupedQuantizer",
     "FiniteScalarQuantizer",
     "LookupFreeQuantizer",
     "BinarySphericalQuantizer",

@@ -51,3 +51,18 @@ def register_tiny(name):
         registry.register(registry.ZooEntry(**{**entry.__dict__, "name": tiny_name(name), "config": tiny_config(
             dict(entry.config)), "bundled_weights": None, "weights_command": None}))
     return tiny_name(name)
+
+
+def one_per_family():
+    """{family: the zoo entry of that family with the fewest pixels per image (ties: the first name)}: the
+    entries whose tiny models stand for their families (HQA, VQ-VAE, RRVQ-VAE, Spatial-VAE, the quantized
+    autoencoders) in tests that run every family."""
+    out = {}
+    for name in registry.list_models():
+        if name.startswith("tiny("):
+            continue
+        entry = registry.get(name)
+        pixels = int(np.prod(entry.config["image_shape"]))
+        if entry.family not in out or pixels < out[entry.family][0]:
+            out[entry.family] = (pixels, name)
+    return {family: name for family, (_, name) in sorted(out.items())}

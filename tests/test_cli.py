@@ -51,8 +51,11 @@ def test_a_run_folder_is_the_model_of_export_evaluate_compress_and_decompress(tm
                 "--tflite_train_images=32", env=env, cwd=tmp_path)
     assert f"images from {images} (the dataset {run} was trained on)" in out
     assert (tmp_path / "exported" / "vqvae_mnist" / "1" / "saved_model.pb").exists()
-    assert sorted(os.listdir(tmp_path / "exported" / "tflite")) == [
-        "vqvae_mnist_encode_layer1_float32.tflite", "vqvae_mnist_encode_layer1_int8.tflite"]
+    assert sorted(os.listdir(tmp_path / "exported" / "tflite")) == [  # the encoders, the decoders and priors
+        "vqvae_mnist.prior.json", "vqvae_mnist_decoder.json", "vqvae_mnist_decoders_float16.tflite",
+        "vqvae_mnist_decoders_float32.tflite", "vqvae_mnist_encode_layer1_float32.tflite",
+        "vqvae_mnist_encode_layer1_int8.tflite"]
+    assert f"TFLite decoders for tfvq decompress: {run}" in out  # cached beside the folder's weights
 
     out = _tfvq("evaluate", f"--model={run}", "--limit=8", env=env, cwd=tmp_path)
     assert f"on {images} (the dataset {run} was trained on; test split, " in out and "coded bits" in out
@@ -114,7 +117,7 @@ def test_choices_come_from_the_library():
     parser, _ = cli.command_parser("export")
     args = parser.parse_args(["--out=x", "--format=tflite", "--variants=int8,float16", "--notable"])
     assert args.format == ["tflite"] and args.variants == ["int8", "float16"] and args.table is False
-    assert set(FORMATS) == {"saved_model", "tflite"} and "int8" in VARIANTS
+    assert set(FORMATS) == {"saved_model", "tflite", "decoders"} and "int8" in VARIANTS
 
 
 def test_a_folder_names_its_zoo_model_and_dataset_and_a_weights_folder_counts_too(tmp_path):

@@ -132,8 +132,8 @@ def test_context_coded_files_decode_to_the_models_decode_of_its_codes(digits, la
     assert header.layers == tuple(range(layer, 6))
     # the 1x1 top has no context prior: the static one
     assert header.coders == {**{l: container.CONTEXT for l in range(layer, 5)}, 5: container.STATIC}
-    for j in header.layers:  # one file, every rate
-        np.testing.assert_array_equal(codec.decompress(data, layer=j),
+    for j in header.layers:  # one file, every rate; the Keras model's images exactly (backend="tensorflow")
+        np.testing.assert_array_equal(codec.decompress(data, layer=j, backend="tensorflow"),
                                       hqa.decode(hqa.encode(digits, j), j, dtype="uint8").numpy())
 
 
@@ -166,18 +166,18 @@ def test_a_context_coded_file_needs_the_same_context_priors(digits, monkeypatch,
     def priors_at(context_path):  # the bundled static prior, the context priors at `context_path`
         monkeypatch.setattr(files.zoo, "prior_paths", lambda m: {**bundled, "context": str(context_path)})
 
-    priors_at(tmp_path / "none.context.npz")  # no context priors at all
+    priors_at(tmp_path / "none.context.npz")  # no context priors at all (where the zoo says: TensorFlow's path)
     with pytest.raises(CodecError, match="with context priors, which these weights"):
-        codec.decompress(data)
+        codec.decompress(data, backend="tensorflow")
     keras.utils.set_random_seed(7)
     nets = {l: (other.configs[l], other.weights[l]) for l in other.configs}
     nets[2] = _fit().context_net(**other.configs[2])  # fresh weights for layer 2, the same weights hash
     context.ContextPriors(other.model, other.weights_hash, nets).save(tmp_path / "other.context.npz")
     priors_at(tmp_path / "other.context.npz")
     with pytest.raises(CodecError, match="made with other weights or priors of 'hqa_digits'"):
-        codec.decompress(data)
+        codec.decompress(data, backend="tensorflow")
     priors_at(bundled["context"])  # the priors it was made with decode it
-    np.testing.assert_array_equal(codec.decompress(data), codec.decompress(
+    np.testing.assert_array_equal(codec.decompress(data, backend="tensorflow"), codec.decompress(
         codec.compress(digits[:2], "hqa_digits", 2, coder="context")))
 
 

@@ -99,11 +99,12 @@ def test_hqa_files_decode_to_the_models_decode_of_its_codes(hqa, digits, coder, 
     header = codec.read_header(data)
     assert header.version == 4 and header.first_layer == layer and header.image_size is None
     want = hqa.decode(hqa.encode(digits, layer), layer, dtype="uint8").numpy()
-    np.testing.assert_array_equal(codec.decompress(data), want)
+    # the Keras model's images exactly (the TFLite decoders' are within a grey level: tests/codec/test_lite_model.py)
+    np.testing.assert_array_equal(codec.decompress(data, backend="tensorflow"), want)
     if coder == "progressive":  # one file, every rate: stop after any layer
         assert header.layers == tuple(range(layer, 6))
         for j in header.layers:
-            np.testing.assert_array_equal(codec.decompress(data, layer=j),
+            np.testing.assert_array_equal(codec.decompress(data, layer=j, backend="tensorflow"),
                                           hqa.decode(hqa.encode(digits, j), j, dtype="uint8").numpy())
     if coder == "static":
         assert header.coders == {layer: container.STATIC}

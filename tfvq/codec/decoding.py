@@ -61,8 +61,8 @@ def decompress_lite(data, layer=None, seed=None, weights=None, decoder=None):
         except ValueError as err:
             raise CodecError(str(err)) from None
         if manifest["model"] != f.model:
-            raise CodecError(f"The file names the model {f.model!r}; the decoders {manifest['path']} are "
-                             f"{manifest['model']!r}'s.")
+            raise CodecError(f"The file names the model {f.model!r}, but the decoders {manifest['path']} decode "
+                             f"{manifest['model']!r}.")
     else:
         manifest = lite_model.find_decoder(f.model, weights)
         if manifest is None:

@@ -169,7 +169,8 @@ class LookupFreeQuantizer(ImplicitCodebookQuantizer):
     adds `+-2^-k` (successive approximation: the error bound halves with every stage)."""
 
     def _code_values(self, codes, dtype):
-        bits = tf.bitwise.bitwise_and(ops.checked_codes(codes)[..., None], self._bit_weights())
+        # bit i of a code, by floor division and modulo (TFLite builtins, so decoders convert; BitwiseAnd is not)
+        bits = tf.math.floormod(tf.math.floordiv(ops.checked_codes(codes)[..., None], self._bit_weights()), 2)
         scale = self._code_scale()
         return tf.where(bits > 0, tf.constant(scale, dtype), tf.constant(-scale, dtype))
 

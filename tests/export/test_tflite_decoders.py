@@ -1,0 +1,154 @@
+"""TFLite decoders (`tfvq.export.tflite_decoders`) of every family with discrete codes agree with the Keras model.
+
+One tiny model per family (HQA with HQA's and HAMs' switches, the VQ-VAE, RRVQ-VAE with a learnt top prior, the
+FSQ / LFQ / RVQ / VQ autoencoders), converted once per family. The float32 file answers what the codec asks
+(`tfvq.codec.lite_model.LiteModel`) as the model does, to the last bits float arithmetic in another order
+leaves:
+
+* images: within `IMAGE_TOL` of the model's float decode, and uint8 pixels within one grey level;
+* code log-probabilities and the pixel likelihood: within the margins `tfvq.codec.entropy` escapes
+  (`LOG_MARGIN`, `LOC_MARGIN`, `SCALE_MARGIN`), so they round to the same integer tables, and the same tables
+  they give;
+* the top prior: the model's own values.
+"""
+
+import numpy as np
+import pytest
+
+from tfvq import cli, decoder_bundle, models, zoo
+from tfvq.codec import entropy
+from tfvq.codec.lite_model import LiteModel, find_decoder
+from tfvq.export import tflite_decoders
+
+IMAGE_TOL = 1e-5
+"""Images in [0, 1]: TFLite's kernels (XNNPACK) and TensorFlow's (oneDNN / Eigen) add the same float32 products
+in other orders, about 1e-7 apart per sum; measured at most 2e-6 on these models after a few layers. A code that
+a re-quantising decoder (HQA Algorithm 3) picks on the other side of a near tie would move an image by far
+more: none does on these codes."""
+FLOAT16_TOL = 0.02
+"""float16 weights (10-bit mantissas, relative error 2^-11 per weight) move images by up to 1e-3 here."""
+
+TINY = {
+    "hqa": lambda: models.HQA((8, 8, 1), [dict(num_codes=8, code_dim=4, encoder_hidden=4, decoder_hidden=4)] * 2),
+    "hams": lambda: models.HQA((8, 8, 1), [dict(num_codes=8, code_dim=4, encoder_hidden=4, decoder_hidden=4)] * 2,
+                               quantizer="vq", target="codes", probabilistic_loss=False),
+    "vqvae": lambda: models.VQVAE((8, 8, 1), num_downsamples=2, encoder_hidden=4, decoder_hidden=4, num_codes=8,
+                                  code_dim=4),
+    "rrvq": lambda: models.RRVQVAE((8, 8, 1), latent_sizes=(4, 2), num_codes=8, code_dim=4, channels=8,
+                                   top_prior="learned", seed=1),
+    "fsq": lambda: models.FSQAutoencoder((8, 8, 1), levels=(3, 3), encoder_hidden=4, decoder_hidden=4),
+    "lfq": lambda: models.LFQAutoencoder((8, 8, 1), code_dim=3, encoder_hidden=4, decoder_hidden=4),
+    "rvq": lambda: models.RVQAutoencoder((8, 8, 1), num_quantizers=2, num_codes=4, code_dim=4, encoder_hidden=4,
+                                         decoder_hidden=4, seed=1),
+    "vq": lambda: models.VQAutoencoder((8, 8, 1), num_codes=8, code_dim=4, encoder_hidden=4, decoder_hidden=4,
+                                       seed=1),
+}
+"""Each family's tiny model (8x8 images, a few codes)."""
+PROBABILITIES = {"hqa": ("code_logits",), "hams": ("code_logits",), "rrvq": ("code_logits", "pixel_likelihood")}
+"""The signatures besides `decode` each family has (the others give no code or pixel probabilities)."""
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """`converted(family)`: (model, its float32 and float16 LiteModels), converted once per family."""
+    done = {}
+
+    def get(family):
+        if family not in done:
+            model = TINY[family]()
+            folder = tmp_path_factory.mktemp(family)
+            with tflite_decoders.DecoderConversion(model) as conversion:
+                manifest = conversion.write(str(folder), family, ("float32", "float16"))
+            done[family] = (model, LiteModel(manifest), LiteModel(manifest, "float16"))
+        return done[family]
+
+    return get
+
+
+def _codes(layout, layer, count=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, layout.num_codes[j - 1], (count, *layout.grids[j - 1])).astype(np.int32)
+            for j in layout.layers_sent(layer)]
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_the_float32_decoders_answer_as_the_model(converted, family):
+    model, lite, _ = converted(family)
+    layout = model.code_layout()
+    assert lite.code_layout() == layout and lite.image_shape == tuple(model.image_shape)
+    assert [lite.code_stride(l) for l in range(1, layout.num_layers + 1)] == \
+        [model.code_stride(l) for l in range(1, layout.num_layers + 1)]
+    kinds = {name.rsplit("_layer_", 1)[0] for name in lite.manifest["signatures"]}
+    assert kinds == {"decode", *PROBABILITIES.get(family, ())}
+    for layer in range(1, layout.num_layers + 1):
+        codes = _codes(layout, layer, seed=layer)
+        want = np.asarray(model.decode(codes, layer))
+        got = lite.decode(codes, layer)
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.abs(got - want).max() <= IMAGE_TOL
+        pixels = np.abs(lite.decode(codes, layer, dtype="uint8").astype(int)
+                        - np.asarray(model.decode(codes, layer, dtype="uint8")).astype(int))
+        assert pixels.max() <= 1
+        if layer > 1:
+            want = model.code_logits(codes, layer)
+            got = lite.code_logits(codes, layer)
+            assert (got is None) == (want is None) == ("code_logits" not in kinds)
+            if want is not None:
+                want = np.asarray(want)
+                kept = want > -entropy.LOG_STEP * (entropy.LOG_LEVELS + 1)  # what gets a weight at all
+                assert np.abs(got - want)[kept].max() < entropy.LOG_MARGIN
+                (t_want, a_want), (t_got, _) = entropy.quantise_log_probs(want), entropy.quantise_log_probs(got)
+                np.testing.assert_array_equal(t_got[~a_want], t_want[~a_want])
+        want = model.pixel_likelihood(codes, layer)
+        got = lite.pixel_likelihood(codes, layer)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert np.abs(got[0] - np.asarray(want[0])).max() < entropy.LOC_MARGIN
+            assert np.abs(got[1] - np.asarray(want[1])).max() < entropy.SCALE_MARGIN
+    want = model.top_code_logits(2)
+    got = lite.top_code_logits(2)
+    assert (got is None) == (want is None)
+    if want is not None:
+        np.testing.assert_array_equal(got, np.asarray(want))
+
+
+@pytest.mark.parametrize("family", ["hqa", "rrvq", "fsq", "rvq"])
+def test_the_float16_decoders_are_close(converted, family):
+    """(Their files are half the size for real models, docs/deployment.md; these tiny ones have weights too small
+    to convert.)"""
+    model, _, half = converted(family)
+    codes = _codes(model.code_layout(), 1)
+    assert np.abs(half.decode(codes, 1) - np.asarray(model.decode(codes, 1))).max() <= FLOAT16_TOL
+
+
+def test_a_decoder_refuses_what_it_cannot_decode(converted):
+    model, lite, _ = converted("rrvq")
+    with pytest.raises(ValueError, match=r"codes must be in \[0, 7\]"):
+        lite.decode([np.full((1, 4, 4), 8, np.int32), np.zeros((1, 2, 2), np.int32)], 1)
+    with pytest.raises(ValueError, match="Expected the codes of layers"):
+        lite.decode(_codes(model.code_layout(), 2), 1)
+    with pytest.raises(ValueError, match="Layer 1 is the finest"):
+        lite.code_logits(_codes(model.code_layout(), 1), 1)
+    assert lite.decodes_stochastically(2) and not lite.decodes_stochastically(1)
+    fsq, fsq_lite, _ = converted("fsq")
+    assert fsq_lite.with_image_shape((8, 8, 1)) is fsq_lite
+    with pytest.raises(Exception, match="take 8x8 images, not 16x8"):
+        fsq_lite.with_image_shape((16, 8, 1))
+
+
+def test_export_writes_the_decoders_and_caches_them_beside_the_weights(tmp_path, capsys):
+    folder = tmp_path / "tiny_vq"
+    zoo.save(TINY["vq"](), str(folder), metadata={"zoo_name": "tiny_vq"})
+    assert cli.main(["export", f"--model={folder}", f"--out={tmp_path / 'out'}", "--format=decoders"]) == 0
+    out = capsys.readouterr().out
+    manifest = decoder_bundle.read_manifest(tmp_path / "out" / "tflite" / "tiny_vq_decoder.json")
+    assert sorted(manifest["files"]) == ["float16", "float32"]
+    cached = find_decoder("tiny_vq", str(folder))
+    assert cached is not None and f"TFLite decoders for tfvq decompress: {folder}" in out
+    assert cached["weights_hash"] == manifest["weights_hash"] == zoo.weights_hash(zoo.load(str(folder))).hex()
+    assert find_decoder("another_model", str(folder)) is None
+    # Other weights in the same place never meet the old decoders: they are named by the weights file's digest.
+    zoo.save(TINY["vq"](), str(folder), metadata={"zoo_name": "tiny_vq"})
+    assert find_decoder("tiny_vq", str(folder)) is None

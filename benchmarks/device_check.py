@@ -30,6 +30,10 @@ It prints the command, the CPU (`machine.print_setup`), then one table:
   escape flags caught (`escaped` positions code under a table no network touches) and how many it did
   not (those fail the file's CRC). With `--cpu` the second device is the logical `/CPU:1`.
 
+The default grid is 18 training rows; each builds and traces its step on the host (tens of seconds for the
+RRVQ-VAE's deep stack on a slow host) before timing it. `--configs`, `--precisions`, `--jit` and `--sections`
+narrow the run where the whole does not fit the time at hand.
+
 A failed check (an error, a non-finite loss, a configuration that does not fit even at batch 1, a file
 that does not decode or decodes to other pixels, a table difference no escape caught) is marked `FAIL`,
 and the script exits with status 1. Without a GPU and without `--cpu` it says so and exits with status 2.
@@ -112,7 +116,7 @@ class Memory:
     """Peak memory of a device since `reset()`: a GPU's allocator peak, or the process's peak resident set."""
 
     def __init__(self, tf, device):
-        self.tf, self.device = tf, device
+        self.tf, self.device = tf, device.lstrip("/")  # the memory calls take local names: "GPU:0"
         self.gpu = "GPU" in device.upper()
 
     def reset(self):
@@ -382,7 +386,7 @@ def main(argv=None):
         tf.config.set_visible_devices([], "GPU")
         from tfvq.train.strategies import split_cpu
         split_cpu(2)
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = [] if args.cpu else tf.config.list_physical_devices("GPU")
     if not gpus and not args.cpu:
         print("No GPU is visible to TensorFlow (tf.config.list_physical_devices('GPU') is empty). Check the "
               "driver and that this TensorFlow has CUDA (pip install 'tensorflow[and-cuda]'), or run the same "

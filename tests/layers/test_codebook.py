@@ -225,3 +225,90 @@ def test_mirrored_expiry_moves_the_same_codes_to_the_same_global_batch_rows(
 def test_a_negative_expiry_threshold_is_refused():
     with pytest.raises(ValueError, match="expire_codes_below"):
         VectorQuantizer(4, 2, expire_codes_below=-1.0)
+
+
+# ------------------------------------------------ k-means initialisation
+def four_clusters(per=6, spread=0.01):
+    means = np.array([[5.0, 0.0, 0.0, 0.0], [0.0, 5.0, 0.0, 0.0], [0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]])
+    points = (means[:, None] + RNG.normal(size=(4, per, 4)) * spread).reshape(-1, 4).astype(np.float32)
+    return means, points
+
+
+def owners(codebook, means):
+    return sorted(((codebook[:, None] - means[None]) ** 2).sum(-1).argmin(-1).tolist())
+
+
+@pytest.mark.parametrize("make", ALL_LAYERS, ids=LAYER_IDS)
+def test_kmeans_init_fits_the_codebook_to_the_first_training_batch_once(make, built):
+    layer = built(make(codebook_init="kmeans", kmeans_iterations=3, seed=7))
+    layer_4 = type(layer).from_config(dict(layer.get_config(), num_codes=4))
+    layer_4.build((None, 4))
+    means, points = four_clusters()
+    start = layer_4.codebook.numpy().copy()
+    layer_4(points, training=False)  # inference does not fit
+    np.testing.assert_array_equal(layer_4.codebook.numpy(), start)
+    layer_4(points, training=True)
+    fitted = layer_4.codebook.numpy()
+    assert bool(layer_4.codebook_initialized.numpy()) and owners(fitted, means) == [0, 1, 2, 3]
+    # Lloyd steps end at the cluster means (and an EMA codebook, restarted from them, averages the same points).
+    np.testing.assert_allclose(np.sort(fitted, 0), np.sort(means, 0), atol=0.02)
+    if not getattr(layer_4, "ema", False):  # a later batch does not refit (an EMA codebook moves by its EMA)
+        layer_4(points[::-1] + 1.0, training=True)
+        np.testing.assert_array_equal(layer_4.codebook.numpy(), fitted)
+
+
+def test_kmeans_plus_plus_seeds_are_batch_vectors_and_a_loaded_layer_is_not_refitted(keras_round_trip, tmp_path):
+    vq = VectorQuantizer(4, 4, codebook_init="kmeans++", seed=8, name="vq_kmeans")
+    _, points = four_clusters()
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, vq(inputs))
+    vq(points, training=True)
+    fitted = vq.codebook.numpy()
+    assert all(np.any(np.all(points == code, axis=-1)) for code in fitted)
+    keras_round_trip(model, vq, points)
+    loaded = keras.saving.load_model(tmp_path / "vq_kmeans.keras").get_layer("vq_kmeans")
+    assert loaded.codebook_init == "kmeans++" and bool(loaded.codebook_initialized.numpy())
+    loaded(points * 3.0, training=True)
+    np.testing.assert_array_equal(loaded.codebook.numpy(), fitted)
+    with pytest.raises(ValueError, match="codebook_init must be one of"):
+        VectorQuantizer(4, 4, codebook_init="pca")
+
+
+def test_mirrored_kmeans_init_fits_one_codebook_to_the_global_batch(mirrored_strategy, built, on_replicas,
+                                                                      value_on_replicas):
+    means, points = four_clusters()
+    halves = [points[:12], points[12:]]  # clusters 0-1 on replica 0, 2-3 on replica 1
+    with mirrored_strategy.scope():
+        vq = built(VectorQuantizer(4, 4, codebook_init="kmeans", kmeans_iterations=2, seed=9))
+    on_replicas(lambda z: vq(z, training=True)["loss"], halves)
+    assert owners(value_on_replicas(vq.codebook), means) == [0, 1, 2, 3]
+
+
+# ----------------------------------------------- orthogonal regularisation
+def np_orthogonality(codebook):
+    c = codebook / np.linalg.norm(codebook, axis=-1, keepdims=True)
+    return ((c @ c.T - np.eye(len(c))) ** 2).mean()
+
+
+@pytest.mark.parametrize("make", [ALL_LAYERS[0], ALL_LAYERS[2], ALL_LAYERS[3]], ids=["vq", "stochastic", "rrvq"])
+def test_orthogonal_regulariser_adds_its_weight_times_the_penalty_to_the_loss(make, built):
+    plain, reg = built(make(seed=10)), built(make(seed=10, orthogonal_weight=0.5))
+    z = RNG.normal(size=(6, 4)).astype(np.float32)
+    a = deterministic_call(plain, z)["loss"].numpy()
+    b = deterministic_call(reg, z)["loss"].numpy()
+    assert b - a == pytest.approx(0.5 * np_orthogonality(reg.codebook.numpy().astype(np.float64)), rel=1e-4)
+
+
+def test_orthogonal_penalty_gradient_pushes_codes_apart_in_angle(built):
+    vq = built(VectorQuantizer(3, 3, orthogonal_weight=1.0, seed=11))
+    vq.codebook.assign([[1.0, 0.1, 0.0], [1.0, -0.1, 0.0], [0.0, 0.0, 2.0]])
+    optimizer = keras.optimizers.SGD(0.5)
+    z = np.zeros((0, 3), np.float32)  # no data: the penalty alone
+    before = np_orthogonality(vq.codebook.numpy())
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = vq(z, training=True)["loss"]
+        optimizer.apply_gradients([(tape.gradient(loss, vq.codebook), vq.codebook)])
+    assert np_orthogonality(vq.codebook.numpy()) < 0.1 * before
+    with pytest.raises(ValueError, match="EMA codebook"):
+        VectorQuantizer(4, 2, ema=True, orthogonal_weight=0.1)

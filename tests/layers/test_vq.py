@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvq.layers import VectorQuantizer
+from tfvq.layers import ResidualQuantizer, VectorQuantizer
 from tfvq.layers.precision import precision_scope
 
 RNG = np.random.default_rng(3)
@@ -297,3 +297,58 @@ def test_nearest_codes_are_the_forward_codes_without_touching_the_layers_state(
     distance, nearest_codes_are_forward_codes
 ):
     nearest_codes_are_forward_codes(VectorQuantizer(16, 4, distance=distance), 4)
+
+
+# ------------------------------------------- low-dimensional lookup (ViT-VQGAN)
+def test_low_dimensional_lookup_projects_normalises_searches_and_projects_back(built, nearest_codes_are_forward_codes):
+    vq = built(VectorQuantizer(8, 6, lookup_dim=2, seed=1))
+    assert vq.distance == "cosine" and vq.codebook.shape == (8, 2) and vq.codebook_dim == 2
+    w_in, w_out = vq.project_in.numpy().astype(np.float64), vq.project_out.numpy().astype(np.float64)
+    e = vq.codebook.numpy().astype(np.float64)
+    e /= np.linalg.norm(e, axis=-1, keepdims=True)
+    z = tf.Variable(RNG.normal(size=(10, 6)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        out = vq(z, training=True)
+        y = tf.reduce_sum(out["quantized"] * tf.range(6, dtype=tf.float32))
+        soft = tf.math.l2_normalize(tf.matmul(z, vq.project_in), -1) @ vq.project_out  # the path without rounding
+        y_soft = tf.reduce_sum(soft * tf.range(6, dtype=tf.float32))
+    low = z.numpy() @ w_in
+    low /= np.linalg.norm(low, axis=-1, keepdims=True)
+    codes = ((low[:, None] - e[None]) ** 2).sum(-1).argmin(-1)
+    np.testing.assert_array_equal(out["codes"].numpy(), codes)
+    np.testing.assert_allclose(out["quantized"].numpy(), e[codes] @ w_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(vq.lookup(out["codes"]).numpy(), out["quantized"].numpy())
+    assert out["loss"].numpy() == pytest.approx(1.25 * ((low - e[codes]) ** 2).mean(), rel=1e-4)  # in the lookup space
+    # Straight through in the lookup space: the input's gradient is that of the path without rounding.
+    np.testing.assert_allclose(tape.gradient(y, z).numpy(), tape.gradient(y_soft, z).numpy(), rtol=1e-4, atol=1e-6)
+    assert tape.gradient(y, vq.project_out) is not None
+    nearest_codes_are_forward_codes(VectorQuantizer(16, 6, lookup_dim=3), 6)
+
+
+def test_low_dimensional_lookup_saves_stacks_and_runs_in_bfloat16(keras_round_trip, built):
+    with pytest.raises(ValueError, match="lookup_dim must be None or an integer >= 1"):
+        VectorQuantizer(8, 4, lookup_dim=0)
+    vq = VectorQuantizer(8, 4, lookup_dim=2, distance="euclidean", ema=True, seed=2, name="vq_low")
+    assert VectorQuantizer.from_config(vq.get_config()).get_config() == vq.get_config()
+    inputs = keras.Input((3, 4))
+    model = keras.Model(inputs, vq(inputs))
+    vq.project_in.assign(RNG.normal(size=(4, 2)))
+    keras_round_trip(model, vq, RNG.normal(size=(2, 3, 4)).astype(np.float32))
+    vq(RNG.normal(size=(16, 4)).astype(np.float32), training=True)  # EMA over the projected inputs
+    assert vq.ema_dw_hidden.shape == (8, 2)
+
+    stack = built(ResidualQuantizer(VectorQuantizer(8, 4, lookup_dim=2, seed=3), 2))
+    out = stack(RNG.normal(size=(5, 4)).astype(np.float32))
+    np.testing.assert_array_equal(stack.lookup(out["codes"]).numpy(), out["quantized"].numpy())
+
+    with precision_scope("mixed_bfloat16"):
+        mixed = built(VectorQuantizer(4, 4, lookup_dim=2, seed=4))
+    full = built(VectorQuantizer(4, 4, lookup_dim=2, seed=4))
+    directions = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], np.float32)
+    for layer in (mixed, full):
+        layer.codebook.assign(directions)
+        layer.project_in.assign(np.eye(4, 2))
+    want = RNG.integers(0, 4, size=12)
+    z = np.concatenate([directions[want] * 2, RNG.normal(size=(12, 2))], -1).astype(np.float32)
+    np.testing.assert_array_equal(mixed(z)["codes"].numpy(), want)
+    np.testing.assert_array_equal(full(z)["codes"].numpy(), want)

@@ -16,12 +16,14 @@ from tfvq.layers.lfq import LookupFreeQuantizer
 from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
 from tfvq.layers.residual import ResidualQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
+from tfvq.layers.simvq import SimVectorQuantizer
 from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
 from tfvq.layers.vq import VectorQuantizer
 
 __all__ = [
     "ops",
     "VectorQuantizer",
+    "SimVectorQuantizer",
     "StochasticVectorQuantizer",
     "RelaxedResponsibilityQuantizer",
     "ResidualVectorQuantizer",

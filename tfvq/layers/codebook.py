@@ -33,6 +33,13 @@ import keras
 import tensorflow as tf
 
 from tfvq.layers import ops
+from tfvq.layers.kmeans import kmeans_codebook
+
+CODEBOOK_INITS = ("random", "kmeans++", "kmeans")
+"""The `codebook_init=` values of the codebook quantizers (see `CodebookQuantizer`)."""
+
+KMEANS_POINTS_PER_CODE = 16
+"""k-means initialisation uses at most this many vectors per code from each replica's batch."""
 
 
 class CodebookQuantizer(keras.layers.Layer):
@@ -52,7 +59,29 @@ class CodebookQuantizer(keras.layers.Layer):
         batch. If set, dead codes are reset in training by the expiry rule
         instead of HQA's (see below), whatever `code_reset` says.
       seed: integer seed for the layer's random stream (sampling, reset noise).
+      codebook_init: "random" (the layer's initializer), "kmeans++" or "kmeans": the codebook is fitted
+        to the first training batch (see below).
+      kmeans_iterations: Lloyd steps after the k-means++ seeds for `codebook_init="kmeans"`.
+      orthogonal_weight: weight of the codebook's orthogonal regulariser in the layer's loss (0: none; see
+        below).
       **kwargs: passed to `keras.layers.Layer`.
+
+    Data-dependent initialisation (`codebook_init`): at the first training call, the codebook is fitted to
+    the batch's inputs (as the search sees them: normalised for a cosine distance, projected for a
+    low-dimensional lookup) by k-means++ seeds (Arthur & Vassilvitskii 2007), followed for "kmeans" by
+    `kmeans_iterations` Lloyd steps (`tfvq.layers.kmeans.kmeans_codebook`): SoundStream's "k-means on the
+    first training batch" (Zeghidour et al. 2021, §3.3), so no code starts where there is no data. It runs
+    once: a saved bool variable `codebook_initialized` records it (a loaded model is not refitted). Under
+    `tf.distribute` the batch is gathered from every replica and every replica fits the same codebook. At
+    most `KMEANS_POINTS_PER_CODE` (16) K vectors of each replica's batch are used, an even stride through
+    it (this also bounds the rows gathered, which happens at every training step while the option is set:
+    a collective cannot sit inside the branch that runs once). Codes beyond the batch's distinct vectors
+    keep their initial values: the batch should hold at least K vectors.
+
+    Orthogonal regularisation (`orthogonal_weight`): the loss gains `orthogonal_weight *
+    ops.orthogonality_penalty(codebook)`, the mean squared difference between the Gram matrix of the
+    l2-normalised codes and the identity (Shin et al., "Exploration into Translation-Equivariant Image
+    Quantization", ICASSP 2023). It acts through gradients, so a codebook learned by EMA refuses it.
 
     Dead-code reset, one mechanism with two rules. In training, the code
     usage counts of each batch (summed over replicas) are added up in
@@ -102,9 +131,18 @@ class CodebookQuantizer(keras.layers.Layer):
         reset_noise=0.01,
         expire_codes_below=None,
         seed=None,
+        codebook_init="random",
+        kmeans_iterations=10,
+        orthogonal_weight=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if codebook_init not in CODEBOOK_INITS:
+            raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {codebook_init!r}.")
+        if isinstance(kmeans_iterations, bool) or not float(kmeans_iterations).is_integer() or kmeans_iterations < 0:
+            raise ValueError(f"kmeans_iterations must be an integer >= 0, got {kmeans_iterations!r}.")
+        if not float(orthogonal_weight) >= 0.0:
+            raise ValueError(f"orthogonal_weight must be >= 0, got {orthogonal_weight!r}.")
         if int(num_codes) < 1 or int(code_dim) < 1:
             raise ValueError(
                 f"num_codes and code_dim must be positive integers, got num_codes={num_codes}, "
@@ -126,6 +164,14 @@ class CodebookQuantizer(keras.layers.Layer):
         self.expire_codes_below = None if expire_codes_below is None else float(expire_codes_below)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.codebook_init = codebook_init
+        self.kmeans_iterations = int(kmeans_iterations)
+        self.orthogonal_weight = float(orthogonal_weight)
+
+    @property
+    def codebook_dim(self):
+        """The width of the codebook's rows: D (a low-dimensional lookup narrows it, `VectorQuantizer`)."""
+        return self.code_dim
 
     @property
     def resets_codes(self):
@@ -138,13 +184,15 @@ class CodebookQuantizer(keras.layers.Layer):
             ops.check_last_dim(self, input_shape[-1], self.code_dim)
         self.codebook = self.add_weight(
             name="codebook",
-            shape=(self.num_codes, self.code_dim),
+            shape=(self.num_codes, self.codebook_dim),
             initializer=self._codebook_initializer(),
             trainable=self._codebook_trainable(),
             aggregation="only_first_replica",
             autocast=False,  # float32 under mixed precision: cast where a product needs the compute dtype
         )
         self._build_extra()
+        if self.codebook_init != "random":
+            self.codebook_initialized = self._state_scalar("codebook_initialized", "bool", "zeros")
         if self.resets_codes:
             self.code_usage = self.add_weight(
                 name="code_usage",
@@ -154,23 +202,14 @@ class CodebookQuantizer(keras.layers.Layer):
                 aggregation="only_first_replica",
                 autocast=False,  # counts stay float32
             )
-            self.usage_batches = self.add_weight(
-                name="usage_batches",
-                shape=(),
-                initializer="zeros",
-                dtype="int64",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self.reset_enabled = self.add_weight(
-                name="reset_enabled",
-                shape=(),
-                initializer="ones",
-                dtype="bool",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
+            self.usage_batches = self._state_scalar("usage_batches", "int64", "zeros")
+            self.reset_enabled = self._state_scalar("reset_enabled", "bool", "ones")
         self.built = True
+
+    def _state_scalar(self, name, dtype, initializer):
+        """A non-trainable scalar of the layer's state (a flag, a counter), the same on every replica."""
+        return self.add_weight(name=name, shape=(), initializer=initializer, dtype=dtype, trainable=False,
+                               aggregation="only_first_replica")
 
     def _codebook_initializer(self):
         return keras.initializers.RandomUniform(-1.0, 1.0, seed=self.seed)
@@ -199,6 +238,43 @@ class CodebookQuantizer(keras.layers.Layer):
         codes = ops.checked_codes(codes)
         return tf.gather(tf.cast(self.codebook, self.compute_dtype), codes)
 
+    # ------------------------------------------------ initialisation, regulariser
+    def initialize_codebook(self, points):
+        """Fits the codebook to `points` `[N, codebook_dim]` (the search's inputs) by k-means(++) the first
+        time it is called with any points (see the class docstring); a no-op for `codebook_init="random"`.
+
+        A subclass calls it from its forward pass in training, before the search."""
+        if self.codebook_init == "random":
+            return
+        points = tf.stop_gradient(tf.cast(points, self.codebook.dtype))
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        current = tf.convert_to_tensor(self.codebook)
+        # At most KMEANS_POINTS_PER_CODE * K vectors of each replica's batch, evenly strided over it.
+        cap = KMEANS_POINTS_PER_CODE * self.num_codes
+        points = points[:: tf.maximum(1, (tf.shape(points)[0] + cap - 1) // cap)]
+        # Gathered at every training step: a collective cannot sit inside the tf.cond below.
+        gathered = ops.all_gather_rows(points)  # every replica fits the same codebook to the global batch
+        fresh = tf.logical_and(tf.logical_not(self.codebook_initialized), tf.shape(gathered)[0] > 0)
+        iterations = self.kmeans_iterations if self.codebook_init == "kmeans" else 0
+        codebook = tf.cond(fresh, lambda: kmeans_codebook(gathered, current, seed, iterations), lambda: current)
+        self.codebook.assign(codebook)
+        self.codebook_initialized.assign(tf.logical_or(self.codebook_initialized, fresh))
+        self._codebook_fitted(fresh)
+
+    def _codebook_fitted(self, fresh):
+        """Hook called after `initialize_codebook` with a scalar bool: whether the codebook was just fitted."""
+
+    def _regularized_codebook(self):
+        """The codes the orthogonal regulariser acts on: the codebook variable."""
+        return tf.convert_to_tensor(self.codebook)
+
+    def with_regularizer(self, loss):
+        """`loss` plus `orthogonal_weight` times the codebook's orthogonality penalty (`loss` if the weight is 0)."""
+        if not self.orthogonal_weight:
+            return loss
+        penalty = ops.orthogonality_penalty(tf.cast(self._regularized_codebook(), tf.float32))
+        return loss + tf.cast(self.orthogonal_weight * penalty, loss.dtype)
+
     # ------------------------------------------------------------- code reset
     def update_usage_and_reset(self, counts, flat=None):
         """Counts code usage over `reset_window` batches, then resets the dead
@@ -220,7 +296,7 @@ class CodebookQuantizer(keras.layers.Layer):
 
         if self.expire_codes_below is None:
             # HQA App. C.4: the least used code moves next to the most used one.
-            noise = keras.random.normal((self.code_dim,), stddev=self.reset_noise, seed=self.seed_generator)
+            noise = keras.random.normal((self.codebook_dim,), stddev=self.reset_noise, seed=self.seed_generator)
 
             def dead_codes_and_vectors(usage, cb):
                 most = tf.argmax(usage, output_type=tf.int32)
@@ -280,7 +356,7 @@ class CodebookQuantizer(keras.layers.Layer):
         seeds = tf.random.experimental.stateless_split(seed, 2)
         order = tf.argsort(tf.random.stateless_uniform([n], seeds[0]))
         # A zero row after the batch, so an empty batch gathers something (marked unavailable).
-        padded = tf.concat([flat, tf.zeros([1, self.code_dim], flat.dtype)], axis=0)
+        padded = tf.concat([flat, tf.zeros([1, self.codebook_dim], flat.dtype)], axis=0)
         order = tf.concat([order, [n]], axis=0)
         pick = tf.gather(order, tf.range(self.num_codes) % tf.maximum(n, 1))
         rows = tf.gather(padded, pick)
@@ -311,6 +387,9 @@ class CodebookQuantizer(keras.layers.Layer):
                 "reset_noise": self.reset_noise,
                 "expire_codes_below": self.expire_codes_below,
                 "seed": self.seed,
+                "codebook_init": self.codebook_init,
+                "kmeans_iterations": self.kmeans_iterations,
+                "orthogonal_weight": self.orthogonal_weight,
             }
         )
         return config

@@ -92,6 +92,19 @@ class ComposedQuantizer(keras.layers.Layer):
             for i in range(count)
         ]
 
+    def _parts(self):
+        """`(layers, width)`: the inner copies and the last dimension each one takes (subclasses say)."""
+        raise NotImplementedError
+
+    def build(self, input_shape=None):
+        if input_shape is not None and input_shape[-1] is not None:
+            ops.check_last_dim(self, input_shape[-1], self.code_dim, self._dim_words())
+        layers, width = self._parts()
+        for layer in layers:
+            if not layer.built:
+                layer.build((None, width))
+        self.built = True
+
     def _work_dtype(self):
         """float32 under a 16-bit policy (residual chains and sums), else the compute dtype."""
         return logits_dtype(self.compute_dtype)

@@ -78,13 +78,8 @@ class GroupedQuantizer(ComposedQuantizer):
     def _dim_words(self):
         return f"code_dim={self.code_dim} ({self.groups} groups of {self.group_dim})"
 
-    def build(self, input_shape=None):
-        if input_shape is not None and input_shape[-1] is not None:
-            ops.check_last_dim(self, input_shape[-1], self.code_dim, self._dim_words())
-        for group in self.groups_:
-            if not group.built:
-                group.build((None, self.group_dim))
-        self.built = True
+    def _parts(self):
+        return self.groups_, self.group_dim
 
     def _depth(self, num_quantizers):
         if num_quantizers is None:

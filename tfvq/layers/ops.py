@@ -283,6 +283,25 @@ def categorical_kl(q_logits, p_logits):
     return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
 
 
+def orthogonality_penalty(codebook):
+    """`mean_{j,k} ((c_j . c_k) - [j = k])^2` of the l2-normalised codes `c_k`: `||C^ C^T - I||_F^2 / K^2`.
+
+    The orthogonal regularisation of a codebook (Shin et al., "Exploration into Translation-Equivariant Image
+    Quantization", ICASSP 2023): 0 when the codes are orthogonal, it pushes them apart in angle, so more of
+    them stay in use. With K > D codes it cannot reach 0 (at least K - D of them are not orthogonal to the
+    rest); its minimum then spreads the codes' directions evenly. Costs one `[K, D] x [D, K]` product.
+
+    Args:
+      codebook: `[K, D]` codes (float32).
+
+    Returns:
+      A scalar in the codebook's dtype.
+    """
+    normed = tf.math.l2_normalize(codebook, axis=-1, epsilon=1e-12)
+    gram = tf.matmul(normed, normed, transpose_b=True)
+    return tf.reduce_mean(tf.square(gram - tf.eye(tf.shape(gram)[0], dtype=gram.dtype)))
+
+
 def code_counts(codes, num_codes):
     """How many times each of `num_codes` codes occurs in int32 `codes` (float32 `[K]`)."""
     codes = tf.reshape(codes, [-1])

@@ -118,7 +118,7 @@ class RelaxedResponsibilityQuantizer(RelaxedQuantizer):
             p_logits = tf.zeros_like(q_logits)
         kl = ops.categorical_kl(q_logits, p_logits)
         out["kl"] = tf.reshape(kl, leading)
-        out["loss"] = ops.safe_mean(kl)
+        out["loss"] = self.with_regularizer(ops.safe_mean(kl))
         return out
 
     def get_config(self):

@@ -132,14 +132,8 @@ class ResidualQuantizer(ComposedQuantizer):
         """How many consecutive seeds the stages use (a `GroupedQuantizer` moves each group's by this)."""
         return self.num_quantizers
 
-    # ------------------------------------------------------------------ build
-    def build(self, input_shape=None):
-        if input_shape is not None and input_shape[-1] is not None:
-            ops.check_last_dim(self, input_shape[-1], self.code_dim, self._dim_words())
-        for stage in self.stages:
-            if not stage.built:
-                stage.build((None, self.code_dim))
-        self.built = True
+    def _parts(self):
+        return self.stages, self.code_dim
 
     def _check_depth(self, num_quantizers):
         if num_quantizers is None:

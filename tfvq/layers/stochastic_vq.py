@@ -121,6 +121,8 @@ class RelaxedQuantizer(CodebookQuantizer):
             raise ValueError("code_bias changes the most probable code: it needs training=False and "
                              "stochastic=False.")
         flat, leading = self.flatten_inputs(inputs)
+        if training:
+            self.initialize_codebook(flat)
         codebook = tf.cast(self.codebook, flat.dtype)
         logits, row_offset = self.shifted_logits(flat)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
@@ -272,14 +274,15 @@ class StochasticVectorQuantizer(RelaxedQuantizer):
     def call(self, inputs, training=None, stochastic=True, seed=None, code_bias=None):
         out, _, _ = self.quantize_with_logits(inputs, training, stochastic, seed, code_bias)
         if self.probabilistic_loss:
-            out["loss"] = self.commitment_cost * out["commitment"] - self.entropy_cost * out["entropy"]
+            loss = self.commitment_cost * out["commitment"] - self.entropy_cost * out["entropy"]
+            out["loss"] = self.with_regularizer(loss)
         else:
             # HQA eq. 2 at the sampled code (App. B.4): codebook term + beta * commitment term, in float32.
             flat = to_float32(self.flatten_inputs(inputs)[0])
             chosen = tf.gather(tf.convert_to_tensor(self.codebook), tf.reshape(out["codes"], [-1]))
             codebook_term = ops.safe_mean(tf.square(tf.stop_gradient(flat) - chosen))
             commitment_term = ops.safe_mean(tf.square(flat - tf.stop_gradient(chosen)))
-            out["loss"] = codebook_term + self.commitment_cost * commitment_term
+            out["loss"] = self.with_regularizer(codebook_term + self.commitment_cost * commitment_term)
         return out
 
     def get_config(self):

@@ -163,15 +163,25 @@ class VectorQuantizer(CodebookQuantizer):
         ema=False,
         decay=0.99,
         epsilon=1e-5,
-        distance="euclidean",
+        distance=None,
         rotation_trick=False,
+        lookup_dim=None,
         **kwargs,
     ):
+        if lookup_dim is not None and (
+            isinstance(lookup_dim, bool) or not float(lookup_dim).is_integer() or int(lookup_dim) < 1
+        ):
+            raise ValueError(f"lookup_dim must be None or an integer >= 1, got {lookup_dim!r}.")
         super().__init__(num_codes, code_dim, **kwargs)
+        self.lookup_dim = None if lookup_dim is None else int(lookup_dim)
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}.")
+        if distance is None:
+            distance = "euclidean" if self.lookup_dim is None else "cosine"
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
+        if ema and self.orthogonal_weight:
+            raise ValueError("orthogonal_weight acts through gradients; an EMA codebook (ema=True) takes none.")
         self.commitment_cost = float(commitment_cost)
         self.ema = bool(ema)
         self.decay = float(decay)
@@ -186,7 +196,20 @@ class VectorQuantizer(CodebookQuantizer):
     def _codebook_trainable(self):
         return not self.ema
 
+    @property
+    def codebook_dim(self):
+        """The width of the codes: `lookup_dim` for a low-dimensional lookup, else `code_dim`."""
+        return self.code_dim if self.lookup_dim is None else self.lookup_dim
+
     def _build_extra(self):
+        if self.lookup_dim is not None:
+            # float32 under mixed precision (autocast=False), cast where a product needs the compute dtype.
+            kw = dict(trainable=True, aggregation="only_first_replica", autocast=False)
+            glorot = keras.initializers.GlorotUniform(seed=self.seed)
+            self.project_in = self.add_weight(
+                name="project_in", shape=(self.code_dim, self.lookup_dim), initializer=glorot, **kw)
+            self.project_out = self.add_weight(
+                name="project_out", shape=(self.lookup_dim, self.code_dim), initializer=glorot, **kw)
         if not self.ema:
             return
         # float32 under mixed precision (autocast=False): EMA sums of small updates stall in 16 bits.
@@ -196,7 +219,7 @@ class VectorQuantizer(CodebookQuantizer):
             name="ema_cluster_size_hidden", shape=(self.num_codes,), initializer="zeros", **kw
         )
         self.ema_dw_hidden = self.add_weight(
-            name="ema_dw_hidden", shape=(self.num_codes, self.code_dim), initializer="zeros", **kw
+            name="ema_dw_hidden", shape=(self.num_codes, self.codebook_dim), initializer="zeros", **kw
         )
         self.ema_steps = self.add_weight(name="ema_steps", shape=(), initializer="zeros", **kw)
 
@@ -230,15 +253,38 @@ class VectorQuantizer(CodebookQuantizer):
         self.ema_cluster_size_hidden.assign(tf.where(dead, fill, cs))
         self.ema_dw_hidden.assign(tf.where(dead[:, None], codebook * fill[:, None], self.ema_dw_hidden))
 
+    def _codebook_fitted(self, fresh):
+        """With `ema=True`, a codebook just fitted by k-means restarts the EMA statistics (the next update is
+        then a Lloyd step from it)."""
+        if not self.ema:
+            return
+        for variable in (self.ema_cluster_size_hidden, self.ema_dw_hidden, self.ema_steps):
+            value = tf.convert_to_tensor(variable)
+            variable.assign(tf.where(fresh, tf.zeros_like(value), value))
+
+    def _regularized_codebook(self):
+        return self._search_codebook()
+
+    def _codebook_vectors(self):
+        """The codes before any normalisation: the codebook variable (`SimVectorQuantizer`: `C W`)."""
+        return tf.convert_to_tensor(self.codebook)
+
     def _search_codebook(self):
-        """The codebook the search and lookup use: the variable, l2-normalised for `distance="cosine"`."""
-        codebook = tf.convert_to_tensor(self.codebook)
+        """The codebook the search and lookup use: the codes, l2-normalised for `distance="cosine"`."""
+        codebook = self._codebook_vectors()
         return _l2_normalize(codebook) if self.distance == "cosine" else codebook
+
+    def _project_out(self, x):
+        """`x @ project_out` (`[..., lookup_dim]` -> `[..., D]`, in `x`'s dtype); `x` without a lookup_dim."""
+        if self.lookup_dim is None:
+            return x
+        return tf.linalg.matmul(x, tf.cast(self.project_out, x.dtype))
 
     def code_vectors(self, codes):
         """The code vectors `[..., D]` of integer `codes` `[...]` in the codebook's dtype (float32 under mixed
-        precision; normalised for cosine): what the residual stacks add up (`tfvq.layers.residual`)."""
-        return tf.gather(self._search_codebook(), ops.checked_codes(codes))
+        precision; normalised for cosine; projected out for a lookup_dim): what the residual stacks add up
+        (`tfvq.layers.residual`)."""
+        return self._project_out(tf.gather(self._search_codebook(), ops.checked_codes(codes)))
 
     def lookup(self, codes):
         """Returns the code vectors `[..., D]` of integer `codes` `[...]` (normalised for cosine), in the compute
@@ -246,7 +292,10 @@ class VectorQuantizer(CodebookQuantizer):
         return tf.cast(self.code_vectors(codes), self.compute_dtype)
 
     def _search_inputs(self, flat):
-        """The prepared `[N, D]` inputs as the search compares them: l2-normalised for cosine."""
+        """The prepared `[N, D]` inputs as the search compares them: projected to `lookup_dim` if set,
+        l2-normalised for cosine."""
+        if self.lookup_dim is not None:
+            flat = tf.linalg.matmul(flat, tf.cast(self.project_in, flat.dtype))
         return _l2_normalize(flat) if self.distance == "cosine" else flat
 
     def _nearest(self, flat):
@@ -284,6 +333,8 @@ class VectorQuantizer(CodebookQuantizer):
         """
         flat, leading = self.flatten_inputs(inputs)
         flat = self._search_inputs(flat)
+        if training:
+            self.initialize_codebook(flat)
         # The row constant ||x||^2 does not change the argmin and is added only for `distances`.
         codes, scores = self._nearest(flat)
         distances = tf.maximum(scores + tf.reduce_sum(tf.square(to_float32(flat)), axis=-1, keepdims=True), 0.0)
@@ -293,7 +344,7 @@ class VectorQuantizer(CodebookQuantizer):
         codebook_wide = self._search_codebook()  # after the EMA update, before any reset
         if training and self.resets_codes:
             self.update_usage_and_reset(counts, tf.stop_gradient(flat))
-        rows = tf.gather(codebook_wide, codes)
+        rows = self._project_out(tf.gather(codebook_wide, codes))
         quantized = tf.gather(tf.cast(codebook_wide, flat.dtype), codes)
         # The losses in float32 (squared differences of nearby 16-bit numbers lose their low bits).
         flat32, quantized32 = to_float32(flat), to_float32(quantized)
@@ -303,11 +354,16 @@ class VectorQuantizer(CodebookQuantizer):
         else:
             q_latent = ops.safe_mean(tf.square(quantized32 - tf.stop_gradient(flat32)))
             loss = q_latent + self.commitment_cost * e_latent
+        loss = self.with_regularizer(loss)
         if self.rotation_trick:
             rotated = rotation_trick(flat, quantized)
             quantized_st = tf.stop_gradient(quantized) + (rotated - tf.stop_gradient(rotated))
         else:
             quantized_st = flat + tf.stop_gradient(quantized - flat)
+        if self.lookup_dim is not None:
+            # Value: the projected code vector exactly; gradient: through the projection of the straight-through.
+            projected = self._project_out(quantized_st)
+            quantized_st = tf.stop_gradient(self._project_out(quantized)) + (projected - tf.stop_gradient(projected))
         out_shape = tf.concat([leading, [self.code_dim]], axis=0)
         out = {
             "quantized": tf.reshape(quantized_st, out_shape),
@@ -328,6 +384,7 @@ class VectorQuantizer(CodebookQuantizer):
                 "epsilon": self.epsilon,
                 "distance": self.distance,
                 "rotation_trick": self.rotation_trick,
+                "lookup_dim": self.lookup_dim,
             }
         )
         return config

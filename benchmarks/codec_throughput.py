@@ -121,7 +121,7 @@ def cold_files(folder, path):
         "import sys\n"
         "from tfvq import codec\n"
         "from tfvq.data.embedded import mnist10k_raw\n"
-        "digit = mnist10k_raw('test')[0][0]\n"
+        "digit = mnist10k_raw('test')[0][0][..., None]\n"
         f"for i, (name, options) in enumerate({COLD_CASES!r}):\n"
         "    open(f'{sys.argv[1]}/case{i}.tfvq', 'wb').write(codec.compress(digit, name, **options))\n")
     subprocess.run([sys.executable, "-c", script, folder], env=_tree_env(path), check=True,

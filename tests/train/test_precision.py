@@ -170,7 +170,7 @@ def test_a_mirrored_step_whose_scaled_loss_overflows_is_skipped_on_every_replica
 def test_every_family_trains_in_mixed_float16(tiny_trainer, name):
     """The tiny model of each family under mixed_float16: a `LossScaleOptimizer`, float16 layers, finite losses
     over three steps, at least one step applied (a step whose scaled gradients overflow is skipped and halves
-    the scale: vq_digits' first steps do at 2^15) and the weights move."""
+    the scale: the tiny vq_digits' second step does at 2^15) and the weights move."""
     t = tiny_trainer(name, precision="mixed_float16", steps=3)
     opt, stage = t.optimizers[1], t.stages[1]
     assert isinstance(opt, keras.optimizers.LossScaleOptimizer)

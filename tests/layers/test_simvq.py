@@ -54,6 +54,18 @@ def test_kmeans_init_puts_the_centres_in_c_and_restarts_w_at_the_identity(built)
     assert sorted(owner) == [0, 1, 2, 3] and bool(simvq.codebook_initialized.numpy())
 
 
+def test_mirrored_kmeans_init_gives_every_replica_the_same_c_and_w(mirrored_strategy, on_replicas, built,
+                                                                   value_on_replicas):
+    means = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]])
+    points = (means[:, None] + RNG.normal(size=(4, 6, 2)) * 0.01).reshape(-1, 2).astype(np.float32)
+    with mirrored_strategy.scope():
+        simvq = built(SimVectorQuantizer(4, 2, codebook_init="kmeans++", seed=7))
+    on_replicas(lambda z: simvq(z, training=True)["loss"], [points[:12], points[12:]])
+    codebook = value_on_replicas(simvq.codebook)
+    assert sorted(((codebook[:, None] - means[None]) ** 2).sum(-1).argmin(-1)) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(value_on_replicas(simvq.linear), np.eye(2))
+
+
 def test_options_that_would_move_the_frozen_codebook_are_refused():
     for kw in (dict(ema=True), dict(expire_codes_below=1.0), dict(code_reset=True), dict(lookup_dim=2)):
         with pytest.raises(ValueError, match="SimVectorQuantizer does not take"):

@@ -1,9 +1,12 @@
 """Quantizer layers, the Gaussian latent and the maths they share (see `tfvq.layers.ops`).
 
-One file per quantizer: `vq` (VQ-VAE, the rotation trick), `stochastic_vq` (HQA's), `relaxed_responsibility`
-(RRVQ's), `fsq`, `lfq`, and `rvq` (a stack of `VectorQuantizer`s); their shared bases are `codebook` (a codebook
-variable with dead-code reset) and `implicit` (FSQ's and LFQ's input check); `ops` holds the maths, the input
-check and the replica helpers they all use.
+One file per quantizer: `vq` (VQ-VAE, the rotation trick, the low-dimensional lookup), `simvq` (SimVQ's `C W`
+codebook), `stochastic_vq` (HQA's), `relaxed_responsibility` (RRVQ's), `fsq`, `lfq`, `bsq` (binary spherical);
+the quantizers made of quantizers, `residual` (residual stages of any of them), `grouped` (groups of
+channels) and `rvq` (the residual stack of `VectorQuantizer`s), share `composed` (and its one code layout).
+Their bases are `codebook` (a codebook variable with dead-code reset, k-means initialisation from `kmeans`
+and the orthogonal regulariser) and `implicit` (FSQ's, LFQ's and BSQ's input check); `ops` holds the maths,
+the input check and the replica helpers they all use.
 """
 
 from tfvq.layers import ops

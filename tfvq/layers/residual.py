@@ -37,9 +37,10 @@ class ResidualQuantizer(ComposedQuantizer):
       steps fill the symmetric part of the grid (the field's residual FSQ scales by `(L - 1)^k`; a factor of
       L uses the outer levels' rounding cells too). Later stages also pass the scaled residual through
       `input_for`, the inverse of FSQ's `tanh` bound, so they round it uniformly: the bound keeps an encoder's
-      output in range at stage 0, while on an in-range residual its curvature would round off-grid (with it,
-      the error stops falling after 3 stages on uniform data). The squared error then falls by about `g^2`
-      per stage (L = 2 cannot refine: its grid {-1, 0} has no level on one side of 0; use L >= 3).
+      output in range at stage 0, while on an in-range residual its curvature would round off-grid (with the
+      `tanh` at every stage the error stops falling after 3 stages on uniform inputs). The squared error then
+      falls by about `g^2` per stage (L = 2 cannot refine: its grid {-1, 0} has no level on one side of 0;
+      use L >= 3).
     * LFQ: `g = 2` (codes +-1: an input in `[-2, 2]` is left within 1 of its code; stage k adds `+-2^-k`, a
       successive approximation whose error bound halves with each stage).
     * BSQ: `g = 1 / sqrt(1 - 2/pi) ~ 1.66` (its input is projected to the unit sphere, so only the output

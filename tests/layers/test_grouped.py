@@ -127,3 +127,24 @@ def test_mirrored_ema_statistics_of_every_group_are_summed_over_replicas(mirrore
         sizes = [np.asarray(v) for v in mirrored_strategy.experimental_local_results(group.ema_cluster_size_hidden.value)]
         assert sizes[0].sum() == pytest.approx(0.1 * 16, rel=1e-5)  # (1 - decay) * the rows of both replicas
         np.testing.assert_array_equal(sizes[0], sizes[1])
+
+
+def test_nearest_codes_of_composed_quantizers_convert_to_tflite_builtins(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = RNG.normal(size=(1, 4, 4, 4)).astype(np.float32)
+    for name, q in [("grvq", GroupedQuantizer(ResidualQuantizer(VectorQuantizer(16, 2, lookup_dim=1), 2), 2)),
+                    ("grfsq", GroupedQuantizer(ResidualQuantizer(FiniteScalarQuantizer((5, 5)), 3), 2))]:
+        q.build((None, 4))
+        archive = keras.export.ExportArchive()
+        archive.track(q)
+        archive.add_endpoint("encode", tf.function(q.nearest_codes, autograph=False), [tf.TensorSpec(x.shape)])
+        archive.write_out(str(tmp_path / name), verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / name), signature_keys=["encode"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        interpreter = Interpreter(model_content=converter.convert())
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_array_equal(got, q.nearest_codes(x).numpy(), err_msg=name)

@@ -13,6 +13,7 @@ from tfvq.layers import (
     LookupFreeQuantizer,
     ResidualQuantizer,
     ResidualVectorQuantizer,
+    SimVectorQuantizer,
     VectorQuantizer,
 )
 from tfvq.layers.precision import precision_scope
@@ -115,15 +116,15 @@ def test_residual_bsq_approaches_the_unit_vector_and_its_error_falls_with_depth(
 @pytest.mark.parametrize(
     "inner, width",
     [(FiniteScalarQuantizer((5, 4, 3)), 3), (LookupFreeQuantizer(3), 3), (BinarySphericalQuantizer(4), 4),
-     (VectorQuantizer(6, 3, seed=1), 3)],
-    ids=["fsq", "lfq", "bsq", "vq"],
+     (VectorQuantizer(6, 3, seed=1), 3), (SimVectorQuantizer(6, 3, seed=1), 3)],
+    ids=["fsq", "lfq", "bsq", "vq", "simvq"],
 )
 def test_one_stage_is_the_quantizer_itself_and_lookup_and_nearest_codes_agree_with_the_call(
         inner, width, built):
     rq = built(ResidualQuantizer(inner, 3, seed=2))
     alone = built(type(inner).from_config(rq.stages[0].get_config()))
-    if isinstance(inner, VectorQuantizer):
-        alone.codebook.assign(rq.stages[0].codebook)
+    for a, b in zip(alone.weights, rq.stages[0].weights):
+        a.assign(b)
     z = tf.Variable(RNG.normal(size=(4, 5, width)).astype(np.float32))
     w = RNG.normal(size=(4, 5, width)).astype(np.float32)
     with tf.GradientTape(persistent=True) as tape:

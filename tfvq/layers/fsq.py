@@ -206,8 +206,8 @@ class FiniteScalarQuantizer(ImplicitCodebookQuantizer):
         half_l, offset, shift, half_width = self._constants(dtype)
         low = tf.constant([-(level // 2) + 0.25 for level in self.levels], dtype)
         high = tf.constant([(level - 1) // 2 - 0.25 for level in self.levels], dtype)
-        target = tf.clip_by_value(tf.cast(values, dtype) * half_width, low, high)
-        return tf.atanh((target + offset) / half_l) - shift
+        ratio = (tf.clip_by_value(tf.cast(values, dtype) * half_width, low, high) + offset) / half_l
+        return 0.5 * tf.math.log((1.0 + ratio) / (1.0 - ratio)) - shift  # atanh, in TFLite builtins
 
     def bound(self, z):
         """`tanh(z + shift) * half_l - offset` per channel, in float32 (float64 for float64 inputs)."""

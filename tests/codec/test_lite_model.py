@@ -136,3 +136,16 @@ def test_a_named_manifest_decodes_its_models_files_only(digits):
         codec.decompress(data, seed="x")
     with pytest.raises(ValueError, match="backend must be one of"):
         codec.decompress(data, backend="gpu")
+
+
+def test_probabilities_beyond_the_margins_take_tensorflow(digits, capsys, monkeypatch):
+    """Kernels whose pixel likelihood left the entropy coder's margins would decode other pixels: the file's CRC
+    says so, and TensorFlow (the encoder's arithmetic) decodes it."""
+    data = codec.compress(digits[:2], "rrvq_mnist", lossless=True)
+    exact = LiteModel.pixel_likelihood
+    monkeypatch.setattr(LiteModel, "pixel_likelihood",
+                        lambda self, codes, layer=None: tuple(v + 0.01 for v in exact(self, codes, layer)))
+    np.testing.assert_array_equal(codec.decompress(data), digits[:2])
+    assert "probabilities do not give this file's codes (its CRC-32 differs)" in capsys.readouterr().err
+    with pytest.raises(codec.CodecError, match="CRC-32"):
+        codec.decompress(data, backend="tflite")

@@ -74,7 +74,7 @@ import zlib
 
 import numpy as np
 
-from tfvq.codec.errors import CodecError
+from tfvq.codec.errors import ChecksumError, CodecError
 from tfvq.codec.header import FileHeader, span
 
 MAGIC = b"TQ"
@@ -309,7 +309,7 @@ class CompactFile(FileHeader):
         (and pixels) is the stored one."""
         if crc(digest, self.header + self.stream, [codes[l] for l in sorted(codes, reverse=True)],
                pixels) != self.crc:
-            raise CodecError(
+            raise ChecksumError(
                 f"The decoded file does not match its CRC-32: the file is corrupt or truncated, or this machine "
                 f"computes other probabilities for {self.model!r} than the encoder did. Decode it with the same "
                 "tfvq, weights and priors it was made with.")

@@ -13,7 +13,9 @@ What the two give differs only where float arithmetic differs: the codes are the
 of model-coded layers and pixels round to the same integer tables, `tfvq.codec.entropy`'s margins, and
 every layer's CRC is checked), a lossless file gives exactly its pixels, and the images of a lossy file
 (the model's `decode`) differ from TensorFlow's by at most a grey level in a few pixels
-(tests/codec/test_lite_model.py measures it).
+(tests/codec/test_lite_model.py measures it). Decoders whose probabilities left the margins (another
+machine's kernels) would decode other codes: the file's CRC-32 says so (`ChecksumError`), and a file with
+model-coded layers or pixels is then decoded again with TensorFlow.
 
 Importing this module imports no TensorFlow (the TensorFlow part is loaded by name when it is needed,
 PEP 562 style, as `tfvq.codec` does).
@@ -24,7 +26,8 @@ import sys
 
 from tfvq import decoder_bundle as bundle
 from tfvq.codec import lite_model, versions
-from tfvq.codec.errors import CodecError
+from tfvq.codec.container import MODEL
+from tfvq.codec.errors import ChecksumError, CodecError
 from tfvq.seeds import seed_values
 
 BACKENDS = ("auto", "tflite", "tensorflow")
@@ -72,6 +75,13 @@ def decompress_lite(data, layer=None, seed=None, weights=None, decoder=None):
         return decode(f, model, model.weights_hash, _priors(model), layer, seed), None
     except lite_model.NotServed as err:
         return None, f"{f.model!r}'s TFLite decoders cannot decode this file: {err}"
+    except ChecksumError:
+        if not (f.lossless or MODEL in getattr(f, "coders", {}).values()):
+            raise  # no float probabilities decoded it: the file is corrupt, whoever decodes it
+        # Probabilities within the entropy coder's margins of TensorFlow's round to its tables; beyond them
+        # (another machine's kernels) the codes differ, and the CRC says so: TensorFlow's are the encoder's.
+        return None, (f"{f.model!r}'s TFLite decoders' probabilities do not give this file's codes (its CRC-32 "
+                      "differs)")
 
 
 def decompress(data, seed=None, weights=None, layer=None, backend="auto", decoder=None):

@@ -132,8 +132,13 @@ def run(args):
             manifest = tflite_decoders.export_decoders(model, os.path.join(args.out, "tflite"), name,
                                                        conversion=conversion)
             print(f"TFLite decoders: {manifest}")
-            cached = tflite_decoders.cache_decoders(model, name, conversion)
+            try:
+                cached = tflite_decoders.cache_decoders(model, name, conversion)
+            except OSError as err:  # e.g. bundled weights in a read-only installation
+                cached, why = None, f"the weights' folder is not writable ({err})"
+            else:
+                why = "the weights come from no file"
             print(f"TFLite decoders for tfvq decompress: {cached}" if cached else
-                  "TFLite decoders not cached: the weights come from no file (tfvq decompress decodes their files "
-                  "with TensorFlow)")
+                  f"TFLite decoders not cached beside the weights: {why}; tfvq decompress decodes their files "
+                  f"with TensorFlow, or with --decoder={manifest}")
     return 0

@@ -46,6 +46,12 @@ import time
 
 import tfvq  # noqa: F401  (first: selects TensorFlow's CPU allocator)
 
+import numpy as np
+
+from tfvq import data, zoo
+from tfvq.train import loop
+from tfvq.zoo.presets import rrvq as entries
+
 CELLS = {
     # name: (family, description, config overrides)
     "direct_sigma1": ("rrvq_vae", "Direct-Cat, sigma = 1", dict(prior="direct", covariance="unit")),
@@ -83,9 +89,6 @@ def cell_config(cell, channels, codes, code_dim, dataset="digits"):
 
 def register_cells(args):
     """Registers one zoo entry per cell (idempotent) and returns their names."""
-    from tfvq import data, zoo
-    from tfvq.zoo.presets import rrvq as entries
-
     names = {}
     for cell in CELLS:
         family, config = cell_config(cell, args.channels, args.codes, args.code_dim, args.dataset)
@@ -106,8 +109,6 @@ def register_cells(args):
 
 def run_one(name, seed, steps, out_dir, eval_examples):
     """Trains one cell with one seed; returns a record (bpd, or the instability)."""
-    from tfvq.train import loop
-
     model_dir = os.path.join(out_dir, f"{name}_seed{seed}")
     start = time.perf_counter()
     record = {"model": name, "seed": seed}
@@ -147,8 +148,6 @@ def read_kept(path, settings):
 
 def summarise(records):
     """{cell: (train mean, train sd, test mean, test sd, ok runs, unstable runs)} over seeds."""
-    import numpy as np
-
     table = {}
     for cell in CELLS:
         runs = [r for r in records if r["cell"] == cell]

@@ -1,6 +1,6 @@
 """What a discrete model's codes look like (`CodeLayout`), NumPy only.
 
-The vocabulary of the model contract (`tfvq.models.base.CodeModel.code_layout`) that the codec's TensorFlow-free
+The vocabulary of the model contract (`tfvq.models.contract.CodeModel.code_layout`) that the codec's TensorFlow-free
 half needs too: a TFLite decoder (`tfvq.codec.lite_model.LiteModel`) answers `code_layout()` with one read from
 its manifest, so decoding a file never imports TensorFlow.
 """

@@ -1,7 +1,7 @@
 """The one image normaliser: what every part of tfvq accepts as images, and the messages when it is not that.
 
 Images are uint8 pixels (0..255) or floats with values in [0, 1], NHWC.
-The models (`tfvq.models.base.to_float_images`), the codec
+The models (`tfvq.models.pixels.to_float_images`), the codec
 (`tfvq.codec.images`), data loading (`tfvq.data.sources`) and the TFLite
 export (`tfvq.export.tflite`) all check their images here, so the same bad
 input gets the same message everywhere. The checks are small functions:

@@ -1,6 +1,6 @@
 """Seeds the Keras way, checked with NumPy alone: None, an int, or a pair of ints, each within int32.
 
-What every `seed=` of the model contract takes (`tfvq.models.base.as_seed` makes the tensor of one); the
+What every `seed=` of the model contract takes (`tfvq.models.stateless_seeds.as_seed` makes the tensor of one); the
 codec checks a seed here before it knows whether TensorFlow will decode the file (`tfvq.codec.decoding`).
 """
 

@@ -13,9 +13,13 @@ import pytest
 import tensorflow as tf
 
 from tfvq import codec, zoo
+from tfvq.code_layout import CodeLayout
 from tfvq.codec import container
 from tfvq.codec.errors import CodecError
-from tfvq.models.base import CodeLayout, CodeModel, check_codes, fold_seeds, like_input, output_is_uint8
+from tfvq.models.code_checks import check_codes
+from tfvq.models.contract import CodeModel
+from tfvq.models.pixels import like_input, output_is_uint8
+from tfvq.models.stateless_seeds import fold_seeds
 
 TOY = "toy_codes_for_codec_tests"
 

@@ -10,7 +10,7 @@ from tfvq.codec import CodecError
 from tfvq.codec import images as codec_images
 from tfvq.data import sources
 from tfvq.export import tflite
-from tfvq.models.base import to_float_images
+from tfvq.models.pixels import to_float_images
 
 SHAPE = (8, 8, 1)
 GOOD_U8 = np.arange(2 * 64, dtype=np.uint8).reshape((2,) + SHAPE)

@@ -1,4 +1,4 @@
-"""One harness over every zoo entry: the model contract of `tfvq.models.base`.
+"""One harness over every zoo entry: the model contract of `tfvq.models.contract`.
 
 Each entry is built at a tiny configuration derived from its own (narrower
 networks, fewer codes, one latent layer per grid size), registered as

@@ -55,8 +55,8 @@ def test_each_family_names_its_recipe_and_the_defaults_live_in_the_dataclass():
     # No model keeps a default of its own: a recipe's fields are read as attributes, never with .get(key, default).
     import inspect
 
-    from tfvq.models import base, hierarchical_vae, hqa as hqa_module, stages, vqvae
-    for module in (base, hierarchical_vae, hqa_module, stages, vqvae):
+    from tfvq.models import contract, hierarchical_vae, hqa as hqa_module, stages, vqvae
+    for module in (contract, hierarchical_vae, hqa_module, stages, vqvae):
         assert "recipe.get(" not in inspect.getsource(module), module.__name__
 
 

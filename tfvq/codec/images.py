@@ -34,7 +34,7 @@ def as_batch(images, image_shape):
 
     uint8 images (0..255) are returned as uint8; float images must have
     values in [0, 1] and are returned as float32. The model divides uint8
-    pixels by 255 itself (`tfvq.models.base.to_float_images`). The checks are
+    pixels by 255 itself (`tfvq.models.pixels.to_float_images`). The checks are
     `tfvq.images.fixed_size_batch`.
 
     Raises:

@@ -1,7 +1,7 @@
 """TFLite decoders of the discrete models: codes to pixels, and the probabilities the codec decodes with.
 
 The encoders (`tfvq.export.tflite`) are half of what a device needs; this is the other half. It asks the
-model only through the model contract (`tfvq.models.base.CodeModel`), so every family with discrete codes
+model only through the model contract (`tfvq.models.contract.CodeModel`), so every family with discrete codes
 (HQA, VQ-VAE, RRVQ-VAE, the FSQ / LFQ / RVQ / VQ autoencoders) converts the same way:
 
 * `decode(codes, l)`: images from layer l's codes (HQA Algorithm 3 down the stack; RRVQ eq. 3 top-down),

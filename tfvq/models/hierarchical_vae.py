@@ -42,9 +42,12 @@ import tensorflow_probability as tfp
 from tfvq.layers.blocks import ResNetBlock, WeightNormConv2D, upsample_nearest2
 from tfvq.losses.likelihoods import discretized_logistic_log_prob
 from tfvq.losses.objectives import free_bits_kl
-from tfvq.models.base import (Endpoint, ImageModel, OptimizerRecipe, Stage, as_seed, images_spec, like_input,
-                              output_is_uint8, served_images, to_uint8)
+from tfvq.models.contract import ImageModel
+from tfvq.models.pixels import like_input, output_is_uint8, to_uint8
 from tfvq.models.recipes import HierarchicalVAERecipe
+from tfvq.models.serving import Endpoint, images_spec, served_images
+from tfvq.models.stateless_seeds import as_seed
+from tfvq.models.training import OptimizerRecipe, Stage
 
 tfd = tfp.distributions
 

@@ -47,13 +47,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.code_layout import CodeLayout
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.blocks import RunningNormalization
 from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
 from tfvq.layers.vq import VectorQuantizer
-from tfvq.models.base import (CodeLayout, CodeModel, as_seed, below_layer, check_codes, fold_seeds, like_input,
-                              output_is_uint8)
+from tfvq.models.code_checks import below_layer, check_codes
+from tfvq.models.contract import CodeModel
+from tfvq.models.pixels import like_input, output_is_uint8
 from tfvq.models.recipes import HQARecipe
+from tfvq.models.stateless_seeds import as_seed, fold_seeds
 # The greedy stage and the per-layer report are shared with the VQ-VAE baseline (`tfvq.models.stages`); their
 # names stay importable from here.
 from tfvq.models.stages import (CODEBOOK_INITS, greedy_stage, kmeans_plus_plus_codebook, layer_metrics,  # noqa: F401

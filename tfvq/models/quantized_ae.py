@@ -59,14 +59,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvq.code_layout import CodeLayout
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.fsq import FiniteScalarQuantizer
 from tfvq.layers.lfq import LookupFreeQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
 from tfvq.layers.vq import VectorQuantizer
-from tfvq.models.base import CodeLayout, CodeModel, as_seed, below_layer, check_codes, like_input, output_is_uint8
+from tfvq.models.code_checks import below_layer, check_codes
+from tfvq.models.contract import CodeModel
+from tfvq.models.pixels import like_input, output_is_uint8
 from tfvq.models.recipes import VQVAERecipe
 from tfvq.models.stages import greedy_stage, kmeans_plus_plus_codebook
+from tfvq.models.stateless_seeds import as_seed
 
 __all__ = ["FSQAutoencoder", "LFQAutoencoder", "QUANTIZERS", "QuantizedAutoencoder", "RVQAutoencoder",
            "SingleLayerAutoencoder", "VQAutoencoder", "fit_stage_codebooks", "quantized_autoencoder"]

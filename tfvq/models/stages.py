@@ -12,10 +12,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvq.layers.kmeans import kmeans_plus_plus_codebook  # lives in the layers; importable from here as before
 from tfvq.layers.anneal import linear_anneal
-from tfvq.models.base import OptimizerRecipe, Stage
+from tfvq.layers.kmeans import kmeans_plus_plus_codebook  # lives in the layers; importable from here as before
 from tfvq.models.recipes import CODEBOOK_INITS
+from tfvq.models.training import OptimizerRecipe, Stage
 
 __all__ = ["CODEBOOK_INITS", "greedy_stage", "kmeans_plus_plus_codebook", "layer_metrics", "layer_report",
            "retire_codes"]

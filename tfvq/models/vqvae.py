@@ -11,12 +11,16 @@ followed by a conv3x3, and a final conv3x3 with a sigmoid (downsamples + 2).
 import keras
 import tensorflow as tf
 
+from tfvq.code_layout import CodeLayout
 from tfvq.layers import ops
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.vq import VectorQuantizer
-from tfvq.models.base import CodeLayout, CodeModel, as_seed, below_layer, check_codes, like_input, output_is_uint8
+from tfvq.models.code_checks import below_layer, check_codes
+from tfvq.models.contract import CodeModel
+from tfvq.models.pixels import like_input, output_is_uint8
 from tfvq.models.recipes import VQVAERecipe
 from tfvq.models.stages import greedy_stage, layer_report
+from tfvq.models.stateless_seeds import as_seed
 
 
 @keras.saving.register_keras_serializable(package="tfvq")

@@ -61,16 +61,27 @@ def _codes_both_ways(data, name):
     ("hqa_mnist", {}), ("hqa_digits", dict(coder="progressive", layer=1)), ("rrvq_mnist", {}),
     ("rrvq_digits", dict(coder="progressive"))])
 def test_lossy_files_give_tensorflows_codes_and_images_within_a_grey_level(digits, name, options):
+    """The stored codes are TensorFlow's; images made from them alone (every layer the decode needs is in the file,
+    no resizing back) are within a grey level. Where the decode takes the most probable code of layers below
+    the stored ones (HQA Algorithm 3's re-quantisation, RRVQ's prior mode) a near tie can go the other way,
+    and a resized image (`hqa_mnist`: 32x32 back to 28x28) spreads a grey level: few pixels differ more
+    (all 2004 test digits, docs/deployment.md)."""
     data = codec.compress(digits, name, **options)
     via_tf, via_lite = _codes_both_ways(data, name)
     assert sorted(via_tf) == sorted(via_lite)
     for layer in via_tf:
         np.testing.assert_array_equal(via_lite[layer], via_tf[layer])
+    header = codec.read_header(data)
     for layer in [None] + ([3, 5] if options.get("coder") == "progressive" else []):
-        want = codec.decompress(data, layer=layer, backend="tensorflow")
+        want = codec.decompress(data, layer=layer, backend="tensorflow").astype(int)
         got = codec.decompress(data, layer=layer, backend="tflite")
         assert got.shape == want.shape == digits.shape and got.dtype == np.uint8
-        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+        off = np.abs(got.astype(int) - want)
+        stop = header.first_layer if layer is None else layer
+        if stop == 1 and not header.resized:  # nothing chosen below the file's codes, nothing resized
+            assert off.max() <= 1
+        else:
+            assert np.mean(off > 1) < 0.01 and np.mean(off) < 0.1
 
 
 @pytest.mark.parametrize("name", ["rrvq_mnist", "rrvq_digits"])

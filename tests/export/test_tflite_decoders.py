@@ -12,6 +12,8 @@ leaves:
 * the top prior: the model's own values.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,6 @@ def test_export_writes_the_decoders_and_caches_them_beside_the_weights(tmp_path,
     # Other weights in the same place never meet the old decoders: they are named by the weights file's digest.
     zoo.save(TINY["vq"](), str(folder), metadata={"zoo_name": "tiny_vq"})
     assert find_decoder("tiny_vq", str(folder)) is None
+    new = tflite_decoders.cache_decoders(zoo.load(str(folder)), "tiny_vq")  # ... and their own replace them
+    assert find_decoder("tiny_vq", str(folder))["path"].startswith(new)
+    assert [p.name for p in folder.glob("model.decoders-*")] == [os.path.basename(new)]

@@ -23,9 +23,10 @@ files of fixed-rate or static-prior codes).
 
 `export_decoders` writes a bundle next to the encoders (`tfvq export`); `cache_decoders` writes the float32
 bundle beside the weights file the model was loaded from (`tfvq.decoder_bundle.bundle_dir`), where
-`tfvq decompress` finds it.
+`tfvq decompress` finds it (and removes the bundles of the file's earlier contents).
 """
 
+import glob
 import os
 import shutil
 import tempfile
@@ -198,4 +199,20 @@ def cache_decoders(model, model_name, conversion=None):
         shutil.rmtree(staging, ignore_errors=True)
         if owned:
             conversion.close()
+    _remove_stale(weights, folder)
     return folder
+
+
+def _remove_stale(weights, current):
+    """Removes the bundles beside `weights` other than `current`: those of the file's earlier contents."""
+    for path in glob.glob(os.path.join(glob.escape(os.path.dirname(current)),
+                                       f"{glob.escape(bundle.weights_stem(weights))}.decoders-*")):
+        if os.path.abspath(path) == os.path.abspath(current):
+            continue
+        try:
+            manifest = bundle.read_manifest(path)
+        except ValueError:
+            continue
+        named = bundle.resolve(manifest, manifest.get("weights", {}).get("file"))
+        if named is not None and os.path.abspath(named) == os.path.abspath(weights):
+            shutil.rmtree(path, ignore_errors=True)

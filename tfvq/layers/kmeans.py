@@ -113,3 +113,50 @@ def kmeans_codebook(points, initial, seed, iterations=0):
     points = tf.cast(points, initial.dtype)
     centers = _kmeans_plus_plus(points, initial, tf.cast(seed, tf.int32))
     return lloyd_steps(points, centers, iterations)
+
+
+def fit_stage_codebooks(stages, points, iterations=10, seed=0, max_points=20000):
+    """Fits the codebooks of `VectorQuantizer` `stages`, one after another, by k-means on `points` [N, D] and
+    their residuals (SoundStream §3.3's k-means initialisation; one stage: plain k-means).
+
+    Stage by stage: k-means++ seeds (`kmeans_plus_plus_codebook`, Arthur & Vassilvitskii 2007), then
+    `iterations` Lloyd steps on at most `max_points` points (a seeded subset); the next stage fits the
+    residuals this one's nearest codes leave. A code left without points keeps its seed. A stage with EMA
+    restarts its statistics from the fitted codebook. Returns the mean squared residual after each stage.
+    """
+    iterations = int(iterations)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}.")
+    rng = np.random.default_rng(seed)
+    points = np.asarray(points, np.float64)
+    if len(points) > max_points:
+        points = points[rng.choice(len(points), max_points, replace=False)]
+    residual = points
+    errors = []
+    for stage in stages:
+        num_codes = stage.num_codes
+        codebook = np.asarray(stage.codebook.numpy(), np.float64)
+        if np.all(np.isfinite(residual)):
+            seeds = kmeans_plus_plus_codebook(residual, num_codes, seed=int(rng.integers(2**31 - 1)))
+            codebook[: len(seeds)] = seeds
+            for _ in range(iterations):
+                nearest = _nearest(residual, codebook)
+                counts = np.bincount(nearest, minlength=num_codes)
+                sums = np.zeros_like(codebook)
+                np.add.at(sums, nearest, residual)
+                used = counts > 0
+                codebook[used] = sums[used] / counts[used, None]
+        stage.codebook.assign(codebook.astype(np.float32))
+        if stage.ema:
+            stage.ema_cluster_size_hidden.assign(tf.zeros_like(stage.ema_cluster_size_hidden))
+            stage.ema_dw_hidden.assign(tf.zeros_like(stage.ema_dw_hidden))
+            stage.ema_steps.assign(tf.zeros_like(stage.ema_steps))
+        residual = residual - codebook[_nearest(residual, codebook)]
+        errors.append(float(np.mean(np.sum(residual ** 2, axis=1))))
+    return errors
+
+
+def _nearest(points, codebook):
+    """The index of each point's nearest code ([N, D], [K, D] -> [N])."""
+    scores = np.sum(codebook ** 2, axis=1)[None, :] - 2.0 * points @ codebook.T
+    return np.argmin(scores, axis=1)

@@ -39,6 +39,9 @@ target=, probabilistic_loss=)`):
 
 In every system a layer encodes the z_e of the layer below (HQA Figure 2), so
 the systems differ only in the switches.
+
+The zoo's named configurations of this family are `tfvq.zoo.presets.hqa` (one family at two levels, hence
+one name).
 """
 
 import math

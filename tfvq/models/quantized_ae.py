@@ -62,6 +62,7 @@ import tensorflow as tf
 from tfvq.code_layout import CodeLayout
 from tfvq.layers.activations import mish_activation
 from tfvq.layers.fsq import FiniteScalarQuantizer
+from tfvq.layers.kmeans import fit_stage_codebooks
 from tfvq.layers.lfq import LookupFreeQuantizer
 from tfvq.layers.rvq import ResidualVectorQuantizer
 from tfvq.layers.vq import VectorQuantizer
@@ -69,7 +70,7 @@ from tfvq.models.code_checks import below_layer, check_codes
 from tfvq.models.contract import CodeModel
 from tfvq.models.pixels import like_input, output_is_uint8
 from tfvq.models.recipes import VQVAERecipe
-from tfvq.models.stages import greedy_stage, kmeans_plus_plus_codebook
+from tfvq.models.stages import greedy_stage
 from tfvq.models.stateless_seeds import as_seed
 
 __all__ = ["FSQAutoencoder", "LFQAutoencoder", "QUANTIZERS", "QuantizedAutoencoder", "RVQAutoencoder",
@@ -652,53 +653,6 @@ class RVQAutoencoder(QuantizedAutoencoder):
                       commitment_cost=self.commitment_cost, ema=self.ema, quantizer_dropout=self.quantizer_dropout,
                       expire_codes_below=self.expire_codes_below, seed=self.seed)
         return config
-
-
-def fit_stage_codebooks(stages, points, iterations=10, seed=0, max_points=20000):
-    """Fits the codebooks of `VectorQuantizer` `stages`, one after another, by k-means on `points` [N, D] and
-    their residuals (SoundStream §3.3's k-means initialisation; one stage: plain k-means).
-
-    Stage by stage: k-means++ seeds (`kmeans_plus_plus_codebook`, Arthur & Vassilvitskii 2007), then
-    `iterations` Lloyd steps on at most `max_points` points (a seeded subset); the next stage fits the
-    residuals this one's nearest codes leave. A code left without points keeps its seed. A stage with EMA
-    restarts its statistics from the fitted codebook. Returns the mean squared residual after each stage.
-    """
-    iterations = int(iterations)
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}.")
-    rng = np.random.default_rng(seed)
-    points = np.asarray(points, np.float64)
-    if len(points) > max_points:
-        points = points[rng.choice(len(points), max_points, replace=False)]
-    residual = points
-    errors = []
-    for stage in stages:
-        num_codes = stage.num_codes
-        codebook = np.asarray(stage.codebook.numpy(), np.float64)
-        if np.all(np.isfinite(residual)):
-            seeds = kmeans_plus_plus_codebook(residual, num_codes, seed=int(rng.integers(2**31 - 1)))
-            codebook[: len(seeds)] = seeds
-            for _ in range(iterations):
-                nearest = _nearest(residual, codebook)
-                counts = np.bincount(nearest, minlength=num_codes)
-                sums = np.zeros_like(codebook)
-                np.add.at(sums, nearest, residual)
-                used = counts > 0
-                codebook[used] = sums[used] / counts[used, None]
-        stage.codebook.assign(codebook.astype(np.float32))
-        if stage.ema:
-            stage.ema_cluster_size_hidden.assign(tf.zeros_like(stage.ema_cluster_size_hidden))
-            stage.ema_dw_hidden.assign(tf.zeros_like(stage.ema_dw_hidden))
-            stage.ema_steps.assign(tf.zeros_like(stage.ema_steps))
-        residual = residual - codebook[_nearest(residual, codebook)]
-        errors.append(float(np.mean(np.sum(residual ** 2, axis=1))))
-    return errors
-
-
-def _nearest(points, codebook):
-    """The index of each point's nearest code ([N, D], [K, D] -> [N])."""
-    scores = np.sum(codebook ** 2, axis=1)[None, :] - 2.0 * points @ codebook.T
-    return np.argmin(scores, axis=1)
 
 
 QUANTIZERS = {"fsq": FSQAutoencoder, "lfq": LFQAutoencoder, "rvq": RVQAutoencoder, "vq": VQAutoencoder}

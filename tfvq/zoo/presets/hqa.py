@@ -1,6 +1,8 @@
 """The zoo's HQA presets (HQA Tables 9, 10 and 14): the paper's configurations, and the VQ-VAE baseline.
 
 Data: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which the registry registers.
+It shares its name with `tfvq.models.hqa`: one family at two levels, the model there and its named
+configurations here.
 """
 
 from tfvq.models import HQA, VQVAE, HQARecipe, VQVAERecipe

@@ -29,9 +29,10 @@ RANKS = {"tfvq.cli": 7, "tfvq.commands": 6, "tfvq.experiments": 6, "tfvq.evaluat
          "tfvq.export": 4, "tfvq.codec": 4, "tfvq.metrics": 4, "tfvq.zoo": 3, "tfvq.models": 2, "tfvq.layers": 1,
          "tfvq.losses": 1, "tfvq.data": 1, "tfvq": 0, "tfvq.images": 0, "tfvq.cli_utils": 0}
 SHARED_NAMES = {"toy_modes": {"tfvq.data.toy_modes", "tfvq.experiments.toy_modes"},
-                "hqa": {"tfvq.models.hqa", "tfvq.zoo.presets.hqa"}}
-"""Module names two modules may share: one idea at two levels, each module's docstring says why (the density of
-HQA's illustrative experiment and the experiment; the HQA family's model and its named configurations)."""
+                "presets": {"tfvq.models.hqa.presets", "tfvq.models.quantized_ae.presets", "tfvq.models.rrvq.presets"}}
+"""Module names several modules may share, each module's docstring says why: one idea at two levels (the density
+of HQA's illustrative experiment and the experiment), and the one name the zoo looks for in every family's folder
+(its presets)."""
 LAZY_IMPORTERS = ("tfvq.cli", "tfvq.commands")
 """Where an import may sit inside a function: the command line imports a command's libraries when it runs,
 so that `tfvq --help` and `tfvq info` start no TensorFlow."""

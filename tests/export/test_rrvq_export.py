@@ -16,9 +16,8 @@ import tfvq  # noqa: F401  (first)
 from tfvq import zoo
 from tfvq.export import saved_model as sm
 from tfvq.export import tflite
-from tfvq.models.hierarchical_vae import DEFAULT_SEED
-from tfvq.models.rrvq_vae import RRVQVAE
-from tfvq.models.spatial_vae import SpatialVAE
+from tfvq.models.rrvq import RRVQVAE, SpatialVAE
+from tfvq.models.rrvq.hierarchical_vae import DEFAULT_SEED
 
 
 

@@ -1,16 +1,20 @@
-"""One harness over every zoo entry: the model contract of `tfvq.models.contract`.
+"""One harness over every zoo entry, and over a family of one's own: the model contract of `tfvq.models.contract`.
 
 Each entry is built at a tiny configuration derived from its own (narrower
 networks, fewer codes, one latent layer per grid size), registered as
 `tiny(<name>)` (`tfvq.zoo.tiny`), and checked (entries with the same tiny model, the same
-architecture for two datasets, are one case): forward and backward with finite values, a
-`.keras` round trip with equal outputs, uint8 and float images giving the same
-codes, `decode(encode(x)) == reconstruct(x, stochastic=False)`, a SavedModel
-whose signatures equal the Python model, a `.tfvq` round trip, and clear
-errors for bad input. Adding a zoo entry adds its tests with no new test code.
+architecture for two datasets, are one case) by every check of `CHECKS`:
+forward and backward with finite values, a `.keras` round trip with equal
+outputs, uint8 and float images giving the same codes,
+`decode(encode(x)) == reconstruct(x, stochastic=False)`, a SavedModel whose
+signatures equal the Python model, a `.tfvq` round trip, and clear errors for
+bad input. Adding a zoo entry adds its tests with no new test code; a family
+from a folder outside the package (tests/models/data/tiny_family), registered
+with `tfvq.zoo.register_presets`, passes the same checks.
 """
 
-import os
+import importlib
+import pathlib
 
 import keras
 import numpy as np
@@ -36,10 +40,8 @@ def _unique_cases(names):
     return [pytest.param(group[0], id="+".join(group)) for group in groups.values()]
 
 
-@pytest.fixture(scope="module", params=_unique_cases(NAMES))
-def case(request, tmp_path_factory):
-    """(name, tiny model with perturbed weights, a weights file of it, uint8 images, float images)."""
-    name = register_tiny(request.param)
+def contract_case(name, tmp_path_factory):
+    """(name, model with perturbed weights, a weights file of it, uint8 images, float images) of a zoo entry."""
     keras.utils.set_random_seed(0)
     model = zoo.build(name)
     rng = np.random.default_rng(1)
@@ -51,7 +53,30 @@ def case(request, tmp_path_factory):
     return name, model, path, pixels, pixels.astype(np.float32) / 255.0
 
 
-def test_every_model_satisfies_the_contract(case):
+@pytest.fixture(scope="module", params=_unique_cases(NAMES))
+def case(request, tmp_path_factory):
+    """The contract case of a zoo entry at its tiny configuration."""
+    return contract_case(register_tiny(request.param), tmp_path_factory)
+
+
+FAMILY_FOLDER = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def family_case(tmp_path_factory):
+    """The contract case of the one entry of the family in tests/models/data/tiny_family, registered from its folder
+    with `tfvq.zoo.register_presets` for this module's tests and unregistered after them."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(FAMILY_FOLDER))
+        presets = importlib.import_module("tiny_family.presets")
+    (entry,) = zoo.register_presets(presets)
+    try:
+        yield contract_case(entry.name, tmp_path_factory)
+    finally:
+        zoo.unregister_presets(presets)
+
+
+def check_the_contract_kinds(case, tmp_path):
     _, model, _, _, _ = case
     assert isinstance(model, ImageModel)
     layout = model.code_layout()
@@ -62,7 +87,7 @@ def test_every_model_satisfies_the_contract(case):
         assert model.bits() == layout.bits(layout.default_layer) > 0
 
 
-def test_forward_and_every_stage_backward_are_finite(case):
+def check_forward_and_every_stage_backward_are_finite(case, tmp_path):
     _, model, _, _, x = case
     out = model(x)
     assert out.shape == x.shape and np.all(np.isfinite(out.numpy()))
@@ -80,7 +105,7 @@ def test_forward_and_every_stage_backward_are_finite(case):
         assert present and all(np.all(np.isfinite(tf.convert_to_tensor(g).numpy())) for g in present), stage.name
 
 
-def test_keras_file_round_trip_gives_equal_outputs(case, tmp_path):
+def check_keras_file_round_trip_gives_equal_outputs(case, tmp_path):
     _, model, _, pixels, x = case
     path = str(tmp_path / "model.keras")
     model.save(path)
@@ -92,7 +117,7 @@ def test_keras_file_round_trip_gives_equal_outputs(case, tmp_path):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_uint8_and_float_images_give_the_same_codes_and_images_come_back_as_given(case):
+def check_uint8_and_float_images_give_the_same_codes_and_images_come_back_as_given(case, tmp_path):
     _, model, _, pixels, x = case
     assert model.reconstruct(pixels).dtype == tf.uint8 and model.reconstruct(x).dtype == tf.float32
     np.testing.assert_array_equal(model.reconstruct(pixels).numpy(),
@@ -105,7 +130,7 @@ def test_uint8_and_float_images_give_the_same_codes_and_images_come_back_as_give
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_decode_of_encode_is_the_deterministic_reconstruction_at_every_layer(case):
+def check_decode_of_encode_is_the_deterministic_reconstruction_at_every_layer(case, tmp_path):
     _, model, _, _, x = case
     layout = model.code_layout()
     if layout is None:
@@ -125,7 +150,7 @@ def test_decode_of_encode_is_the_deterministic_reconstruction_at_every_layer(cas
         np.testing.assert_array_equal(seeded, model.decode(codes, layer, stochastic=True, seed=(3, 0)).numpy())
 
 
-def test_the_saved_model_signatures_equal_the_python_model(case, tmp_path):
+def check_the_saved_model_signatures_equal_the_python_model(case, tmp_path):
     name, model, _, pixels, _ = case
     # The default layer's code signatures (every layer's are tested in tests/export): tracing is the cost.
     layers = None if model.code_layout() is None else [model.code_layout().default_layer]
@@ -147,7 +172,7 @@ def test_the_saved_model_signatures_equal_the_python_model(case, tmp_path):
             assert next(s for s in endpoint.input_signature if s.name == "images").dtype == tf.uint8
 
 
-def test_a_tfvq_file_round_trips_to_the_decoded_codes(case):
+def check_a_tfvq_file_round_trips_to_the_decoded_codes(case, tmp_path):
     name, model, weights, pixels, _ = case
     if model.code_layout() is None:
         with pytest.raises(codec.CodecError, match="no discrete codes|continuous"):
@@ -160,33 +185,35 @@ def test_a_tfvq_file_round_trips_to_the_decoded_codes(case):
     np.testing.assert_array_equal(decoded, reference.decode(reference.encode(pixels), dtype="uint8").numpy())
 
 
-@pytest.mark.parametrize("bad,error,match", [
+BAD_IMAGES = [
     (lambda m: np.zeros((2,) + m.image_shape, np.int32), TypeError, "uint8"),
     (lambda m: np.zeros((2,) + m.image_shape[:2] + (m.image_shape[2] + 1,), np.float32), ValueError, "shape"),
     (lambda m: np.zeros(m.image_shape, np.float32), ValueError, "batch"),
     (lambda m: np.full((1,) + m.image_shape, 1.5, np.float32), ValueError, r"\[0, 1\]"),
-])
-def test_bad_images_raise_errors_naming_what_was_expected(case, bad, error, match):
+]
+
+
+def check_bad_images_raise_errors_naming_what_was_expected(case, tmp_path):
     _, model, _, _, _ = case
-    images = bad(model)
     methods = [model.reconstruct] + ([model.encode] if model.code_layout() is not None else [])
     methods += [getattr(model, m) for m in ("bits_per_dim", "elbo") if hasattr(model, m)]
-    for method in methods:
-        with pytest.raises(error, match=match):
-            method(images)
+    for bad, error, match in BAD_IMAGES:
+        for method in methods:
+            with pytest.raises(error, match=match):
+                method(bad(model))
 
 
-@pytest.mark.parametrize("seed", ["7", 1.5, (1, 2, 3), [[1, 2]], True, 2**40])
-def test_a_bad_seed_raises_value_error(case, seed):
+def check_a_bad_seed_raises_value_error(case, tmp_path):
     _, model, _, pixels, _ = case
-    with pytest.raises(ValueError, match="seed must be None, an int or a pair of ints"):
-        model.reconstruct(pixels, stochastic=True, seed=seed)
-    if hasattr(model, "sample"):
-        with pytest.raises(ValueError, match="seed must be"):
-            model.sample(1, seed=seed)
+    for seed in ("7", 1.5, (1, 2, 3), [[1, 2]], True, 2**40):
+        with pytest.raises(ValueError, match="seed must be None, an int or a pair of ints"):
+            model.reconstruct(pixels, stochastic=True, seed=seed)
+        if hasattr(model, "sample"):
+            with pytest.raises(ValueError, match="seed must be"):
+                model.sample(1, seed=seed)
 
 
-def test_bad_layers_and_codes_raise_value_errors(case):
+def check_bad_layers_and_codes_raise_value_errors(case, tmp_path):
     _, model, _, pixels, _ = case
     layout = model.code_layout()
     if layout is None:
@@ -202,3 +229,33 @@ def test_bad_layers_and_codes_raise_value_errors(case):
         model.decode([tf.cast(c, tf.float32) for c in codes])
     with pytest.raises(ValueError, match="Expected the codes of"):
         model.decode(codes + codes)
+
+
+CHECKS = [check_the_contract_kinds, check_forward_and_every_stage_backward_are_finite,
+          check_keras_file_round_trip_gives_equal_outputs,
+          check_uint8_and_float_images_give_the_same_codes_and_images_come_back_as_given,
+          check_decode_of_encode_is_the_deterministic_reconstruction_at_every_layer,
+          check_the_saved_model_signatures_equal_the_python_model, check_a_tfvq_file_round_trips_to_the_decoded_codes,
+          check_bad_images_raise_errors_naming_what_was_expected, check_a_bad_seed_raises_value_error,
+          check_bad_layers_and_codes_raise_value_errors]
+"""Every check of the contract: `check(case, tmp_path)`, skipped (`pytest.skip`) where it does not apply."""
+
+
+def _name(check):
+    return check.__name__.removeprefix("check_")
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=_name)
+def test_every_zoo_entry_keeps_the_contract(case, check, tmp_path):
+    check(case, tmp_path)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=_name)
+def test_a_family_registered_from_its_own_folder_keeps_the_contract(family_case, check, tmp_path):
+    check(family_case, tmp_path)
+
+
+def test_a_registered_family_is_a_family_of_the_zoo_until_it_is_unregistered(family_case):
+    name = family_case[0]
+    assert zoo.list_models("tiny_vq*") == [name] and zoo.get(name).family == "tiny_vq"
+    assert type(zoo.build(name)).__name__ == "TinyVQ" and zoo.info(name)["bits_per_layer"] == {1: 48}

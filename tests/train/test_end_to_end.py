@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfvq import zoo
 from tfvq.train import loop
 
-rrvq_vae = pytest.importorskip("tfvq.models.rrvq_vae")
+rrvq_vae = pytest.importorskip("tfvq.models.rrvq.rrvq_vae")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAMILY = "test_e2e_rrvq_vae"

@@ -1,30 +1,17 @@
-"""The zoo: every entry builds; small ones run forward and backward; names and weights."""
+"""The zoo's registry: the families found in their folders, presets registered and unregistered, names and
+weights."""
+
+import pkgutil
+import re
+import types
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+import tfvq.models
 from tfvq import zoo
-from tfvq.zoo.registry import ZooEntry
-
-SMALL = {"hqa_mnist", "hqa_digits", "vqvae_mnist"}
-
-
-@pytest.mark.parametrize("name", zoo.list_models("hqa*") + zoo.list_models("vqvae*"))
-def test_every_greedy_entry_builds_and_describes_itself(name):
-    # The hierarchical VAE entries (rrvq_*, rvqvae_*, spatial_vae_*) are described in test_rrvq_entries.py.
-    info = zoo.info(name)
-    assert info["paper"] and info["table"] and info["parameters"] > 0
-    assert set(info["bits_per_layer"]) == set(range(1, len(info["bits_per_layer"]) + 1))
-    if name in SMALL:
-        model = zoo.build(name)
-        x = np.random.default_rng(0).uniform(size=(2,) + model.image_shape).astype(np.float32)
-        assert model(x).shape == x.shape
-        for layer in range(1, model.num_layers + 1):
-            with tf.GradientTape() as tape:
-                loss = model.layer_loss(x, layer, seed=tf.constant([0, layer]))["loss"]
-            grads = tape.gradient(loss, model.layer_variables(layer))
-            assert np.isfinite(float(loss)) and all(g is not None for g in grads)
+from tfvq.models.hqa import VQVAE
+from tfvq.zoo import ZooEntry
 
 
 def test_list_models_takes_wildcards():
@@ -47,14 +34,48 @@ def test_duplicate_registration_raises():
         zoo.register(ZooEntry(**{**entry.__dict__}))
 
 
-def test_a_duplicate_family_name_raises_and_the_registry_imports_no_model():
-    from tfvq.models import HQA, VQVAE
+def test_a_duplicate_family_name_raises():
+    from tfvq.models import HQA
 
     zoo.register_family("hqa", HQA)  # the same class again is harmless
     with pytest.raises(ValueError, match="family named 'hqa' is already registered"):
         zoo.register_family("hqa", VQVAE)
-    source = open(zoo.registry.__file__).read()
-    assert "tfvq.models." not in source and "import HQA" not in source
+
+
+def test_every_family_folder_is_found_and_the_registry_names_none():
+    folders = sorted(m.name for m in pkgutil.iter_modules(tfvq.models.__path__) if m.ispkg)
+    assert folders == ["hqa", "quantized_ae", "rrvq"]
+    assert [m.__name__ for m in zoo.registry.FAMILY_PRESETS] == [f"tfvq.models.{f}.presets" for f in folders]
+    families = {f for m in zoo.registry.FAMILY_PRESETS for f in m.FAMILIES}
+    assert families == {"hqa", "vqvae", "fsq_ae", "lfq_ae", "rvq_ae", "vq_ae", "rrvq_vae", "spatial_vae"}
+    entries = [e for m in zoo.registry.FAMILY_PRESETS for e in m.PRESETS]
+    assert {e.family for e in entries} == families and all(zoo.get(e.name).family == e.family for e in entries)
+    source = open(zoo.registry.__file__).read()  # the registry knows the families only by finding them
+    names = "|".join(folders)
+    assert not re.search(rf"models\.({names})\b|\b({names})\.presets|import HQA", source)
+
+
+def test_a_presets_module_registers_its_families_and_entries_and_unregisters_them():
+    module = types.ModuleType("my_presets")
+    module.FAMILIES = {"my_vqvae": VQVAE}
+    module.PRESETS = (ZooEntry(name="my_vqvae_digits", family="my_vqvae",
+                               config=dict(image_shape=(8, 8, 1), num_downsamples=1, num_codes=4, code_dim=2),
+                               train={"steps": (5,)}, dataset="digits", paper="none", table="none",
+                               description="a VQ-VAE of one's own"),)
+    (entry,) = zoo.register_presets(module)
+    try:
+        assert zoo.list_models("my_*") == ["my_vqvae_digits"] and zoo.get("my_vqvae_digits") == entry
+        assert entry.train == tfvq.models.VQVAERecipe(steps=(5,))  # read as the family's recipe
+        assert isinstance(zoo.build("my_vqvae_digits"), VQVAE)
+        with pytest.raises(ValueError, match="already registered"):
+            zoo.register_presets(module)
+    finally:
+        zoo.unregister_presets(module)
+    assert zoo.list_models("my_*") == [] and "my_vqvae" not in zoo.registry._FAMILIES
+    with pytest.raises(KeyError):
+        zoo.get("my_vqvae_digits")
+    zoo.unregister_presets(module)  # twice: nothing left to remove
+    assert "hqa_mnist" in zoo.list_models()
 
 
 def test_build_overrides_the_configuration():

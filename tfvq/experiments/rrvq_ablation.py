@@ -49,8 +49,8 @@ import tfvq  # noqa: F401  (first: selects TensorFlow's CPU allocator)
 import numpy as np
 
 from tfvq import data, zoo
+from tfvq.models.rrvq import presets as entries
 from tfvq.train import loop
-from tfvq.zoo.presets import rrvq as entries
 
 CELLS = {
     # name: (family, description, config overrides)

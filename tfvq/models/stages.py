@@ -4,7 +4,9 @@
 App. C.1) for one layer's variables; its data-dependent codebook changes are
 `kmeans_plus_plus_codebook` (a codebook seeded where the data is) and
 `retire_codes` (a codebook cut to its most used codes). `layer_metrics` and
-`layer_report` are the per-layer test metrics both families report.
+`layer_report` are the per-layer test metrics both families report. Shared
+by the families (`tfvq.models.hqa`; the autoencoders of today's quantizers
+train in one such stage, `tfvq.models.quantized_ae`).
 """
 
 import math
@@ -14,11 +16,13 @@ import tensorflow as tf
 
 from tfvq.layers.anneal import linear_anneal
 from tfvq.layers.kmeans import kmeans_plus_plus_codebook  # lives in the layers; importable from here as before
-from tfvq.models.recipes import CODEBOOK_INITS
 from tfvq.models.training import OptimizerRecipe, Stage
 
 __all__ = ["CODEBOOK_INITS", "greedy_stage", "kmeans_plus_plus_codebook", "layer_metrics", "layer_report",
            "retire_codes"]
+
+CODEBOOK_INITS = ("random", "kmeans++")
+"""How a greedy stage starts a layer's codebook (`HQARecipe.codebook_init`)."""
 
 
 _RETIRED_LOGIT_MARGIN = 200.0

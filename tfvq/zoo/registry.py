@@ -5,25 +5,33 @@ arguments (data, not code), the training recipe, and where the numbers come
 from (paper, table). `load(name)` builds the model; `list_models("hqa*")`
 lists names by wildcard; `info(name)` describes an entry.
 
-The registry knows names, not model classes: the papers' presets are data
-(`tfvq.zoo.presets`: each family's class and its entries), registered when
-the registry is imported; user code adds its own with `register_family` and
-`register`. An entry's recipe is typed: a mapping given as one is read as the
-family's recipe class when the entry is registered (or, for a family
-registered later, when the entry is looked up), so an unknown key raises.
+The registry knows names, not model classes. Each family of `tfvq.models`
+is a folder whose `presets` module holds its data beside its code
+(`FAMILIES`: family name -> model class; `PRESETS`: its entries); the
+registry finds every such module when it is imported (`FAMILY_PRESETS`) and
+registers it, so adding a family touches its own folder only. User code adds
+its own the same way (`register_presets(module)`, undone by
+`unregister_presets`), or entry by entry (`register_family`, `register`). An
+entry's recipe is typed: a mapping given as one is read as the family's
+recipe class when the entry is registered (or, for a family registered later,
+when the entry is looked up), so an unknown key raises.
 """
 
 import dataclasses
 import difflib
 import fnmatch
+import importlib
+import importlib.util
 import json
 import os
+import pkgutil
 
 import keras
 import tensorflow as tf
 
-from tfvq.zoo import folders, presets, priors, run_folder
-from tfvq.zoo.entries import ZooEntry
+from tfvq import models
+from tfvq.models.preset import ZooEntry  # noqa: F401  (the entries it holds: registry.ZooEntry, tfvq.zoo.ZooEntry)
+from tfvq.zoo import folders, priors, run_folder
 
 _REGISTRY = {}
 _FAMILIES = {}
@@ -68,6 +76,26 @@ def _typed(entry):
     if recipe is entry.train and weights_recipe is entry.weights_recipe:
         return entry
     return dataclasses.replace(entry, train=recipe, weights_recipe=weights_recipe)
+
+
+def register_presets(module):
+    """Registers a presets module: every family of its `FAMILIES` (name -> model class, `register_family`), then
+    every entry of its `PRESETS` (`register`). `module` is a module or its dotted name. Returns the entries as
+    registered. A family's folder in `tfvq.models` is found and registered on import; this takes any other."""
+    module = importlib.import_module(module) if isinstance(module, str) else module
+    for family, model_class in getattr(module, "FAMILIES", {}).items():
+        register_family(family, model_class)
+    return tuple(register(entry) for entry in getattr(module, "PRESETS", ()))
+
+
+def unregister_presets(module):
+    """Undoes `register_presets(module)`: removes its entries and its families (those registered to its classes)."""
+    module = importlib.import_module(module) if isinstance(module, str) else module
+    for entry in getattr(module, "PRESETS", ()):
+        _REGISTRY.pop(entry.name, None)
+    for family, model_class in getattr(module, "FAMILIES", {}).items():
+        if _FAMILIES.get(family) is model_class:
+            del _FAMILIES[family]
 
 
 def recipe(name):
@@ -254,12 +282,14 @@ def info(name):
     return out
 
 
-def _register_presets():
-    """The papers' presets (`tfvq.zoo.presets`): every family's class, then every entry."""
-    for family, model_class in presets.FAMILIES.items():
-        register_family(family, model_class)
-    for entry in presets.PRESETS:
-        register(entry)
+def _family_names(package):
+    """The subpackages of `package` that have a `presets` module: its families, in name order."""
+    return [info.name for info in pkgutil.iter_modules(package.__path__)
+            if info.ispkg and importlib.util.find_spec(f"{package.__name__}.{info.name}.presets") is not None]
 
 
-_register_presets()
+FAMILY_PRESETS = tuple(importlib.import_module(f"{models.__name__}.{name}.presets") for name in _family_names(models))
+"""The presets module of every family folder of `tfvq.models`, registered below."""
+
+for _module in FAMILY_PRESETS:
+    register_presets(_module)

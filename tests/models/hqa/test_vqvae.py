@@ -5,14 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvq import zoo
-from tfvq.models import VQVAE
-
-
-def test_vqvae_mnist_reaches_hqa_layer_5s_rate():
-    model = zoo.build("vqvae_mnist")
-    assert model.code_shape() == (1, 1) and model.bits() == 8
-    assert zoo.build("hqa_mnist").bits(5) == model.bits()
+from tfvq.models.hqa import VQVAE
 
 
 def test_vqvae_trains_end_to_end_and_round_trips_codes():
@@ -63,3 +56,11 @@ def test_a_model_without_q_offers_no_biased_encoding():
     assert model.encode_biased(x, {1: np.zeros(8)}) is None
     with pytest.raises(ValueError, match="must be 8 finite floats"):
         model.encode_biased(x, {1: np.zeros(3)})
+
+
+def test_the_one_layer_has_no_code_logits_no_top_prior_and_a_stride_of_its_downsamples():
+    vq = VQVAE((16, 16, 1), num_downsamples=2, encoder_hidden=4, decoder_hidden=4, num_codes=8, code_dim=4)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 16, 16, 1)).astype(np.uint8)
+    with pytest.raises(ValueError, match="no codes below"):
+        vq.code_logits(vq.encode(pixels), 1)
+    assert vq.top_code_logits(1) is None and vq.code_stride() == 4

@@ -40,11 +40,8 @@ target=, probabilistic_loss=)`):
 In every system a layer encodes the z_e of the layer below (HQA Figure 2), so
 the systems differ only in the switches.
 
-The zoo's named configurations of this family are `tfvq.zoo.presets.hqa` (one family at two levels, hence
-one name).
+The zoo's named configurations of this family are beside it (`tfvq.models.hqa.presets`).
 """
-
-import math
 
 import keras
 import numpy as np
@@ -57,13 +54,11 @@ from tfvq.layers.stochastic_vq import StochasticVectorQuantizer
 from tfvq.layers.vq import VectorQuantizer
 from tfvq.models.code_checks import below_layer, check_codes
 from tfvq.models.contract import CodeModel
+from tfvq.models.hqa.hqa_recipes import HQARecipe
 from tfvq.models.pixels import like_input, output_is_uint8
-from tfvq.models.recipes import HQARecipe
 from tfvq.models.stateless_seeds import as_seed, fold_seeds
-# The greedy stage and the per-layer report are shared with the VQ-VAE baseline (`tfvq.models.stages`); their
-# names stay importable from here.
-from tfvq.models.stages import (CODEBOOK_INITS, greedy_stage, kmeans_plus_plus_codebook, layer_metrics,  # noqa: F401
-                                layer_report, retire_codes)
+# The greedy stage and the per-layer report are shared with the VQ-VAE baseline (`tfvq.models.stages`).
+from tfvq.models.stages import greedy_stage, layer_report
 
 
 @keras.saving.register_keras_serializable(package="tfvq")

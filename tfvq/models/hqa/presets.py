@@ -1,12 +1,14 @@
-"""The zoo's HQA presets (HQA Tables 9, 10 and 14): the paper's configurations, and the VQ-VAE baseline.
+"""HQA's presets (HQA Tables 9, 10 and 14): the paper's configurations, and the VQ-VAE baseline.
 
-Data: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which the registry registers.
-It shares its name with `tfvq.models.hqa`: one family at two levels, the model there and its named
-configurations here.
+Data beside the family's code: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which
+the zoo finds and registers (`tfvq.zoo.registry`). Every family folder has its `presets` module: the one name
+the zoo looks for.
 """
 
-from tfvq.models import HQA, VQVAE, HQARecipe, VQVAERecipe
-from tfvq.zoo.entries import ZooEntry
+from tfvq.models.hqa.hqa_model import HQA
+from tfvq.models.hqa.hqa_recipes import HQARecipe, VQVAERecipe
+from tfvq.models.hqa.vqvae import VQVAE
+from tfvq.models.preset import ZooEntry
 
 FAMILIES = {"hqa": HQA, "vqvae": VQVAE}
 
@@ -140,7 +142,7 @@ HQA_DIGITS = ZooEntry(
 )
 
 
-# HQA Table 3's ablated systems (§6.2): hqa_mnist's stack with the switches of `tfvq.models.hqa` (the module
+# HQA Table 3's ablated systems (§6.2): hqa_mnist's stack with the switches of `tfvq.models.hqa.hqa_model` (its
 # docstring). HAMs (De Fauw et al. 2019; HQA App. C.2) use a commitment coefficient of 0.02 (Table 12); the rows
 # without HQA's probabilistic loss take it for their VQ-VAE terms (eq. 2). The network stays hqa_mnist's (Table
 # 10) in every row, so a row differs from the next by its switches alone; Table 12's HAMs decoders are a little

@@ -1,7 +1,9 @@
-"""A zoo entry: a named model as data (its family, configuration, training recipe and sources).
+"""A preset: a named model as data (`ZooEntry`: its family, configuration, training recipe and sources).
 
-A leaf of the zoo: the presets (`tfvq.zoo.presets`) are tuples of these, and
-the registry (`tfvq.zoo.registry`) holds them by name.
+A family's `presets` module (e.g. `tfvq.models.hqa.presets`) holds a tuple
+of these beside the family's code, and the zoo's registry
+(`tfvq.zoo.registry`) holds them by name. Models never import the zoo: the
+entry is defined here, below it.
 """
 
 import dataclasses
@@ -16,7 +18,7 @@ class ZooEntry:
 
     Attributes:
       name: registry name, e.g. "hqa_mnist".
-      family: model family key (see `register_family`), e.g. "hqa".
+      family: model family key (a key of a presets module's `FAMILIES`), e.g. "hqa".
       config: constructor arguments of the family's model class.
       train: the training recipe (batch size, steps per stage, optimiser and
         schedule settings) that `model.training_stages` turns into stages and

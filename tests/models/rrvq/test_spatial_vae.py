@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tfvq.layers.gaussian import GaussianLatent
-from tfvq.models.spatial_vae import SpatialVAE
+from tfvq.models.rrvq import SpatialVAE
 
 SHAPE = (8, 8, 1)
 SEED = [3, 4]
@@ -26,15 +26,6 @@ def tiny(**kw):
 def images(n=3, seed=0):
     v = np.random.default_rng(seed).integers(0, 256, size=(n,) + SHAPE)
     return (v / 255.0).astype(np.float32)
-
-
-def deterministic_features(model, x):
-    h = model.stem(2.0 * tf.constant(x) - 1.0)
-    hats = []
-    for enc in model.enc:
-        h = enc(h)
-        hats.append(h)
-    return hats
 
 
 def np_gaussian_kl(mq, lq, mp, lp):
@@ -86,7 +77,7 @@ def test_bits_per_dim_is_the_negative_elbo_over_d_ln2(plain):
     assert out["kl"].shape == (4, 3) and np.all(out["kl"].numpy() > 0)
 
 
-def test_top_kl_under_the_standard_normal_prior_is_the_closed_form_gaussian_kl():
+def test_top_kl_under_the_standard_normal_prior_is_the_closed_form_gaussian_kl(deterministic_features):
     model = tiny(top_prior="uniform")
     final = model.qladder[-1].blocks[-1]
     final.g.assign(final.g * 50.0)  # move q well away from N(0, I)
@@ -99,7 +90,7 @@ def test_top_kl_under_the_standard_normal_prior_is_the_closed_form_gaussian_kl()
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
-def test_kl_under_a_learned_prior_is_the_gaussian_kl_to_pstrap_and_vanishes_when_q_equals_p():
+def test_kl_under_a_learned_prior_is_the_gaussian_kl_to_pstrap_and_vanishes_when_q_equals_p(deterministic_features):
     model = tiny(top_prior="learned")
     x = images(3)
     # The top layer (L = 3, above it the learnt d_4): q = qladder(d^_3) + qstrap(d_4), p = pstrap(d_4).

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from tfvq.layers.gaussian import GaussianLatent
-from tfvq.models.hierarchical_vae import HierarchicalVAE
+from tfvq.models.rrvq.hierarchical_vae import HierarchicalVAE
 
 
 @keras.saving.register_keras_serializable(package="tfvq")

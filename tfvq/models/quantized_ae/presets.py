@@ -1,14 +1,18 @@
-"""The zoo's presets of today's quantizers: FSQ, lookup-free, VQ (rotation trick) and residual VQ in HQA layer 1's
+"""The presets of today's quantizers: FSQ, lookup-free, VQ (rotation trick) and residual VQ in HQA layer 1's
 autoencoder, on the digits.
 
-Data: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which the registry registers.
+Data beside the family's code: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which
+the zoo finds and registers (`tfvq.zoo.registry`). Every family folder has its `presets` module: the one name
+the zoo looks for.
 Every entry uses HQA Table 10's layer-1 encoder and decoder (32x32x1 -> a 16x16 grid of codes -> 32x32x1),
 trained end to end (`VQVAERecipe`, HQA App. C.3's optimiser) on the embedded 8x8 digits resized to 32x32,
 with a recipe of a few minutes on a 2-core CPU (2.5 minutes each with the two side by side); bundled weights.
 """
 
-from tfvq.models import FSQAutoencoder, LFQAutoencoder, RVQAutoencoder, VQAutoencoder, VQVAERecipe
-from tfvq.zoo.entries import ZooEntry
+from tfvq.models.hqa.hqa_recipes import VQVAERecipe
+from tfvq.models.preset import ZooEntry
+from tfvq.models.quantized_ae.codebook_ae import RVQAutoencoder, VQAutoencoder
+from tfvq.models.quantized_ae.implicit_ae import FSQAutoencoder, LFQAutoencoder
 
 FAMILIES = {"fsq_ae": FSQAutoencoder, "lfq_ae": LFQAutoencoder, "rvq_ae": RVQAutoencoder, "vq_ae": VQAutoencoder}
 

@@ -3,8 +3,8 @@
 `HierarchicalVAE` is the network of RRVQ §3 and App. C: a ResNet VAE (Kingma
 et al. 2016). Layers are numbered 1..L from the bottom (layer 1 has the most
 latents, layer L the fewest), as in RRVQ eq. 3-5. What a latent is belongs to
-the subclass: `tfvq.models.RRVQVAE` (relaxed-responsibility discrete latents)
-and `tfvq.models.SpatialVAE` (Gaussian latents) are siblings on this backbone.
+the subclass: `RRVQVAE` (relaxed-responsibility discrete latents, `rrvq_vae`)
+and `SpatialVAE` (Gaussian latents, `spatial_vae`) are siblings on this backbone.
 
 Inference (RRVQ eq. 4, Fig. C.3a). A stem (`enc1`: stride-2 convolutions)
 takes the image to the grid of layer 1; a bottom-up chain of ResNet blocks
@@ -44,7 +44,7 @@ from tfvq.losses.likelihoods import discretized_logistic_log_prob
 from tfvq.losses.objectives import free_bits_kl
 from tfvq.models.contract import ImageModel
 from tfvq.models.pixels import like_input, output_is_uint8, to_uint8
-from tfvq.models.recipes import HierarchicalVAERecipe
+from tfvq.models.rrvq.rrvq_recipe import HierarchicalVAERecipe
 from tfvq.models.serving import Endpoint, images_spec, served_images
 from tfvq.models.stateless_seeds import as_seed
 from tfvq.models.training import OptimizerRecipe, Stage

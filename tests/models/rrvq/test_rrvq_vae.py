@@ -1,8 +1,8 @@
-"""RRVQ-VAE (RRVQ §3, App. C, Table G.1): the ELBO's parts against NumPy oracles, free bits,
-forward/backward over the ablation switches, sampling, temperature schedule, saving and input checks.
+"""RRVQ-VAE (RRVQ §3, App. C, Table G.1): its KLs against NumPy oracles, forward/backward over the ablation
+switches, the temperature schedule, codes and their probabilities, saving and input checks.
 
-Every model here is tiny (8x8x1 images, latents 4x4, 2x2, 1x1, K = 8, d_e = 4, 8 channels); the
-paper-sized configurations are checked in tests/zoo/test_rrvq_entries.py."""
+Every model here is tiny (`tiny`, conftest.py); what the backbone does for every latent layer (the ELBO, free
+bits, sampling) is tested in test_hierarchical_vae.py, the paper-sized configurations in test_presets.py."""
 
 import tfvq  # noqa: F401  (first: sets up TensorFlow before anything else imports it)
 
@@ -13,55 +13,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvq.models.rrvq_vae import RRVQVAE
+from tfvq.losses.likelihoods import discretized_logistic_log_prob
+from tfvq.models.rrvq import RRVQVAE
 
 SHAPE = (8, 8, 1)
 SIZES = [4, 2, 1]
 SEED = [3, 4]
 
 
-def tiny(**kw):
-    cfg = dict(image_shape=SHAPE, latent_sizes=SIZES, num_codes=8, code_dim=4, channels=8, seed=0)
-    cfg.update(kw)
-    return RRVQVAE(**cfg)
-
-
-def images(n=3, shape=SHAPE, seed=0):
-    """Float images on the 8-bit grid, with both edge values 0 and 255 present."""
-    v = np.random.default_rng(seed).integers(0, 256, size=(n,) + shape)
-    v.flat[0], v.flat[1] = 0, 255
-    return (v / 255.0).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def plain():
-    """A tiny model the tests below only read (never assign to)."""
-    return tiny()
-
-
 def signature(model):
     """{variable path without the model's own name: shape}, seed-generator states left out."""
     return {v.path.split("/", 1)[1]: tuple(v.shape) for v in model.variables if "seed_generator" not in v.path}
-
-
-def deterministic_features(model, x):
-    """d^_1..d^_L of the bottom-up chain (RRVQ eq. 4), recomputed from the model's sublayers."""
-    h = model.stem(2.0 * tf.constant(x) - 1.0)
-    hats = []
-    for enc in model.enc:
-        h = enc(h)
-        hats.append(h)
-    return hats
-
-
-def np_discretized_logistic(v, loc, log_scale):
-    """log P(v) per sub-pixel, NumPy float64: the bin [v/256, (v+1)/256) of Kingma et al. 2016, with the
-    PixelCNN++ edge bins (0 takes the mass below, 255 the mass above)."""
-    v, loc, scale = v.astype(np.float64), loc.astype(np.float64), np.exp(log_scale.astype(np.float64))
-    cdf = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
-    lo, hi = cdf((v / 256.0 - loc) / scale), cdf(((v + 1.0) / 256.0 - loc) / scale)
-    p = np.where(v == 0, hi, np.where(v == 255, 1.0 - lo, hi - lo))
-    return np.log(p)
 
 
 # ------------------------------------------------------------------------------- forward and backward
@@ -70,7 +32,7 @@ def np_discretized_logistic(v, loc, log_scale):
     ("embedding", "diagonal", "uniform"), ("embedding", "unit", "learned"),
     ("direct", "diagonal", "learned"), ("direct", "unit", "uniform"),
 ])
-def test_train_loss_is_finite_and_reaches_every_trainable_variable(prior, covariance, top_prior):
+def test_train_loss_is_finite_and_reaches_every_trainable_variable(tiny, images, prior, covariance, top_prior):
     # free_bits=0: at initialisation every layer's KL is below the default floor, which would (rightly)
     # cut the KL's gradient and leave pstrap without one.
     model = tiny(prior=prior, covariance=covariance, top_prior=top_prior, free_bits=0.0)
@@ -90,41 +52,12 @@ def test_train_loss_is_finite_and_reaches_every_trainable_variable(prior, covari
 
 
 # ----------------------------------------------------------------------------------- ELBO and oracles
-def test_bits_per_dim_is_the_negative_elbo_over_d_ln2_and_the_elbo_adds_up():
-    model = tiny(top_prior="learned")
-    x = images(4)
-    out = model.elbo(x, seed=SEED)
-    assert out["elbo"].shape == (4,) and out["log_likelihood"].shape == (4,) and out["kl"].shape == (4, 3)
-    want = -out["elbo"].numpy() / (8 * 8 * 1 * math.log(2.0))
-    np.testing.assert_allclose(model.bits_per_dim(x, seed=SEED).numpy(), want, rtol=1e-6)
-    np.testing.assert_allclose(
-        out["elbo"].numpy(), out["log_likelihood"].numpy() - out["kl"].numpy().sum(axis=1), rtol=1e-6)
-    assert np.all(out["kl"].numpy() >= -1e-6)
-    assert np.all(out["kl"].numpy() > 0)  # learned top prior: every layer has a KL against a p it does not equal
-    # call() is the deterministic reconstruction, as in every family (predict gives images).
-    np.testing.assert_array_equal(model(x).numpy(), model.reconstruct(x).numpy())
 
 
-def test_log_likelihood_matches_a_numpy_discretised_logistic():
-    model = tiny()
-    # Sharpen and shift the likelihood so that bins far from loc matter and log_scale is not constant.
-    last = model.head.blocks[-1]
-    last.g.assign(last.g * 4.0)
-    x = images(3)
-    loc, log_scale, kl, _ = model._inference(tf.constant(x), False, SEED)
-    assert loc.shape == x.shape and log_scale.shape == x.shape
-    assert float(tf.reduce_min(log_scale)) >= -7.0
-    assert float(tf.math.reduce_std(log_scale)) > 0.01
-    v = np.round(x * 255.0).astype(np.int64)
-    assert v.min() == 0 and v.max() == 255  # the edge bins are exercised
-    want = np_discretized_logistic(v, loc.numpy(), log_scale.numpy()).sum(axis=(1, 2, 3))
-    out = model.elbo(x, seed=SEED)
-    np.testing.assert_allclose(out["log_likelihood"].numpy(), want, rtol=1e-5)
-    np.testing.assert_allclose(out["kl"].numpy(), kl.numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("layer", [0, 1, 2])
-def test_kl_of_a_layer_vanishes_when_q_and_p_embeddings_coincide(layer):
+def test_kl_of_a_layer_vanishes_when_q_and_p_embeddings_coincide(tiny, images, layer):
     model = tiny(top_prior="learned")
     x = images(3)
     before = model.elbo(x, seed=SEED)["kl"].numpy()
@@ -143,7 +76,7 @@ def test_kl_of_a_layer_vanishes_when_q_and_p_embeddings_coincide(layer):
     assert np.all(after[:, :layer] > 1e-5)
 
 
-def test_top_kl_under_a_uniform_prior_is_log_k_minus_the_entropy_of_q():
+def test_top_kl_under_a_uniform_prior_is_log_k_minus_the_entropy_of_q(deterministic_features, tiny, images):
     model = tiny(top_prior="uniform")
     final = model.qladder[-1].blocks[-1]
     final.g.assign(final.g * 300.0)  # a peaked q, so that the KL is far from 0
@@ -157,78 +90,8 @@ def test_top_kl_under_a_uniform_prior_is_log_k_minus_the_entropy_of_q():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
-# ------------------------------------------------------------------------------------------ free bits
-def test_free_bits_floor_each_layers_batch_mean_kl_and_cut_the_gradient_below_the_floor():
-    model = tiny()
-    x = tf.constant(images(4))
-    kl = model.elbo(x, seed=SEED, training=True)["kl"].numpy().astype(np.float64)  # relaxed samples
-    positions = np.array([16.0, 4.0, 1.0])
-    per_position = kl.mean(axis=0) / positions
-    order = np.argsort(per_position)
-    lam = float(np.sqrt(per_position[order[0]] * per_position[order[1]]))  # only the lowest layer is floored
-    floored = model.__class__.from_config({**model.get_config(), "free_bits": lam})
-    floored.set_weights(model.get_weights())
-
-    captured = {}
-    inference = floored._inference
-
-    def spy(*args, **kwargs):
-        out = inference(*args, **kwargs)
-        captured["kl"] = out[2]
-        return out
-
-    floored._inference = spy
-    with tf.GradientTape() as tape:
-        out = floored.train_loss(x, seed=SEED)
-    scale = 8 * 8 * 1 * math.log(2.0)
-    kl_term = (float(out["loss"]) - float(out["recon_bpd"])) * scale
-    want = np.maximum(kl.mean(axis=0), lam * positions).sum()
-    np.testing.assert_allclose(kl_term, want, rtol=1e-4)
-    np.testing.assert_allclose(captured["kl"].numpy(), kl, rtol=1e-5, atol=1e-7)  # same seed, same KLs
-    np.testing.assert_allclose(float(out["kl_bpd"]) * scale, kl.mean(axis=0).sum(), rtol=1e-4)
-    # d loss / d KL_bl: 0 for the floored layer, 1 / (B D ln 2) for the others.
-    grad = tape.gradient(out["loss"], captured["kl"]).numpy()
-    expected = np.full(kl.shape, 1.0 / (4 * scale))
-    expected[:, order[0]] = 0.0
-    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=0)
-
-    # lambda = 0: the training loss is the exact -ELBO.
-    plain = model.from_config({**model.get_config(), "free_bits": 0.0})
-    plain.set_weights(model.get_weights())
-    out = plain.train_loss(x, seed=SEED)
-    np.testing.assert_allclose(float(out["loss"]), float(out["bpd"]), rtol=1e-6)
-
-
-# -------------------------------------------------------------------------------------------- samples
-@pytest.mark.parametrize("top_prior,pixels", [("uniform", "mean"), ("learned", "sample")])
-def test_samples_are_uint8_images_reproducible_with_a_seed(top_prior, pixels):
-    model = tiny(top_prior=top_prior)
-    a = model.sample(5, seed=[1, 2], pixels=pixels)
-    assert a.dtype == tf.uint8 and tuple(a.shape) == (5,) + SHAPE
-    np.testing.assert_array_equal(a.numpy(), model.sample(5, seed=[1, 2], pixels=pixels).numpy())
-    assert not np.array_equal(a.numpy(), model.sample(5, seed=[1, 3], pixels=pixels).numpy())
-    assert len(np.unique(a.numpy())) > 1
-
-
-def test_pixel_sampling_adds_logistic_noise_around_the_mean(plain):
-    model = plain
-    mean = model.sample(64, seed=[5, 6]).numpy().astype(np.float64)
-    drawn = model.sample(64, seed=[5, 6], pixels="sample").numpy().astype(np.float64)
-    assert not np.array_equal(mean, drawn)
-    # Same latents (same seed); log_scale starts near -2 so the logistic sd is ~ 255 * e^-2 * pi / sqrt(3).
-    assert abs((drawn - mean).mean()) < 10.0 and 20.0 < (drawn - mean).std() < 120.0
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(n=0), "positive"), (dict(n=-2), "positive"), (dict(n=2, pixels="median"), "pixels"),
-])
-def test_bad_sample_arguments_raise(plain, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        plain.sample(**kwargs)
-
-
 # ------------------------------------------------------------------------------------ ablation switches
-def test_direct_prior_changes_only_the_width_of_the_pstrap_output_convolutions():
+def test_direct_prior_changes_only_the_width_of_the_pstrap_output_convolutions(tiny):
     kw = dict(latent_sizes=[4, 2, 2], top_prior="learned", num_codes=[8, 6, 5], code_dim=4)
     embed, direct = signature(tiny(prior="embedding", **kw)), signature(tiny(prior="direct", **kw))
     assert set(embed) == set(direct)
@@ -243,7 +106,7 @@ def test_direct_prior_changes_only_the_width_of_the_pstrap_output_convolutions()
     assert embed["pstrap_1/pstrap_1_conv/v"] == (3, 3, 4, 8) and embed["pstrap_2/pstrap_2_conv/v"] == (3, 3, 8, 4)
 
 
-def test_covariance_switch_adds_or_removes_exactly_the_log_variances():
+def test_covariance_switch_adds_or_removes_exactly_the_log_variances(tiny):
     diagonal, unit, iso = (signature(tiny(covariance=c)) for c in ("diagonal", "unit", "isotropic"))
     log_vars = {f"latent_{l}/log_variances" for l in (1, 2, 3)}
     assert set(diagonal) - set(unit) == log_vars and set(unit) <= set(diagonal)
@@ -254,7 +117,7 @@ def test_covariance_switch_adds_or_removes_exactly_the_log_variances():
     assert not any("log_variances" in v.path for v in model.variables)
 
 
-def test_learned_top_prior_adds_d_top_and_the_top_layers_straps():
+def test_learned_top_prior_adds_d_top_and_the_top_layers_straps(tiny):
     uniform, learned = signature(tiny(top_prior="uniform")), signature(tiny(top_prior="learned"))
     assert set(uniform) <= set(learned) and all(learned[k] == uniform[k] for k in uniform)
     added = set(learned) - set(uniform)
@@ -264,7 +127,7 @@ def test_learned_top_prior_adds_d_top_and_the_top_layers_straps():
 
 
 # ----------------------------------------------------------------------------------- temperature schedule
-def test_set_temperature_anneals_exponentially_then_holds():
+def test_set_temperature_anneals_exponentially_then_holds(tiny):
     model = tiny(initial_temperature=2.0, final_temperature=0.5, anneal_fraction=0.5)
     total = 100
     for step, want in [(0, 2.0), (25, 1.0), (10, 2.0 * 0.25 ** 0.2), (40, 2.0 * 0.25 ** 0.8),
@@ -276,7 +139,7 @@ def test_set_temperature_anneals_exponentially_then_holds():
 
 
 # ------------------------------------------------------------------------------------------- saving
-def test_keras_file_round_trip_keeps_config_weights_bits_and_samples(tmp_path):
+def test_keras_file_round_trip_keeps_config_weights_bits_and_samples(tiny, images, tmp_path):
     model = tiny(top_prior="learned", num_codes=[8, 6, 4])
     rng = np.random.default_rng(1)
     for v in model.trainable_variables:  # move away from the seeded init: a reload must read the weights
@@ -295,7 +158,7 @@ def test_keras_file_round_trip_keeps_config_weights_bits_and_samples(tmp_path):
     np.testing.assert_array_equal(loaded.sample(4, seed=[7, 8]).numpy(), model.sample(4, seed=[7, 8]).numpy())
 
 
-def test_get_config_from_config_rebuilds_the_same_model():
+def test_get_config_from_config_rebuilds_the_same_model(tiny, images):
     model = tiny(prior="direct", covariance="isotropic", top_prior="learned", num_codes=[8, 6, 4], free_bits=0.2,
                  initial_temperature=1.5, final_temperature=0.3, anneal_fraction=0.25, latent_sizes=[(4, 4), 2, 2])
     config = model.get_config()
@@ -325,37 +188,17 @@ def test_bad_images_raise_a_helpful_value_error(plain, method, bad, match):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(latent_sizes=[3]), "divide"),
-    (dict(image_shape=(12, 12, 1), latent_sizes=[4]), "power of two"),
-    (dict(latent_sizes=[(4, 2)]), "divide"),
-    (dict(latent_sizes=[2, 4]), "keep their size or halve"),
-    (dict(latent_sizes=[4, 1]), "keep their size or halve"),
-    (dict(latent_sizes=[]), "at least one"),
-    (dict(image_shape=(8, 8)), "image_shape"),
     (dict(prior="softmax"), "prior"),
-    (dict(top_prior="gaussian"), "top_prior"),
     (dict(covariance="full"), "covariance"),
-    (dict(free_bits=-0.1), "free_bits"),
     (dict(num_codes=[8, 8]), "num_codes"),
     (dict(initial_temperature=0.5, final_temperature=1.0), "temperature"),
 ])
-def test_invalid_constructor_arguments_raise(kwargs, match):
+def test_invalid_constructor_arguments_raise(tiny, kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny(**kwargs)
 
 
-def test_keras_fit_lowers_the_bits_per_dim_and_evaluate_reports_them():
-    model = tiny(free_bits=0.0)
-    x = images(n=64, seed=5)
-    before = float(np.mean(model.bits_per_dim(x, seed=SEED)))
-    model.compile(optimizer=keras.optimizers.Adamax(5e-3))
-    history = model.fit(x, batch_size=16, epochs=4, verbose=0)
-    assert set(history.history) >= {"loss", "bpd", "recon_bpd", "kl_bpd"}
-    after = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)["bpd"]
-    assert np.isfinite(after) and after < before - 0.1
-
-
-def test_decode_of_encoded_codes_equals_reconstruct_and_checks_codes(plain):
+def test_decode_of_encoded_codes_equals_reconstruct_and_checks_codes(images, plain):
     x = images(n=4, seed=7)
     codes = plain.encode(x)
     assert [tuple(c.shape) for c in codes] == [(4, s, s) for s in SIZES]
@@ -371,7 +214,7 @@ def test_decode_of_encoded_codes_equals_reconstruct_and_checks_codes(plain):
         plain.decode([codes[1]] + codes[1:])
 
 
-def test_encode_biased_chooses_each_layer_by_log_q_plus_bias_top_down(plain):
+def test_encode_biased_chooses_each_layer_by_log_q_plus_bias_top_down(images, plain):
     """A zero bias gives `encode`'s codes; a bias that favours one top code sends it everywhere, and the layers
     below are q's modes given it (as `encode` of a model whose top q picks it); HQA-style models offer none."""
     x = images(4)
@@ -396,3 +239,39 @@ def test_encode_biased_chooses_each_layer_by_log_q_plus_bias_top_down(plain):
         plain.encode_biased(x, {3: np.zeros(7)})
     with pytest.raises(ValueError):
         plain.encode_biased(x, {4: np.zeros(8)})
+
+
+# ------------------------------------------------------------------- probabilities of codes and pixels
+@pytest.fixture(scope="module")
+def six_codes(tiny):
+    """A tiny RRVQ-VAE of K = 6 codes per layer."""
+    return tiny(num_codes=6, seed=1)
+
+
+def test_rrvq_code_logits_are_the_prior_the_decoder_samples(six_codes):
+    rrvq = six_codes
+    rng = np.random.default_rng(1)
+    codes = [rng.integers(0, 6, size=(2,) + g).astype(np.int32) for g in ((2, 2), (1, 1))]
+    logits = rrvq.code_logits(codes, 2).numpy()
+    assert logits.shape == (2, 4, 4, 6)
+    np.testing.assert_allclose(np.exp(logits).sum(-1), 1.0, atol=1e-5)
+    # The deterministic decode from layer 2 takes the prior's mode at layer 1: decoding those codes at
+    # layer 1 gives the same image.
+    mode = logits.argmax(-1).astype(np.int32)
+    np.testing.assert_allclose(rrvq.decode(codes, 2).numpy(), rrvq.decode([mode] + codes, 1).numpy(), atol=1e-6)
+    top = rrvq.top_code_logits(2).numpy()
+    np.testing.assert_allclose(top, np.full((2, 1, 1, 6), -np.log(6)), atol=1e-6)  # uniform top prior
+
+
+def test_rrvq_pixel_likelihood_gives_the_models_log_likelihood(six_codes):
+    rrvq = six_codes
+    x = np.random.default_rng(2).integers(0, 256, size=(2, 8, 8, 1)).astype(np.uint8)
+    codes = rrvq.encode(x)
+    loc, log_scale = rrvq.pixel_likelihood(codes)
+    np.testing.assert_allclose(np.clip(loc.numpy(), 0, 1), rrvq.decode(codes).numpy(), atol=1e-6)
+    # The model's own reconstruction log-likelihood with the deterministic codes (RRVQ eq. 5's first term).
+    lp = discretized_logistic_log_prob(x.astype(np.int32), loc, log_scale).numpy()
+    assert lp.shape == (2, 8, 8, 1) and np.isfinite(lp).all() and (lp <= 0).all()
+    assert rrvq.code_stride() is None
+    with pytest.raises(ValueError, match="not fully convolutional"):
+        rrvq.with_image_shape((16, 16, 1))

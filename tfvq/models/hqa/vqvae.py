@@ -17,8 +17,8 @@ from tfvq.layers.activations import mish_activation
 from tfvq.layers.vq import VectorQuantizer
 from tfvq.models.code_checks import below_layer, check_codes
 from tfvq.models.contract import CodeModel
+from tfvq.models.hqa.hqa_recipes import VQVAERecipe
 from tfvq.models.pixels import like_input, output_is_uint8
-from tfvq.models.recipes import VQVAERecipe
 from tfvq.models.stages import greedy_stage, layer_report
 from tfvq.models.stateless_seeds import as_seed
 

@@ -1,4 +1,5 @@
-"""HQA model: shapes and rates, Algorithm 3 decoding, input checks, serialisation."""
+"""HQA model: shapes and rates, Algorithm 3 decoding, the probabilities of codes, any image size, input checks,
+serialisation, and Table 3's switches."""
 
 import keras
 import numpy as np
@@ -7,8 +8,7 @@ import tensorflow as tf
 
 from tfvq import zoo
 from tfvq.layers import StochasticVectorQuantizer
-from tfvq.models import HQA
-from tfvq.models.stages import retire_codes
+from tfvq.models.hqa import HQA
 
 RNG = np.random.default_rng(0)
 
@@ -150,8 +150,6 @@ def test_keras_fit_needs_a_stage_for_a_greedy_model_and_then_trains_only_it():
 
 
 def test_kmeans_plus_plus_seeds_the_codebook_with_distinct_points_of_the_layers_z_e():
-    from tfvq.models.hqa import kmeans_plus_plus_codebook
-
     model = tiny(num_layers=2)
     recipe = {"steps": (2,), "codebook_init": "kmeans++"}
     stage = model.training_stages(recipe)[1]  # layer 2
@@ -163,26 +161,9 @@ def test_kmeans_plus_plus_seeds_the_codebook_with_distinct_points_of_the_layers_
     distances = ((codebook[:, None] - z_e[None]) ** 2).sum(-1)
     np.testing.assert_allclose(distances.min(axis=1), 0.0, atol=1e-6)
     assert len(np.unique(codebook.round(6), axis=0)) == len(codebook)
-    few = kmeans_plus_plus_codebook(np.concatenate([z_e[:3], z_e[:3]]), 8)  # 3 distinct points, 8 codes
-    assert few.shape == (3, z_e.shape[1])
     with pytest.raises(ValueError, match="codebook_init must be one of"):
         model.training_stages({"steps": (2,), "codebook_init": "zeros"})
     assert model.training_stages({"steps": (2,)})[0].setup is None  # the paper's random codebooks by default
-
-
-@pytest.mark.parametrize("spread,scale", [(1e-4, 1.0), (1.0, 0.5), (30.0, 2.0)])
-def test_retired_codes_are_200_nats_below_the_nearest_kept_code_at_any_spread(spread, scale):
-    """Nearly constant z_e (spread 1e-4) as well as wide: the retired codes' logits -s d^2 stay at least 200
-    below the best kept code's for every point, so neither the argmin nor a Gumbel sample reaches them."""
-    quantizer = StochasticVectorQuantizer(10, 3, distance_scale=scale)
-    quantizer.build((None, 3))
-    rng = np.random.default_rng(3)
-    z_e = (rng.normal(size=(200, 3)) * spread + 5.0).astype(np.float32)
-    quantizer.codebook.assign(z_e[:10] + rng.normal(size=(10, 3)).astype(np.float32) * spread)
-    kept = retire_codes(quantizer, z_e, keep=4)
-    logits = quantizer.logits(tf.constant(z_e)).numpy().astype(np.float64)
-    retired = np.setdiff1d(np.arange(10), kept)
-    assert len(kept) == 4 and (logits[:, kept].max(1) - logits[:, retired].max(1)).min() >= 200 * (1 - 1e-4)
 
 
 def test_keep_codes_retires_all_but_the_most_used_codes_when_the_resets_end():
@@ -207,6 +188,60 @@ def test_keep_codes_retires_all_but_the_most_used_codes_when_the_resets_end():
     assert model.training_stages({"steps": (8,), "keep_codes": 12})[0].at_steps == {}  # K codes: keeps all
     with pytest.raises(ValueError, match="keep_codes must be at least 1"):
         model.training_stages({"steps": (8,), "keep_codes": 0})
+
+
+# ------------------------------------------------------------------- probabilities of codes, any image size
+@pytest.fixture(scope="module")
+def narrow():
+    """Three layers of 8 codes with networks 4 wide."""
+    return HQA((16, 16, 1), [dict(num_codes=8, code_dim=4, encoder_hidden=4, decoder_hidden=4)] * 3)
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return np.random.default_rng(0).integers(0, 256, size=(3, 16, 16, 1)).astype(np.uint8)
+
+
+def test_hqa_code_logits_are_the_quantizer_distribution_of_the_predicted_z_e(narrow, pixels):
+    hqa = narrow
+    codes = hqa.encode(pixels, 3)
+    logits = hqa.code_logits(codes, 3).numpy()
+    assert logits.shape == (3, 4, 4, 8)
+    np.testing.assert_allclose(np.exp(logits).sum(-1), 1.0, atol=1e-5)
+    # NumPy oracle: HQA eq. 3 on layer 3's decoder output.
+    top = hqa.hqa_layers[2]
+    z = top.decode_continuous(top.quantizer.lookup(codes)).numpy().reshape(-1, 4)
+    book = hqa.hqa_layers[1].quantizer.codebook.numpy()
+    d = -((z[:, None, :] - book[None]) ** 2).sum(-1)
+    want = d - np.log(np.exp(d - d.max(-1, keepdims=True)).sum(-1, keepdims=True)) - d.max(-1, keepdims=True)
+    np.testing.assert_allclose(logits.reshape(-1, 8), want, atol=1e-4)
+    # Its argmax is what a deterministic decode takes for layer 2 (HQA Algorithm 3).
+    q = hqa.hqa_layers[1].quantizer(top.decode_continuous(top.quantizer.lookup(codes)), training=False,
+                                    stochastic=False)["codes"].numpy()
+    np.testing.assert_array_equal(logits.argmax(-1), q)
+
+
+def test_a_layer_without_a_layer_below_has_no_code_logits(narrow, pixels):
+    hqa = narrow
+    with pytest.raises(ValueError, match="no codes below"):
+        hqa.code_logits(hqa.encode(pixels, 1), 1)
+    assert hqa.top_code_logits(2) is None and hqa.pixel_likelihood(hqa.encode(pixels, 3), 3) is None
+
+
+def test_hqa_codes_any_multiple_of_its_stride_with_the_same_weights(narrow):
+    hqa = narrow
+    assert [hqa.code_stride(l) for l in (1, 2, 3)] == [2, 4, 8] and hqa.code_stride() == 8
+    big = hqa.with_image_shape((32, 24, 1))
+    assert big.code_layout().grids == ((16, 12), (8, 6), (4, 3))
+    x = np.random.default_rng(3).integers(0, 256, size=(1, 32, 24, 1)).astype(np.uint8)
+    # Fully convolutional: the top-left 16x16 block's layer-1 codes away from the border equal the small model's.
+    small = hqa.encode(x[:, :16, :16], 1).numpy()
+    np.testing.assert_array_equal(big.encode(x, 1).numpy()[:, :6, :6], small[:, :6, :6])
+    with pytest.raises(ValueError, match="multiples of the model's stride 8"):
+        hqa.with_image_shape((20, 16, 1))
+    assert hqa.with_image_shape((16, 16, 1)) is hqa
+    for a, b in zip(big.weights, hqa.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 # ------------------------------------------------------------------ HQA Table 3's switches (the ablated systems)

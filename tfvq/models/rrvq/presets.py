@@ -1,10 +1,14 @@
-"""The zoo's RRVQ presets: RRVQ-VAEs (RRVQ Table 1, App. C, App. F), the rVQ-VAE and Spatial-VAE baselines.
+"""The RRVQ presets: RRVQ-VAEs (RRVQ Table 1, App. C, App. F), the rVQ-VAE and Spatial-VAE baselines.
 
-Data: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which the registry registers.
+Data beside the family's code: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which
+the zoo finds and registers (`tfvq.zoo.registry`). Every family folder has its `presets` module: the one name
+the zoo looks for.
 """
 
-from tfvq.models import RRVQVAE, HierarchicalVAERecipe, SpatialVAE
-from tfvq.zoo.entries import ZooEntry
+from tfvq.models.preset import ZooEntry
+from tfvq.models.rrvq.rrvq_recipe import HierarchicalVAERecipe
+from tfvq.models.rrvq.rrvq_vae import RRVQVAE
+from tfvq.models.rrvq.spatial_vae import SpatialVAE
 
 FAMILIES = {"rrvq_vae": RRVQVAE, "spatial_vae": SpatialVAE}
 

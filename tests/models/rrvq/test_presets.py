@@ -1,5 +1,6 @@
-"""RRVQ zoo entries: the paper's L = 32 and L = 5 configurations (RRVQ §4, App. C, App. F) build with
-the published latent shapes, codebook sizes and code rate; the rVQ-VAE baseline (eq. 2, App. B).
+"""The RRVQ presets (`tfvq.models.rrvq.presets`): the paper's L = 32 and L = 5 configurations (RRVQ §4, App. C,
+App. F) build with the published latent shapes, codebook sizes and code rate; the rVQ-VAE baseline (eq. 2,
+App. B); their recipes; the bundled weights model their test split.
 
 `zoo.info(name)` builds its model; each entry is built once per module and the built model is kept
 (captured from `registry.build`), so the paper-sized models are checked without building them twice."""
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvq import zoo
+from tfvq import data, zoo
 from tfvq.zoo import registry
 
 
@@ -146,8 +147,6 @@ def test_rvqvae_baseline_is_one_16x16_layer_with_unit_covariance_and_uniform_pri
     ("rrvq_digits", "digits", 4.0, 3.8),
 ])
 def test_bundled_rrvq_weights_model_their_test_split(name, dataset, fresh_above, trained_below):
-    from tfvq import data
-
     if registry.bundled_weights_path(name) is None:
         pytest.fail(f"{name} declares bundled weights but tfvq/zoo/weights/ has none: run its weights_command")
     x = data.load_numpy(dataset, "test", limit=64)
@@ -157,3 +156,10 @@ def test_bundled_rrvq_weights_model_their_test_split(name, dataset, fresh_above,
     assert fresh > fresh_above and bpd < trained_below
     samples = trained.sample(8, seed=[2, 3])
     assert samples.dtype == tf.uint8 and tuple(samples.shape) == (8,) + trained.image_shape
+
+
+def test_the_pinned_recipes_of_the_entries_stay():
+    rrvq = zoo.recipe("rrvq_digits")
+    assert (rrvq.steps, rrvq.eval_every, rrvq.eval_examples, rrvq.plateau_patience, rrvq.clip_norm) == (
+        (3000,), 100, 297, 5, 200.0)
+    assert zoo.recipe("rrvq_celeba64").steps == (160 * 2544,) and zoo.recipe("rrvq_celeba64").eval_every == 2544

@@ -33,8 +33,8 @@ from tfvq.code_layout import CodeLayout
 from tfvq.layers.relaxed_responsibility import RelaxedResponsibilityQuantizer
 from tfvq.models.code_checks import below_layer, check_codes, checked_code_bias
 from tfvq.models.contract import CodeModel
-from tfvq.models.hierarchical_vae import DEFAULT_SEED, HierarchicalVAE
 from tfvq.models.pixels import like_input, output_is_uint8
+from tfvq.models.rrvq.hierarchical_vae import DEFAULT_SEED, HierarchicalVAE
 
 tfd = tfp.distributions
 

@@ -1,5 +1,6 @@
 """Tests of tfvq.experiments.hqa_mnist (HQA Table 3 and Figure 3 on real MNIST digits)."""
 
+import dataclasses
 import json
 import os
 
@@ -143,3 +144,16 @@ def test_a_kept_result_counts_as_done_without_its_run_folder(quick_run, tmp_path
     assert hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={out}", f"--record={record}"]) == 0
     assert json.loads((out / "table3.json").read_text())["rows"]["hams"]["mse"]["values"] == [
         kept["layers"]["5"]["mse"]]
+
+
+def test_a_result_of_another_configuration_is_refused(quick_run, monkeypatch):
+    """A kept result of a system configured otherwise (e.g. a VQ-VAE with the sigmoid output) is not read as done."""
+    other = tuple(dataclasses.replace(s, config={"num_codes": 8}) if s.key == "hams" else s for s in hqa_mnist.TABLE3)
+    monkeypatch.setattr(hqa_mnist, "TABLE3", other)
+    with pytest.raises(ValueError, match=r"configured \{\}, not \{'num_codes': 8\}"):
+        hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"])
+
+
+def test_every_vqvae_system_predicts_pixels_linearly():
+    vqvaes = [s for s in hqa_mnist.SYSTEMS.values() if s.model == "vqvae_mnist"]
+    assert len(vqvaes) == 5 and all(s.config["output_activation"] == "linear" for s in vqvaes)

@@ -122,10 +122,20 @@ class System:
         return dict(self.budget, **QUICK) if quick else self.budget
 
 
+VQVAE_OUTPUT = "linear"
+"""The VQ-VAEs' last conv predicts pixels without a sigmoid (`VQVAE.output_activation`). With a sigmoid, 3 of the
+first 7 runs (8 bits, seeds 1 and 2; 32 bits, seed 0) ended with every pre-activation of the sigmoid below -2
+(mean -34) within a few hundred updates, as the first updates pushed the background to 0:
+the sigmoid's gradient vanishes there, the output stays a blank digit (MSE 0.105, 89% error) and no code
+reaches the decoder. HQA names the output of none of its networks ("predictions are made in pixel space", App.
+C.3); a linear output cannot saturate."""
+
+
 def _vqvae(level):
     enc, dec = _VQVAE_COLUMNS[level]
     return System(f"vqvae_l{level}", f"VQ-VAE at {RATES[level - 1]} bits", "vqvae_mnist",
-                  dict(num_downsamples=level, encoder_hidden=enc, decoder_hidden=dec), layers=(1,),
+                  dict(num_downsamples=level, encoder_hidden=enc, decoder_hidden=dec,
+                       output_activation=VQVAE_OUTPUT), layers=(1,),
                   rate=RATES[level - 1])
 
 
@@ -257,6 +267,10 @@ def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16"
         if done.get("budget") != _as_json(budget):
             raise ValueError(f"{folder} was trained with the budget {done.get('budget')}, not {_as_json(budget)}: "
                              "results of two budgets do not share a table; pass another --out.")
+        if done.get("config", {}) != _as_json(system.config):
+            raise ValueError(f"{source} holds a {system.key} configured {done.get('config')}, not "
+                             f"{_as_json(system.config)}: remove it (or pass another --out and --record) to train "
+                             "this one.")
         if not remeasure or source != path:  # a kept result without its run folder cannot be measured again
             if kept is not None and not os.path.exists(kept):
                 _write_json(kept, done)

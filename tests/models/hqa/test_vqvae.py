@@ -64,3 +64,49 @@ def test_the_one_layer_has_no_code_logits_no_top_prior_and_a_stride_of_its_downs
     with pytest.raises(ValueError, match="no codes below"):
         vq.code_logits(vq.encode(pixels), 1)
     assert vq.top_code_logits(1) is None and vq.code_stride() == 4
+
+
+def test_a_linear_output_trains_on_unclipped_pixels_and_decodes_clipped():
+    """`output_activation="linear"`: the MSE of training reads the last conv as it is (its gradient never vanishes,
+    as a saturated sigmoid's does), decoding clips to [0, 1]."""
+    model = VQVAE((8, 8, 1), num_downsamples=1, encoder_hidden=4, decoder_hidden=4, num_codes=4, code_dim=2,
+                  output_activation="linear")
+    last = model.decoder.layers[-1]
+    last.bias.assign([2.0])  # every pixel predicted above 1
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    out = model.vq(model.encoder(x), training=False)["quantized"]
+    raw = model.decoder(out).numpy()
+    assert raw.min() > 1.0
+    np.testing.assert_allclose(model.layer_loss(x, training=False)["mse"].numpy(), np.mean(raw ** 2), rtol=1e-5)
+    np.testing.assert_array_equal(model.decode(model.encode(x)).numpy(), np.ones_like(raw))
+    with tf.GradientTape() as tape:
+        loss = model.layer_loss(x, training=False)["mse"]
+    np.testing.assert_allclose(tape.gradient(loss, last.bias).numpy(), [2 * raw.mean()], rtol=1e-5)
+
+
+def test_a_saturated_sigmoid_output_passes_no_gradient_and_a_linear_one_does():
+    """Why the experiments' VQ-VAEs predict pixels linearly: pre-activations far below 0 (a "dead start") leave a
+    sigmoid output's MSE without a gradient."""
+    grads = {}
+    for activation in ("sigmoid", "linear"):
+        model = VQVAE((8, 8, 1), num_downsamples=1, encoder_hidden=4, decoder_hidden=4, num_codes=4, code_dim=2,
+                      output_activation=activation)
+        model.decoder.layers[-1].bias.assign([-40.0])
+        x = np.full((2, 8, 8, 1), 0.5, np.float32)
+        with tf.GradientTape() as tape:
+            loss = model.layer_loss(x, training=False)["mse"]
+        grads[activation] = float(tf.abs(tape.gradient(loss, model.decoder.layers[-1].bias)[0]))
+    assert grads["sigmoid"] < 1e-15 and grads["linear"] > 1.0
+
+
+def test_the_output_activation_and_expiry_are_kept_in_the_config_and_checked():
+    model = VQVAE((8, 8, 1), num_downsamples=1, encoder_hidden=4, decoder_hidden=4, num_codes=4, code_dim=2,
+                  output_activation="linear", expire_codes_below=0.5)
+    assert model.vq.expire_codes_below == 0.5 and model.vq.resets_codes
+    clone = VQVAE.from_config(model.get_config())
+    assert (clone.output_activation, clone.expire_codes_below) == ("linear", 0.5)
+    plain = VQVAE((8, 8, 1), num_downsamples=1, encoder_hidden=4, decoder_hidden=4, num_codes=4, code_dim=2)
+    assert "output_activation" not in plain.get_config() and "expire_codes_below" not in plain.get_config()
+    assert plain.decoder.layers[-1].activation is keras.activations.sigmoid
+    with pytest.raises(ValueError, match="output_activation must be 'sigmoid' or 'linear', got 'relu'"):
+        VQVAE((8, 8, 1), num_downsamples=1, output_activation="relu")

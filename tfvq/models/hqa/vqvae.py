@@ -38,6 +38,13 @@ class VQVAE(CodeModel):
       num_codes, code_dim: codebook size K and code dimension D.
       commitment_cost: beta of HQA eq. 2 (Table 14: 0.125).
       ema: learn the codebook by EMA (the original VQ-VAE) instead of gradients.
+      expire_codes_below: None (the paper: no resets), or dead-code expiry (`VectorQuantizer`): a code used
+        fewer than this many times per batch, on average over 20 batches, takes a random z_e of the batch.
+        Five stride-2 convolutions start the encoder with outputs a thousandth apart across images, and its
+        first updates move them together out of the codebook onto one code, whose gradients cannot pull them
+        apart again ("dead starts", `docs/results.md`); expiry puts codes back where the encoder's outputs are.
+      output_activation: "sigmoid" (the decoder's last conv ends in a sigmoid) or "linear" (pixels predicted
+        directly, clipped to [0, 1] when decoded; the MSE of training reads them unclipped).
     """
 
     stochastic_decoding = False
@@ -45,7 +52,8 @@ class VQVAE(CodeModel):
     """How the family trains (`training_stages`; HQA App. C.3)."""
 
     def __init__(self, image_shape, num_downsamples=5, encoder_hidden=78, decoder_hidden=22, num_codes=256,
-                 code_dim=64, commitment_cost=0.125, ema=False, **kwargs):
+                 code_dim=64, commitment_cost=0.125, ema=False, expire_codes_below=None,
+                 output_activation="sigmoid", **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.num_downsamples = int(num_downsamples)
@@ -55,17 +63,21 @@ class VQVAE(CodeModel):
         self.code_dim = int(code_dim)
         self.commitment_cost = float(commitment_cost)
         self.ema = bool(ema)
+        self.expire_codes_below = None if expire_codes_below is None else float(expire_codes_below)
+        if output_activation not in ("sigmoid", "linear"):
+            raise ValueError(f"output_activation must be 'sigmoid' or 'linear', got {output_activation!r}.")
+        self.output_activation = output_activation
         enc = [keras.layers.Conv2D(self.encoder_hidden, 3, strides=2, padding="same", activation=mish_activation())
                for _ in range(self.num_downsamples)]
         enc.append(keras.layers.Conv2D(self.code_dim, 1))
         self.encoder = keras.Sequential(enc, name="encoder")
         self.vq = VectorQuantizer(self.num_codes, self.code_dim, commitment_cost=self.commitment_cost, ema=self.ema,
-                                  name="quantizer")
+                                  expire_codes_below=self.expire_codes_below, name="quantizer")
         dec = [keras.layers.Conv2D(self.decoder_hidden, 3, padding="same", activation=mish_activation())]
         for _ in range(self.num_downsamples):
             dec += [keras.layers.UpSampling2D(2, interpolation="nearest"),
                     keras.layers.Conv2D(self.decoder_hidden, 3, padding="same", activation=mish_activation())]
-        dec.append(keras.layers.Conv2D(self.image_shape[-1], 3, padding="same", activation="sigmoid"))
+        dec.append(keras.layers.Conv2D(self.image_shape[-1], 3, padding="same", activation=self.output_activation))
         self.decoder = keras.Sequential(dec, name="decoder")
         shape = (None,) + self.image_shape
         self.encoder.build(shape)
@@ -161,6 +173,10 @@ class VQVAE(CodeModel):
                            encoder_hidden=self.encoder_hidden, decoder_hidden=self.decoder_hidden,
                            num_codes=self.num_codes, code_dim=self.code_dim,
                            commitment_cost=self.commitment_cost, ema=self.ema))
+        if self.expire_codes_below is not None:  # absent from the configs of models saved without it
+            config["expire_codes_below"] = self.expire_codes_below
+        if self.output_activation != "sigmoid":
+            config["output_activation"] = self.output_activation
         return config
 
     @classmethod

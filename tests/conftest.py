@@ -3,6 +3,9 @@ so `tf.distribute.MirroredStrategy` can be tested on a machine without GPUs."""
 
 import os
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The repository's folder (the one that holds tfvq/)."""
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tfvq  # noqa: E402,F401  (sets the CPU allocator before TensorFlow starts)
@@ -30,3 +33,21 @@ def mirrored_strategy():
     if len(devices) < 2:
         pytest.fail("the CPU must be split into two logical devices before TensorFlow starts")
     return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
+@pytest.fixture
+def repo_env():
+    """`repo_env(**changes)`: the environment of a subprocess that runs this checkout's tfvq: `os.environ` with the
+    repository first on `PYTHONPATH`, each key of `changes` set to its value (None: removed)."""
+
+    def env(**changes):
+        out = dict(os.environ)
+        out["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+        for key, value in changes.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    return env

@@ -11,8 +11,6 @@ import pytest
 
 from tfvq import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _tfvq(*args, env, cwd, timeout=300):
     out = subprocess.run([sys.executable, "-m", "tfvq.cli", *map(str, args)], env=env, cwd=cwd,
@@ -36,12 +34,11 @@ def _pngs(folder, count=40, size=20):
 
 
 @pytest.mark.slow
-def test_a_run_folder_is_the_model_of_export_evaluate_compress_and_decompress(tmp_path):
+def test_a_run_folder_is_the_model_of_export_evaluate_compress_and_decompress(tmp_path, repo_env):
     images, run = _pngs(tmp_path / "scans"), tmp_path / "run"
     empty = tmp_path / "tfds"
     empty.mkdir()
-    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=str(empty), PYTHONPATH=path)
+    env = repo_env(TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=str(empty))
     # vqvae_mnist: its zoo entry's dataset is tfds mnist, which is not prepared here.
     out = _tfvq("train", "--model=vqvae_mnist", f"--dataset={images}", "--steps=2", "--batch_size=8",
                 "--eval_examples=8", f"--model_dir={run}", env=env, cwd=tmp_path)
@@ -118,55 +115,3 @@ def test_choices_come_from_the_library():
     args = parser.parse_args(["--out=x", "--format=tflite", "--variants=int8,float16", "--notable"])
     assert args.format == ["tflite"] and args.variants == ["int8", "float16"] and args.table is False
     assert set(FORMATS) == {"saved_model", "tflite", "decoders"} and "int8" in VARIANTS
-
-
-def test_a_folder_names_its_zoo_model_and_dataset_and_a_weights_folder_counts_too(tmp_path):
-    from tfvq.zoo import refs
-
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"class_name": "VQVAE", "config": {}}))
-    (run / "metadata.json").write_text(json.dumps({"zoo_name": "vqvae_mnist", "dataset": "digits"}))
-    assert refs.file_name(str(run)) == "vqvae_mnist" and refs.file_name("hqa_digits") == "hqa_digits"
-    assert refs.default_weights(str(run)) is None and refs.default_weights("hqa_digits") == "bundled"
-    # The bug of `export.py --model=vqvae_mnist --weights=RUN`: the run's dataset, not the zoo entry's (mnist).
-    assert refs.dataset_of("vqvae_mnist", str(run))[0] == "digits"
-    assert refs.dataset_of(str(run))[0] == "digits" and refs.dataset_of(str(run), dataset="swatches")[0] == "swatches"
-    # A zoo name with its bundled weights: the dataset they learned; other weights: the entry's (the paper's).
-    assert refs.dataset_of("vqvae_mnist")[0] == "mnist10k" == refs.dataset_of("vqvae_mnist", "bundled")[0]
-    assert refs.dataset_of("vqvae_mnist", str(tmp_path / "w.weights.h5"))[0] == "mnist"
-    assert refs.dataset_of("hqa_celeba64")[0] == "celeb_a"
-    (run / "metadata.json").write_text(json.dumps({"class_name": "VQVAE"}))
-    assert refs.file_name(str(run)) == "VQVAE"
-    with pytest.raises(ValueError, match="--dataset"):
-        refs.dataset_of(str(run))
-
-
-def test_tensorflows_start_up_lines_stay_off_the_terminal_unless_verbose(tmp_path):
-    """`tfvq models` imports TensorFlow (through the zoo): its C++ libraries' lines (oneDNN, CUDA, absl) are
-    dropped, and `--verbose` lets them through."""
-    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = path
-    quiet = subprocess.run([sys.executable, "-m", "tfvq.cli", "models", "hqa_mnist"], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
-    assert quiet.returncode == 0 and "hqa_mnist" in quiet.stdout and quiet.stderr == ""
-    loud = subprocess.run([sys.executable, "-m", "tfvq.cli", "models", "hqa_mnist", "--verbose"], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert loud.returncode == 0 and "hqa_mnist" in loud.stdout and loud.stderr != ""
-
-
-def test_the_silent_loader_drops_what_a_module_writes_to_descriptor_2_and_nothing_after(tmp_path, capfd,
-                                                                                       monkeypatch):
-    import importlib.util
-
-    from tfvq import cli_utils
-
-    (tmp_path / "noisy_module.py").write_text("import os\nos.write(2, b'start-up noise\\n')\nVALUE = 7\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    spec = importlib.util.find_spec("noisy_module")
-    spec.loader = cli_utils._SilentLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    os.write(2, b"after\n")
-    assert module.VALUE == 7 and capfd.readouterr().err == "after\n"

@@ -177,8 +177,6 @@ def test_bad_arguments_raise_errors_naming_what_was_expected():
         ResidualQuantizer(LookupFreeQuantizer(3), 0)
     with pytest.raises(ValueError, match="GroupedQuantizer"):
         ResidualQuantizer(ResidualQuantizer(LookupFreeQuantizer(3), 2), 2)
-    with pytest.raises(TypeError, match="tfvq quantizer"):
-        ResidualQuantizer(keras.layers.Dense(3), 2)
     with pytest.raises(ValueError, match="gain must be None or a number > 0"):
         ResidualQuantizer(LookupFreeQuantizer(3), 2, gain=0.0)
     rq = ResidualQuantizer(FiniteScalarQuantizer((5, 5)), 2)

@@ -112,3 +112,19 @@ def test_the_codec_any_size_check_and_data_loading_give_the_normaliser_message(c
     else:
         expected = _message(tfvq_images.fixed_size_batch, images, SHAPE, name)
         assert isinstance(data, ValueError) and str(data) == str(expected)
+
+
+def test_dtype_kinds_of_numpy_tensorflow_and_named_dtypes():
+    for dtype in (np.uint8, "uint8", tf.uint8):
+        assert tfvq_images.dtype_kind(dtype) == "uint8"
+    for dtype in (np.float16, "float64", tf.float32, tf.bfloat16, "bfloat16"):
+        assert tfvq_images.dtype_kind(dtype) == "float"
+    for dtype in (np.int32, "int8", tf.int64, tf.string, bool, "not a dtype"):
+        assert tfvq_images.dtype_kind(dtype) is None
+
+
+def test_floats_become_the_nearest_8_bit_pixel():
+    floats = np.array([0.0, 0.1 / 255, 0.6 / 255, 0.5, 254.4 / 255, 1.0])
+    np.testing.assert_array_equal(tfvq_images.as_uint8(floats), [0, 0, 1, 128, 254, 255])
+    np.testing.assert_array_equal(tfvq_images.as_float32(np.array([0, 51, 255], np.uint8)),
+                                  np.float32([0.0, 0.2, 1.0]))

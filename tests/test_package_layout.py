@@ -1,6 +1,7 @@
 """The package's shape, read from its source by `ast`: imports point down, no circle of modules, no module
-over 700 lines, no two modules of one name, and imports inside functions only where they keep TensorFlow out
-of a command that does not need it.
+over 700 lines, no two modules of one name, imports inside functions only where they keep TensorFlow out
+of a command that does not need it, and tests that mirror the package: every module tfvq/A/B/m.py has its
+test file tests/A/B/test_m.py (`MIRROR_EXEMPT` lists the folders not held to it yet, and why).
 
 The order, highest first (a module may import its own package and any lower rank):
 
@@ -24,6 +25,7 @@ import os
 import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tfvq")
+TESTS = os.path.dirname(os.path.abspath(__file__))
 MAX_LINES = 700
 RANKS = {"tfvq.cli": 7, "tfvq.commands": 6, "tfvq.experiments": 6, "tfvq.evaluate": 5, "tfvq.train": 4,
          "tfvq.export": 4, "tfvq.codec": 4, "tfvq.metrics": 4, "tfvq.zoo": 3, "tfvq.models": 2, "tfvq.layers": 1,
@@ -36,6 +38,15 @@ of HQA's illustrative experiment and the experiment), and the one name the zoo l
 LAZY_IMPORTERS = ("tfvq.cli", "tfvq.commands")
 """Where an import may sit inside a function: the command line imports a command's libraries when it runs,
 so that `tfvq --help` and `tfvq info` start no TensorFlow."""
+MIRROR_EXEMPT = {
+    "tfvq.codec": "being reorganised now (issue 27: today's format in front, the old versions' readers in one room)",
+    "tfvq.commands": "being reorganised now (issue 27: one command table, every subcommand in tfvq/commands/)",
+    "tfvq.data": "being reorganised now, by work in progress beside this test; its test files follow its modules",
+    "tfvq.experiments": "being reorganised now, by work in progress beside this test; its test files follow its "
+                        "modules",
+}
+"""Folders whose modules are not yet held to a mirror test file, with the reason; a module in one of them
+(or below) is counted, not checked. `__init__` and `__main__` modules need no test file of their own."""
 
 
 def modules():
@@ -82,6 +93,31 @@ def imports(name, path, known):
     return out
 
 
+def mirror(path):
+    """The test file of the module at `path` (tfvq/A/m.py -> tests/A/test_m.py), or None for `__init__` and
+    `__main__`."""
+    folder, name = os.path.split(os.path.relpath(path, ROOT))
+    if name in ("__init__.py", "__main__.py"):
+        return None
+    return os.path.join(TESTS, folder, "test_" + name)
+
+
+def exempt(name):
+    """The `MIRROR_EXEMPT` folder `name` is in (or below), else None."""
+    return next((f for f in MIRROR_EXEMPT if name == f or name.startswith(f + ".")), None)
+
+
+def mirrors(mods, exists=os.path.isfile):
+    """{"mirrored": [names], "missing": [names held to a mirror without one], "exempt": [names in
+    `MIRROR_EXEMPT` folders without one]} of the modules `mods` ({name: path}) that need a test file."""
+    out = {"mirrored": [], "missing": [], "exempt": []}
+    for name, path in sorted(mods.items()):
+        test = mirror(path)
+        if test is not None:
+            out["mirrored" if exists(test) else "exempt" if exempt(name) else "missing"].append(name)
+    return out
+
+
 def figures():
     """The figures of the package's shape (what `python tests/test_package_layout.py` prints)."""
     mods = modules()
@@ -103,7 +139,8 @@ def figures():
         if base not in ("__init__", "__main__") and name not in ("tfvq",) and name not in RANKS:
             names[base].append(name)
     return dict(modules=len(mods), upward=sorted(set(upward)), cycles=cycles(graph), lines=lines,
-                lazy=sorted(set(lazy)), shared_names={k: v for k, v in names.items() if len(v) > 1})
+                lazy=sorted(set(lazy)), shared_names={k: v for k, v in names.items() if len(v) > 1},
+                mirrors=mirrors(mods))
 
 
 def cycles(graph):
@@ -163,6 +200,24 @@ def test_imports_inside_functions_only_in_the_command_line(shape):
     assert [(a, b) for a, b in shape["lazy"] if not a.startswith(LAZY_IMPORTERS)] == []
 
 
+def test_every_module_has_its_mirror_test_file(shape):
+    """tfvq/A/m.py is tested in tests/A/test_m.py, outside the folders of `MIRROR_EXEMPT`."""
+    assert shape["mirrors"]["missing"] == []
+
+
+def test_the_mirror_check_sees_a_module_without_its_test_file_and_exempts_only_its_folders():
+    assert mirror(os.path.join(ROOT, "layers", "vq.py")) == os.path.join(TESTS, "layers", "test_vq.py")
+    assert mirror(os.path.join(ROOT, "images.py")) == os.path.join(TESTS, "test_images.py")
+    assert mirror(os.path.join(ROOT, "data", "__init__.py")) is None
+    mods = {name: os.path.join(ROOT, *parts) for name, parts in [
+        ("tfvq.layers.vq", ("layers", "vq.py")), ("tfvq.seeds", ("seeds.py",)),
+        ("tfvq.codec.files", ("codec", "files.py")), ("tfvq.codecs.x", ("codecs", "x.py")),
+        ("tfvq.layers", ("layers", "__init__.py"))]}
+    assert mirrors(mods, exists=lambda path: path.endswith("test_vq.py")) == {
+        "mirrored": ["tfvq.layers.vq"], "missing": ["tfvq.codecs.x", "tfvq.seeds"], "exempt": ["tfvq.codec.files"]}
+    assert all(MIRROR_EXEMPT.values())  # each folder says why
+
+
 def test_the_scan_sees_an_upward_import_and_a_circle():
     """The checks can fail: a zoo module importing the codec is upward, two modules importing each other a
     circle."""
@@ -180,3 +235,7 @@ if __name__ == "__main__":
     print(f"imports inside functions: {len(f['lazy'])} "
           f"({sum(1 for a, _ in f['lazy'] if not a.startswith(LAZY_IMPORTERS))} outside the command line)")
     print(f"module names shared: {f['shared_names']}")
+    m = f["mirrors"]
+    print(f"modules with their mirror test file: {len(m['mirrored'])} of "
+          f"{len(m['mirrored']) + len(m['missing']) + len(m['exempt'])} ({len(m['missing'])} missing, "
+          f"{len(m['exempt'])} without one in the folders being reorganised: {', '.join(sorted(MIRROR_EXEMPT))})")

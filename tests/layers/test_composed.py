@@ -79,8 +79,9 @@ def test_the_code_layout_is_stages_times_groups_slots_and_other_codes_are_refuse
     with pytest.raises(TypeError, match="^codes must be integers, got dtype float32"):
         grq.lookup(tf.zeros([5, 4]))
     for slots in (5, 8):
-        with pytest.raises(ValueError, match=r"^codes must have a known trailing axis of k \* 2 slots for k in 1\.\.3 "
-                                             rf"stages \(shape \[\.\.\., k \* 2\], stage-major\), got shape \(5, {slots}\)"):
+        message = (r"^codes must have a known trailing axis of k \* 2 slots for k in 1\.\.3 stages "
+                   rf"\(shape \[\.\.\., k \* 2\], stage-major\), got shape \(5, {slots}\)")
+        with pytest.raises(ValueError, match=message):
             grq.lookup(tf.zeros([5, slots], tf.int32))
 
 

@@ -45,19 +45,17 @@ import functools
 
 import numpy as np
 
-from tfvq.codec import container, entropy
+from tfvq.codec import bands, container, entropy
 from tfvq.codec.container import CONTEXT, MODEL, STATIC, UNIFORM
 from tfvq.codec.context import PASSES, pass_map
 from tfvq.codec.errors import CodecError
 from tfvq.codec.header import span
 from tfvq.codec.images import from_tiles, pad_reflect, resize_back, to_tiles
+from tfvq.codec.lossless import GROUP, code_pixels, decode_pixels
 
 CODER_CHOICES = ("auto", "static", "progressive", "context", "fixed")
 BATCH = 64
 """Code grids per `encode` call."""
-GROUP = 16
-"""A MODEL layer or the pixels are coded in groups of GROUP grids (images): each group's escape flags, then its
-symbols (part of the format: the decoder reads them in the same order)."""
 MAX_LAYER_SYMBOLS = 1 << 28
 """The most codes (count h w) or pixels (N H W C) a file may hold per layer."""
 _SIZED = {}  # (id(model), (Hp, Wp)) -> (model, the model it was made from)
@@ -71,6 +69,10 @@ class Geometry:
     at that size, known without building a model (layer l's grid is the padded size over `code_stride(l)`), so
     the codes of a file decode without one; `sized` is the model for that size (`with_image_shape`), built on
     first use, once per model and size.
+
+    Images of more than `bands.BAND_PIXELS` pixels are `big`: a fully convolutional model codes them in row
+    bands (`banding`, `tfvq.codec.bands`), a tiled one in batches of tiles, and the encoder keeps no tables
+    (`entropy.Encoder.lazy`).
     """
 
     def __init__(self, model, height, width):
@@ -82,6 +84,7 @@ class Geometry:
             th, tw = model.image_shape[:2]
             self.padded, self.tile = (-(-height // th) * th, -(-width // tw) * tw), (th, tw)
             self.tiles = (self.padded[0] // th) * (self.padded[1] // tw)
+        self.big = bands.is_banded(self.padded, self.tile)
 
     @functools.cached_property
     def layout(self):
@@ -95,10 +98,22 @@ class Geometry:
     def sized(self):
         if self.tile is not None:
             return self.model
-        key = (id(self.model), self.padded)
+        return self.sized_for(self.padded[0])
+
+    def sized_for(self, height):
+        """The model for windows of `height` rows of the padded images (`sized`: all of them)."""
+        key = (id(self.model), (height, self.padded[1]))
         if key not in _SIZED or _SIZED[key][1] is not self.model:
-            _SIZED[key] = (self.model.with_image_shape((*self.padded, self.model.image_shape[2])), self.model)
+            _SIZED[key] = (self.model.with_image_shape((height, self.padded[1], self.model.image_shape[2])),
+                           self.model)
         return _SIZED[key][0]
+
+    @functools.cached_property
+    def banding(self):
+        """The row bands of a big image of a fully convolutional model (`tfvq.codec.bands.Banding`), else None."""
+        if not self.big or self.tile is not None:
+            return None
+        return bands.Banding(self.model, self.padded, self.sized_for)
 
 
 def _grids_of(images, padded, tile):
@@ -110,27 +125,30 @@ def _flatten(codes):
     return codes if isinstance(codes, (list, tuple)) else [codes]
 
 
-def encode_layers(model, x, layers, code_bias=None, batch=BATCH):
+def encode_layers(model, x, layers, code_bias=None, batch=BATCH, banding=None):
     """{layer: int32 [count, h, w]} of every layer in `layers`: the most probable codes (`encode`), or with
-    `code_bias` {layer: [K]} those of `encode_biased` (a static prior's rate weights, `StaticPrior.code_bias`)."""
+    `code_bias` {layer: [K]} those of `encode_biased` (a static prior's rate weights, `StaticPrior.code_bias`);
+    with a `banding` (`bands.Banding`) window by window of the padded images x."""
     layout = model.code_layout()
     out = {}
     starts = [min(layers)] if layout.cumulative else sorted(layers)
 
-    def encode(images, start):
+    def encode(coder, images, start):
         if code_bias:
             biased = {l: b for l, b in code_bias.items() if l in layout.layers_sent(start)}
             if biased:
-                codes = model.encode_biased(images, biased, start)
+                codes = coder.encode_biased(images, biased, start)
                 if codes is None:
                     raise CodecError(f"The static prior has rate weights for layers {sorted(code_bias)}, but "
                                      "this model has no q to choose codes by rate (`encode_biased`); refit the "
                                      "prior without them (`tfvq fit-priors`).")
                 return codes
-        return model.encode(images, start)
+        return coder.encode(images, start)
 
+    if banding is not None:
+        return banding.encode(x, set(layers), encode)
     for start in starts:
-        parts = [[np.asarray(c) for c in _flatten(encode(x[a: a + batch], start))]
+        parts = [[np.asarray(c) for c in _flatten(encode(model, x[a: a + batch], start))]
                  for a in range(0, len(x), batch)]
         for i, l in enumerate(layout.layers_sent(start)):
             if l in layers:
@@ -161,11 +179,71 @@ def _needs_above(coder, layer, layout, layers):
 
 
 # ------------------------------------------------------------------------------------------ one layer
-def code_layer(encoder, model, coder, codes, layer, prior):
+def _lazy_model_layer(encoder, own, k, static, log_probs):
+    """MODEL coding of a big image's layer, its tables made again for the stream (`entropy.Encoder.lazy`): per
+    group of GROUP grids the escape flags, then the codes; `log_probs(a, b)` yields the log-probabilities of
+    grids a..b-1 piece by piece in C order (None: the model gives none)."""
+    scratch = entropy.Encoder()
+    for a in range(0, len(own), GROUP):
+        b = min(a + GROUP, len(own))
+        symbols, flags, bits, at = own[a:b].ravel(), [], 0.0, 0
+        for lp in log_probs(a, b):
+            if lp is None:
+                return False
+            for tables, ambiguous in bands.quantised_pieces(lp, k):
+                n = len(tables)
+                bits += entropy.information(symbols[at: at + n], bands.escaped_tables(tables, ambiguous, static))
+                flags.append(ambiguous)
+                at += n
+        flags = np.concatenate(flags)
+
+        def tables_of(a=a, b=b, flags=flags):
+            at = 0
+            for lp in log_probs(a, b):
+                for tables, _ in bands.quantised_pieces(lp, k):
+                    yield bands.escaped_tables(tables, flags[at: at + len(tables)], static)
+                    at += len(tables)
+
+        scratch.flags(flags)
+        scratch.lazy(symbols, bits, tables_of)
+    encoder.extend(scratch)
+    return True
+
+
+def _lazy_context_layer(encoder, context, codes, layer, banding):
+    """CONTEXT coding of a big image's layer (per group of grids, per pass), its tables made again for the
+    stream; with a `banding`, band by band of each grid (`bands.context_bands`)."""
+    own = codes[layer]
+    grid = own.shape[1:]
+    passes = pass_map(*grid)
+    rows = bands.context_bands(context, layer, grid) if banding is not None else None
+    for a in range(0, len(own), GROUP):
+        b = min(a + GROUP, len(own))
+        for p in range(PASSES):
+            def tables_of(a=a, b=b, p=p):
+                if rows is None:
+                    t = context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
+                    yield t.reshape(-1, t.shape[-1])
+                    return
+                for i in range(a, b):
+                    above = _above(codes, layer, i, i + 1)
+                    for band in rows:
+                        yield bands.context_tables(context, layer, own[i: i + 1], above, p, band)
+
+            symbols, bits, at = own[a:b][:, passes == p].ravel(), 0.0, 0
+            for t in tables_of():
+                bits += entropy.information(symbols[at: at + len(t)], t)
+                at += len(t)
+            encoder.lazy(symbols, bits, tables_of)
+
+
+def code_layer(encoder, model, coder, codes, layer, prior, geometry=None):
     """Adds layer `layer`'s codes to `encoder` under `coder`; False (nothing added) when the model or its
-    context priors give no probabilities for the layer."""
+    context priors give no probabilities for the layer. A big image's `geometry` (`Geometry.big`) codes it
+    band by band, keeping no tables."""
     k = model.code_layout().num_codes[layer - 1]
     own = codes[layer]
+    big = geometry is not None and geometry.big
     if coder == UNIFORM:
         encoder.static(own.ravel(), entropy.uniform_table(k))
     elif coder == STATIC:
@@ -173,12 +251,27 @@ def code_layer(encoder, model, coder, codes, layer, prior):
     elif coder == CONTEXT:
         if prior.context is None or not prior.context.has(layer):
             return False
+        if big:
+            _lazy_context_layer(encoder, prior.context, codes, layer, geometry.banding)
+            return True
         passes = pass_map(*own.shape[1:])
         for a in range(0, len(own), GROUP):  # per group of grids, per pass: no flags (integer networks)
             b = min(a + GROUP, len(own))
             for p in range(PASSES):
                 tables = prior.context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
                 encoder.tables(own[a:b][:, passes == p].ravel(), tables.reshape(-1, tables.shape[-1]))
+    elif big:
+        banding = geometry.banding if layer < model.code_layout().num_layers else None
+
+        def log_probs(a, b):
+            if banding is None:  # a tiled model's group of tiles, or the top layer's small grid
+                yield model_log_probs(geometry.sized, codes, layer, a, b)
+                return
+            for i in range(a, b):
+                for _, lp in banding.log_prob_bands(codes, layer, i):
+                    yield lp
+
+        return _lazy_model_layer(encoder, own, k, prior.table(layer), log_probs)
     else:
         scratch = entropy.Encoder()
         for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
@@ -206,6 +299,17 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
         context = prior_for().context
         passes = pass_map(h, w)
         out = np.zeros((count, h, w), np.int32)
+        if geometry.banding is not None:
+            rows = bands.context_bands(context, layer, (h, w))
+            for a in range(0, count, GROUP):
+                for p in range(PASSES):
+                    for i in range(a, min(a + GROUP, count)):
+                        above = _above(codes, layer, i, i + 1)
+                        for band in rows:
+                            tables = bands.context_tables(context, layer, out[i: i + 1], above, p, band)
+                            out[i, band.start: band.stop][bands.pass_positions((h, w), band, p)] = \
+                                decoder.tables(tables)
+            return out
         for a in range(0, count, GROUP):
             b = min(a + GROUP, count)
             for p in range(PASSES):
@@ -213,6 +317,8 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
                 tables = context.tables(layer, out[a:b], _above(codes, layer, a, b), p)
                 out[a:b, at] = decoder.tables(tables.reshape(-1, tables.shape[-1])).reshape(b - a, -1)
         return out
+    elif geometry.banding is not None and layer < layout.num_layers:
+        return _decode_model_bands(decoder, geometry.banding, codes, layer, count, prior_for().table(layer), name)
     else:
         static = prior_for().table(layer)
         parts = []
@@ -231,52 +337,24 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
     return np.asarray(flat, np.int32).reshape(count, h, w)
 
 
-# ------------------------------------------------------------------------------------------------ pixels
-def _likelihood(model, codes_sent, layer, first, last, padded, tile, height, width):
-    """(loc, log_scale) [last - first, H, W, C] of p(x | z) for images first..last-1, cropped to their size."""
-    per = 1 if tile is None else (padded[0] // tile[0]) * (padded[1] // tile[1])
-    out = model.pixel_likelihood([c[first * per: last * per] for c in codes_sent], layer)
-    if out is None:
-        return None
-    loc, scale = np.asarray(out[0]), np.asarray(out[1])
-    if tile is not None:
-        loc, scale = (from_tiles(v, last - first, *padded) for v in (loc, scale))
-    return loc[:, :height, :width], scale[:, :height, :width]
-
-
-_UNIFORM_PIXELS = entropy.uniform_table(256)
-
-
-def code_pixels(encoder, model, codes_sent, layer, images, padded, tile):
-    """Adds the pixels uint8 [N, H, W, C] to `encoder` under p(x | z) (per group: escape flags, pixels)."""
-    n, height, width, _ = images.shape
-    for a in range(0, n, GROUP):
-        b = min(a + GROUP, n)
-        params = _likelihood(model, codes_sent, layer, a, b, padded, tile, height, width)
-        if params is None:
-            raise CodecError("This model has no pixel likelihood p(x | z) (`pixel_likelihood` is None), so it "
-                             "cannot code images losslessly; drop --lossless, or use a density model such as "
-                             "rrvq_digits.")
-        tables, ambiguous = entropy.pixel_frequencies(*params)
-        encoder.flags(ambiguous.ravel())
-        encoder.escaped(images[a:b].ravel(), tables.reshape(-1, 256), ambiguous.ravel(), _UNIFORM_PIXELS)
-
-
-def decode_pixels(decoder, model, codes_sent, layer, images, channels, padded, tile, height, width, name):
-    """The pixels uint8 [images, H, W, C] coded by `code_pixels`."""
-    parts = []
-    for a in range(0, images, GROUP):
-        b = min(a + GROUP, images)
-        escaped = decoder.flags((b - a) * height * width * channels)
-        params = _likelihood(model, codes_sent, layer, a, b, padded, tile, height, width)
-        if params is None:
-            raise CodecError(f"The file is lossless, but {name!r} has no pixel likelihood: the file was not made "
-                             "by this model.")
-        tables, _ = entropy.pixel_frequencies(*params)
-        tables = tables.reshape(-1, 256)
-        tables[escaped] = _UNIFORM_PIXELS
-        parts.append(decoder.tables(tables))
-    return np.concatenate(parts).astype(np.uint8).reshape(images, height, width, channels)
+def _decode_model_bands(decoder, banding, codes, layer, count, static, name):
+    """A MODEL layer of a big image, band by band (`bands.Banding.log_prob_bands`)."""
+    (h, w), k = banding.grid(layer), banding.layout.num_codes[layer - 1]
+    out = np.zeros((count, h, w), np.int32)
+    for a in range(0, count, GROUP):
+        b = min(a + GROUP, count)
+        escaped, at = decoder.flags((b - a) * h * w), 0
+        for i in range(a, b):
+            for rows, lp in banding.log_prob_bands(codes, layer, i):
+                if lp is None:
+                    raise CodecError(f"The file codes layer {layer} with the model's probabilities, but {name!r} "
+                                     "gives none for it: the file was not made by this model.")
+                parts = []
+                for tables, _ in bands.quantised_pieces(lp, k):
+                    parts.append(decoder.tables(bands.escaped_tables(tables, escaped[at: at + len(tables)], static)))
+                    at += len(tables)
+                out[i, rows] = np.concatenate(parts).reshape(-1, w)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ encoding
@@ -284,13 +362,13 @@ class _Layers:
     """Each layer coded by each coder, once: {(layer, coder): Encoder, or None when the coder has no
     probabilities for the layer}."""
 
-    def __init__(self, model, codes, prior):
-        self.model, self.codes, self.prior, self._done = model, codes, prior, {}
+    def __init__(self, model, codes, prior, geometry=None):
+        self.model, self.codes, self.prior, self.geometry, self._done = model, codes, prior, geometry, {}
 
     def get(self, layer, coder):
         if (layer, coder) not in self._done:
             encoder = entropy.Encoder()
-            ok = code_layer(encoder, self.model, coder, self.codes, layer, self.prior)
+            ok = code_layer(encoder, self.model, coder, self.codes, layer, self.prior, self.geometry)
             self._done[layer, coder] = encoder if ok else None
         return self._done[layer, coder]
 
@@ -311,9 +389,9 @@ class _Layers:
         return out
 
 
-def _plans(model, codes, sent, chain, prior, coder):
+def _plans(model, codes, sent, chain, prior, coder, geometry=None):
     """The candidate plans, each {layer: (coder, Encoder)} of the layers a file stores."""
-    layers = _Layers(model, codes, prior)
+    layers = _Layers(model, codes, prior, geometry)
     if coder == "fixed":
         plans = [layers.plan(sent, (UNIFORM,))]
     elif coder == "static":
@@ -326,6 +404,14 @@ def _plans(model, codes, sent, chain, prior, coder):
                  layers.plan(sent, (UNIFORM,)), layers.plan(sent, (STATIC,)),
                  layers.plan(chain, (MODEL,), (STATIC,)), layers.plan(chain, (CONTEXT,), (STATIC,))]
     return [p for p in plans if p is not None]
+
+
+def _planned_bits(plan, layer, model_name):
+    """The bits of a plan's file but for the last bytes of its stream: its header's and its codes' (the
+    choice of `auto` among the plans of a big image, whose streams are not all written)."""
+    coders = {l: c for l, (c, _) in plan.items()}
+    header = container.write_header(model_name, bytes(container.TAG_BYTES), layer, coders)
+    return 8 * len(header) + sum(e.bits for _, e in plan.values())
 
 
 def digest_of(weights_hash, prior, coders):
@@ -355,24 +441,30 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
         raise CodecError(f"The images are {height}x{width} pixels, more than a file holds "
                          f"({container.MAX_IMAGE_PIXELS} pixels); split them into tiles first.")
     geometry = Geometry(model, height, width)
-    sized, padded, tile = geometry.sized, geometry.padded, geometry.tile
+    banding, padded, tile = geometry.banding, geometry.padded, geometry.tile
+    sized = model if banding is not None else geometry.sized  # a big image's windows each have their model
     x = _grids_of(images, padded, tile)
-    layout = sized.code_layout()
+    layout = geometry.layout
     sent = layout.layers_sent(layer)
     chain = tuple(range(layer, layout.num_layers + 1))
     codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent),
-                          prior.code_bias())
+                          prior.code_bias(), banding=banding)
+    del x
     pixels = None
     if lossless:
         pixels = entropy.Encoder()
-        code_pixels(pixels, sized, [codes[l] for l in sent], layer, images, padded, tile)
+        code_pixels(pixels, geometry.sized if banding is not None else sized, [codes[l] for l in sent], layer,
+                    images, padded, tile, geometry.big)
     own_size = (height, width) == tuple(model.image_shape[:2])
     if resized_from is not None and (lossless or not own_size):
         raise ValueError(f"Resized images must be lossy and of the model's own size {tuple(model.image_shape[:2])}"
                          f", got {height}x{width}{' (lossless)' if lossless else ''}.")
     stored_size = tuple(resized_from) if resized_from is not None else None if own_size else (height, width)
     best = None
-    for plan in _plans(sized, codes, sent, chain, prior, coder):
+    plans = _plans(sized, codes, sent, chain, prior, coder, geometry if geometry.big else None)
+    if geometry.big and len(plans) > 1:  # every plan's bits are known; write only the fewest (ties: the first)
+        plans = [min(plans, key=lambda plan: _planned_bits(plan, layer, model_name))]
+    for plan in plans:
         coders = {l: c for l, (c, _) in plan.items()}
         digest = digest_of(weights_hash, prior, coders.values())
         stream = entropy.Encoder()
@@ -429,9 +521,14 @@ def check_context_priors(prior, layers, name):
 def decoded_images(geometry, codes, stop, seed, images, height, width):
     """uint8 images [images, height, width, C]: the model's decode at layer `stop` of the `codes` {layer: [count, h,
     w]} of images coded as `geometry` says (tiles put back together, the padding cropped)."""
-    sized = geometry.sized
-    out = np.asarray(sized.decode([codes[l] for l in geometry.layout.layers_sent(stop)], stop,
-                                  stochastic=seed is not None, seed=seed, dtype="uint8"))
+    if geometry.banding is not None:
+        out = geometry.banding.decode(codes, stop, seed, images, geometry.model.image_shape[2])
+        return out[:, :height, :width]
+    sized, sent = geometry.sized, geometry.layout.layers_sent(stop)
+    step = bands.TILE_BATCH if geometry.big else max(len(codes[stop]), 1)
+    out = np.concatenate([np.asarray(sized.decode([codes[l][a: a + step] for l in sent], stop,
+                                                  stochastic=seed is not None, seed=seed, dtype="uint8"))
+                          for a in range(0, len(codes[stop]), step)])
     if geometry.tile is not None:
         out = from_tiles(out, images, *geometry.padded)
     return out[:, :height, :width]
@@ -495,6 +592,6 @@ def compact_codes(f, model, weights_hash, prior_for):
             raise CodecError("The file's pixels would be more than this tfvq decodes: the file is corrupt.")
         sent = [codes[l] for l in sized_layout.layers_sent(f.first_layer)]
         pixels = decode_pixels(decoder, geometry.sized, sent, f.first_layer, f.images, channels, geometry.padded,
-                               geometry.tile, height, width, name)
+                               geometry.tile, height, width, name, geometry.big)
     f.check(digest, codes, pixels)
     return codes, pixels, (geometry, height, width)

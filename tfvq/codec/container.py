@@ -92,8 +92,9 @@ MAX_NAME_BYTES = 255
 MAX_LAYER = 255
 MAX_IMAGES = 0xFFFF
 MAX_SIDE = 0xFFFF
-MAX_IMAGE_PIXELS = 1 << 22
-"""The largest image (H W) a file may hold: 4 megapixels (e.g. 2048x2048)."""
+MAX_IMAGE_PIXELS = 1 << 26
+"""The largest image (H W) a file may hold: 64 megapixels (e.g. 8192x8192; 4 megapixels before large images
+were coded in bands, `tfvq.codec.bands`)."""
 _CRC_BYTES = 4
 
 

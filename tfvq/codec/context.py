@@ -152,14 +152,26 @@ class ContextPriors:
     def num_codes(self, layer):
         return int(self.configs[layer]["num_codes"])
 
-    def tables(self, layer, codes, above, upto):
+    def tables(self, layer, codes, above, upto, rows=None):
         """The integer frequency tables [n, m, K] that code the m positions of pass `upto` of layer `layer`
         (in C order): the integer network's logits (`tfvq.codec.integer_net`) through
-        `entropy.integer_logit_tables`. The same on every machine."""
+        `entropy.integer_logit_tables`. The same on every machine. `rows` (a, b): only the positions of
+        those rows of `codes` (a band's own rows, the rest its context: `halo`)."""
         known = known_input(codes, self.num_codes(layer), upto)
         at = pass_map(*known.shape[1:]) == upto
+        if rows is not None:
+            at[:rows[0]], at[rows[1]:] = False, False
         logits = self.integer_net(layer).logits(known, _above_input(above, len(known)), at)
         return entropy.integer_logit_tables(logits, integer_net.ACT_BITS)
+
+    def halo(self, layer):
+        """(rows of context, alignment): a position's tables depend on the codes within `depth` rows of it (one
+        per 3x3 convolution), so a band of layer `layer`'s grid with that many rows of codes above and below gives
+        the tables of the whole grid; bands start on rows that are multiples of the alignment (the 2x2 pass
+        lattice and the layer above's factor)."""
+        config = self.configs[layer]
+        align = 2 * int(config.get("factor") or 1) if config.get("above_codes") is not None else 2
+        return -(-(int(config["depth"]) + 1) // align) * align, align
 
     def coded_bits(self, layer, codes, above):
         """What coding `codes` [n, h, w] costs under the integer tables (`tables`), in bits: float [n]."""

@@ -283,6 +283,20 @@ class Encoder:
         """Codes the escape flags [N] under `ESCAPE_FREQUENCIES`."""
         self.static(np.asarray(ambiguous, np.int32), np.array(ESCAPE_FREQUENCIES))
 
+    def lazy(self, symbols, bits, chunks):
+        """Codes symbols [N] under per-symbol tables that are made again when the stream is written, and not kept:
+        `chunks()` yields integer tables [n_i, K] in order (sum n_i = N), `bits` is what they cost (`information`).
+        What codes images of any size in the memory of one band (`tfvq.codec.bands`)."""
+        symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
+        if len(symbols):
+            self.bits += float(bits)
+            self._calls.append((symbols, chunks))
+
+    @property
+    def is_lazy(self):
+        """True when some calls' tables are made again to write the stream (`lazy`)."""
+        return any(callable(tables) for _, tables in self._calls)
+
     def extend(self, other):
         """Appends the calls of another encoder (its symbols follow these in the stream)."""
         self._calls.extend(other._calls)
@@ -291,7 +305,7 @@ class Encoder:
     def words(self):
         """The range-coded stream as uint32 words."""
         encoder = constriction.stream.queue.RangeEncoder()
-        for symbols, tables in self._calls:
+        for symbols, tables in _pieces(self._calls):
             if tables.ndim == 1:
                 encoder.encode(symbols, _categorical(tables))
             else:
@@ -313,9 +327,13 @@ class Encoder:
         down, the two k-byte strings next to it (its prefix, and the prefix
         plus one in the last byte) are tried by decoding them with the same
         tables, and the shortest that decodes every symbol is kept. A few
-        bytes per file: what a small file is made of.
+        bytes per file: what a small file is made of. Calls whose tables are
+        made again (`lazy`: large images) are not tried, since every try would
+        make them again: their stream is the coder's own, zero bytes dropped.
         """
         best = self.bytes().rstrip(b"\0")
+        if self.is_lazy:
+            return best
         for k in range(len(best) - 1, -1, -1):
             prefix = int.from_bytes(best[:k], "big")
             found = None
@@ -344,6 +362,29 @@ class Encoder:
         except Exception:  # noqa: BLE001 (constriction refuses a stream it cannot decode: not this one)
             return False
         return True
+
+
+def _pieces(calls):
+    """(symbols, tables) of every call in order, the tables of `Encoder.lazy` calls made again chunk by chunk."""
+    for symbols, tables in calls:
+        if not callable(tables):
+            yield symbols, tables
+            continue
+        at = 0
+        for chunk in tables():
+            chunk = np.ascontiguousarray(chunk, np.float64).reshape(-1, chunk.shape[-1])
+            yield symbols[at: at + len(chunk)], chunk
+            at += len(chunk)
+        if at != len(symbols):
+            raise ValueError(f"Lazy tables gave {at} tables for {len(symbols)} symbols.")
+
+
+def information(symbols, tables):
+    """-sum log2 of each symbol's frequency over `TOTAL`, symbols [N] each under its table [N, K] (bits)."""
+    symbols = np.asarray(symbols, np.int64).reshape(-1)
+    tables = np.asarray(tables).reshape(len(symbols), -1)
+    picked = np.take_along_axis(tables, symbols[:, None], -1)[:, 0].astype(np.float64)
+    return float(-np.log2(picked / TOTAL).sum())
 
 
 def stream_words(stream):

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tfvq import zoo
-from tfvq.models.quantized_ae import (QUANTIZERS, FSQAutoencoder, LFQAutoencoder, QuantizedAutoencoder,
-                                      RVQAutoencoder, VQAutoencoder, quantized_autoencoder)
+from tfvq.models.quantized_ae import (QUANTIZERS, ComposedAutoencoder, FSQAutoencoder, LFQAutoencoder,
+                                      QuantizedAutoencoder, RVQAutoencoder, VQAutoencoder, quantized_autoencoder)
 
 
 def test_decode_of_encode_is_the_reconstruction_and_tflite_encoders_give_the_same_codes(digits):
@@ -61,7 +61,8 @@ def test_quantized_autoencoder_builds_each_family_by_its_quantizers_name():
     assert isinstance(quantized_autoencoder((8, 8, 1), "lfq", code_dim=3), LFQAutoencoder)
     assert isinstance(quantized_autoencoder((8, 8, 1), "vq", num_codes=4), VQAutoencoder)
     assert {q: c.quantizer_name for q, c in QUANTIZERS.items()} == {q: q for q in QUANTIZERS}
-    with pytest.raises(ValueError, match="quantizer must be one of 'fsq', 'lfq', 'rvq', 'vq'"):
+    assert isinstance(quantized_autoencoder((8, 8, 1), "composed", num_quantizers=2), ComposedAutoencoder)
+    with pytest.raises(ValueError, match="quantizer must be one of 'composed', 'fsq', 'lfq', 'rvq', 'vq'"):
         quantized_autoencoder((32, 32, 1), "pq")
 
 

@@ -38,8 +38,15 @@ one family per class, as for HQA and the VQ-VAE.
 `quantized_autoencoder(image_shape, quantizer="fsq" | "lfq" | "rvq" | "vq",
 ...)` builds any of them by name.
 
+`ComposedAutoencoder` (`quantizer="composed"`) is the one class over the
+composed quantizers of `tfvq.layers`: any inner quantizer (VQ, SimVQ, FSQ, LFQ,
+BSQ) named in its configuration, residual over S stages and grouped over G
+channel groups, with one cumulative code layer per slot; it carries every
+bottleneck of the comparison on real digits (`tfvq.experiments.quantizers`).
+
 The folder: `quantized_autoencoder` (the shared network, stage and report),
-`implicit_ae` (FSQ, LFQ), `codebook_ae` (VQ, residual VQ) and `presets` (the
+`implicit_ae` (FSQ, LFQ), `codebook_ae` (VQ, residual VQ), `composed_ae` (any
+quantizer, residual and grouped) and `presets` (the
 zoo's entries: `FAMILIES`, `PRESETS`).
 
 References:
@@ -57,18 +64,21 @@ References:
 
 from tfvq.layers.kmeans import fit_stage_codebooks
 from tfvq.models.quantized_ae.codebook_ae import RVQAutoencoder, VQAutoencoder
+from tfvq.models.quantized_ae.composed_ae import ComposedAutoencoder
 from tfvq.models.quantized_ae.implicit_ae import FSQAutoencoder, LFQAutoencoder
 from tfvq.models.quantized_ae.quantized_autoencoder import QuantizedAutoencoder, SingleLayerAutoencoder
 
-__all__ = ["FSQAutoencoder", "LFQAutoencoder", "QUANTIZERS", "QuantizedAutoencoder", "RVQAutoencoder",
+__all__ = ["ComposedAutoencoder", "FSQAutoencoder", "LFQAutoencoder", "QUANTIZERS", "QuantizedAutoencoder", "RVQAutoencoder",
            "SingleLayerAutoencoder", "VQAutoencoder", "fit_stage_codebooks", "quantized_autoencoder"]
 
-QUANTIZERS = {"fsq": FSQAutoencoder, "lfq": LFQAutoencoder, "rvq": RVQAutoencoder, "vq": VQAutoencoder}
+QUANTIZERS = {"composed": ComposedAutoencoder, "fsq": FSQAutoencoder, "lfq": LFQAutoencoder, "rvq": RVQAutoencoder,
+              "vq": VQAutoencoder}
 """The quantizer names of `quantized_autoencoder` and their classes."""
 
 
 def quantized_autoencoder(image_shape, quantizer="fsq", **kwargs):
-    """The `QUANTIZERS` class of `quantizer` ("fsq", "lfq", "rvq" or "vq"), built with `image_shape` and `kwargs`."""
+    """The `QUANTIZERS` class of `quantizer` ("composed", "fsq", "lfq", "rvq" or "vq"), built with `image_shape`
+    and `kwargs`."""
     if quantizer not in QUANTIZERS:
         raise ValueError(f"quantizer must be one of {', '.join(repr(q) for q in QUANTIZERS)}, got {quantizer!r}.")
     return QUANTIZERS[quantizer](image_shape, **kwargs)

@@ -12,9 +12,11 @@ with a recipe of a few minutes on a 2-core CPU (2.5 minutes each with the two si
 from tfvq.models.hqa.hqa_recipes import VQVAERecipe
 from tfvq.models.preset import ZooEntry
 from tfvq.models.quantized_ae.codebook_ae import RVQAutoencoder, VQAutoencoder
+from tfvq.models.quantized_ae.composed_ae import ComposedAutoencoder
 from tfvq.models.quantized_ae.implicit_ae import FSQAutoencoder, LFQAutoencoder
 
-FAMILIES = {"fsq_ae": FSQAutoencoder, "lfq_ae": LFQAutoencoder, "rvq_ae": RVQAutoencoder, "vq_ae": VQAutoencoder}
+FAMILIES = {"composed_ae": ComposedAutoencoder, "fsq_ae": FSQAutoencoder, "lfq_ae": LFQAutoencoder,
+            "rvq_ae": RVQAutoencoder, "vq_ae": VQAutoencoder}
 
 FSQ_PAPER = "Mentzer, Minnen, Agustsson, Tschannen, Finite Scalar Quantization: VQ-VAE Made Simple, 2023 (ICLR 2024)"
 LFQ_PAPER = ("Yu et al., Language Model Beats Diffusion -- Tokenizer is Key to Visual Generation (MAGVIT-v2), 2023 "
@@ -91,4 +93,20 @@ VQ_DIGITS = ZooEntry(
     weights_command="tfvq train --model=vq_digits --model_dir=runs/vq_digits",
 )
 
-PRESETS = (FSQ_DIGITS, LFQ_DIGITS, RVQ_DIGITS, VQ_DIGITS)
+# Real digits (mnist10k, 32x32): the comparison's recipe (`tfvq.experiments.quantizers --dataset=mnist10k`), one
+# network for every bottleneck (`ComposedAutoencoder`), 2000 steps at batch 64 in float32.
+MNIST_TRAIN = VQVAERecipe(batch_size=64, steps=(2000,), learning_rate=2e-3)
+
+# FSQ Table 1's levels for 2^8 codes: (8, 6, 5), 240 codes, 8 bits per position: 2048 bits per image.
+FSQ_MNIST = ZooEntry(
+    name="fsq_mnist",
+    family="composed_ae",
+    config=dict(_LAYER_1, quantizer={"name": "fsq", "levels": [8, 6, 5]}, num_quantizers=1, groups=1),
+    train=MNIST_TRAIN,
+    dataset="mnist10k",
+    paper=FSQ_PAPER,
+    table="FSQ §3.1, Table 1 (levels 8,6,5); HQA Table 10 layer-1 encoder/decoder",
+    description="FSQ autoencoder on real MNIST digits at 32x32 (mnist10k): a 16x16 grid of 240 codes (2048 bits)",
+)
+
+PRESETS = (FSQ_DIGITS, FSQ_MNIST, LFQ_DIGITS, RVQ_DIGITS, VQ_DIGITS)

@@ -6,6 +6,7 @@ A bundle is a manifest (JSON) and the files it names, paths relative to the mani
     decoders_float32.tflite       one .tflite file per variant, every signature in it
     decoders_float16.tflite
     top_code_logits.npy           log p(z_L) [1, h_L, w_L, K_L], when the model has a top prior
+    encoders_float32.tflite       the encoders (`ENCODER_KINDS`), when the bundle has them
 
 The signatures of a model with L code layers (batch 1, the manifest's `image_shape`):
 
@@ -17,6 +18,17 @@ The signatures of a model with L code layers (batch 1, the manifest's `image_sha
 
 each taking the codes of `layout.layers_sent(l)` as int32 inputs `codes_layer_j` [1, h_j, w_j]. The top prior
 takes no input, so the bundle keeps its values (`top_code_logits.npy`) instead of a signature.
+
+The encoders, in a file of their own (a decompress never loads them), take `images` float32 [1, H, W, C] in
+[0, 1] and give the int32 codes `codes_layer_j` [1, h_j, w_j] of the layers `encode(x, l)` sends:
+
+    encode_layer_l            `encode(images, l)`, the most probable codes (`CodeModel.tflite_encoder(l)`)
+    encode_biased_layer_l     `encode_biased(images, bias, l)` with the manifest's `encoder_bias` {layer: [K]}
+                              as constants (the rate weights of the weights' static prior when converted)
+
+The manifest names them (`encoders`: {variant: file}, only float32: a code is an argmax over close scores) with
+their signatures (`encoder_signatures`), the bias (`encoder_bias`, or null) and `native_size`, the (h, w) an
+image is resized from to the model's size before coding (`tfvq.codec.compress(resize="auto")`), or null.
 
 The manifest says what the codec asks a model for without building one: the model's zoo name, `image_shape`,
 code layout, `code_strides` (None for a model that is not fully convolutional), the layers whose seeded decode
@@ -36,7 +48,11 @@ MANIFEST = "decoder.json"
 FORMAT = 1
 """The manifest's format version (`read_manifest` refuses others)."""
 KINDS = ("decode", "code_logits", "pixel_likelihood")
-"""The signatures' kinds, each per layer (`signature`)."""
+"""The decoder signatures' kinds, each per layer (`signature`)."""
+ENCODER_KINDS = ("encode", "encode_biased")
+"""The encoder signatures' kinds, each per layer (`signature`)."""
+IMAGES = "images"
+"""The name of the encoders' input."""
 VARIANTS = ("float32", "float16")
 """What a bundle's .tflite files may be: float32 weights and activations, or float16 weights."""
 WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
@@ -44,9 +60,9 @@ DIGEST_HEX = 16
 
 
 def signature(kind, layer):
-    """The name of the signature of `kind` (one of `KINDS`) for layer `layer`."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    """The name of the signature of `kind` (one of `KINDS` or `ENCODER_KINDS`) for layer `layer`."""
+    if kind not in KINDS + ENCODER_KINDS:
+        raise ValueError(f"kind must be one of {KINDS + ENCODER_KINDS}, got {kind!r}.")
     return f"{kind}_layer_{int(layer)}"
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tfvq import codec
 from tfvq import cli
-from tfvq.codec import container, files
+from tfvq.codec import container, files, lite_model
 from tfvq.codec.errors import CodecError
 from tfvq.data import load_numpy
 
@@ -229,18 +229,23 @@ def test_cli_compress_loads_the_model_once_and_reads_back_nothing_it_wrote(tmp_p
     (tmp_path / "in").mkdir()
     for i in range(3):
         Image.fromarray(np.roll(digit, i, axis=1)[..., 0]).save(tmp_path / "in" / f"{i}.png")
-    loads = []
-    real_load = files.load_model
+    loads, lite_loads = [], []
+    real_load, real_lite = files.load_model, lite_model.LiteModel
     monkeypatch.setattr(files, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(lite_model, "LiteModel", lambda *a, **k: lite_loads.append(a) or real_lite(*a, **k))
+    monkeypatch.setattr(lite_model, "_LOADED", {})
     monkeypatch.setattr(container, "parse", lambda data: pytest.fail("compress read back a file it wrote"))
-    assert cli.main(["compress", str(tmp_path / "in"), "--model=hqa_digits", "--layer=4", "-o",
-                     str(tmp_path / "z")]) == 0
-    assert len(loads) == 1
+    for backend in ("tensorflow", "tflite"):
+        assert cli.main(["compress", str(tmp_path / "in"), "--model=hqa_digits", "--layer=4", "-o",
+                         str(tmp_path / backend), f"--backend={backend}"]) == 0
+    assert len(loads) == 1 and len(lite_loads) == 1  # the Keras model for the first, the TFLite one for the other
     monkeypatch.undo()
-    for line, i in zip(capsys.readouterr().out.splitlines(), range(3)):
-        data = (tmp_path / "z" / f"{i}.tfvq").read_bytes()
-        assert data == codec.compress(np.roll(digit, i, axis=1), "hqa_digits", 4)
-        assert line.endswith(f": {len(data)} bytes ({codec.read_header(data).summary()} of hqa_digits)")
+    lines = capsys.readouterr().out.splitlines()
+    for backend, out in zip(("tensorflow", "tflite"), (lines[:3], lines[3:])):
+        for line, i in zip(out, range(3)):
+            data = (tmp_path / backend / f"{i}.tfvq").read_bytes()
+            assert data == codec.compress(np.roll(digit, i, axis=1), "hqa_digits", 4, backend=backend)
+            assert line.endswith(f": {len(data)} bytes ({codec.read_header(data).summary()} of hqa_digits)")
 
 
 def test_cli_missing_and_corrupt_files_give_one_line_errors(tmp_path, start_tfvq, one_line_error):

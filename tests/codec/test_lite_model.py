@@ -8,6 +8,7 @@ decoders cannot decode takes TensorFlow, said once on stderr.
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -114,15 +115,17 @@ def test_decompress_in_a_fresh_process_imports_no_tensorflow(digits, tmp_path):
     assert "TensorFlow" not in done.stderr and "INFO" not in done.stderr, done.stderr
 
 
-def test_weights_without_decoders_take_tensorflow_and_say_so_once(digits, capsys):
-    data = codec.compress(digits[:2], "fsq_digits", coder="fixed")
-    want = codec.decompress(data, backend="tensorflow")
+def test_weights_without_decoders_take_tensorflow_and_say_so_once(digits, capsys, tmp_path):
+    weights = str(tmp_path / "fsq_digits.weights.h5")  # a copy of the bundled weights: no bundle beside it
+    shutil.copyfile(os.path.join(BUNDLED_WEIGHTS, "fsq_digits.weights.h5"), weights)
+    data = codec.compress(digits[:2], "fsq_digits", coder="fixed", weights=weights, backend="tensorflow")
+    want = codec.decompress(data, backend="tensorflow", weights=weights)
     for _ in range(2):
-        np.testing.assert_array_equal(codec.decompress(data), want)
+        np.testing.assert_array_equal(codec.decompress(data, weights=weights), want)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["tfvq: decoding with TensorFlow: these weights of 'fsq_digits' have no TFLite decoder."]
     with pytest.raises(codec.CodecError, match="Cannot decode with TFLite alone: these weights of 'fsq_digits'"):
-        codec.decompress(data, backend="tflite")
+        codec.decompress(data, backend="tflite", weights=weights)
 
 
 def test_what_the_decoders_cannot_decode_takes_tensorflow(digits, capsys):

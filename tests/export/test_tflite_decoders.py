@@ -149,7 +149,10 @@ def test_export_writes_the_decoders_and_caches_them_beside_the_weights(tmp_path,
     manifest = decoder_bundle.read_manifest(tmp_path / "out" / "tflite" / "tiny_vq_decoder.json")
     assert sorted(manifest["files"]) == ["float16", "float32"]
     cached = find_decoder("tiny_vq", str(folder))
-    assert cached is not None and f"TFLite decoders for tfvq decompress: {folder}" in out
+    assert cached is not None and f"TFLite encoders and decoders for tfvq compress and decompress: {folder}" in out
+    assert cached["encoder_signatures"] == ["encode_layer_1"] and cached["native_size"] is None
+    x = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(LiteModel(cached).encode(x, 1), np.asarray(zoo.load(str(folder)).encode(x, 1)))
     assert cached["weights_hash"] == manifest["weights_hash"] == zoo.weights_hash(zoo.load(str(folder))).hex()
     assert find_decoder("another_model", str(folder)) is None
     # Other weights in the same place never meet the old decoders: they are named by the weights file's digest.
@@ -158,3 +161,32 @@ def test_export_writes_the_decoders_and_caches_them_beside_the_weights(tmp_path,
     new = tflite_decoders.cache_decoders(zoo.load(str(folder)), "tiny_vq")  # ... and their own replace them
     assert find_decoder("tiny_vq", str(folder))["path"].startswith(new)
     assert [p.name for p in folder.glob("model.decoders-*")] == [os.path.basename(new)]
+
+
+@pytest.mark.parametrize("family", ["hqa", "rrvq", "fsq", "rvq"])
+def test_the_encoders_give_the_models_codes(converted, family):
+    model, lite, _ = converted(family)
+    layout = model.code_layout()
+    x = np.random.default_rng(1).integers(0, 256, (6, *model.image_shape), dtype=np.uint8)
+    bias = {layout.num_layers: np.linspace(-2.0, 0.0, layout.num_codes[-1], dtype=np.float32)}
+    with tflite_decoders.EncoderConversion(model, bias) as encoders:
+        keys = encoders.write(os.path.dirname(lite.manifest["path"]), prefix=f"{family}_")
+    with_encoders = LiteModel({**lite.manifest, **keys})
+    assert with_encoders.has_encoders()
+    biased = model.encode_biased(x, bias, 1) is not None
+    assert (keys["encoder_bias"] is not None) == biased == (family == "rrvq")
+    for layer in range(1, layout.num_layers + 1):
+        want, got = model.encode(x, layer), with_encoders.encode(x, layer)
+        want, got = (c if isinstance(c, (list, tuple)) else [c] for c in (want, got))
+        assert len(want) == len(got) == len(layout.layers_sent(layer))
+        for w, g in zip(want, got):
+            assert g.dtype == np.int32
+            np.testing.assert_array_equal(g, np.asarray(w))
+        if biased:
+            for w, g in zip(model.encode_biased(x, bias, layer), with_encoders.encode_biased(x, bias, layer)):
+                np.testing.assert_array_equal(g, np.asarray(w))
+    with pytest.raises(ValueError, match=r"images must be \[batch, 8, 8, 1\]"):
+        with_encoders.encode(np.zeros((1, 8, 9, 1), np.uint8), 1)
+    with pytest.raises(Exception, match="stochastic encode"):
+        with_encoders.encode(x, 1, stochastic=True)
+    assert not lite.has_encoders()

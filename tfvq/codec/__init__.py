@@ -39,10 +39,11 @@ Importing `tfvq.codec` loads only the first part; the names of the second
 (`compress`, `fit_prior`, ...) load it, and with it TensorFlow and the zoo,
 on first use (PEP 562), so reading a header or fuzzing the container never
 starts TensorFlow. `decompress` (`decoding`) starts it only for a file
-whose weights have no TFLite decoders: where they have (`lite_model`: the
-bundled models ship theirs, `tfvq export` writes a model folder's), the
-model is a `LiteModel` of ai-edge-litert interpreters, and decoding needs
-no TensorFlow at all.
+whose weights have no TFLite decoders, and `compress` (`lite_encoding`)
+only for weights without TFLite encoders: where they have them
+(`lite_model`: the bundled models ship theirs, `tfvq export` writes a model
+folder's), the model is a `LiteModel` of ai-edge-litert interpreters, and
+neither needs TensorFlow at all. `Compressor` is the Keras model's.
 """
 
 import importlib
@@ -56,7 +57,8 @@ from tfvq.codec.prior import StaticPrior
 from tfvq.codec.versions import read_header
 
 _MODEL_PART = {
-    "Compressor": "files", "ModelSpec": "files", "code_layout": "files", "compress": "files",
+    "Compressor": "files", "ModelSpec": "files", "code_layout": "files", "compress": "lite_encoding",
+    "BackendCompressor": "lite_encoding", "find_encoder": "lite_encoding",
     "decompress": "decoding", "LiteModel": "lite_model", "find_decoder": "lite_model",
     "load_model": "files", "load_prior": "files", "model_spec": "files", "weights_hash": "files",
     "count_codes": "fit", "fit_context": "fit", "fit_prior": "fit",

@@ -36,7 +36,8 @@ BACKENDS = ("auto", "tflite", "tensorflow")
 _SAID = set()
 
 
-def _say_once(line):
+def say_once(line):
+    """Prints `line` on stderr, unless it was printed before in this process."""
     if line not in _SAID:
         _SAID.add(line)
         print(line, file=sys.stderr)
@@ -102,5 +103,5 @@ def decompress(data, seed=None, weights=None, layer=None, backend="auto", decode
             return images
         if backend == "tflite":
             raise CodecError(f"Cannot decode with TFLite alone: {reason}.")
-        _say_once(f"tfvq: decoding with TensorFlow: {reason}.")
+        say_once(f"tfvq: decoding with TensorFlow: {reason}.")
     return importlib.import_module("tfvq.codec.files").decompress(data, seed=seed, weights=weights, layer=layer)

@@ -22,6 +22,7 @@ from the paths its manifest names.
 
 import contextlib
 import glob
+import json
 import os
 import sys
 
@@ -68,7 +69,12 @@ class LiteModel:
       name: the zoo model the bundle decodes.
       image_shape: (H, W, C) of the images it decodes.
       weights_hash: the 8 bytes naming the weights it was converted from (`tfvq.zoo.weights_hash`).
+      native_size: (h, w) the codec resizes an image of that size from to `image_shape` (`compress(resize=
+        "auto")`), or None.
       manifest: the manifest (a dict).
+
+    The interpreters load on first use: a decompress never loads the encoders, and a compress of static or
+    fixed-rate codes never loads the decoders.
     """
 
     def __init__(self, manifest, variant="float32", num_threads=1):
@@ -82,11 +88,16 @@ class LiteModel:
         self._layout = CodeLayout.from_dict(m["layout"])
         self._strides = m["code_strides"]
         self._samples_at = {int(l) for l in m["samples_at"]}
-        self._interpreter = Interpreter(model_path=bundle.resolve(m, m["files"][variant]), num_threads=num_threads)
-        self._signatures = set(self._interpreter.get_signature_list())
+        self._num_threads = num_threads
+        self._interpreters = {}
+        self._signatures = set(m["signatures"])
         self._runners = {}
         top = bundle.resolve(m, m.get("top_code_logits"))
         self._top = None if top is None else np.load(top).astype(np.float32)
+        self._encoder_file = bundle.resolve(m, m.get("encoders", {}).get("float32"))
+        self._encoder_signatures = set(m.get("encoder_signatures", ()))
+        self._encoder_bias = {int(j): np.asarray(b, np.float32) for j, b in (m.get("encoder_bias") or {}).items()}
+        self.native_size = None if m.get("native_size") is None else tuple(int(d) for d in m["native_size"])
 
     def __repr__(self):
         return f"LiteModel({self.name!r}, {self.variant}, {self.manifest['path']!r})"
@@ -146,7 +157,67 @@ class LiteModel:
         out = self._run("pixel_likelihood", codes, self._layout.check_layer(layer))
         return None if out is None else (out["loc"], out["log_scale"])
 
+    def has_encoders(self):
+        """Whether the bundle holds encoders (`encode`, `encode_biased`)."""
+        return self._encoder_file is not None and os.path.isfile(self._encoder_file)
+
+    def encode(self, images, layer=None, stochastic=False, seed=None):
+        """The most probable codes of the layers `code_layout().layers_sent(layer)` (`CodeModel.encode`): int32
+        [B, h, w], a list of them for several layers; images uint8 or float32 in [0, 1] of `image_shape`.
+
+        Raises `NotServed` for a stochastic encode or a bundle without encoders."""
+        layer = self._layout.check_layer(layer)
+        if stochastic:
+            raise NotServed("a stochastic encode samples with TensorFlow's random streams")
+        return self._encode(bundle.signature("encode", layer), images, layer)
+
+    def encode_biased(self, images, code_bias, layer=None):
+        """`encode` with the layers of `code_bias` {layer: [K]} taking `argmax log q + bias` (`CodeModel.
+        encode_biased`), from the bundle's `encode_biased` signature, whose bias is constant: `NotServed` unless
+        `code_bias` is that bias on the layers sent (a prior refitted since the conversion)."""
+        layer = self._layout.check_layer(layer)
+        sent = self._layout.layers_sent(layer)
+        held = {j: b for j, b in self._encoder_bias.items() if j in sent}
+        given = {int(j): np.asarray(b, np.float32) for j, b in code_bias.items() if int(j) in sent}
+        name = bundle.signature("encode_biased", layer)
+        if name not in self._encoder_signatures or held.keys() != given.keys() or not all(
+                np.array_equal(held[j], given[j]) for j in held):
+            raise NotServed("its TFLite encoders were converted without these rate weights (the static prior's "
+                            "code bias); `tfvq export --format=decoders` converts them again")
+        return self._encode(name, images, layer)
+
+    def _encode(self, name, images, layer):
+        if not self.has_encoders() or name not in self._encoder_signatures:
+            raise NotServed("it has no TFLite encoders; `tfvq export --format=decoders` writes them")
+        x = np.asarray(images)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+            raise ValueError(f"images must be [batch, {', '.join(map(str, self.image_shape))}], got {list(x.shape)}.")
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) / np.float32(255)
+        x = x.astype(np.float32)
+        runner, fresh = self._runner("encoders", name)
+        sent = self._layout.layers_sent(layer)
+        outs = []
+        with _quiet_descriptor_2() if fresh else contextlib.nullcontext():
+            if len(x):
+                outs.append(runner(**{bundle.IMAGES: x[:1]}))
+        outs += [runner(**{bundle.IMAGES: x[i:i + 1]}) for i in range(1, len(x))]
+        codes = [np.concatenate([np.asarray(o[bundle.code_input(j)]) for o in outs]).astype(np.int32) if outs else
+                 np.zeros((0, *self._layout.grids[j - 1]), np.int32) for j in sent]
+        return codes[0] if len(codes) == 1 else codes
+
     # ---- running the signatures
+    def _runner(self, which, name):
+        """(the signature runner `name` of the decoders' or the encoders' interpreter, whether it is new)."""
+        if which not in self._interpreters:
+            path = self._encoder_file if which == "encoders" else bundle.resolve(self.manifest,
+                                                                                 self.manifest["files"][self.variant])
+            self._interpreters[which] = Interpreter(model_path=path, num_threads=self._num_threads)
+        fresh = (which, name) not in self._runners
+        if fresh:
+            self._runners[which, name] = self._interpreters[which].get_signature_runner(name)
+        return self._runners[which, name], fresh
+
     def _checked(self, codes, layer):
         """The codes of the layers sent as int32 arrays [B, h, w] (one array for one layer sent)."""
         sent = self._layout.layers_sent(layer)
@@ -179,10 +250,7 @@ class LiteModel:
         sent, codes = self._checked(codes, layer)
         if not len(codes[0]):
             raise ValueError("Expected codes of at least one image.")
-        fresh = name not in self._runners
-        if fresh:
-            self._runners[name] = self._interpreter.get_signature_runner(name)
-        runner = self._runners[name]
+        runner, fresh = self._runner("decoders", name)
 
         def run(i):
             return {k: np.array(v) for k, v in runner(**{bundle.code_input(l): c[i:i + 1]
@@ -242,8 +310,8 @@ def find_decoder(model_name, weights=None):
 
 
 def lite_model(manifest, variant="float32"):
-    """A `LiteModel` of `manifest`, cached per (manifest path, variant): a directory of files loads it once."""
-    key = (manifest["path"], variant)
+    """A `LiteModel` of `manifest`, cached per (manifest, variant): a directory of files loads it once."""
+    key = (json.dumps(manifest, sort_keys=True), variant)  # a bundle given encoders since is another model
     if key not in _LOADED:
         _LOADED[key] = LiteModel(manifest, variant)
     return _LOADED[key]

@@ -12,6 +12,11 @@ a `tfvq.zoo.save` folder: its configuration, weights and priors; the file names 
 resized from (28x28 for `hqa_mnist` and `vqvae_mnist`) is resized the same way to the model's size before
 coding, and back by `decompress` (`--resize=auto`, the default). The model, its weights and priors load
 once for all the images; each line says what the file holds, from the header written.
+
+Where the weights have TFLite encoders (the bundled models with TFLite decoders ship them; `tfvq export
+--model=FOLDER --format=decoders` caches a folder's beside its weights) the images are encoded without
+TensorFlow, every coder included; otherwise, and for what they cannot encode (a fully convolutional model's
+image of another size), with TensorFlow, said on one line of stderr (tfvq.codec.lite_encoding).
 """
 
 import os
@@ -21,7 +26,7 @@ from tfvq.cli_utils import input_files, output_paths, progress
 
 def arguments(p):
     from tfvq.codec.coding import CODER_CHOICES
-    from tfvq.codec.files import RESIZE_CHOICES
+    from tfvq.codec.lite_encoding import RESIZE_CHOICES
 
     p.add_argument("images", nargs="+", help="image files of any size, or directories of them")
     p.add_argument("--model", required=True, help="zoo model name (see `tfvq models`), or a model folder (a "
@@ -49,22 +54,40 @@ def arguments(p):
                    "output directory (several inputs or a directory)")
     p.add_argument("--weights", help="weights to use instead of the bundled ones (a folder: its own); any path "
                    "tfvq.zoo.load accepts")
+    p.add_argument("--backend", choices=("auto", "tflite", "tensorflow"), default="auto",
+                   help="auto: the weights' TFLite encoders where they have them, else TensorFlow (default); "
+                   "tflite: only them (an error where there are none); tensorflow: the Keras model")
+
+
+def _named(args, compressor):
+    """Which model and weights the files come from, for the output (`tfvq.zoo.refs.describe`'s words)."""
+    if compressor.lite is None:
+        from tfvq.zoo import refs
+
+        return refs.describe(args.model, args.weights)
+    if os.path.isdir(args.model):
+        return f"{compressor.name} from the folder {args.model}"
+    if args.weights is None or args.weights == "bundled":
+        return args.model
+    if os.path.isdir(args.weights):
+        return f"{args.model} from the folder {args.weights}"
+    return f"{args.model} with the weights {args.weights}"
 
 
 def run(args):
-    from tfvq import codec
-    from tfvq.zoo import refs
     from tfvq.codec.images import IMAGE_SUFFIXES, load_image
+    from tfvq.codec.lite_encoding import BackendCompressor
 
     items = input_files(args.images, IMAGE_SUFFIXES)
-    compressor = codec.Compressor(args.model, args.weights)  # the model, its weights and priors, loaded once
-    named = refs.describe(args.model, args.weights)
+    # the model (TFLite encoders where the weights have them), its weights and priors, loaded once
+    compressor = BackendCompressor(args.model, args.weights, args.backend)
+    named = _named(args, compressor)
     convert = "grayscale" if args.grayscale else "rgb" if args.rgb else None
     outs = output_paths(args.output, items, ".tfvq")
     many = len(items) > 1 or items[0][1] is not None
     lines = []
     for (path, _), out in progress(list(zip(items, outs)), "compress"):
-        image = load_image(path, compressor.model.image_shape[2], convert)
+        image = load_image(path, compressor.image_shape[2], convert)
         written = compressor.compress(image, args.layer, args.coder, args.lossless, args.resize)
         if os.path.dirname(out) and many:  # an output directory is made; a single output's must exist
             os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -19,9 +19,10 @@ pixel_likelihood per layer, batch 1, the model's image size), the manifest
 <name>_decoder.json and copies of the weights' priors, a folder that decodes
 the model's .tfvq files without TensorFlow (`tfvq decompress --decoder=...`).
 The float32 decoders are also cached beside the weights the model was loaded
-from (X.decoders-<SHA-256 of the weights file>/), where `tfvq decompress`
-finds them by itself. --format=decoders writes the decoders alone (no images
-needed).
+from (X.decoders-<SHA-256 of the weights file>/) with the float32 encoders of
+every layer, where `tfvq decompress` and `tfvq compress` find them by
+themselves and run without TensorFlow. --format=decoders writes the decoders
+(and that cache) alone (no images needed).
 
 --model is a zoo name or a model folder (a `tfvq train` run folder, a
 tfvq.zoo.save folder). The warm-up request and the TFLite calibration images
@@ -133,12 +134,30 @@ def run(args):
                                                        conversion=conversion)
             print(f"TFLite decoders: {manifest}")
             try:
-                cached = tflite_decoders.cache_decoders(model, name, conversion)
+                with tflite_decoders.EncoderConversion(model, _code_bias(model, name)) as encoders:
+                    cached = tflite_decoders.cache_decoders(model, name, conversion, encoders,
+                                                            _native_size(args.model, weights))
             except OSError as err:  # e.g. bundled weights in a read-only installation
                 cached, why = None, f"the weights' folder is not writable ({err})"
             else:
                 why = "the weights come from no file"
-            print(f"TFLite decoders for tfvq decompress: {cached}" if cached else
+            print(f"TFLite encoders and decoders for tfvq compress and decompress: {cached}" if cached else
                   f"TFLite decoders not cached beside the weights: {why}; tfvq decompress decodes their files "
                   f"with TensorFlow, or with --decoder={manifest}")
     return 0
+
+
+def _code_bias(model, name):
+    """The rate weights' code bias of the static prior of `model`'s weights (`StaticPrior.code_bias`), or None:
+    what the encoders' `encode_biased` signatures hold."""
+    from tfvq import zoo
+    from tfvq.codec import files
+
+    return files.load_prior(name, model, zoo.weights_hash(model)).code_bias()
+
+
+def _native_size(model_name, weights):
+    """(h, w) that `tfvq compress --resize=auto` resizes from for this model and weights, or None."""
+    from tfvq.codec import files
+
+    return files.native_size(model_name, None if weights in (None, "bundled") else weights)

@@ -69,13 +69,48 @@ def decoder_signatures(model):
     return out
 
 
-class DecoderConversion:
-    """The decoders of one model written once as a SavedModel (every signature), converted to each variant
-    on first use (`content`)."""
+def _encoder_function(encoder, sent):
+    """images -> {codes_layer_j: codes} of `encoder` (`tflite_encoder`: {"codes"} for one layer sent)."""
+    def encode(images):
+        codes = encoder(images)
+        return {bundle.code_input(sent[0]): codes["codes"]} if "codes" in codes else dict(codes)
 
-    def __init__(self, model):
+    return encode
+
+
+def _biased_function(model, bias, layer, sent):
+    """images -> {codes_layer_j: codes} of `model.encode_biased(images, bias, layer)`."""
+    def encode(images):
+        codes = model.encode_biased(images, bias, layer)
+        return dict(zip(map(bundle.code_input, sent), codes if len(sent) > 1 else [codes]))
+
+    return encode
+
+
+def encoder_signatures(model, code_bias=None):
+    """[(signature name, function of float32 images [1, H, W, C] in [0, 1] -> {codes_layer_j: int32}, input
+    specs)] of `model`: every layer's `encode` (`model.tflite_encoder(l)`), and where `code_bias` {layer: [K]}
+    (a static prior's rate weights, `StaticPrior.code_bias`) touches the layers a file of layer l sends, its
+    `encode_biased` with that bias as constants."""
+    layout = check_model(model)
+    specs = [tf.TensorSpec((1, *[int(d) for d in model.image_shape]), tf.float32, name=bundle.IMAGES)]
+    out = []
+    for l in range(1, layout.num_layers + 1):
+        sent = layout.layers_sent(l)
+        out.append((bundle.signature("encode", l), _encoder_function(model.tflite_encoder(l), sent), specs))
+        bias = {j: np.asarray(b, np.float32) for j, b in (code_bias or {}).items() if j in sent}
+        if bias and model.encode_biased(np.zeros((1, *model.image_shape), np.float32), bias, l) is not None:
+            out.append((bundle.signature("encode_biased", l), _biased_function(model, bias, l, sent), specs))
+    return out
+
+
+class _Conversion:
+    """Signatures of one model written once as a SavedModel, converted to each variant on first use
+    (`content`)."""
+
+    def __init__(self, model, signatures):
         self.model = model
-        self.signatures = decoder_signatures(model)
+        self.signatures = signatures
         self._tmp = tempfile.TemporaryDirectory()
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -107,6 +142,32 @@ class DecoderConversion:
             self._content[variant] = converter.convert()
         return self._content[variant]
 
+
+class EncoderConversion(_Conversion):
+    """The encoders of one model (`encoder_signatures`), converted to float32 on first use (`content`); `bias`
+    is the `code_bias` its `encode_biased` signatures hold (None: none)."""
+
+    def __init__(self, model, code_bias=None):
+        super().__init__(model, encoder_signatures(model, code_bias))
+        biased = any(name.startswith("encode_biased") for name, _, _ in self.signatures)
+        self.bias = {int(j): np.asarray(b, np.float32) for j, b in code_bias.items()} if biased else None
+
+    def write(self, folder, prefix=""):
+        """Writes `{prefix}encoders_float32.tflite` into `folder`; returns the manifest's keys for it."""
+        name = f"{prefix}encoders_float32.tflite"
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(self.content("float32"))
+        return {"encoders": {"float32": name}, "encoder_signatures": [s[0] for s in self.signatures],
+                "encoder_bias": None if self.bias is None else {str(j): b.tolist() for j, b in self.bias.items()}}
+
+
+class DecoderConversion(_Conversion):
+    """The decoders of one model written once as a SavedModel (every signature), converted to each variant
+    on first use (`content`)."""
+
+    def __init__(self, model):
+        super().__init__(model, decoder_signatures(model))
+
     def manifest(self, model_name):
         """The manifest's facts of the model (`tfvq.decoder_bundle`), without its files."""
         model, layout = self.model, self.model.code_layout()
@@ -118,11 +179,13 @@ class DecoderConversion:
                 "weights_hash": zoo.weights_hash(model).hex(), "signatures": [s[0] for s in self.signatures]}
 
     def write(self, folder, model_name, variants, prefix="", manifest_name=bundle.MANIFEST, priors=None,
-              weights=None):
+              weights=None, encoders=None, native_size=None):
         """Writes the bundle into `folder`: `{prefix}decoders_<variant>.tflite`, `{prefix}top_code_logits.npy`
-        (a model with a top prior) and the manifest `manifest_name`; returns the manifest's path.
+        (a model with a top prior), the encoders of `encoders` (an `EncoderConversion`, or None) and the manifest
+        `manifest_name`; returns the manifest's path.
 
-        `priors`: {"static", "context": path relative to `folder`}; `weights`: {"file", "sha256"}.
+        `priors`: {"static", "context": path relative to `folder`}; `weights`: {"file", "sha256"}; `native_size`:
+        (h, w) an image of that size is resized from to the model's size (`tfvq.codec.compress(resize="auto")`).
         """
         os.makedirs(folder, exist_ok=True)
         files = {}
@@ -135,7 +198,10 @@ class DecoderConversion:
             top_name = f"{prefix}top_code_logits.npy"
             np.save(os.path.join(folder, top_name), np.asarray(top, np.float32))
         manifest = {**self.manifest(model_name), "files": files, "top_code_logits": top_name,
-                    "priors": priors or {}, "weights": weights or {}}
+                    "priors": priors or {}, "weights": weights or {},
+                    "native_size": None if native_size is None else [int(d) for d in native_size]}
+        if encoders is not None:
+            manifest.update(encoders.write(folder, prefix))
         return bundle.write_manifest(folder, manifest, manifest_name)
 
 
@@ -167,13 +233,15 @@ def export_decoders(model, out_dir, model_name, variants=VARIANTS, conversion=No
             conversion.close()
 
 
-def cache_decoders(model, model_name, conversion=None):
+def cache_decoders(model, model_name, conversion=None, encoders=None, native_size=None):
     """The float32 bundle of `model`'s decoders beside the weights file it was loaded from (`bundle_dir`: named
     by the file's SHA-256), written unless it is there; returns its folder, or None for a model whose weights
     did not come from a file or have changed since (they have no file to be named by).
 
-    The manifest names the weights file and the prior files beside it (`tfvq.zoo.prior_paths`, relative to
-    the bundle), so priors refitted later are the ones read.
+    `encoders` (an `EncoderConversion` of the model): the bundle also holds the float32 encoders, added to a
+    bundle that is there without them or with those of another bias (prior refitted with other rate weights),
+    with `native_size` (the manifest's). The manifest names the weights file and the prior files beside it
+    (`tfvq.zoo.prior_paths`, relative to the bundle), so priors refitted later are the ones read.
     """
     weights = _weights_file(model)
     if weights is None:
@@ -181,17 +249,21 @@ def cache_decoders(model, model_name, conversion=None):
     sha256 = bundle.file_sha256(weights)
     folder = bundle.bundle_dir(weights, sha256)
     try:
-        if bundle.read_manifest(folder)["weights"].get("sha256") == sha256:
-            return folder
+        manifest = bundle.read_manifest(folder)
     except ValueError:
-        pass  # none yet, or a damaged one: written anew
+        manifest = None  # none yet, or a damaged one: written anew
+    if manifest is not None and manifest["weights"].get("sha256") == sha256:
+        if encoders is not None and not _has_encoders(manifest, encoders):
+            _add_encoders(folder, manifest, encoders, native_size)
+        return folder
     owned = conversion is None
     conversion = conversion or DecoderConversion(model)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.dirname(folder))
     try:
         relative = {kind: os.path.relpath(path, folder) for kind, path in zoo.prior_paths(model).items()}
         conversion.write(staging, model_name, ("float32",), priors=relative,
-                         weights={"file": os.path.relpath(weights, folder), "sha256": sha256})
+                         weights={"file": os.path.relpath(weights, folder), "sha256": sha256}, encoders=encoders,
+                         native_size=native_size)
         os.chmod(staging, 0o755)  # mkdtemp's folder is the owner's alone; the weights' folder is everyone's
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)
@@ -201,6 +273,26 @@ def cache_decoders(model, model_name, conversion=None):
             conversion.close()
     _remove_stale(weights, folder)
     return folder
+
+
+def _has_encoders(manifest, encoders):
+    """Whether a bundle's manifest names encoders converted with `encoders`' bias (and their file is there)."""
+    path = bundle.resolve(manifest, manifest.get("encoders", {}).get("float32"))
+    current = None if encoders.bias is None else {str(j): b.tolist() for j, b in encoders.bias.items()}
+    return path is not None and os.path.isfile(path) and manifest.get("encoder_bias") == current
+
+
+def _add_encoders(folder, manifest, encoders, native_size):
+    """Writes `encoders` into the bundle `folder` and names them in its manifest (`manifest`, read from it)."""
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=folder)
+    try:
+        keys = encoders.write(staging)
+        os.replace(os.path.join(staging, keys["encoders"]["float32"]), os.path.join(folder, keys["encoders"]["float32"]))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = {k: v for k, v in manifest.items() if k not in ("path", "format")}
+    manifest.update(keys, native_size=None if native_size is None else [int(d) for d in native_size])
+    bundle.write_manifest(folder, manifest)
 
 
 def _remove_stale(weights, current):

@@ -55,6 +55,9 @@ def arguments(p):
                    "run folder of this command, a tfvq.zoo.save folder), a path tfvq.zoo.load accepts, or an https "
                    "URL with #sha256=HEX")
     p.add_argument("--data_dir", help="directory of prepared tfds datasets")
+    p.add_argument("--data_cache", default="auto", type=data_cache, help="keep the decoded training images: auto (read the cache "
+                   "`tfvq data cache` wrote under --data_dir, else decode every epoch), file (write it first), memory, "
+                   "off, or a cache file PATH.npy")
     p.add_argument("--strategy", default=STRATEGIES[0], choices=STRATEGIES, help="tf.distribute strategy")
     p.add_argument("--cpu_devices", type=_positive, help="split the CPU into N logical devices (to try "
                    "--strategy=mirrored)")
@@ -91,6 +94,18 @@ def _positive(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def data_cache(text):
+    """A --data_cache value (`tfvq.data.load(cache=...)`), checked before anything is built."""
+    import argparse
+
+    from tfvq.data.image_cache import check_mode
+
+    try:
+        return check_mode(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def config_item(text):
@@ -151,6 +166,7 @@ def run(args):
         dataset=_data_source(args.dataset),
         bundled_recipe=args.bundled_recipe,
         data_dir=args.data_dir,
+        data_cache=args.data_cache,
         strategy=args.strategy,
         batch_size=args.batch_size,
         steps=args.steps,

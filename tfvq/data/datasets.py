@@ -42,12 +42,15 @@ from typing import Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from tfvq.data import embedded, sources
+from tfvq.data import embedded, image_cache, sources
 from tfvq.data import tfds_datasets
+from tfvq.data.image_cache import ImageCacheError
 from tfvq.data.tfds_datasets import DatasetNotPreparedError
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "info", "load", "load_labels", "load_numpy"]
+__all__ = ["DATASETS", "DatasetInfo", "DatasetNotPreparedError", "ImageCacheError", "cache_file", "info", "load",
+           "load_labels", "load_numpy", "write_cache"]
 
 TFDS_SHUFFLE_BUFFER = 10_000
 """Shuffle buffer of the tfds datasets (the embedded ones are shuffled whole)."""
@@ -244,15 +247,17 @@ def load(
     seed: Optional[int] = None,
     drop_remainder=False,
     image_shape=None,
+    cache="auto",
 ):
     """A `tf.data.Dataset` of the images of one dataset split.
 
     The pipeline is: source (uint8) -> shuffle -> repeat -> batch -> float32 in
     [0, 1] -> prefetch(AUTOTUNE). Embedded datasets come from in-memory arrays
-    (resized once per process); tfds datasets are decoded and resized with
-    `num_parallel_calls=AUTOTUNE`. Images stay uint8 until after batching, so
-    the shuffle buffer holds 4x less memory and the float conversion is one
-    vectorised op per batch.
+    (resized once per process); tfds datasets and folders are decoded and
+    resized with `num_parallel_calls=AUTOTUNE`, every epoch unless `cache`
+    keeps them (`tfvq.data.image_cache`). Images stay uint8 until after
+    batching, so the shuffle buffer holds 4x less memory and the float
+    conversion is one vectorised op per batch.
 
     Args:
       name: one of `DATASETS`, or your own images: a directory of image
@@ -260,10 +265,10 @@ def load(
       split: one of `info(name).splits` ("train" and "test" for your own).
       batch_size: elements per batch; None gives unbatched elements.
       data_dir: tfds data directory (None: tfds' default); ignored by embedded
-        datasets.
-      shuffle: shuffle the elements (the whole dataset for embedded ones, a
-        10000-element buffer for tfds, whose shards are also shuffled). Each
-        epoch of a repeated dataset is shuffled afresh.
+        datasets. The cache files of `cache="file"` go under it.
+      shuffle: shuffle the elements (the whole dataset for embedded and cached
+        ones, a 10000-element buffer for tfds, whose shards are also shuffled).
+        Each epoch of a repeated dataset is shuffled afresh.
       repeat: repeat forever.
       seed: shuffle seed; the same seed gives the same order (None: random).
       drop_remainder: drop a last batch smaller than `batch_size` (gives a
@@ -271,23 +276,41 @@ def load(
       image_shape: (H, W, C) to convert the images to (centre crop to the
         aspect ratio, area resize, channels; `tfvq.data.sources`): required
         for your own images, optional for a named dataset of another shape.
+      cache: keep the decoded images of a tfds dataset or a folder (arrays
+        and embedded datasets are in memory already): "auto" reads the cache
+        file under `data_dir` when one was written (`cache_file`,
+        `tfvq data cache`), else decodes every epoch; "file" writes it first
+        if it is not there; "memory" decodes once into memory; "off" decodes
+        every epoch; a path ending in `.npy` is a cache file of your choosing.
 
     Returns:
       `tf.data.Dataset` of float32 tensors `[batch, H, W, C]` (or `[H, W, C]`
       unbatched) in [0, 1]; for toy_modes `[batch, 1]` points.
 
     Raises:
-      ValueError: unknown `name` or `split`, or a bad `batch_size`; an empty
-        source of your own.
+      ValueError: unknown `name` or `split`, or a bad `batch_size` or `cache`;
+        an empty source of your own.
       DatasetNotPreparedError: a tfds dataset is not prepared in `data_dir`.
+      ImageCacheError: a cache file that holds other images (another source,
+        split, shape or version of the data) or cannot be read or written.
     """
     _check_batch_size(batch_size)
+    kept = _kept_images(name, split, data_dir, image_shape, image_cache.check_mode(cache))
+    if kept is not None:
+        ds = image_cache.stream(kept, batch_size, shuffle, repeat, seed, drop_remainder)
+        return ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds, buffer_size = _source(name, split, data_dir, image_shape, shuffle=shuffle, seed=seed)
+    return _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder)
+
+
+def _source(name, split, data_dir, image_shape, shuffle=False, seed=None):
+    """(unbatched uint8 images of one split, decoded and converted to `image_shape`; a shuffle buffer size)."""
     if sources.is_user_source(name):
         ds, size = sources.user_source(name, split, image_shape, data_dir=data_dir, shuffle=shuffle, seed=seed)
         buffer_size = min(size or TFDS_SHUFFLE_BUFFER, TFDS_SHUFFLE_BUFFER)
         if size is not None and size <= TFDS_SHUFFLE_BUFFER:
             ds = ds.cache()  # decoded and resized once: later epochs read memory
-        return _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder)
+        return ds, buffer_size
     dataset_info = info(name)
     _check_split(dataset_info, split)
 
@@ -301,7 +324,117 @@ def load(
     if image_shape is not None and tuple(image_shape) != dataset_info.image_shape:
         ds = ds.map(lambda x: sources.conform(x, tuple(int(d) for d in image_shape)),
                     num_parallel_calls=tf.data.AUTOTUNE)
-    return _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder)
+    return ds, buffer_size
+
+
+def _decoded_each_epoch(name):
+    """True for the sources a cache helps: tfds datasets (named or `tfds:NAME`) and folders of image files."""
+    if sources.is_user_source(name):
+        return not os.fspath(name).endswith((".npz", ".npy"))
+    return info(name).source == "tfds"
+
+
+def _cache_source(name):
+    """The name a cache records its source by: a named dataset or `tfds:NAME` as it is, a folder by its path."""
+    name = os.fspath(name)
+    return name if name.startswith(sources.TFDS_PREFIX) or not os.path.isdir(name) else os.path.abspath(name)
+
+
+def _is_tfds(name):
+    return not sources.is_user_source(name) or os.fspath(name).startswith(sources.TFDS_PREFIX)
+
+
+def _tfds_data_dir(data_dir):
+    """`data_dir`, else tfds' default data directory ($TFDS_DATA_DIR, else ~/tensorflow_datasets)."""
+    return data_dir if data_dir is not None else os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+
+
+def _source_version(name, split, data_dir):
+    """What a cache checks its data against: the tfds dataset's version; a folder's file count and newest
+    modification time."""
+    if _is_tfds(name):
+        import tensorflow_datasets as tfds
+
+        tfds_name = os.fspath(name).removeprefix(sources.TFDS_PREFIX)
+        return f"tfds {tfds_name} {tfds.builder(tfds_name, data_dir=data_dir).version}"
+    files = sources.image_files(name, split)
+    return f"{len(files)} files, newest modified at {max(os.path.getmtime(f) for f in files):.0f}"
+
+
+def _cache_shape(name, split, image_shape):
+    if image_shape is not None:
+        return tuple(int(d) for d in image_shape)
+    if sources.is_user_source(name):
+        raise ValueError(f"Loading {name!r} needs the model's image_shape (H, W, C) to convert the images to "
+                         "(tfvq data cache: --image_shape=H,W,C).")
+    dataset_info = info(name)
+    _check_split(dataset_info, split)
+    return dataset_info.image_shape
+
+
+def cache_file(name, split="train", data_dir=None, image_shape=None):
+    """The path of the cache file `load(..., cache="file")` reads and writes for this split and image shape:
+    `<data_dir>/tfvq_cache/<name>/<split>-HxWxC.npy` (tfds sources without a data_dir: under tfds' default
+    data directory). Raises ValueError for a source that is not decoded from files (embedded datasets and
+    arrays are in memory already) and for a folder without a data_dir."""
+    image_shape = _cache_shape(name, split, image_shape)
+    if not _decoded_each_epoch(name):
+        raise ValueError(f"{name!r} is held in memory already: only tfds datasets and folders of images are cached.")
+    if data_dir is None and not _is_tfds(name):
+        raise ValueError(f"A cache of the folder {name!r} is written under a data directory: pass data_dir=DIR "
+                         "(--data_dir), a cache file path (cache=PATH.npy), or cache='memory'.")
+    return image_cache.default_path(_cache_source(name), split, image_shape, _tfds_data_dir(data_dir))
+
+
+def _kept_images(name, split, data_dir, image_shape, mode, progress=None):
+    """The decoded uint8 images `cache` mode `mode` keeps for this split (an array or a memory map), or None
+    to decode every epoch."""
+    if mode == "off" or not _decoded_each_epoch(name):
+        return None
+    image_shape = _cache_shape(name, split, image_shape)
+    if mode == "memory":
+        return image_cache.to_memory(_source(name, split, data_dir, image_shape)[0], image_shape)
+    if mode == "auto":
+        if data_dir is None and not _is_tfds(name):
+            return None
+        path = cache_file(name, split, data_dir, image_shape)
+        return _read_or_write(name, split, data_dir, image_shape, path, progress) if os.path.exists(path) else None
+    if mode.endswith(".npy"):
+        path = mode
+    else:
+        if data_dir is not None and not os.path.isdir(os.path.expanduser(os.fspath(data_dir))):
+            if _is_tfds(name):
+                _source(name, split, data_dir, image_shape)  # tfds' own error, which says how to prepare it
+            raise FileNotFoundError(f"data_dir {os.fspath(data_dir)!r} does not exist: the image cache is written "
+                                    "under an existing data directory.")
+        path = cache_file(name, split, data_dir, image_shape)
+    return _read_or_write(name, split, data_dir, image_shape, path, progress)
+
+
+def _read_or_write(name, split, data_dir, image_shape, path, progress=None):
+    expected = image_cache.describe(_cache_source(name), split, image_shape, _source_version(name, split, data_dir))
+    if os.path.exists(path):
+        return image_cache.read(path, expected)
+    images = _source(name, split, data_dir, image_shape)[0]
+    logging.info("Decoding %s/%s once into the image cache %s", name, split, path)
+    return image_cache.write(path, images, expected, progress=progress)
+
+
+def write_cache(name, split="train", data_dir=None, image_shape=None, path=None, overwrite=False, progress=None):
+    """Decodes one split into its cache file (`cache_file`, or `path`) and returns `(path, images)`, the images
+    memory-mapped from the file. An existing file is checked and kept, or replaced with `overwrite`.
+    `progress(count)` is called as batches are written. What `load(..., cache="file")` does on first use."""
+    path = os.path.expanduser(os.fspath(path)) if path is not None else None
+    mode = image_cache.check_mode(path) if path is not None else "file"
+    if not _decoded_each_epoch(name):
+        cache_file(name, split, data_dir, image_shape)  # raises: nothing to cache
+    if path is None:
+        path = cache_file(name, split, data_dir, image_shape)
+    if overwrite:
+        for old in (path, image_cache.description_path(path)):
+            if os.path.exists(old):
+                os.remove(old)
+    return path, _kept_images(name, split, data_dir, image_shape, mode, progress=progress)
 
 
 def _batched(ds, buffer_size, batch_size, shuffle, repeat, seed, drop_remainder):
@@ -320,7 +453,8 @@ def load_numpy(name, split="test", limit=None, data_dir=None, image_shape=None):
     """The images of one dataset split as a single NumPy array, in stored order.
 
     For evaluation and PNG grids. tfds splits are read whole unless `limit` is
-    given (CelebA's 162770 training images take 8 GB as float32).
+    given (CelebA's 162770 training images take 8 GB as float32); from the
+    cache file `tfvq data cache` wrote under `data_dir` when there is one.
 
     Args:
       name: one of `DATASETS`.
@@ -342,6 +476,9 @@ def load_numpy(name, split="test", limit=None, data_dir=None, image_shape=None):
         isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0
     ):
         raise ValueError(f"limit must be a non-negative int or None (all elements), got {limit!r}.")
+    kept = _kept_images(name, split, data_dir, image_shape, "auto")
+    if kept is not None:  # the cache `tfvq data cache` wrote: the same images, nothing decoded
+        return np.asarray(kept[:limit], np.float32) / np.float32(255.0)
     if sources.is_user_source(name):
         return sources.user_numpy(name, split, image_shape, limit=limit, data_dir=data_dir).astype(np.float32) / 255.0
     dataset_info = info(name)

@@ -55,6 +55,9 @@ class TrainOptions:
       model: zoo name.
       dataset: `tfvq.data` name (default: the entry's dataset).
       data_dir: where tfds datasets are prepared.
+      data_cache: how the training images are kept decoded (`tfvq.data.load(cache=...)`): "auto" reads the
+        cache `tfvq data cache` wrote under `data_dir`, else decodes every epoch; "file" writes it first;
+        "memory" decodes once into memory; "off"; or a cache file path ending in .npy.
       strategy: one of `tfvq.train.STRATEGIES`.
       batch_size: global batch size.
       steps: steps of every stage (HQA: per layer; one-stage models: in all).
@@ -93,6 +96,7 @@ class TrainOptions:
     model: str = "hqa_digits"
     dataset: Optional[str] = None
     data_dir: Optional[str] = None
+    data_cache: str = "auto"
     strategy: str = "one_device"
     batch_size: Optional[int] = None
     steps: Optional[int] = None
@@ -228,7 +232,7 @@ class Trainer:
     def make_dataset(self, n, start_step):
         """The distributed training iterator of stage n, reshuffled from `start_step` on a resume."""
         ds = tfvq_data.load(self.dataset, "train", batch_size=self.batch_size, data_dir=self.options.data_dir,
-                            image_shape=self.model.image_shape,
+                            image_shape=self.model.image_shape, cache=self.options.data_cache,
                             shuffle=True, repeat=True, seed=self.options.seed * 1000 + n * 100 + start_step,
                             drop_remainder=True)
         return iter(self.strategy.experimental_distribute_dataset(ds))

@@ -4,15 +4,13 @@ A fully convolutional model (`code_stride()` not None) codes an image whole, pad
 stride. Above `BAND_PIXELS` pixels the codec does the same work band by band, so its memory stays that of
 a band whatever the image's size:
 
-* The networks (`encode`, `code_logits`, `decode`) run on windows of the padded image: a band of rows (its
-  core) and `HALO_CODES` codes of the coarsest layer involved above and below it (rounded up to the model's
-  stride), every window of one height, so one model per size (`with_image_shape`) serves them all. Each
-  window's output is cut to its core. Convolutions see the same pixels or codes as in the whole image
-  wherever the halo covers their receptive field: the bundled HQA encoders see 3 (2^l - 1) pixels to each
-  side at layer l, their decoders about 4 codes of the layer decoded from, less than the 8 codes of the
-  halo. What can differ at a seam is float rounding: convolutions over windows of another size may add in
-  another order, so a code whose two nearest codebook vectors tie to within rounding can change, and pixels
-  can differ by a grey level.
+* The networks (`encode`, `code_logits`, `decode`) run on windows of the padded image: a block of rows and
+  columns (its core) and `HALO_CODES` codes of the coarsest layer involved on every side (rounded up to the
+  model's stride), every window of one size, so one model per size (`with_image_shape`) serves them all.
+  Each window's output is cut to its core. Convolutions see the same pixels or codes as in the whole image
+  wherever the halo covers their receptive field (`HALO_CODES`). What can differ at a seam is float
+  rounding: convolutions over windows of another size may add in another order, so a code whose two nearest
+  codebook vectors tie to within rounding can change, and pixels can differ by a grey level.
 * Each layer's tables are built per band of its grid (`TABLE_ENTRIES` positions x K at most), never as one
   [positions, K] array. Context priors (`tfvq.codec.context`) are integer networks of known depth: a band
   with `ContextPriors.halo` rows of codes above and below gives exactly the tables of the whole grid. The
@@ -35,14 +33,22 @@ import numpy as np
 from tfvq.codec import entropy
 from tfvq.codec.context import PASSES, pass_map
 
-BAND_PIXELS = 1 << 18
+BAND_PIXELS = 1 << 17
 """Images of more pixels than this (padded, per image) are coded in bands; smaller ones whole, as always."""
-NET_ENTRIES = 1 << 25
-"""A window's core holds at most this many positions of the finest grid involved times K (its distances)."""
+SAMPLE_PIXELS = 1 << 16
+"""`auto` chooses a big image's plan on its central crop of at most this many pixels (coded whole)."""
+NET_ENTRIES = 1 << 22
+"""A window's core holds at most this many positions x K of the finest grid whose distances it computes."""
+WINDOW_PIXELS = 1 << 20
+"""... and at most this many pixels (the activations of its first layers)."""
+LOG_PROB_ENTRIES = 1 << 24
+"""The model's log-probabilities (float32) of one band of rows of a layer: at most this many positions x K."""
 TABLE_ENTRIES = 1 << 21
 """Probability tables are built in pieces of at most this many entries (positions x K)."""
-HALO_CODES = 8
-"""A window's rows of context above and below its core, in codes of the coarsest layer involved."""
+HALO_CODES = 4
+"""A window's context on each side, in codes of the coarsest layer involved (rounded up to the model's stride):
+the bundled HQA encoders see 3 (2^l - 1) < 3 2^l pixels to a side at layer l, decoding from layer l sees
+fewer than 4 codes of it (124 pixels from `hqa_mnist`'s layer 5), a layer's probabilities 2 codes above."""
 TILE_BATCH = 256
 """Tiles per model call for a large image of a tiled model."""
 
@@ -67,18 +73,20 @@ class Band:
         return slice(self.start // stride, self.stop // stride)
 
 
-def row_bands(total, core, halo, align=1):
-    """Bands covering rows 0..total: cores of `core` rows, windows of the core and `halo` rows on each side,
-    every window of one height (moved inside the rows at the edges); all multiples of `align` (`total` must be).
-    One band of everything when that fits one window."""
+def row_bands(total, core, halo, align=1, multiple=None):
+    """Bands covering rows 0..total: cores of `core` rows, windows of the core and at least `halo` rows on each
+    side, every window of one height, a multiple of `multiple` (moved inside the rows at the edges); rows start
+    on multiples of `align` (`total` must be one of both). One band of everything when that fits one window."""
+    multiple = multiple or align
     core = max(align, core // align * align)
     halo = -(-halo // align) * align
-    height = core + 2 * halo
+    height = -(-(core + 2 * halo) // multiple) * multiple
     if total <= height:
         return [Band(0, total, 0, total)]
+    above = halo + (height - core - 2 * halo) // 2 // align * align
     out = []
     for start in range(0, total, core):
-        lo = min(max(start - halo, 0), total - height)
+        lo = min(max(start - above, 0), total - height)
         out.append(Band(lo, lo + height, start, min(start + core, total)))
     return out
 
@@ -89,8 +97,8 @@ def is_banded(padded, tile):
 
 
 class Banding:
-    """The bands of a fully convolutional `model` for images padded to `padded` (H, W); `sized(height)` gives
-    the model for windows of `height` rows (`tfvq.codec.coding.Geometry.sized_for`)."""
+    """The windows of a fully convolutional `model` for images padded to `padded` (H, W); `sized(height, width)`
+    gives the model for windows of that size (`tfvq.codec.coding.Geometry.sized_for`)."""
 
     def __init__(self, model, padded, sized):
         self.model, self.padded, self.sized = model, tuple(padded), sized
@@ -102,12 +110,30 @@ class Banding:
     def stride(self, layer):
         return self.strides[layer - 1]
 
-    def pixel_bands(self, finest, coarsest, entries=NET_ENTRIES):
-        """Bands of pixel rows for a network reading or writing layers `finest`..`coarsest`."""
-        s = self.stride(finest)
-        per_row = (self.padded[1] // s) * max(self.layout.num_codes) / s
-        core = int(entries // max(per_row, 1))
-        return row_bands(self.padded[0], core, HALO_CODES * self.stride(coarsest), self.top)
+    def grid(self, layer):
+        s = self.stride(layer)
+        return self.padded[0] // s, self.padded[1] // s
+
+    def _halo(self, coarsest):
+        return HALO_CODES * self.stride(coarsest)
+
+    def _per_pixel(self, finest):
+        return self.layout.num_codes[finest - 1] / self.stride(finest) ** 2
+
+    def windows(self, finest, coarsest, rows=None):
+        """[(row Band, column Band)] of windows covering the image (or the row band `rows` of it) for a network
+        whose [positions, K] tensors are on layer `finest`'s grid and that reads layer `coarsest`: cores of
+        at most `NET_ENTRIES` and `WINDOW_PIXELS`, every window of one size."""
+        halo, align = self._halo(coarsest), self.stride(coarsest)
+        pixels = min(NET_ENTRIES / self._per_pixel(finest), WINDOW_PIXELS)
+        side = max(self.top, int(pixels ** 0.5))
+        bands_ = row_bands(self.padded[0], side, halo, align, self.top) if rows is None else [rows]
+        height = bands_[0].stop - bands_[0].start
+        col_bands = row_bands(self.padded[1], max(self.top, int(pixels // height)), halo, align, self.top)
+        return [(r, c) for r in bands_ for c in col_bands]
+
+    def _window(self, image, r, c, stride):
+        return (slice(image, image + 1), r.rows(stride), c.rows(stride))
 
     # ---- encoding
     def encode(self, x, layers, encode):
@@ -118,33 +144,33 @@ class Banding:
         starts = [min(layers)] if layout.cumulative else sorted(layers)
         for start in starts:
             sent = layout.layers_sent(start)
-            bands = self.pixel_bands(min(sent), max(sent))
             for i in range(len(x)):
-                for b in bands:
-                    codes = encode(self.sized(b.hi - b.lo), x[i: i + 1, b.lo: b.hi], start)
+                for r, c in self.windows(min(sent), max(sent)):
+                    codes = encode(self.sized(r.hi - r.lo, c.hi - c.lo), x[self._window(i, r, c, 1)], start)
                     codes = codes if isinstance(codes, (list, tuple)) else [codes]
-                    for l, c in zip(sent, codes):
+                    for l, code in zip(sent, codes):
                         if l in layers:
-                            out[l][i, b.core(self.stride(l))] = np.asarray(c)[0, b.cut(self.stride(l))]
+                            s = self.stride(l)
+                            out[l][i, r.core(s), c.core(s)] = np.asarray(code)[0, r.cut(s), c.cut(s)]
         return out
-
-    def grid(self, layer):
-        s = self.stride(layer)
-        return self.padded[0] // s, self.padded[1] // s
 
     # ---- the model's probabilities of a layer given the layer above
     def log_prob_bands(self, codes, layer, image):
         """(rows of layer `layer`'s grid, log p [1, rows, w, K]) band by band for one image: `code_logits` of the
-        codes of `layout.layers_sent(layer + 1)` over windows; (None, None) if the model gives none."""
+        codes of `layout.layers_sent(layer + 1)` window by window; (None, None) if the model gives none."""
         sent = self.layout.layers_sent(layer + 1)
-        s = self.stride(layer)
-        for b in self.pixel_bands(layer, layer + 1, TABLE_ENTRIES * 8):
-            context = [codes[l][image: image + 1, b.rows(self.stride(l))] for l in sent]
-            out = self.sized(b.hi - b.lo).code_logits(context, layer + 1)
-            if out is None:
-                yield None, None
-                return
-            yield b.core(s), np.asarray(out)[:, b.cut(s)]
+        s, (_, w), k = self.stride(layer), self.grid(layer), self.layout.num_codes[layer - 1]
+        rows = max(self.stride(layer + 1), int(LOG_PROB_ENTRIES // (w * k)) * s)
+        for band in row_bands(self.padded[0], rows, self._halo(layer + 1), self.stride(layer + 1), self.top):
+            out = np.zeros((1, (band.stop - band.start) // s, w, k), np.float32)
+            for r, c in self.windows(layer, layer + 1, band):
+                context = [codes[l][self._window(image, r, c, self.stride(l))] for l in sent]
+                lp = self.sized(r.hi - r.lo, c.hi - c.lo).code_logits(context, layer + 1)
+                if lp is None:
+                    yield None, None
+                    return
+                out[:, :, c.core(s)] = np.asarray(lp)[:, r.cut(s), c.cut(s)]
+            yield band.core(s), out
 
     # ---- decoding
     def decode(self, codes, stop, seed, images, channels):
@@ -152,11 +178,11 @@ class Banding:
         sent = self.layout.layers_sent(stop)
         out = np.zeros((images, *self.padded, channels), np.uint8)
         for i in range(images):
-            for b in self.pixel_bands(1, max(sent)):
-                window = [codes[l][i: i + 1, b.rows(self.stride(l))] for l in sent]
-                y = self.sized(b.hi - b.lo).decode(window, stop, stochastic=seed is not None, seed=seed,
-                                                   dtype="uint8")
-                out[i, b.start: b.stop] = np.asarray(y)[0, b.cut()]
+            for r, c in self.windows(1, max(sent)):
+                window = [codes[l][self._window(i, r, c, self.stride(l))] for l in sent]
+                y = self.sized(r.hi - r.lo, c.hi - c.lo).decode(window, stop, stochastic=seed is not None,
+                                                                 seed=seed, dtype="uint8")
+                out[i, r.core(), c.core()] = np.asarray(y)[0, r.cut(), c.cut()]
         return out
 
 

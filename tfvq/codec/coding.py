@@ -98,14 +98,13 @@ class Geometry:
     def sized(self):
         if self.tile is not None:
             return self.model
-        return self.sized_for(self.padded[0])
+        return self.sized_for(*self.padded)
 
-    def sized_for(self, height):
-        """The model for windows of `height` rows of the padded images (`sized`: all of them)."""
-        key = (id(self.model), (height, self.padded[1]))
+    def sized_for(self, height, width):
+        """The model for windows of height x width pixels of the padded images (`sized`: all of them)."""
+        key = (id(self.model), (height, width))
         if key not in _SIZED or _SIZED[key][1] is not self.model:
-            _SIZED[key] = (self.model.with_image_shape((height, self.padded[1], self.model.image_shape[2])),
-                           self.model)
+            _SIZED[key] = (self.model.with_image_shape((height, width, self.model.image_shape[2])), self.model)
         return _SIZED[key][0]
 
     @functools.cached_property
@@ -210,9 +209,10 @@ def _lazy_model_layer(encoder, own, k, static, log_probs):
     return True
 
 
-def _lazy_context_layer(encoder, context, codes, layer, banding):
-    """CONTEXT coding of a big image's layer (per group of grids, per pass), its tables made again for the
-    stream; with a `banding`, band by band of each grid (`bands.context_bands`)."""
+def _lazy_context_layer(encoder, context, codes, layer, banding, count_bits=True):
+    """CONTEXT coding of a big image's layer (per group of grids, per pass), its tables made when the stream
+    is written, and before to count their bits if `count_bits`; with a `banding`, band by band of each grid
+    (`bands.context_bands`)."""
     own = codes[layer]
     grid = own.shape[1:]
     passes = pass_map(*grid)
@@ -231,16 +231,16 @@ def _lazy_context_layer(encoder, context, codes, layer, banding):
                         yield bands.context_tables(context, layer, own[i: i + 1], above, p, band)
 
             symbols, bits, at = own[a:b][:, passes == p].ravel(), 0.0, 0
-            for t in tables_of():
+            for t in tables_of() if count_bits else ():
                 bits += entropy.information(symbols[at: at + len(t)], t)
                 at += len(t)
             encoder.lazy(symbols, bits, tables_of)
 
 
-def code_layer(encoder, model, coder, codes, layer, prior, geometry=None):
+def code_layer(encoder, model, coder, codes, layer, prior, geometry=None, count_bits=True):
     """Adds layer `layer`'s codes to `encoder` under `coder`; False (nothing added) when the model or its
     context priors give no probabilities for the layer. A big image's `geometry` (`Geometry.big`) codes it
-    band by band, keeping no tables."""
+    band by band, keeping no tables, and counts the bits of its context tables only if `count_bits`."""
     k = model.code_layout().num_codes[layer - 1]
     own = codes[layer]
     big = geometry is not None and geometry.big
@@ -252,7 +252,7 @@ def code_layer(encoder, model, coder, codes, layer, prior, geometry=None):
         if prior.context is None or not prior.context.has(layer):
             return False
         if big:
-            _lazy_context_layer(encoder, prior.context, codes, layer, geometry.banding)
+            _lazy_context_layer(encoder, prior.context, codes, layer, geometry.banding, count_bits)
             return True
         passes = pass_map(*own.shape[1:])
         for a in range(0, len(own), GROUP):  # per group of grids, per pass: no flags (integer networks)
@@ -362,13 +362,15 @@ class _Layers:
     """Each layer coded by each coder, once: {(layer, coder): Encoder, or None when the coder has no
     probabilities for the layer}."""
 
-    def __init__(self, model, codes, prior, geometry=None):
+    def __init__(self, model, codes, prior, geometry=None, count_bits=True):
         self.model, self.codes, self.prior, self.geometry, self._done = model, codes, prior, geometry, {}
+        self.count_bits = count_bits
 
     def get(self, layer, coder):
         if (layer, coder) not in self._done:
             encoder = entropy.Encoder()
-            ok = code_layer(encoder, self.model, coder, self.codes, layer, self.prior, self.geometry)
+            ok = code_layer(encoder, self.model, coder, self.codes, layer, self.prior, self.geometry,
+                            self.count_bits)
             self._done[layer, coder] = encoder if ok else None
         return self._done[layer, coder]
 
@@ -389,10 +391,17 @@ class _Layers:
         return out
 
 
-def _plans(model, codes, sent, chain, prior, coder, geometry=None):
-    """The candidate plans, each {layer: (coder, Encoder)} of the layers a file stores."""
-    layers = _Layers(model, codes, prior, geometry)
-    if coder == "fixed":
+def _plans(model, codes, sent, chain, prior, coder, geometry=None, chosen=None):
+    """The candidate plans, each {layer: (coder, Encoder)} of the layers a file stores; `chosen` {layer: coder}:
+    that plan alone (a layer whose coder gives no probabilities under the static prior)."""
+    layers = _Layers(model, codes, prior, geometry, count_bits=coder == "auto" and chosen is None)
+    if chosen is not None:
+        plan = {}
+        for l, c in chosen.items():
+            encoder = layers.get(l, c)
+            plan[l] = (c, encoder) if encoder is not None else (STATIC, layers.get(l, STATIC))
+        plans = [plan]
+    elif coder == "fixed":
         plans = [layers.plan(sent, (UNIFORM,))]
     elif coder == "static":
         plans = [layers.plan(sent, (STATIC,))]
@@ -406,12 +415,18 @@ def _plans(model, codes, sent, chain, prior, coder, geometry=None):
     return [p for p in plans if p is not None]
 
 
-def _planned_bits(plan, layer, model_name):
-    """The bits of a plan's file but for the last bytes of its stream: its header's and its codes' (the
-    choice of `auto` among the plans of a big image, whose streams are not all written)."""
-    coders = {l: c for l, (c, _) in plan.items()}
-    header = container.write_header(model_name, bytes(container.TAG_BYTES), layer, coders)
-    return 8 * len(header) + sum(e.bits for _, e in plan.values())
+def _sample(images, geometry):
+    """The central crop of at most `bands.SAMPLE_PIXELS` pixels of big images (whole tiles or strides), on which
+    `auto` chooses their plan."""
+    side = int(min(bands.SAMPLE_PIXELS, bands.BAND_PIXELS) ** 0.5)
+    units = geometry.tile or (geometry.model.code_stride(),) * 2
+
+    def span(total, unit):
+        n = min(total, max(unit, side // unit * unit))
+        start = (total - n) // 2 // unit * unit
+        return slice(start, start + n)
+
+    return images[:, span(images.shape[1], units[0]), span(images.shape[2], units[1])]
 
 
 def digest_of(weights_hash, prior, coders):
@@ -426,7 +441,8 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
     """Images (uint8 [N, H, W, C], any H and W) -> a version 4 file, as the `container.CompactFile` it is (`bytes()`
     of it: the file's bytes).
 
-    With `coder="auto"` every candidate plan is written whole and the smallest file is kept. `resized_from`:
+    With `coder="auto"` every candidate plan is written whole and the smallest file is kept; for big images
+    (`Geometry.big`) the plan `auto` keeps for their central crop (`_sample`) is the one written. `resized_from`:
     (h, w) when `images` were resized from h x w to the model's own size (`bilinear_matrix`); the file
     stores h x w and the RESIZED flag, and decodes to h x w images.
     """
@@ -441,14 +457,18 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
         raise CodecError(f"The images are {height}x{width} pixels, more than a file holds "
                          f"({container.MAX_IMAGE_PIXELS} pixels); split them into tiles first.")
     geometry = Geometry(model, height, width)
+    chosen = None
+    if coder == "auto" and geometry.big:  # the plan `auto` takes for a central crop, then the image in one pass
+        chosen = encode_file(_sample(images, geometry), model_name, model, weights_hash, prior, layer, coder,
+                             lossless).coders
     banding, padded, tile = geometry.banding, geometry.padded, geometry.tile
     sized = model if banding is not None else geometry.sized  # a big image's windows each have their model
     x = _grids_of(images, padded, tile)
     layout = geometry.layout
     sent = layout.layers_sent(layer)
     chain = tuple(range(layer, layout.num_layers + 1))
-    codes = encode_layers(sized, x, set(chain) if coder in ("auto", "progressive", "context") else set(sent),
-                          prior.code_bias(), banding=banding)
+    needed = set(chosen) if chosen else set(chain) if coder in ("auto", "progressive", "context") else set(sent)
+    codes = encode_layers(sized, x, needed, prior.code_bias(), banding=banding)
     del x
     pixels = None
     if lossless:
@@ -461,9 +481,7 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
                          f", got {height}x{width}{' (lossless)' if lossless else ''}.")
     stored_size = tuple(resized_from) if resized_from is not None else None if own_size else (height, width)
     best = None
-    plans = _plans(sized, codes, sent, chain, prior, coder, geometry if geometry.big else None)
-    if geometry.big and len(plans) > 1:  # every plan's bits are known; write only the fewest (ties: the first)
-        plans = [min(plans, key=lambda plan: _planned_bits(plan, layer, model_name))]
+    plans = _plans(sized, codes, sent, chain, prior, coder, geometry if geometry.big else None, chosen)
     for plan in plans:
         coders = {l: c for l, (c, _) in plan.items()}
         digest = digest_of(weights_hash, prior, coders.values())

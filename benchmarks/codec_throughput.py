@@ -4,8 +4,8 @@
     python benchmarks/codec_throughput.py --trees before=OLD_CHECKOUT,after=. --repeats 7   # e.g. git worktree add OLD_CHECKOUT REV
 
 Measures, with the default coder (`coder="auto"`) and deterministic decoding,
-`hqa_digits --layer=1`, `hqa_digits --layer=5` and `rrvq_digits` (its default
-layer) on the digits test split, for one image per call and for a batch of 64
+`hqa_digits --layer=1`, `hqa_digits --layer=5`, `hqa_mnist --layer=2` and
+`rrvq_digits` (its default layer) on the digits test split (32x32), for one image per call and for a batch of 64
 images per call. Each measurement makes one warm-up call (compress, then
 decompress) and then times `--calls` calls of each (batch 1: a different image
 each call); a figure is the median over `--repeats` repeats.
@@ -18,16 +18,28 @@ ratio of each later tree to the first (above 1: faster). Without `--trees`,
 one worker uses the installed package. Compare figures as ratios within a run,
 not across runs.
 
-Cold decodes (`--cold_repeats`, 0 to skip): what `tfvq decompress ONE.tfvq`
-of one image costs from a fresh process, the wall time and the process's peak
-resident memory (`os.wait4`'s ru_maxrss), with the TFLite decoders
-(`--backend=tflite`, no TensorFlow) and with TensorFlow (`--backend=tensorflow`,
-as before the decoders), for a real 28x28 digit (`mnist10k_raw("test")[0]`)
-coded by `hqa_mnist` and by `rrvq_mnist` (lossy and lossless), with the first
-tree. A figure is the median over the repeats; the ratio is TensorFlow's over
-TFLite's (above 1: TFLite is cheaper).
+`--backends tensorflow,tflite` measures each tree with each backend
+(`codec.compress(..., backend=B)` and `codec.decompress(..., backend=B)`: the
+Keras model, or the weights' TFLite encoders and decoders), alternating as the
+trees do; the ratios are to the first tree's first backend.
 
-    python benchmarks/codec_throughput.py --repeats 0 --cold_repeats 5    # the cold decodes alone
+Cold commands (`--cold_repeats`, 0 to skip): what `tfvq compress ONE.png`,
+`tfvq decompress ONE.tfvq` and `tfvq info ONE.tfvq` of one image cost from a
+fresh process: the wall time, the CPU time (user + system) and the process's
+peak resident memory (`os.wait4`'s rusage), with `--backend=tflite` (no
+TensorFlow) and `--backend=tensorflow`, for every bundled model whose TFLite
+bundle holds encoders and decoders (`tfvq.codec.find_encoder`), on one test
+image it was made for (a real 28x28 digit, `mnist10k_raw("test")[0]`, for the
+`*_mnist` models; a 32x32 digit of the `digits` test split for the others, as RGB
+for an RGB model),
+with the model's default coder and layer, and a lossless `rrvq_mnist` file.
+A figure is the median over the repeats; the ratio is TensorFlow's over
+TFLite's (above 1: TFLite is cheaper). On a machine shared with other jobs
+(a training job, here) wall times grow with their load and CPU times much
+less: compare within one run.
+
+    python benchmarks/codec_throughput.py --repeats 0 --cold_repeats 5    # the cold commands alone
+    python benchmarks/codec_throughput.py --backends tensorflow,tflite --cold_repeats 0
 """
 
 import argparse
@@ -38,7 +50,7 @@ import sys
 import tempfile
 import time
 
-CASES = (("hqa_digits", 1), ("hqa_digits", 5), ("rrvq_digits", None))
+CASES = (("hqa_digits", 1), ("hqa_digits", 5), ("hqa_mnist", 2), ("rrvq_digits", None))
 BATCHES = (1, 64)
 
 
@@ -63,12 +75,13 @@ def worker():
     for line in sys.stdin:
         req = json.loads(line)
         name, layer, batch, calls = req["name"], req["layer"], req["batch"], req["calls"]
+        backend = {} if req.get("backend") is None else {"backend": req["backend"]}
         inputs = [np.take(images, np.arange(i * batch, (i + 1) * batch), axis=0, mode="wrap") for i in range(calls)]
-        codec.decompress(codec.compress(inputs[0], name, layer=layer))  # warm-up
+        codec.decompress(codec.compress(inputs[0], name, layer=layer, **backend), **backend)  # warm-up
         t0 = time.perf_counter()
-        files = [codec.compress(x, name, layer=layer) for x in inputs]
+        files = [codec.compress(x, name, layer=layer, **backend) for x in inputs]
         t1 = time.perf_counter()
-        decoded = [codec.decompress(f) for f in files]
+        decoded = [codec.decompress(f, **backend) for f in files]
         t2 = time.perf_counter()
         assert all(d.shape == x.shape for d, x in zip(decoded, inputs))
         n = batch * calls
@@ -96,8 +109,9 @@ class Worker:
                                f"its stderr ({self.log.name}) ends:\n{tail}")
         return json.loads(line)
 
-    def measure(self, name, layer, batch, calls):
-        self.proc.stdin.write(json.dumps({"name": name, "layer": layer, "batch": batch, "calls": calls}) + "\n")
+    def measure(self, name, layer, batch, calls, backend=None):
+        request = {"name": name, "layer": layer, "batch": batch, "calls": calls, "backend": backend}
+        self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return self._answer()
 
@@ -108,31 +122,45 @@ class Worker:
         os.unlink(self.log.name)
 
 
-# ---- cold decodes: `tfvq decompress` of one image in a fresh process
+# ---- cold commands: `tfvq compress`, `decompress` and `info` of one image in a fresh process
 
-COLD_CASES = (("hqa_mnist", {}), ("rrvq_mnist", {}), ("rrvq_mnist", {"lossless": True}))
 BACKENDS = ("tflite", "tensorflow")
+COMMANDS = ("compress", "decompress", "info")
 
 
-def cold_files(folder, path):
-    """Writes one file per `COLD_CASES` entry (a real test digit, coded by a process of the tree `path`);
-    returns their paths."""
+def cold_cases(folder, path):
+    """[(label, model, extra compress flags, image path)]: one test image per bundled model with TFLite encoders
+    and decoders, written as PNG into `folder` by a process of the tree `path`, and a lossless `rrvq_mnist`."""
     script = (
-        "import sys\n"
-        "from tfvq import codec\n"
+        "import glob, json, os, sys\n"
+        "import numpy as np\n"
+        "from tfvq import codec, data, decoder_bundle\n"
+        "from tfvq.codec.lite_model import BUNDLED_WEIGHTS\n"
         "from tfvq.data.embedded import mnist10k_raw\n"
-        "digit = mnist10k_raw('test')[0][0][..., None]\n"
-        f"for i, (name, options) in enumerate({COLD_CASES!r}):\n"
-        "    open(f'{sys.argv[1]}/case{i}.tfvq', 'wb').write(codec.compress(digit, name, **options))\n")
-    subprocess.run([sys.executable, "-c", script, folder], env=_tree_env(path), check=True,
-                   stderr=subprocess.DEVNULL)
-    return [os.path.join(folder, f"case{i}.tfvq") for i in range(len(COLD_CASES))]
+        "folder = sys.argv[1]\n"
+        "names = sorted({decoder_bundle.read_manifest(p)['model'] for p in glob.glob(os.path.join(BUNDLED_WEIGHTS, "
+        "'*.decoders-*'))})\n"
+        "names = [n for n in names if codec.find_encoder(n)[0] is not None]\n"
+        "real = mnist10k_raw('test')[0][0][..., None]\n"
+        "digit = np.round(data.load_numpy('digits', 'test', limit=1)[0] * 255).astype(np.uint8)\n"
+        "cases = []\n"
+        "for n in names:\n"
+        "    image = real if n.endswith('_mnist') else digit\n"
+        "    png = os.path.join(folder, f'{n}.png')\n"
+        "    codec.save_png(png, image)\n"
+        "    rgb = ['--rgb'] if codec.find_encoder(n)[0]['image_shape'][2] == 3 else []\n"
+        "    cases.append((f'`{n}`', n, rgb, png))\n"
+        "    if n == 'rrvq_mnist':\n"
+        "        cases.append(('`rrvq_mnist` lossless', n, ['--lossless'], png))\n"
+        "print(json.dumps(cases))\n")
+    out = subprocess.run([sys.executable, "-c", script, folder], env=_tree_env(path), check=True,
+                         stderr=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True).stdout
+    return [tuple(c) for c in json.loads(out.strip().splitlines()[-1])]
 
 
-def cold_decode(path, tfvq_file, backend):
-    """(seconds, peak resident MB) of `tfvq decompress tfvq_file --backend=backend` in a fresh process."""
-    out = tfvq_file[: -len(".tfvq")] + f"_{backend}.png"
-    command = [sys.executable, "-m", "tfvq.cli", "decompress", tfvq_file, f"--backend={backend}", "-o", out]
+def cold_run(path, arguments):
+    """(wall seconds, CPU seconds, peak resident MB) of `tfvq ARGUMENTS` in a fresh process."""
+    command = [sys.executable, "-m", "tfvq.cli", *arguments]
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=_tree_env(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -141,7 +169,7 @@ def cold_decode(path, tfvq_file, backend):
     if proc.returncode:
         raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
     proc.stderr.close()
-    return seconds, usage.ru_maxrss / 1024.0  # Linux: kilobytes
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0  # Linux: kilobytes
 
 
 def _tree_env(path):
@@ -151,28 +179,45 @@ def _tree_env(path):
     return env
 
 
+def _cold_commands(label, extra, png, folder, backend):
+    """[(command, arguments)] of one case with one backend, in the order they run."""
+    stem = os.path.join(folder, f"{label.replace('`', '').replace(' ', '_')}_{backend}")
+    return [("compress", ["compress", png, f"--model={label.split('`')[1]}", *extra, f"--backend={backend}", "-o",
+                          f"{stem}.tfvq"]),
+            ("decompress", ["decompress", f"{stem}.tfvq", f"--backend={backend}", "-o", f"{stem}.png"]),
+            ("info", ["info", f"{stem}.tfvq"])]
+
+
 def print_cold(path, repeats):
-    """The cold-decode table (the module's doc) for the tree at `path`."""
+    """The cold-command table (the module's doc) for the tree at `path`."""
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="codec_cold_") as folder:
-        paths = cold_files(folder, path)
-        sizes = [os.path.getsize(p) for p in paths]
-        figures = {}
+        cases = cold_cases(folder, path)
+        figures, sizes = {}, {}
         for rep in range(repeats):
-            for case, tfvq_file in enumerate(paths):
+            for label, _, extra, png in cases:
                 for backend in BACKENDS if rep % 2 == 0 else BACKENDS[::-1]:
-                    figures.setdefault((case, backend), []).append(cold_decode(path, tfvq_file, backend))
+                    for command, arguments in _cold_commands(label, extra, png, folder, backend):
+                        figures.setdefault((label, command, backend), []).append(cold_run(path, arguments))
+                    sizes[label, backend] = os.path.getsize(arguments[1])
             print(f"cold repeat {rep + 1}/{repeats} done", file=sys.stderr, flush=True)
-    print(f"## One image, `tfvq decompress ONE.tfvq` from a fresh process (median of {repeats}; targets: 1.0 s, "
-          "250 MB)\n")
-    print("| file | bytes | TFLite s | TensorFlow s | TF/TFLite | TFLite peak MB | TensorFlow peak MB | TF/TFLite |")
-    print("|---|---|---|---|---|---|---|---|")
-    for case, (name, options) in enumerate(COLD_CASES):
-        (t_lite, m_lite), (t_tf, m_tf) = [np.median(np.array(figures[(case, b)]), axis=0) for b in BACKENDS]
-        what = f"`{name}`" + (" lossless" if options.get("lossless") else "")
-        print(f"| {what} | {sizes[case]} | {t_lite:.2f} | {t_tf:.2f} | {t_tf / t_lite:.1f} | {m_lite:.0f} | {m_tf:.0f} | "
-              f"{m_tf / m_lite:.1f} |")
+    print(f"## One image from a fresh process, `tfvq COMMAND` (median of {repeats}; targets: compress 1.5 s, "
+          "decompress 1.0 s and 250 MB, info 0.3 s)\n")
+    print("| file | command | bytes TFLite / TF | TFLite s | TensorFlow s | TF/TFLite | TFLite CPU s | TensorFlow CPU s "
+          "| TFLite peak MB | TensorFlow peak MB | TF/TFLite |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, _, _, _ in cases:
+        for command in COMMANDS:
+            (w_lite, c_lite, m_lite), (w_tf, c_tf, m_tf) = [
+                np.median(np.array(figures[(label, command, b)]), axis=0) for b in BACKENDS]
+            if command == "info":  # the same command twice: it reads the header of the file either backend wrote
+                print(f"| {label} | info | | {w_lite:.2f} | ({w_tf:.2f}) | | {c_lite:.2f} | ({c_tf:.2f}) | {m_lite:.0f} | "
+                      f"({m_tf:.0f}) | |")
+                continue
+            print(f"| {label} | {command} | {sizes[label, 'tflite']} / {sizes[label, 'tensorflow']} | {w_lite:.2f} | "
+                  f"{w_tf:.2f} | {w_tf / w_lite:.1f} | {c_lite:.2f} | {c_tf:.2f} | {m_lite:.0f} | {m_tf:.0f} | "
+                  f"{m_tf / m_lite:.1f} |")
     print()
 
 
@@ -194,7 +239,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="repeats per measurement (the median is given)")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per measurement at batch 1")
     parser.add_argument("--batch_calls", type=int, default=2, help="timed calls per measurement at batch 64")
-    parser.add_argument("--cold_repeats", type=int, default=3, help="repeats of each cold decode (0: none)")
+    parser.add_argument("--backends", default=None, help="tensorflow,tflite: measure each tree with these "
+                        "backends (default: the trees' own choice, `backend` not passed)")
+    parser.add_argument("--cold_repeats", type=int, default=3, help="repeats of each cold command (0: none)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -215,22 +262,25 @@ def main():
         workers[label] = Worker(path)
         print(f"tree {label}: tfvq from {workers[label].tfvq}")
     print()
-    results = {}  # (label, name, layer, batch) -> list of answers
+    backends = args.backends.split(",") if args.backends else [None]
+    runs = [(label if backend is None else f"{label} {backend}", label, backend)
+            for label, _ in trees for backend in backends]  # (column label, tree, backend)
+    results = {}  # (column label, name, layer, batch) -> list of answers
     try:
         for rep in range(args.repeats):
-            order = trees if rep % 2 == 0 else trees[::-1]
+            order = runs if rep % 2 == 0 else runs[::-1]
             for name, layer in CASES:
                 for batch in BATCHES:
                     calls = args.calls if batch == 1 else args.batch_calls
-                    for label, _ in order:
-                        answer = workers[label].measure(name, layer, batch, calls)
-                        results.setdefault((label, name, layer, batch), []).append(answer)
+                    for column, tree, backend in order:
+                        answer = workers[tree].measure(name, layer, batch, calls, backend)
+                        results.setdefault((column, name, layer, batch), []).append(answer)
             print(f"repeat {rep + 1}/{args.repeats} done", file=sys.stderr, flush=True)
     finally:
         for w in workers.values():
             w.close()
 
-    labels = [label for label, _ in trees]
+    labels = [column for column, _, _ in runs]
     print(f"## Throughput, images/s (median of {args.repeats} repeats; coder auto; batch 1: {args.calls} calls, "
           f"batch 64: {args.batch_calls} calls, after a warm-up call)\n")
     head = ["model", "batch"]

@@ -52,7 +52,7 @@ def test_a_run_folder_is_the_model_of_export_evaluate_compress_and_decompress(tm
         "vqvae_mnist.prior.json", "vqvae_mnist_decoder.json", "vqvae_mnist_decoders_float16.tflite",
         "vqvae_mnist_decoders_float32.tflite", "vqvae_mnist_encode_layer1_float32.tflite",
         "vqvae_mnist_encode_layer1_int8.tflite"]
-    assert f"TFLite decoders for tfvq decompress: {run}" in out  # cached beside the folder's weights
+    assert f"TFLite encoders and decoders for tfvq compress and decompress: {run}" in out  # cached beside its weights
 
     out = _tfvq("evaluate", f"--model={run}", "--limit=8", env=env, cwd=tmp_path)
     assert f"on {images} (the dataset {run} was trained on; test split, " in out and "coded bits" in out

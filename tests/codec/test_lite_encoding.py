@@ -169,7 +169,7 @@ def test_images_the_encoders_cannot_take_go_to_tensorflow(capsys):
     with pytest.raises(CodecError, match="take 32x32 images, not 32x64"):
         codec.compress(x, "hqa_digits", layer=3, backend="tflite")
     data = codec.compress(x, "hqa_digits", layer=3)
-    assert "tfvq: encoding with TensorFlow: 'hqa_digits''s TFLite encoders cannot encode these images" in \
+    assert "tfvq: encoding with TensorFlow: the TFLite encoders of 'hqa_digits' cannot encode these images" in \
         capsys.readouterr().err
     assert data == files.compress(x, "hqa_digits", layer=3)
     assert codec.decompress(data).shape == x.shape

@@ -206,7 +206,7 @@ class BackendCompressor:
             try:
                 return self.lite.compress(images, layer, coder, lossless, resize)
             except lite_model.NotServed as err:
-                reason = f"{self.lite.name!r}'s TFLite encoders cannot encode these images: {err}"
+                reason = f"the TFLite encoders of {self.lite.name!r} cannot encode these images: {err}"
                 if self.backend == "tflite":
                     raise CodecError(f"Cannot compress with TFLite alone: {reason}.") from None
                 say_once(f"tfvq: encoding with TensorFlow: {reason}.")

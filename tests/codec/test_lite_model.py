@@ -45,7 +45,7 @@ def test_the_bundled_models_ship_current_decoders():
     for path in glob.glob(os.path.join(BUNDLED_WEIGHTS, "*.decoders-*")):
         manifest = decoder_bundle.read_manifest(path)
         assert find_decoder(manifest["model"])["path"] == manifest["path"], (
-            f"{path} is the decoders of other weights: `tfvq export --model={manifest['model']} --out=/tmp/x "
+            f"{path} is the decoders of other weights: `tfvq export --model={manifest['model']} --out=OUT_DIR "
             "--format=decoders` writes the current ones (and removes these)")
         assert manifest["weights_hash"] == zoo.weights_hash(zoo.load(manifest["model"], weights="bundled")).hex()
 

@@ -31,10 +31,12 @@ RANKS = {"tfvq.cli": 7, "tfvq.commands": 6, "tfvq.experiments": 6, "tfvq.evaluat
          "tfvq.export": 4, "tfvq.codec": 4, "tfvq.metrics": 4, "tfvq.zoo": 3, "tfvq.models": 2, "tfvq.layers": 1,
          "tfvq.losses": 1, "tfvq.data": 1, "tfvq": 0, "tfvq.images": 0, "tfvq.cli_utils": 0}
 SHARED_NAMES = {"toy_modes": {"tfvq.data.toy_modes", "tfvq.experiments.toy_modes"},
-                "presets": {"tfvq.models.hqa.presets", "tfvq.models.quantized_ae.presets", "tfvq.models.rrvq.presets"}}
-"""Module names several modules may share, each module's docstring says why: one idea at two levels (the density
-of HQA's illustrative experiment and the experiment), and the one name the zoo looks for in every family's folder
-(its presets)."""
+                "presets": {"tfvq.models.hqa.presets", "tfvq.models.quantized_ae.presets", "tfvq.models.rrvq.presets"},
+                "images": {"tfvq.images", "tfvq.codec.images"}}
+"""Module names several modules may share, each module's docstring says why (and names the other module, or the
+shared name): one idea at two levels (the density of HQA's illustrative experiment and the experiment; the image
+checks of all of tfvq and the codec's image files and arrays built on them), and the one name the zoo looks for in
+every family's folder (its presets)."""
 LAZY_IMPORTERS = ("tfvq.cli", "tfvq.commands")
 """Where an import may sit inside a function: the command line imports a command's libraries when it runs,
 so that `tfvq --help` and `tfvq info` start no TensorFlow."""
@@ -134,9 +136,9 @@ def figures():
             if inner:
                 lazy.append((name, target))
     names = collections.defaultdict(list)
-    for name in mods:
+    for name, path in mods.items():
         base = name.rsplit(".", 1)[-1]
-        if base not in ("__init__", "__main__") and name not in ("tfvq",) and name not in RANKS:
+        if os.path.basename(path) not in ("__init__.py", "__main__.py"):  # files, not packages
             names[base].append(name)
     return dict(modules=len(mods), upward=sorted(set(upward)), cycles=cycles(graph), lines=lines,
                 lazy=sorted(set(lazy)), shared_names={k: v for k, v in names.items() if len(v) > 1},
@@ -194,6 +196,17 @@ def test_no_module_is_over_700_lines(shape):
 
 def test_no_two_modules_share_a_name_unless_they_say_why(shape):
     assert {name: set(where) for name, where in shape["shared_names"].items()} == SHARED_NAMES
+
+
+def test_modules_that_share_a_name_say_why_in_their_docstrings():
+    """Each names a namesake (`tfvq.data.toy_modes` in `tfvq.experiments.toy_modes`) or the shared name itself
+    (the zoo's "`presets` module") in its docstring."""
+    mods = modules()
+    for base, group_ in SHARED_NAMES.items():
+        for name in group_:
+            doc = ast.get_docstring(ast.parse(open(mods[name]).read())) or ""
+            others = [other for other in group_ if other != name]
+            assert f"`{base}`" in doc or any(f"`{other}`" in doc for other in others), name
 
 
 def test_imports_inside_functions_only_in_the_command_line(shape):

@@ -23,6 +23,8 @@ checked by assertion ops when traced).
 
 NumPy only at import: TensorFlow is imported inside `tensor_images`, so the
 TensorFlow-free parts of tfvq (the codec's NumPy side) can use this module.
+`tfvq.codec.images` shares its name as the same idea one level down: the
+codec's image files and arrays, checked here.
 """
 
 import math

@@ -2,6 +2,10 @@
 
 TensorFlow is imported only inside the functions that need it, so importing
 `tfvq.codec` stays TensorFlow-free.
+
+It shares its name with `tfvq.images` because it is the same idea one level
+down: that module says what images tfvq accepts, this one applies it to the
+codec's files and arrays (and turns its errors into `CodecError`).
 """
 
 import functools

@@ -153,7 +153,7 @@ def toy_modes(split):
 
     "train" is `toy_modes.sample(20000, seed=0)` and "test" is
     `toy_modes.sample(5000, seed=1)`; the values are the raw points (around the
-    modes -3, -1, 1, 3), not rescaled to [0, 1].
+    modes -3, -1.5, 1.5, 3), not rescaled to [0, 1].
 
     Returns:
       Read-only float32 array [N, 1].

@@ -10,7 +10,6 @@ from scipy import stats
 
 from tfvq import train
 from tfvq.experiments import hqa_mnist
-from tfvq.metrics.fid import fid
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +45,6 @@ def test_a_finished_run_is_read_back_and_not_trained_again(quick_run, monkeypatc
     assert hqa_mnist.main(["table3", "--collect", "--quick", f"--out={quick_run}"]) == 0
     rows = json.loads((quick_run / "table3.json").read_text())["rows"]
     assert rows["hams"]["seeds"] == 1 and rows["vqvae"]["seeds"] == 0
-
-
-class _FakeJudge:
-    """Measures as `Judge` does, with features that are the pixels themselves."""
-
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    class classifier:  # noqa: N801  (stands in for a DigitClassifier)
-        @staticmethod
-        def features(x):
-            return np.asarray(x, np.float64).reshape(len(x), -1)[:, :6]
-
-        @staticmethod
-        def predict(x):
-            return (np.asarray(x).reshape(len(x), -1).mean(axis=1) > 0.5).astype(int)
-
-        @classmethod
-        def features_and_logits(cls, x):
-            return cls.features(x), np.eye(2)[cls.predict(x)]
-
-
-def test_a_judge_measures_mse_error_and_the_frechet_distance_of_its_features():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(size=(40, 4, 4, 1)).astype(np.float32)
-    judge = _FakeJudge(images, (images.reshape(40, -1).mean(1) > 0.5).astype(int))
-    judge.reference = hqa_mnist.feature_statistics(judge.classifier.features(images))
-    recon = np.clip(images + 0.1 * rng.standard_normal(images.shape).astype(np.float32), 0, 1)
-    got = hqa_mnist.Judge.measure(judge, recon)
-    assert got["mse"] == pytest.approx(np.mean((recon - images) ** 2), rel=1e-6)
-    assert got["rfid"] == pytest.approx(fid(judge.classifier.features(images), judge.classifier.features(recon)))
-    assert got["error"] == pytest.approx(np.mean(judge.classifier.predict(recon) != judge.labels))
 
 
 def test_intervals_are_students_t_over_seeds_and_the_figure_groups_rates():
@@ -150,7 +117,7 @@ def test_a_result_of_another_configuration_is_refused(quick_run, monkeypatch):
     """A kept result of a system configured otherwise (e.g. a VQ-VAE with the sigmoid output) is not read as done."""
     other = tuple(dataclasses.replace(s, config={"num_codes": 8}) if s.key == "hams" else s for s in hqa_mnist.TABLE3)
     monkeypatch.setattr(hqa_mnist, "TABLE3", other)
-    with pytest.raises(ValueError, match=r"configured \{\}, not \{'num_codes': 8\}"):
+    with pytest.raises(ValueError, match=r"config \{\}, not config \{'num_codes': 8\}"):
         hqa_mnist.main(["table3", "--quick", "--systems=hams", f"--out={quick_run}"])
 
 

@@ -61,7 +61,6 @@ import dataclasses
 import json
 import math
 import os
-import resource
 import sys
 import time
 from typing import Any, Mapping, Optional, Tuple
@@ -71,12 +70,12 @@ import tfvq  # noqa: F401  (first: selects TensorFlow's CPU allocator)
 import numpy as np
 from scipy.stats import t as student_t
 
-from tfvq import data, train, zoo
+from tfvq import train, zoo
 from tfvq.experiments import hqa_samples
-from tfvq.metrics import digit_classifier
-from tfvq.metrics.fid import feature_statistics, frechet_distance
+from tfvq.experiments.judge import DATASET, Judge
+from tfvq.experiments.runs import (add_run_flags, check_run_flags, cpu_seconds, is_done, json_value, read_done,
+                                   run_paths, write_json)
 
-DATASET = "mnist10k"
 RATES = (2048, 512, 128, 32, 8)
 """Figure 3's rates: bits per image of HQA's layers 1..5 (16x16 .. 1x1 codes of 256)."""
 
@@ -165,30 +164,6 @@ def _t_interval(values):
     return float(values.mean()), float(student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-class Judge:
-    """The test digits and what measures a reconstruction of them: the classifier, its features of the originals."""
-
-    def __init__(self, limit=None, batch_size=500):
-        self.images = data.load_numpy(DATASET, "test", limit=limit)
-        self.labels = data.load_labels(DATASET, "test", limit=limit)
-        self.classifier = digit_classifier.load_classifier()
-        self.batch_size = batch_size
-        self.reference = feature_statistics(self.classifier.features(self.images))
-
-    def batched(self, fn):
-        n, b = len(self.images), self.batch_size
-        return np.concatenate([np.asarray(fn(self.images[i:i + b], i // b)) for i in range(0, n, b)])
-
-    def measure(self, reconstructions):
-        """{"mse", "rfid", "error"} of reconstructions of the test digits (`error` a fraction)."""
-        recon = np.clip(np.asarray(reconstructions, np.float32), 0.0, 1.0)
-        features, logits = self.classifier.features_and_logits(recon)
-        mu, cov = feature_statistics(features)
-        return {"mse": float(np.mean((recon - self.images) ** 2)),
-                "rfid": float(frechet_distance(mu, cov, *self.reference)),
-                "error": float(np.mean(np.argmax(logits, axis=-1) != self.labels))}
-
-
 def evaluate_layer(model, layer, judge, stochastic=False, seed=0):
     """`judge.measure` of the model's reconstructions from layer `layer`: the most probable codes, or with
     `stochastic` one stochastic decode (HQA Algorithm 3) seeded by `seed` and the batch."""
@@ -221,36 +196,6 @@ def bundled_results(judge):
     return results
 
 
-def _as_json(budget):
-    """A budget as its result.json holds it (tuples as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()}
-
-
-def _cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _paths(system, seed, out, record):
-    """(run folder, its result.json, the kept copy of the result in `record` or None)."""
-    folder = os.path.join(out, "runs", system.key, f"seed{seed}")
-    kept = None if record is None else os.path.join(record, system.key, f"seed{seed}.json")
-    return folder, os.path.join(folder, "result.json"), kept
-
-
-def is_done(system, seed, out, record=None):
-    """Whether (system, seed) has a result: in its run folder, or kept in `record`."""
-    _, path, kept = _paths(system, seed, out, record)
-    return os.path.exists(path) or (kept is not None and os.path.exists(kept))
-
-
-def _write_json(path, value):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
-
-
 def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16", remeasure=False, record=None):
     """Trains (or resumes) one (system, seed) in `out/runs/KEY/seedN` and measures it; returns its result dict.
 
@@ -258,37 +203,26 @@ def run_system(system, seed, out, judge, quick=False, precision="mixed_bfloat16"
     a done folder's model is measured again (its training times kept). `record`: a folder that keeps a copy
     of every result (`record/KEY/seedN.json`, small files to commit, where run folders are not): a result
     kept there counts as done too, so a table survives the run folders."""
-    folder, path, kept = _paths(system, seed, out, record)
+    folder, path, kept = run_paths(system.key, seed, out, record)
     budget = system.budget_for(quick)
-    source = path if os.path.exists(path) else kept if kept is not None and os.path.exists(kept) else None
-    if source is not None:
-        with open(source) as f:
-            done = json.load(f)
-        if done.get("budget") != _as_json(budget):
-            raise ValueError(f"{folder} was trained with the budget {done.get('budget')}, not {_as_json(budget)}: "
-                             "results of two budgets do not share a table; pass another --out.")
-        if done.get("config", {}) != _as_json(system.config):
-            raise ValueError(f"{source} holds a {system.key} configured {done.get('config')}, not "
-                             f"{_as_json(system.config)}: remove it (or pass another --out and --record) to train "
-                             "this one.")
+    done, source = read_done(system.key, seed, out, record, budget=budget, config=system.config)
+    if done is not None:
         if not remeasure or source != path:  # a kept result without its run folder cannot be measured again
-            if kept is not None and not os.path.exists(kept):
-                _write_json(kept, done)
             return done
         wall, cpu = done["wall_seconds"], done["cpu_seconds"]
     else:
-        wall, cpu = time.time(), _cpu_seconds()
+        wall, cpu = time.time(), cpu_seconds()
         train.train(train.TrainOptions(model=system.model, dataset=DATASET, config=dict(system.config) or None,
                                        recipe=dict(budget), seed=seed, model_dir=folder, precision=precision,
                                        eval_examples=8 if quick else 256, log_every=50, verbose=not quick))
-        wall, cpu = time.time() - wall, _cpu_seconds() - cpu
+        wall, cpu = time.time() - wall, cpu_seconds() - cpu
     result = {"system": system.key, "model": system.model, "config": dict(system.config), "seed": seed,
-              "budget": _as_json(budget),
+              "budget": json_value(budget),
               "precision": precision, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
               "test_images": len(judge.images), "layers": measure_system(zoo.load(folder), system, judge, seed)}
-    _write_json(path, result)
+    write_json(path, result)
     if kept is not None:
-        _write_json(kept, result)
+        write_json(kept, result)
     return result
 
 
@@ -302,7 +236,7 @@ def run_all(systems, seeds, out, judge, quick=False, collect=False, precision="m
         for system in systems:
             if system.model is None:
                 continue
-            done = is_done(system, seed, out, record)
+            done = is_done(system.key, seed, out, record)
             if collect and not done:
                 continue
             if not done:
@@ -429,24 +363,15 @@ def _parse(argv):
     parser.add_argument("artefact", choices=("table3", "figure3", "samples"),
                         help="table3: HQA Table 3; figure3: HQA Figure 3 (and Table 3's runs); samples: Figures 4, "
                              "6, 7 and Tables 4, 8 (python -m tfvq.experiments.hqa_samples --help)")
-    parser.add_argument("--out", default="runs/hqa_mnist", help="run folders and results (default runs/hqa_mnist)")
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds per system (default 3)")
+    add_run_flags(parser, out="runs/hqa_mnist", seeds=3, record=RECORD)
     parser.add_argument("--weights", choices=("train", "bundled"), default="train",
                         help="train every system (default), or measure the bundled hqa_mnist and vqvae_mnist "
                              "alone (their own recipes; a few minutes)")
-    parser.add_argument("--collect", action="store_true",
-                        help="train nothing: gather the results of the runs that are done")
-    parser.add_argument("--record", default=None,
-                        help=f"keep a copy of every result here, and count the results kept here as done (default "
-                             f"{RECORD}, the results the docs show; none with --quick)")
     parser.add_argument("--systems", default=None,
                         help=f"train and measure only these systems (comma-separated keys: {', '.join(SYSTEMS)})")
     parser.add_argument("--remeasure", action="store_true",
                         help="measure the finished runs again (e.g. after a change of the classifier)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a few steps per system, one seed, 64 test digits (a test of the command)")
     parser.add_argument("--precision", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"))
-    parser.add_argument("--limit", type=int, default=None, help="measure on the first N test digits")
     args, rest = parser.parse_known_args(argv)
     if args.artefact != "samples" and rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
@@ -454,10 +379,7 @@ def _parse(argv):
         unknown = [k for k in args.systems.split(",") if k not in SYSTEMS]
         if unknown:
             parser.error(f"unknown systems {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be >= 1, got {args.limit}")
+    check_run_flags(parser, args)
     return args, rest
 
 

@@ -84,9 +84,9 @@ import tensorflow as tf
 
 from tfvq import codec, data, evaluate, train, zoo
 from tfvq.codec import fit
-# The real-digit judge and the run-folder and record conventions of HQA's MNIST experiment: a (row, seed)'s run
-# folder OUT/runs/KEY/seedN and its kept result RECORD/KEY/seedN.json.
-from tfvq.experiments.hqa_mnist import Judge, _cpu_seconds, _paths, _write_json, is_done
+from tfvq.experiments.judge import Judge
+from tfvq.experiments.runs import (add_run_flags, check_run_flags, cpu_seconds, is_done, json_value, read_done,
+                                   run_paths, write_json)
 from tfvq.layers.precision import precision_scope
 
 DATASET = "digits"
@@ -326,11 +326,6 @@ ROWS = tuple(Row(q, bits) for bits in RATES for q in _LABELS) + tuple(
 ROW_KEYS = {row.key: row for row in ROWS}
 
 
-def _json_value(value):
-    """`value` as JSON holds it (tuples as lists, nested)."""
-    return json.loads(json.dumps(value))
-
-
 def _usage(codes, num_codes):
     """(codes used, perplexity) of int codes."""
     counts = np.bincount(np.asarray(codes).ravel(), minlength=num_codes).astype(np.float64)
@@ -360,32 +355,24 @@ def run_row(row, seed, out, judge, quick=False, record=None, log=print):
     """Trains (or resumes) one (row, seed) in `out/runs/ROW/seedN`, measures it (`measure_run`) and returns the
     result; a result there (or kept in `record`) is read back instead, if it is of the same budget and
     configuration (else a `ValueError`: results of two recipes do not share a table)."""
-    folder, path, kept = _paths(row, seed, out, record)
+    folder, path, kept = run_paths(row.key, seed, out, record)
     budget = dict(MNIST_BUDGET, **QUICK) if quick else MNIST_BUDGET
-    for source in (path, kept):
-        if source is not None and os.path.exists(source):
-            with open(source) as f:
-                done = json.load(f)
-            if done.get("budget") != _json_value(budget) or done.get("config") != _json_value(row.config):
-                raise ValueError(f"{source} holds {row.key} trained with {done.get('budget')} and configured "
-                                 f"{done.get('config')}, not {_json_value(budget)} and {_json_value(row.config)}: "
-                                 "remove it, or pass another --out and --record.")
-            if kept is not None and not os.path.exists(kept):
-                _write_json(kept, done)
-            return done
+    done, _ = read_done(row.key, seed, out, record, budget=budget, config=row.config)
+    if done is not None:
+        return done
     log(f"== {row.key} ({row.label}, {row.bits} bits), seed {seed}")
-    wall, cpu = time.time(), _cpu_seconds()
+    wall, cpu = time.time(), cpu_seconds()
     train.train(train.TrainOptions(model=BASE_ENTRY, dataset=MNIST, config=dict(row.config), recipe=dict(budget),
                                    seed=seed, model_dir=folder, precision=PRECISION,
                                    eval_examples=8 if quick else 64, log_every=500, verbose=False))
-    wall, cpu = time.time() - wall, _cpu_seconds() - cpu
-    result = {"row": row.key, "quantizer": row.quantizer, "config": _json_value(row.config), "seed": seed,
-              "budget": _json_value(budget), "precision": PRECISION, "wall_seconds": round(wall, 1),
+    wall, cpu = time.time() - wall, cpu_seconds() - cpu
+    result = {"row": row.key, "quantizer": row.quantizer, "config": json_value(row.config), "seed": seed,
+              "budget": json_value(budget), "precision": PRECISION, "wall_seconds": round(wall, 1),
               "cpu_seconds": round(cpu, 1), "test_images": len(judge.images),
               **measure_run(zoo.load(folder), folder, judge)}
-    _write_json(path, result)
+    write_json(path, result)
     if kept is not None:
-        _write_json(kept, result)
+        write_json(kept, result)
     log(f"   MSE {result['mse']:.5f}, rFID {result['rfid']:.1f}, error {100 * result['error']:.1f}%, "
         f"coded bits {result['coded_bits_per_image']:.0f}, {wall:.0f} s")
     return result
@@ -397,7 +384,7 @@ def run_rows(rows, seeds, out, judge, quick=False, collect=False, record=None, l
     results = {row.key: [] for row in rows}
     for seed in range(seeds):
         for row in rows:
-            if collect and not is_done(row, seed, out, record):
+            if collect and not is_done(row.key, seed, out, record):
                 continue
             results[row.key].append(run_row(row, seed, out, judge, quick, record, log))
     return results
@@ -505,19 +492,12 @@ def _parse_mnist(argv):
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=(MNIST,), required=True, help="real digits (mnist10k)")
-    parser.add_argument("--out", default="runs/quantizers", help="run folders and the table (runs/quantizers)")
-    parser.add_argument("--seeds", type=int, default=SEEDS, help=f"training seeds per row (default {SEEDS})")
+    add_run_flags(parser, out="runs/quantizers", seeds=SEEDS, record=RECORD)
     parser.add_argument("--rows", default=None,
                         help=f"only these rows (comma-separated keys: {', '.join(ROW_KEYS)})")
-    parser.add_argument("--collect", action="store_true", help="train nothing: tabulate the results there are")
-    parser.add_argument("--record", default=None,
-                        help=f"keep every result here and count those kept as done (default {RECORD}; none with "
-                             "--quick)")
     parser.add_argument("--timing", action="store_true",
                         help="measure the step times of every row (float32, mixed_bfloat16) and keep them in the "
                              "record as step_times.json, then tabulate")
-    parser.add_argument("--quick", action="store_true", help="a few steps, one seed, 64 test digits")
-    parser.add_argument("--limit", type=int, default=None, help="measure on the first N test digits")
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow's intra- and inter-op threads (default: TensorFlow's, every core)")
     args = parser.parse_args(argv)
@@ -527,9 +507,9 @@ def _parse_mnist(argv):
         if unknown or not keys:
             parser.error(f"--rows must name some of {', '.join(ROW_KEYS)}, got {args.rows!r}")
         args.rows = keys
-    for flag in ("seeds", "limit", "threads"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    check_run_flags(parser, args)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     return args
 
 
@@ -548,7 +528,7 @@ def mnist_main(argv=None):
     if args.timing:
         timed = tuple(dict.fromkeys(rows + tuple(r.baseline for r in rows)))
         times = step_times(timed, steps=2 if args.quick else 20, batch_size=8 if args.quick else 64)
-        _write_json(timing_path, {"batch_size": 8 if args.quick else 64, "ms_per_step": times,
+        write_json(timing_path, {"batch_size": 8 if args.quick else 64, "ms_per_step": times,
                                   "ratio_to_vq": step_ratios(times)})
     if os.path.exists(timing_path):
         with open(timing_path) as f:
@@ -563,7 +543,7 @@ def mnist_main(argv=None):
     text = mnist_markdown(summaries, ratios)
     title = (f"Quantizers on {len(judge.images)} real MNIST test digits ({MNIST}), mean ± sd over seeds; "
              f"originals: class. error {100 * judge.measure(judge.images)['error']:.1f}%")
-    _write_json(os.path.join(args.out, "quantizers_mnist.json"),
+    write_json(os.path.join(args.out, "quantizers_mnist.json"),
                 {"args": vars(args), "rows": summaries, "step_ratios": ratios})
     print(title)
     print(text)

@@ -1,17 +1,9 @@
 """Shared fixtures of the codec tests (test modules are imported with --import-mode=importlib: share by fixture)."""
 
 import functools
-import math
-import os
-import pathlib
-import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-
-import tfvq
 
 
 def mutate_file(data, rng):
@@ -44,34 +36,7 @@ def mutate():
     return mutate_file
 
 
-@pytest.fixture(scope="session")
-def old_files():
-    """The directory of the files kept from every format version, with the images they decoded to (data/README.md)."""
-    return pathlib.Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="session")
-def two_digits():
-    """The first two test digits as uint8 [2, 32, 32, 1] (the images the old files were made from)."""
-    from tfvq.data import load_numpy
-
-    return np.round(load_numpy("digits", "test", limit=2) * 255).astype(np.uint8)
-
-
 # ------------------------------------------------------------------------------------------- version 4 files
-def _fixed_rate(stream_bytes, bits):
-    """A `coder="fixed"` stream (each code under the uniform table of its K) is at most a couple of bytes over
-    ceil(bits / 8), the fixed rate. It may be shorter: `Encoder.shortest` keeps the fewest bytes that still
-    decode, so a run of equal codes at the end (or a file of zero codes) costs fewer bytes."""
-    return stream_bytes <= math.ceil(bits / 8) + 2
-
-
-@pytest.fixture(scope="session")
-def fixed_rate():
-    """`fixed_rate(stream_bytes, bits)`: whether a fixed-rate stream of `bits` bits of codes is that long."""
-    return _fixed_rate
-
-
 def _uniform_stream(codes, ks):
     """The stream a fixed-rate file of `codes` {layer: [count, h, w]} holds: each layer, the top first, under the
     uniform table of its K (`ks[layer]`), shortened as the container shortens it."""
@@ -118,42 +83,92 @@ def decoded_codes():
     return decode
 
 
-# ------------------------------------------------------------------------------------------ the command line
-class _Tfvq:
-    """`python -m tfvq.cli ARGS` of THIS checkout (an installed `tfvq` script may run another copy), started in a
-    process in `cwd`; `result()` waits for it: (exit status, stdout, stderr)."""
+# ----------------------------------------------------------------------------------------- the bundled models
+@pytest.fixture(scope="session")
+def hqa():
+    """The bundled hqa_digits model (the codec's: `load_model`)."""
+    from tfvq import codec
 
-    def __init__(self, args, cwd):
-        root = os.path.dirname(os.path.dirname(os.path.abspath(tfvq.__file__)))
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tfvq.cli", *map(str, args)], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def result(self, timeout=180):
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, err
+    return codec.load_model("hqa_digits")[0]
 
 
 @pytest.fixture(scope="session")
-def start_tfvq():
-    """`start_tfvq(args, cwd)`: the `tfvq` command running in a process (`.result()` waits for it)."""
-    return _Tfvq
+def rrvq():
+    """The bundled rrvq_digits model (the codec's: `load_model`)."""
+    from tfvq import codec
 
-
-_TF_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                     r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*)$")
-"""TensorFlow's own C++ log lines (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: not tfvq's output."""
-
-
-def _one_line_error(code, err):
-    assert code != 0 and "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not _TF_LOG.match(line)]
-    assert len(lines) == 1 and lines[0].startswith("tfvq: error: "), err
-    return lines[0]
+    return codec.load_model("rrvq_digits")[0]
 
 
 @pytest.fixture(scope="session")
-def one_line_error():
-    """`one_line_error(status, stderr)`: the one line `tfvq: error: ...` a failed command printed (asserted)."""
-    return _one_line_error
+def three_digits(six_digits):
+    """The first three test digits as uint8 [3, 32, 32, 1]."""
+    return six_digits[:3]
+
+
+@pytest.fixture(scope="session")
+def mnist_digits():
+    """The first six real test digits of mnist10k as stored, uint8 [6, 28, 28, 1]."""
+    from tfvq.data.embedded import mnist10k_raw
+
+    return mnist10k_raw("test")[0][:6][..., None]
+
+
+@pytest.fixture(scope="session")
+def rrvq_file(three_digits):
+    """A fixed-rate rrvq_digits file of the first three test digits at its default layer 1 (every layer)."""
+    from tfvq import codec
+
+    return codec.compress(three_digits, "rrvq_digits", coder="fixed")
+
+
+@pytest.fixture(scope="session")
+def rrvq_fixed_file(fixed_file):
+    """`rrvq_fixed_file(codes, first_layer, ks=(32,) * 5, model="rrvq_digits", weights_hash=None)`: a version 4
+    file of `codes` {layer: [count, h, w]}, each layer under the uniform table of its K in `ks` (indexed by
+    layer - 1), with a valid tag and CRC for `weights_hash` (default: the bundled rrvq_digits weights')."""
+    from tfvq import codec
+    from tfvq.codec import container
+
+    def write(codes, first_layer, ks=(32,) * 5, model="rrvq_digits", weights_hash=None):
+        if weights_hash is None:
+            weights_hash = codec.weights_hash(codec.load_model("rrvq_digits")[0])
+        return fixed_file(model, codes, first_layer, dict(enumerate(ks, 1)), container.file_digest(weights_hash))
+
+    return write
+
+
+def _retag(data, model=None, tag=None, first_layer=None, coders=None):
+    """The file with header fields rewritten (model name, tag, first layer, coders), its stream and CRC kept."""
+    from tfvq.codec import container
+
+    f = container.parse(data)
+    header = container.write_header(model or f.model, f.tag if tag is None else tag,
+                                    f.first_layer if first_layer is None else first_layer,
+                                    f.coders if coders is None else coders, f.image_size, f.images, f.lossless)
+    return header + f.stream + data[-4:]
+
+
+@pytest.fixture(scope="session")
+def retag():
+    """`retag(data, model=None, tag=None, first_layer=None, coders=None)`: a version 4 file with those header
+    fields rewritten, its stream and CRC kept."""
+    return _retag
+
+
+# ------------------------------------------------------------------------------------- files of old versions
+@pytest.fixture(scope="session")
+def old_weights(old_files):
+    """The hqa_digits weights the kept version 1 files were made with (the bundled ones of that time; a file
+    names its weights by their hash, and decodes only with them)."""
+    return old_files / "hqa_digits_2026_11.weights.h5"
+
+
+@pytest.fixture(scope="session")
+def old_file(old_files):
+    """`old_file(stem)`: (the bytes of the kept file `stem`.tfvq, the uint8 images it decoded to then)."""
+
+    def load(stem):
+        return (old_files / f"{stem}.tfvq").read_bytes(), np.load(old_files / f"{stem}.npy")
+
+    return load

@@ -207,3 +207,22 @@ def test_the_version_after_the_magic_is_named():
         codec.read_header(newer)
     with pytest.raises(CodecError, match="says format version 3 after the magic"):
         codec.read_header(b"TQ" + bytes([0x30]) + header[3:] + b"\x07" + bytes(4))
+
+
+def test_a_corrupt_or_contradictory_size_field_is_a_codec_error(resized_file):
+    f = codec.read_header(resized_file)
+    at = len(f.header) - 2  # the size's two varints end the header of a one-image file
+    assert resized_file[at: at + 2] == bytes([28, 28])
+    for size in (bytes([27, 28]), bytes([28, 99])):  # a size that parses: the CRC says no
+        with pytest.raises(CodecError, match="CRC-32"):
+            codec.decompress(resized_file[:at] + size + resized_file[at + 2:])
+    with pytest.raises(CodecError, match=f"1..{container.MAX_IMAGE_PIXELS} pixels"):
+        codec.decompress(resized_file[:at] + bytes([0, 28]) + resized_file[at + 2:])
+    no_size = bytes([resized_file[2] & ~container.SIZED])
+    with pytest.raises(CodecError, match="resized, but stores no image size"):
+        codec.read_header(resized_file[:2] + no_size + resized_file[3:at] + resized_file[at + 2:])
+    lossless = bytes([resized_file[2] | container.LOSSLESS])
+    with pytest.raises(CodecError, match="resized, but is lossless"):
+        codec.read_header(resized_file[:2] + lossless + resized_file[3:])
+    with pytest.raises(ValueError, match="stores their size"):
+        container.write_header("hqa_mnist", b"\0\0", 5, {5: container.STATIC}, resized=True)

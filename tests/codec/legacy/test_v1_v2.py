@@ -1,8 +1,9 @@
-"""Format versions 1 and 2, read only (`tfvq.codec.legacy.v1_v2`; NumPy: no model, no TensorFlow ops).
+"""Format versions 1 and 2, read only (`tfvq.codec.legacy.v1_v2`; the reader is NumPy: no model, no TensorFlow ops).
 
 Version 2 (a run of layers l..l+n-1) and both layouts of version 1 (one layer, byte 1;
 every layer from 1, byte 0x81) are read into the same `PackedFile`. tfvq writes them no
-more: the files here are written by `_write`, the documented layouts spelt out.
+more: the files here are written by `_write`, the documented layouts spelt out. The kept files of
+version 1 (data/README.md) still decode with their model to exactly the images they decoded to then.
 """
 
 import math
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfvq import codec
-from tfvq.codec import legacy
+from tfvq.codec import container, legacy
 from tfvq.codec.errors import CodecError
 from tfvq.codec.legacy import v1_v2
 
@@ -475,3 +476,71 @@ def test_unpack_any_k(k, draw):
 def test_a_file_of_a_model_without_codes_is_refused():
     with pytest.raises(CodecError, match="'spatial_vae_cifar10' has no discrete codes"):
         codec.decompress(_write_v2([np.zeros((1, 1, 1), int)], "spatial_vae_cifar10", bytes(8), 1, [2]))
+
+
+# ------------------------------------------------------------------------------------- the kept files
+HQA_FILES = [("hqa_digits_layer1_v1", 1), ("hqa_digits_layer3_v1", 3), ("hqa_digits_layer5_v1", 5)]
+"""The kept hqa_digits files of layers 1, 3 and 5 (version byte 1), two test digits each (data/README.md), made
+with the hqa_digits weights of that time (`old_weights`)."""
+RRVQ_FILE = "rrvq_digits_all_layers_v0x81"
+"""The kept rrvq_digits file of every layer (version byte 0x81), made with today's bundled weights."""
+
+
+@pytest.mark.parametrize("stem,layer", HQA_FILES)
+def test_old_hqa_files_decode_to_the_same_images_with_and_without_a_seed(old_files, old_file, old_weights, stem,
+                                                                        layer):
+    data, images = old_file(stem)
+    header = codec.read_header(data)
+    assert (header.version_byte, header.model, header.layers, header.count) == (1, "hqa_digits", (layer,), 2)
+    weights = str(old_weights)
+    decoded = codec.decompress(data, weights=weights)
+    assert decoded.dtype == np.uint8 and decoded.shape == (2, 32, 32, 1)
+    np.testing.assert_array_equal(decoded, images)
+    np.testing.assert_array_equal(codec.decompress(data, seed=7, weights=weights),
+                                  np.load(old_files / f"{stem}_seed7.npy"))
+
+
+def test_old_rrvq_all_layers_file_decodes_to_the_same_images(old_file):
+    data, images = old_file(RRVQ_FILE)
+    header = codec.read_header(data)
+    assert (header.version_byte, header.model, header.layers, header.count) == (0x81, "rrvq_digits", (1, 2, 3, 4, 5), 2)
+    np.testing.assert_array_equal(codec.decompress(data), images)
+    # Every layer is stored: a seed has nothing to sample (the old codec refused one).
+    np.testing.assert_array_equal(codec.decompress(data, seed=7), images)
+
+
+@pytest.mark.parametrize("stem,layer", HQA_FILES + [(RRVQ_FILE, None)])
+def test_the_same_digits_compress_to_the_same_codes_in_version_4(old_file, old_weights, two_digits, stem, layer,
+                                                                decoded_codes):
+    data, _ = old_file(stem)
+    old = codec.read_header(data)
+    weights = str(old_weights) if old.model == "hqa_digits" else None
+    model, weights_hash = codec.load_model(old.model, weights)
+    # The old file holds the codes the model of its weights gives the digits today.
+    assert old.weights_hash == weights_hash
+    want = model.encode(two_digits, layer)
+    want = [np.asarray(c) for c in (want if isinstance(want, (list, tuple)) else [want])]
+    assert len(old.codes) == len(want)
+    for a, b in zip(old.codes, want):
+        np.testing.assert_array_equal(a, b)
+    # A version 4 file of the same digits, made with the same weights, holds those codes and decodes to their images.
+    new = codec.compress(two_digits, old.model, layer, coder="fixed", weights=weights)
+    header = codec.read_header(new)
+    assert header.version == 4 and header.layers == old.layers and header.images == 2
+    assert header.tag == container.file_digest(old.weights_hash)[:container.TAG_BYTES]
+    decoded = decoded_codes(new, weights)
+    for l, b in zip(old.layers, old.codes):
+        np.testing.assert_array_equal(decoded[l], b)
+    at = old.first_layer
+    np.testing.assert_array_equal(codec.decompress(new, weights=weights),
+                                  model.decode(model.encode(two_digits, layer), at, dtype="uint8").numpy())
+
+
+@pytest.mark.parametrize("stem,layer", HQA_FILES)
+def test_a_file_whose_weights_are_gone_is_refused(old_file, stem, layer):
+    data, _ = old_file(stem)
+    # The hqa_digits weights these were made with are no longer the bundled ones: without them, no image.
+    with pytest.raises(CodecError, match="made with other weights of 'hqa_digits'.*--weights=PATH"):
+        codec.decompress(data)
+    with pytest.raises(CodecError, match="made with other weights of 'hqa_digits'.*--weights=PATH"):
+        codec.decompress(data, seed=7)

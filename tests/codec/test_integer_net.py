@@ -88,3 +88,70 @@ def test_coded_bits_of_the_bundled_priors_are_their_float_cross_entropy_within_a
     codes = encode_layers(model, images, {2, 3})
     floating, coded = fit.float_bits(priors, 2, codes[2], codes[3]), priors.coded_bits(2, codes[2], codes[3])
     assert np.abs(coded - floating).max() < 1.0, (floating, coded)
+
+
+def _random_net(rng, num_codes, above_codes, factor, depth, scale):
+    config = {"num_codes": num_codes, "above_codes": above_codes, "factor": factor, "width": 6, "depth": depth,
+              "embed": 3, "mix": 5}
+    weights = [(rng.normal(0, scale, s)).astype(np.float32) for s in context.weight_shapes(config)]
+    return config, weights
+
+
+def _im2col_logits(config, weights, known, above, at):
+    """The network written out plainly: every layer on the whole grid (a 3x3 layer as one product of each
+    position's zero-padded neighbourhood), in int64, then the positions of `at`."""
+    a, wb = integer_net.ACT_BITS, integer_net.WEIGHT_BITS
+    q = lambda x, bits: np.rint(np.asarray(x, np.float64) * 2.0 ** bits).astype(np.int64)  # noqa: E731
+    has_above = config["above_codes"] is not None
+    h = q(weights[0], a)[known]
+    if has_above:
+        f = config["factor"]
+        h = np.concatenate([h, np.repeat(np.repeat(q(weights[1], a)[above], f, 1), f, 2)], -1)
+    rest = weights[2 if has_above else 1:]
+    for i, (kernel, bias) in enumerate(zip(rest[0::2], rest[1::2])):
+        n, rows, cols, c = h.shape
+        if kernel.shape[0] == 3:
+            p = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            h = np.concatenate([p[:, dy: dy + rows, dx: dx + cols] for dy in range(3) for dx in range(3)], -1)
+        acc = h.reshape(-1, h.shape[-1]) @ q(kernel, wb).reshape(-1, kernel.shape[-1]) + q(bias, a + wb)
+        h = (acc >> wb).reshape(n, rows, cols, -1)
+        if i < len(rest) // 2 - 1:
+            h = np.clip(h, 0, (1 << integer_net.ACT_LIMIT_BITS) - 1)
+    return h if at is None else h[:, at]
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+@pytest.mark.parametrize("has_above", [True, False])
+def test_logits_equal_the_plain_im2col_network_on_random_codes_and_weights(factor, depth, has_above, monkeypatch):
+    monkeypatch.setattr(integer_net, "CHUNK", 7)  # many blocks, some not full
+    rng = np.random.default_rng(100 * factor + 10 * depth + has_above)
+    for trial in range(6):
+        k, ka = int(rng.integers(2, 7)), int(rng.integers(1, 5))
+        config, weights = _random_net(rng, k, ka if has_above else None, factor if has_above else 1, depth,
+                                      scale=[0.3, 1.0, 4.0][trial % 3])
+        net = integer_net.IntegerContextNet.from_weights(config, weights)
+        n = 1 + trial % 2
+        cells = rng.integers(1, 5, size=2)
+        h, w = (cells * factor) if has_above else (cells * factor + trial % 2)
+        codes = rng.integers(0, k, size=(n, h, w))
+        above = rng.integers(0, ka, size=(n, h // factor, w // factor)) if has_above else None
+        for upto in range(context.PASSES + 1):  # the checkerboard's inputs: some parity classes all unknown
+            known = context.known_input(codes, k, upto) if upto < context.PASSES else rng.integers(0, k + 1, (n, h, w))
+            masks = [None, context.pass_map(h, w) == upto % context.PASSES, rng.random((h, w)) < 0.3,
+                     np.zeros((h, w), bool)]
+            rows = np.zeros((h, w), bool)
+            rows[h // 3: h // 3 + 2] = True
+            masks.append(rows & masks[1])
+            for at in masks:
+                want = _im2col_logits(config, weights, known, above, at)
+                got = net.logits(known, above, at)
+                assert got.dtype == np.int64 and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+
+
+def test_embeddings_too_large_for_exact_sums_are_refused(net):
+    weights = net.get_weights()
+    weights[0] = weights[0] * 1e9  # activations within 2^24 units, but the embeddings far above
+    with pytest.raises(ValueError, match="too large for exact integer sums"):
+        integer_net.IntegerContextNet.from_weights(context.net_config(net), weights)

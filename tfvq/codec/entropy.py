@@ -179,17 +179,44 @@ def integer_logit_tables(logits, unit_bits):
     (`tfvq.codec.integer_net`): d = logit - max logit is rounded to a grid of
     2^-`INTEGER_STEP_BITS` nats, q = floor(d / step + 1/2) (an arithmetic
     shift), levels below -`INTEGER_LEVELS` get weight 0, and the weights are
-    `round(2^40 exp(q step))` from `decimal`, then `frequencies`. Integers
-    throughout, so there is nothing ambiguous and nothing to escape.
+    `round(2^40 exp(q step))` from `decimal`, then `frequencies` (every row has
+    a weight 2^40, at its largest logit). Integers throughout, so there is
+    nothing ambiguous and nothing to escape. Computed in blocks of
+    `TABLE_ROWS` rows, which stay in the cache.
     """
-    d = np.asarray(logits, np.int64)
-    d = d - d.max(axis=-1, keepdims=True)
+    logits = np.asarray(logits)
     shift = int(unit_bits) - INTEGER_STEP_BITS
     if shift < 1:
         raise ValueError(f"Logits in units of 2^-{unit_bits} are coarser than the 2^-{INTEGER_STEP_BITS} grid.")
-    q = np.maximum((d + (1 << (shift - 1))) >> shift, -(INTEGER_LEVELS + 1))
+    k = logits.shape[-1]
+    if k > TOTAL // 2:
+        raise ValueError(f"A table of {k} symbols needs more than {PRECISION} bits of precision.")
     weights = _level_weights(decimal.Decimal(1) / (1 << INTEGER_STEP_BITS), INTEGER_LEVELS)
-    return frequencies(weights[q + INTEGER_LEVELS + 1])
+    flat = logits.reshape(-1, k)
+    out = np.empty(flat.shape, np.int64)
+    rows = max(1, min(TABLE_ROWS, len(flat)))
+    d, w, scratch = (np.empty((rows, k), np.int64) for _ in range(3))  # reused: no fresh pages per block
+    for a in range(0, len(flat), rows):
+        block = flat[a: a + rows]
+        m = len(block)
+        q, weight, f = d[:m], w[:m], out[a: a + m]
+        np.subtract(block, block.max(axis=-1, keepdims=True), out=q, casting="unsafe")
+        q += (1 << (shift - 1)) + ((INTEGER_LEVELS + 1) << shift)  # q + INTEGER_LEVELS + 1, shifted up
+        q >>= shift
+        np.maximum(q, 0, out=q)  # levels below -INTEGER_LEVELS: weight 0
+        np.take(weights, q, out=weight, mode="clip")
+        # `frequencies` (every row has a positive sum); non-negative, so unsigned division gives the same
+        # quotients as the signed floor division, faster
+        total = weight.sum(axis=-1, keepdims=True)
+        np.multiply(weight, TOTAL - k, out=scratch[:m])  # within int64: w <= 2^40, total - K < 2^21
+        np.floor_divide(scratch[:m].view(np.uint64), total.view(np.uint64), out=f.view(np.uint64))
+        f += 1
+        f[np.arange(m), np.argmax(weight, axis=-1)] += TOTAL - f.sum(axis=-1)
+    return out.reshape(logits.shape)
+
+
+TABLE_ROWS = 128
+"""Rows per block of `integer_logit_tables` (its blocks stay in the cache)."""
 
 
 def pixel_frequencies(loc, log_scale, num_bins=256):

@@ -1,5 +1,6 @@
 """The trainer on end-to-end models (RRVQ-VAE App. C): AdaMax on every variable, the learning rate reduced
-on plateaus of the test bits/dim, resume, failure, outputs, distribution, the CLI summary."""
+on plateaus of the test bits/dim, resume, failure, outputs, distribution, and train.py's static prior of a run
+(what `tfvq train` prints: tests/commands/test_train.py)."""
 
 import importlib.util
 import json
@@ -143,18 +144,6 @@ def test_train_py_fits_the_static_prior_of_the_final_weights_into_the_run_folder
     assert (tmp_path / "copy" / "model.prior.json").read_bytes() == (tmp_path / "run" / "model.prior.json").read_bytes()
 
 
-def test_the_cli_prints_the_models_report(tmp_path, capsys):
-    summary = {"weights": "w.h5", "reconstructions": "r.png", "samples": "s.png", "metrics": "m.json",
-               "tensorboard": "logs",
-               "report": {"lines": ["bits per dim (-ELBO): train 1.5000 (16 images), test 1.7500 (16 images)"],
-                          "table": (["layer", "latents", "KL (bits)"], [[1, "8x8", "12.50"], [2, "4x4", "3.25"]]),
-                          "metrics": {}}}
-    _train_py().print_summary(summary, loop.TrainOptions(model=NAME))
-    out = capsys.readouterr().out
-    for text in ("w.h5", "r.png", "s.png", "train 1.5000", "test 1.7500", "8x8", "12.50", "4x4", "3.25", "KL (bits)"):
-        assert text in out, (text, out)
-
-
 def test_the_plateau_schedule_lowers_the_learning_rate_when_the_eval_never_improves(tmp_path, monkeypatch):
     trainer = loop.Trainer(loop.TrainOptions(**OPTS, steps=3, eval_every=1, model_dir=str(tmp_path)))
     monkeypatch.setattr(trainer, "evaluate", lambda n, images=None: 5.0)  # patience 1: every repeat is a plateau
@@ -236,14 +225,13 @@ def _zoo_rrvq_names():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _zoo_rrvq_names(), reason="no rrvq_vae / spatial_vae zoo entry yet")
-def test_train_py_trains_an_rrvq_zoo_model(tmp_path):
+def test_train_py_trains_an_rrvq_zoo_model(tmp_path, repo_env):
     name = sorted(_zoo_rrvq_names(), key=lambda n: ("digits" not in n, n))[0]
     shape = tuple(zoo.get(name).config["image_shape"])
     dataset = {(32, 32, 1): "digits", (32, 32, 3): "swatches"}.get(shape, zoo.get(name).dataset)  # offline data
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), f"--model={name}", f"--dataset={dataset}", "--steps=2",
            "--batch_size=8", "--eval_examples=8", "--eval_every=1", f"--model_dir={tmp_path}"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    out = subprocess.run(cmd, env=repo_env(TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bits per dim (-ELBO): train" in out.stdout and "samples.png" in out.stdout
     assert json.load(open(tmp_path / "metrics.json"))["test_bpd"] > 0

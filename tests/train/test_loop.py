@@ -1,4 +1,5 @@
-"""The greedy trainer: what it changes, distribution, failure, resume, the CLI."""
+"""The greedy trainer: what it changes, distribution (multi-worker through train.py), failure, resume (a killed
+train.py run). The `tfvq train` command itself: tests/commands/test_train.py."""
 
 import json
 import os
@@ -87,14 +88,11 @@ def _cli(model_dir, *extra):
             "--eval_examples=16", f"--model_dir={model_dir}", *extra]
 
 
-def _env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-
-
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, repo_env):
     cmd = _cli(tmp_path, "--layers=1,2", "--steps=30", "--checkpoint_every=4", "--log_every=1")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = repo_env(TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     index = tmp_path / "checkpoints" / "ckpt-2.index"
     while not index.exists() and proc.poll() is None and time.time() < deadline:
@@ -105,7 +103,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     # The run may have written a later checkpoint before the kill landed: resume is from the latest.
     saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     resumed_step = int(saved.get_tensor("stage_step/.ATTRIBUTES/VARIABLE_VALUE"))
-    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=400)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"step {resumed_step})" in out.stdout and "Resuming from" in out.stdout
     final = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
@@ -129,13 +127,13 @@ def _free_ports(n):
 
 
 @pytest.mark.slow
-def test_multi_worker_mirrored_trains_with_two_local_workers(tmp_path):
+def test_multi_worker_mirrored_trains_with_two_local_workers(tmp_path, repo_env):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for index in range(2):
-        env = _env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = repo_env(TF_CPP_MIN_LOG_LEVEL="3",
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         cmd = _cli(tmp_path, "--strategy=multi_worker_mirrored", "--layers=1", "--steps=3", "--log_every=1")
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
@@ -148,21 +146,6 @@ def test_multi_worker_mirrored_trains_with_two_local_workers(tmp_path):
         assert p.returncode == 0, err[-3000:]
     assert "2 replica(s) (multi_worker_mirrored)" in outs[0][0]
     assert json.load(open(tmp_path / "metrics.json"))["layers"]["1"]["bits_per_image"] == 2048
-
-
-def test_cli_help_lists_flags_and_bad_input_fails_clearly(tmp_path):
-    help_out = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--help"], env=_env(),
-                              capture_output=True, text=True, timeout=120)
-    assert help_out.returncode == 0
-    for flag in ("--model", "--dataset", "--data_dir", "--strategy", "--cpu_devices", "--batch_size", "--steps",
-                 "--layers", "--model_dir", "--seed"):
-        assert flag in help_out.stdout
-    bad = subprocess.run(_cli(tmp_path) + ["--model=hqa_mnst"], env=_env(), capture_output=True, text=True,
-                         timeout=120)
-    assert bad.returncode == 1 and "Did you mean 'hqa_mnist'" in bad.stderr
-    missing = subprocess.run(_cli(tmp_path) + ["--model=hqa_mnist", f"--data_dir={tmp_path}"], env=_env(),
-                             capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 1 and "python -m tfvq.data prepare mnist" in missing.stderr
 
 
 def test_the_vqvae_baseline_trains_end_to_end_with_the_same_trainer(tmp_path):

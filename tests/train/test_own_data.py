@@ -1,8 +1,6 @@
 """Training on your own images, at another size, from trained weights, at another learning rate, with another
 model configuration."""
 
-import argparse
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,16 +53,3 @@ def test_config_changes_build_the_model_the_run_folder_records(tmp_path):
     with pytest.raises(ValueError, match=r"vq_digits \(vq_ae\) cannot be built with config \{'rotation': False\}.*"
                                          r"Its configuration keys: .*rotation_trick"):
         loop.Trainer(loop.TrainOptions(model="vq_digits", config={"rotation": False}, verbose=False))
-
-
-def test_the_cli_reads_config_values_as_json_else_text():
-    from tfvq.commands.train import config_item
-
-    assert config_item("rotation_trick=false") == ("rotation_trick", False)
-    assert config_item("rotation_trick=False") == ("rotation_trick", False)
-    assert config_item("levels=[8, 5, 5]") == ("levels", [8, 5, 5])
-    assert config_item("num_codes=512") == ("num_codes", 512)
-    assert config_item("distance=cosine") == ("distance", "cosine")
-    for bad in ("rotation_trick", "=3"):
-        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
-            config_item(bad)

@@ -10,6 +10,9 @@ leaves:
   (`LOG_MARGIN`, `LOC_MARGIN`, `SCALE_MARGIN`), so they round to the same integer tables, and the same tables
   they give;
 * the top prior: the model's own values.
+
+A fully convolutional family's bundle takes any size (`any_size`): at other sizes its encoders give the codes
+and its decoders the images of the Keras model built for that size (`with_image_shape`).
 """
 
 import os
@@ -19,7 +22,7 @@ import pytest
 
 from tfvq import cli, decoder_bundle, models, zoo
 from tfvq.codec import entropy
-from tfvq.codec.lite_model import LiteModel, find_decoder
+from tfvq.codec.lite_model import LiteModel, NotServed, find_decoder
 from tfvq.export import tflite_decoders
 
 IMAGE_TOL = 1e-6
@@ -135,10 +138,21 @@ def test_a_decoder_refuses_what_it_cannot_decode(converted):
     with pytest.raises(ValueError, match="Layer 1 is the finest"):
         lite.code_logits(_codes(model.code_layout(), 1), 1)
     assert lite.decodes_stochastically(2) and not lite.decodes_stochastically(1)
-    fsq, fsq_lite, _ = converted("fsq")
+    assert lite.with_image_shape((8, 8, 1)) is lite and not lite.any_size  # RRVQ-VAE: its own size only
+    with pytest.raises(NotServed, match="take 8x8 images, not 16x8"):
+        lite.with_image_shape((16, 8, 1))
+    _, fsq_lite, _ = converted("fsq")
     assert fsq_lite.with_image_shape((8, 8, 1)) is fsq_lite
-    with pytest.raises(Exception, match="take 8x8 images, not 16x8"):
-        fsq_lite.with_image_shape((16, 8, 1))
+    for bad in ((9, 8, 1), (8, 0, 1), (8, 8, 3), (8, 8)):
+        with pytest.raises(ValueError, match=r"Expected an image shape \(H, W, 1\) with H and W positive multiples of "
+                                             r"the model's stride 2, got"):
+            fsq_lite.with_image_shape(bad)
+    old = LiteModel({k: v for k, v in fsq_lite.manifest.items() if k != "any_size"})  # written before `any_size`
+    assert not old.any_size and old.with_image_shape((8, 8, 1)) is old
+    with pytest.raises(NotServed, match="take 8x8 images, not 16x8"):
+        old.with_image_shape((16, 8, 1))
+    codes = _codes(fsq_lite.code_layout(), 1)
+    np.testing.assert_array_equal(old.decode(codes), fsq_lite.decode(codes))
 
 
 def test_export_writes_the_decoders_and_caches_them_beside_the_weights(tmp_path, capsys):
@@ -161,6 +175,53 @@ def test_export_writes_the_decoders_and_caches_them_beside_the_weights(tmp_path,
     new = tflite_decoders.cache_decoders(zoo.load(str(folder)), "tiny_vq")  # ... and their own replace them
     assert find_decoder("tiny_vq", str(folder))["path"].startswith(new)
     assert [p.name for p in folder.glob("model.decoders-*")] == [os.path.basename(new)]
+    manifest = decoder_bundle.read_manifest(new)
+    assert manifest["any_size"] is True
+    # A bundle converted at the model's own size only (before `any_size`) is converted again.
+    decoder_bundle.write_manifest(new, {k: v for k, v in manifest.items() if k not in ("format", "path", "any_size")})
+    assert tflite_decoders.cache_decoders(zoo.load(str(folder)), "tiny_vq") == new
+    assert decoder_bundle.read_manifest(new)["any_size"] is True
+
+
+OTHER_SIZES = ((16, 24, 1), (24, 8, 1))
+"""Image sizes other than the tiny models' 8x8 (multiples of every family's top stride, 4 or 2)."""
+
+
+@pytest.mark.parametrize("family", ["hqa", "hams", "vqvae", "fsq", "lfq", "rvq", "vq"])
+def test_a_fully_convolutional_bundle_codes_other_sizes_as_the_model(converted, family):
+    """One bundle at any size: the encoders give the codes of the Keras model built for that size
+    (`with_image_shape`), every one of them (measured on these models: no near tie among 3 random images of each
+    size), and the decoders its images and code log-probabilities within the tolerances of its own size."""
+    model, lite, _ = converted(family)
+    assert lite.any_size and lite.manifest["any_size"] is True
+    with tflite_decoders.EncoderConversion(model) as encoders:
+        keys = encoders.write(os.path.dirname(lite.manifest["path"]), prefix=f"{family}_any_")
+    lite = LiteModel({**lite.manifest, **keys})
+    for shape in OTHER_SIZES:
+        sized, view = model.with_image_shape(shape), lite.with_image_shape(shape)
+        assert view.image_shape == shape and lite.image_shape == (8, 8, 1)
+        layout = sized.code_layout()
+        assert view.code_layout() == layout != lite.code_layout()
+        x = np.random.default_rng(shape[0]).integers(0, 256, (3, *shape), dtype=np.uint8)
+        for layer in range(1, layout.num_layers + 1):
+            want, got = sized.encode(x, layer), view.encode(x, layer)
+            want, got = (c if isinstance(c, (list, tuple)) else [c] for c in (want, got))
+            for j, w, g in zip(layout.layers_sent(layer), want, got):
+                assert g.dtype == np.int32 and g.shape == (3, *layout.grids[j - 1])
+                np.testing.assert_array_equal(g, np.asarray(w))
+            codes = _codes(layout, layer, seed=layer)
+            assert np.abs(view.decode(codes, layer) - np.asarray(sized.decode(codes, layer))).max() <= IMAGE_TOL
+            if layer > 1 and family in PROBABILITIES:
+                want = np.asarray(sized.code_logits(codes, layer))
+                kept = want > -entropy.LOG_STEP * (entropy.LOG_LEVELS + 1)
+                assert np.abs(view.code_logits(codes, layer) - want)[kept].max() < entropy.LOG_MARGIN
+        with pytest.raises(ValueError, match=r"images must be \[batch, " + ", ".join(map(str, shape))):
+            view.encode(np.zeros((1, 8, 8, 1), np.uint8), 1)
+        with pytest.raises(ValueError, match="codes must have shape"):
+            view.decode(_codes(lite.code_layout(), 1), 1)
+    np.testing.assert_array_equal(lite.encode(x[:, :8, :8], 1), np.asarray(model.encode(x[:, :8, :8], 1)))
+    upsampling = [l for l in model._flatten_layers() if type(l).__name__ == "UpSampling2D"]
+    assert upsampling and not any("call" in vars(l) for l in upsampling)  # the conversion left the model as it was
 
 
 @pytest.mark.parametrize("family", ["hqa", "rrvq", "fsq", "rvq"])

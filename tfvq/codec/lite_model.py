@@ -7,8 +7,10 @@ bundle `tfvq.export.tflite_decoders` wrote (`tfvq.decoder_bundle`), one image pe
 cannot do raises `NotServed`, and the caller decodes with TensorFlow instead
 (`tfvq.codec.decoding.decompress`):
 
-* images of another size than the bundle's (a fully convolutional model codes any size; its bundle is
-  converted at the model's own size);
+* images of another size than the bundle's when its networks were converted at that size only: a model that
+  is not fully convolutional, or a bundle written before fully convolutional models' networks were converted
+  at any size (its manifest has no `any_size`). A fully convolutional model's bundle takes any size the Keras
+  model's `with_image_shape` takes (`LiteModel.with_image_shape`);
 * a seeded decode that samples the layers below the stored ones (the samples are TensorFlow's stateless
   random streams, HQA Algorithm 3 / RRVQ eq. 3: a file decodes to the same images with a seed everywhere).
 
@@ -21,6 +23,8 @@ from the paths its manifest names.
 """
 
 import contextlib
+import copy
+import dataclasses
 import glob
 import json
 import os
@@ -68,6 +72,8 @@ class LiteModel:
     Attributes:
       name: the zoo model the bundle decodes.
       image_shape: (H, W, C) of the images it decodes.
+      any_size: whether its networks take images of any size (`with_image_shape`): a fully convolutional model's
+        bundle that says so (`any_size` in its manifest).
       weights_hash: the 8 bytes naming the weights it was converted from (`tfvq.zoo.weights_hash`).
       native_size: (h, w) the codec resizes an image of that size from to `image_shape` (`compress(resize=
         "auto")`), or None.
@@ -87,6 +93,7 @@ class LiteModel:
         self.weights_hash = bytes.fromhex(m["weights_hash"])
         self._layout = CodeLayout.from_dict(m["layout"])
         self._strides = m["code_strides"]
+        self.any_size = bool(m.get("any_size")) and self._strides is not None
         self._samples_at = {int(l) for l in m["samples_at"]}
         self._num_threads = num_threads
         self._interpreters = {}
@@ -113,12 +120,30 @@ class LiteModel:
         return None if self._strides is None else int(self._strides[layer - 1])
 
     def with_image_shape(self, image_shape):
-        """This model for images of `image_shape`: itself at its own shape; `NotServed` for any other (the
-        decoders are converted at one size)."""
-        if tuple(int(d) for d in image_shape) == self.image_shape:
+        """This model for images of `image_shape` (H, W, C) (`CodeModel.with_image_shape`): itself at its own
+        shape; for a bundle that takes any size (`any_size`), a view of it with that `image_shape` and the code
+        layout of that size (layer l's grid H / s_l x W / s_l), running the same interpreters.
+
+        Raises:
+          NotServed: the bundle's networks take its own size only.
+          ValueError: H and W are not positive multiples of the top layer's stride, or C is not the model's.
+        """
+        shape = tuple(int(d) for d in image_shape)
+        if shape == self.image_shape:
             return self
-        raise NotServed(f"its TFLite networks take {'x'.join(map(str, self.image_shape[:2]))} images, not "
-                        f"{'x'.join(str(int(d)) for d in image_shape[:2])}")
+        if not self.any_size or self._top is not None:
+            raise NotServed(f"its TFLite networks take {'x'.join(map(str, self.image_shape[:2]))} images, not "
+                            f"{'x'.join(map(str, shape[:2]))}")
+        stride = max(int(s) for s in self._strides)
+        if len(shape) != 3 or shape[2] != self.image_shape[2] or min(shape[:2]) < 1 or shape[0] % stride \
+                or shape[1] % stride:
+            raise ValueError(f"Expected an image shape (H, W, {self.image_shape[2]}) with H and W positive "
+                             f"multiples of the model's stride {stride}, got {list(shape)}; pad the image first.")
+        view = copy.copy(self)  # the interpreters and their runners are shared: they take any size
+        view.image_shape = shape
+        view._layout = dataclasses.replace(self._layout, grids=tuple((shape[0] // int(s), shape[1] // int(s))
+                                                                     for s in self._strides))
+        return view
 
     def decodes_stochastically(self, layer):
         """Whether `decode(codes, layer, stochastic=True)` samples anything (the layers below `layer`)."""

@@ -13,9 +13,15 @@ model only through the model contract (`tfvq.models.contract.CodeModel`), so eve
 
 One `.tflite` file per variant holds every signature (`tfvq.decoder_bundle` names them; the converter shares
 the weights between them), with a manifest that tells `tfvq.codec.lite_model.LiteModel` the code layout, the
-image shape and the weights hash. Shapes are fixed: batch 1 and the model's own image size. A fully
-convolutional model decodes files of other sizes with TensorFlow (TFLite's converter does not legalise a
-Conv2D of unknown height and width).
+image shape and the weights hash. The batch is 1. A model that takes images of its own size only
+(`code_stride()` None) is converted at that size; a fully convolutional one at any size (`any_size`): images
+[1, None, None, C] and codes [1, None, None], the manifest's `any_size` true, so one bundle codes an image of
+every size the Keras model's `with_image_shape` takes. Two things of the Keras graph do not convert at an
+unknown height and width, and the conversion changes them (`_any_size_graph`): nearest 2x upsampling
+(`keras.layers.UpSampling2D`'s `tf.repeat` reshapes to a shape of unknown channels, which a Conv2D after it
+cannot take) runs as TFLite's RESIZE_NEAREST_NEIGHBOR, the same copies of the same values; and the encoders'
+codes, reshaped by the models to their own grid, are reshaped to the image's (the same values in the same
+order).
 
 Variants: `float32` (what `tfvq decompress` runs: its probabilities must round to the encoder's tables,
 `tfvq.codec.entropy`) and `float16` (float16 weights, half the bytes, for a device that decodes lossy
@@ -28,6 +34,7 @@ encoders of every layer (`EncoderConversion`: `tflite_encoder(l)` and, for a sta
 `encode_biased` with its bias as constants) that `tfvq compress` runs (`tfvq.codec.lite_encoding`).
 """
 
+import contextlib
 import glob
 import os
 import shutil
@@ -45,6 +52,52 @@ from tfvq.zoo.priors import priors_match
 VARIANTS = bundle.VARIANTS
 
 
+def any_size(model):
+    """Whether `model`'s networks are converted for images of any size: a fully convolutional model
+    (`code_stride()` not None)."""
+    return model.code_stride() is not None
+
+
+def _code_spec(model, layout, layer):
+    """The input spec of layer `layer`'s codes: [1, h, w] of the model's grid, or [1, None, None] (`any_size`)."""
+    grid = (None, None) if any_size(model) else layout.grids[layer - 1]
+    return tf.TensorSpec((1, *grid), tf.int32, name=bundle.code_input(layer))
+
+
+def _image_spec(model):
+    """The input spec of the encoders' images: [1, H, W, C], or [1, None, None, C] (`any_size`)."""
+    h, w, c = (int(d) for d in model.image_shape)
+    return tf.TensorSpec((1, None, None, c) if any_size(model) else (1, h, w, c), tf.float32, name=bundle.IMAGES)
+
+
+def _nearest_2x(layer):
+    """`layer`'s (a `keras.layers.UpSampling2D`) call as a nearest-neighbour resize of any height and width."""
+    def call(x, *args, **kwargs):
+        shape = tf.shape(x)
+        return tf.image.resize(x, tf.stack([shape[1] * layer.size[0], shape[2] * layer.size[1]]), method="nearest")
+
+    return call
+
+
+@contextlib.contextmanager
+def _any_size_graph(model):
+    """While tracing a fully convolutional model's signatures, its channels-last nearest `UpSampling2D` layers
+    resize with `tf.image.resize(method="nearest")` (half-pixel centres: output pixel i copies input pixel
+    floor((i + 0.5) / s) = floor(i / s), what `tf.repeat` copies), which converts at unknown sizes; nothing
+    changes for another model, or outside the block."""
+    layers = [] if not any_size(model) else [
+        layer for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "nearest"
+        and layer.data_format == "channels_last"]
+    for layer in layers:
+        layer.call = _nearest_2x(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.call
+
+
 def _zero_codes(layout, layer):
     return [tf.zeros((1, *layout.grids[j - 1]), tf.int32) for j in layout.layers_sent(layer)]
 
@@ -58,8 +111,7 @@ def decoder_signatures(model):
     layout = check_model(model)
     out = []
     for l in range(1, layout.num_layers + 1):
-        specs = [tf.TensorSpec((1, *layout.grids[j - 1]), tf.int32, name=bundle.code_input(j))
-                 for j in layout.layers_sent(l)]
+        specs = [_code_spec(model, layout, j) for j in layout.layers_sent(l)]
         zeros = _zero_codes(layout, l)
         out.append((bundle.signature("decode", l), lambda *c, l=l: {"images": model.decode(list(c), l)}, specs))
         if l > 1 and model.code_logits(zeros, l) is not None:
@@ -71,11 +123,26 @@ def decoder_signatures(model):
     return out
 
 
-def _encoder_function(encoder, sent):
+def _on_image_grid(model, images, codes):
+    """{codes_layer_j: codes} reshaped to [1, H / s_j, W / s_j] of `images` for a fully convolutional model
+    (the models reshape their codes to their own size's grid: the same values in the same order), else as
+    they are."""
+    if not any_size(model):
+        return codes
+    shape = tf.shape(images)
+    out = {}
+    for name, c in codes.items():
+        stride = model.code_stride(int(name.rsplit("_", 1)[1]))
+        out[name] = tf.reshape(c, tf.stack([1, shape[1] // stride, shape[2] // stride]))
+    return out
+
+
+def _encoder_function(model, encoder, sent):
     """images -> {codes_layer_j: codes} of `encoder` (`tflite_encoder`: {"codes"} for one layer sent)."""
     def encode(images):
         codes = encoder(images)
-        return {bundle.code_input(sent[0]): codes["codes"]} if "codes" in codes else dict(codes)
+        codes = {bundle.code_input(sent[0]): codes["codes"]} if "codes" in codes else dict(codes)
+        return _on_image_grid(model, images, codes)
 
     return encode
 
@@ -84,7 +151,8 @@ def _biased_function(model, bias, layer, sent):
     """images -> {codes_layer_j: codes} of `model.encode_biased(images, bias, layer)`."""
     def encode(images):
         codes = model.encode_biased(images, bias, layer)
-        return dict(zip(map(bundle.code_input, sent), codes if len(sent) > 1 else [codes]))
+        return _on_image_grid(model, images, dict(zip(map(bundle.code_input, sent), codes if len(sent) > 1
+                                                      else [codes])))
 
     return encode
 
@@ -95,11 +163,11 @@ def encoder_signatures(model, code_bias=None):
     (a static prior's rate weights, `StaticPrior.code_bias`) touches the layers a file of layer l sends, its
     `encode_biased` with that bias as constants."""
     layout = check_model(model)
-    specs = [tf.TensorSpec((1, *[int(d) for d in model.image_shape]), tf.float32, name=bundle.IMAGES)]
+    specs = [_image_spec(model)]
     out = []
     for l in range(1, layout.num_layers + 1):
         sent = layout.layers_sent(l)
-        out.append((bundle.signature("encode", l), _encoder_function(model.tflite_encoder(l), sent), specs))
+        out.append((bundle.signature("encode", l), _encoder_function(model, model.tflite_encoder(l), sent), specs))
         bias = {j: np.asarray(b, np.float32) for j, b in (code_bias or {}).items() if j in sent}
         if bias and model.encode_biased(np.zeros((1, *model.image_shape), np.float32), bias, l) is not None:
             out.append((bundle.signature("encode_biased", l), _biased_function(model, bias, l, sent), specs))
@@ -116,9 +184,10 @@ class _Conversion:
         self._tmp = tempfile.TemporaryDirectory()
         archive = keras.export.ExportArchive()
         archive.track(model)
-        for name, fn, specs in self.signatures:
-            archive.add_endpoint(name, tf.function(fn, autograph=False), specs)
-        archive.write_out(self._tmp.name, verbose=False)
+        with _any_size_graph(model):
+            for name, fn, specs in self.signatures:
+                archive.add_endpoint(name, tf.function(fn, autograph=False), specs)
+            archive.write_out(self._tmp.name, verbose=False)
         self._content = {}
 
     def close(self):
@@ -177,6 +246,7 @@ class DecoderConversion(_Conversion):
         strides = [model.code_stride(l) for l in layers]
         return {"model": model_name, "image_shape": [int(d) for d in model.image_shape], "layout": layout.as_dict(),
                 "code_strides": None if strides[0] is None else [int(s) for s in strides],
+                "any_size": any_size(model),
                 "samples_at": [l for l in layers if l > 1 and model.decodes_stochastically(l)],
                 "weights_hash": zoo.weights_hash(model).hex(), "signatures": [s[0] for s in self.signatures]}
 
@@ -238,7 +308,8 @@ def export_decoders(model, out_dir, model_name, variants=VARIANTS, conversion=No
 def cache_decoders(model, model_name, conversion=None, encoders=None, native_size=None):
     """The float32 bundle of `model`'s decoders beside the weights file it was loaded from (`bundle_dir`: named
     by the file's SHA-256), written unless it is there; returns its folder, or None for a model whose weights
-    did not come from a file or have changed since (they have no file to be named by).
+    did not come from a file or have changed since (they have no file to be named by). A fully convolutional
+    model's bundle converted at its own size only (no `any_size` in its manifest) is converted again.
 
     `encoders` (an `EncoderConversion` of the model): the bundle also holds the float32 encoders, added to a
     bundle that is there without them or with those of another bias (prior refitted with other rate weights),
@@ -254,7 +325,8 @@ def cache_decoders(model, model_name, conversion=None, encoders=None, native_siz
         manifest = bundle.read_manifest(folder)
     except ValueError:
         manifest = None  # none yet, or a damaged one: written anew
-    if manifest is not None and manifest["weights"].get("sha256") == sha256:
+    if manifest is not None and manifest["weights"].get("sha256") == sha256 \
+            and bool(manifest.get("any_size")) == any_size(model):  # else converted at one size before `any_size`
         if encoders is not None and not _has_encoders(manifest, encoders):
             _add_encoders(folder, manifest, encoders, native_size)
         return folder

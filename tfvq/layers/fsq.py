@@ -152,7 +152,8 @@ class FiniteScalarQuantizer(ImplicitCodebookQuantizer):
         codes = ops.checked_codes(codes)
         basis = tf.constant(self._basis, tf.int32)
         levels = tf.constant(self.levels, tf.int32)
-        return tf.math.floormod(tf.math.floordiv(codes[..., None], basis), levels)
+        digits = tf.expand_dims(codes, -1)  # not codes[..., None]: no TFLite op at unknown sizes
+        return tf.math.floormod(tf.math.floordiv(digits, basis), levels)
 
     def levels_to_codes(self, digits):
         """int32 codes `[...]` of `[..., d]` integer digits in `[0, L_i)` (the inverse of `codes_to_levels`)."""

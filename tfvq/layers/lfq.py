@@ -170,7 +170,8 @@ class LookupFreeQuantizer(ImplicitCodebookQuantizer):
 
     def _code_values(self, codes, dtype):
         # bit i of a code, by floor division and modulo (TFLite builtins, so decoders convert; BitwiseAnd is not)
-        bits = tf.math.floormod(tf.math.floordiv(ops.checked_codes(codes)[..., None], self._bit_weights()), 2)
+        codes = tf.expand_dims(ops.checked_codes(codes), -1)  # not codes[..., None]: no TFLite op at unknown sizes
+        bits = tf.math.floormod(tf.math.floordiv(codes, self._bit_weights()), 2)
         scale = self._code_scale()
         return tf.where(bits > 0, tf.constant(scale, dtype), tf.constant(-scale, dtype))
 

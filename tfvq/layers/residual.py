@@ -181,7 +181,8 @@ class ResidualQuantizer(ComposedQuantizer):
             rows = tf.cast(self.stages[i].code_vectors(tf.maximum(stage_codes, 0)), work)
             gain = self._stage_gain(i, work)
             rows = rows if gain is None else rows / gain
-            total = total + tf.where((stage_codes >= 0)[..., None], rows, tf.zeros_like(rows))
+            kept = tf.expand_dims(stage_codes >= 0, -1)  # not [..., None]: no TFLite op at unknown sizes
+            total = total + tf.where(kept, rows, tf.zeros_like(rows))
         return total
 
     def nearest_codes(self, inputs, num_quantizers=None):

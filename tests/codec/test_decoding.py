@@ -41,7 +41,8 @@ def test_corrupt_rrvq_files_raise_codec_error(rrvq_file, three_digits, mutate):
             codec.decompress(small[:n])
     # Random corruptions of files of every rrvq coder (the model's probabilities, pixels): CodecError only.
     rng = np.random.default_rng(1)
-    sources = [codec.compress(three_digits[:1], "rrvq_digits"), codec.compress(three_digits[:1], "rrvq_digits", coder="progressive"),
+    sources = [codec.compress(three_digits[:1], "rrvq_digits"),
+               codec.compress(three_digits[:1], "rrvq_digits", coder="progressive"),
                codec.compress(three_digits[:1], "rrvq_digits", lossless=True)]
     tried = 0
     for i in range(45):

@@ -145,7 +145,8 @@ def test_default_file_holds_every_layer_and_is_header_plus_code_bits(rrvq, rrvq_
     assert header.coders == ALL_UNIFORM  # every layer at the fixed rate, log2 32 = 5 bits per code
     assert header.tag == _tag(codec.weights_hash(rrvq))
     # The header is what the container writes for it: 2 + 1 + 1 + 11 + 2 + 1 + 2 (layer word 1 << 10) + 1 (3 images).
-    assert header.header == container.write_header(RRVQ, header.tag, 1, ALL_UNIFORM, images=3) and len(header.header) == 20
+    assert header.header == container.write_header(RRVQ, header.tag, 1, ALL_UNIFORM, images=3)
+    assert len(header.header) == 20
     assert len(rrvq_file) == len(header.header) + len(header.stream) + 4
     assert fixed_rate(len(header.stream), 3 * CODE_BITS) and math.ceil(3 * CODE_BITS / 8) == 640
     codes = rrvq.encode(three_digits)
@@ -168,8 +169,8 @@ def test_a_seed_changes_nothing_when_every_layer_is_stored(rrvq_file):
     np.testing.assert_array_equal(codec.decompress(rrvq_file, seed=1), codec.decompress(rrvq_file))
 
 
-def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(rrvq, three_digits, fixed_rate, uniform_stream,
-                                                                            decoded_codes):
+def test_a_file_of_layer_3_holds_layers_3_to_5_and_the_prior_fills_in_below(rrvq, three_digits, fixed_rate,
+                                                                            uniform_stream, decoded_codes):
     x = three_digits[:2]
     data = codec.compress(x, RRVQ, layer=3, coder="fixed")
     header = codec.read_header(data)

@@ -38,7 +38,8 @@ def test_rate_table_gives_the_bits_of_the_layers_sent_at_every_layer():
     # A one-image fixed-rate file: the version 4 header (20 bytes for 11 characters and 5 layers), the codes, the CRC.
     assert (first["payload_bytes"], first["file_bytes"]) == (214, 237)
     for r in rows:
-        header = container.write_header("rrvq_digits", bytes(2), r["layer"], {l: container.UNIFORM for l in r["layers"]})
+        header = container.write_header("rrvq_digits", bytes(2), r["layer"],
+                                        {l: container.UNIFORM for l in r["layers"]})
         assert r["file_bytes"] == len(header) + r["payload_bytes"] + 4
     assert first["ratio"] == pytest.approx(32 * 32 * 8 / 1705) and first["file_ratio"] == pytest.approx(1024 / 237)
     assert [r["bits"] for r in rows] == [1705, 425, 105, 25, 5]

@@ -54,6 +54,17 @@ def test_row_bands_cover_the_rows_once_in_windows_of_one_height():
     assert all(b.hi - b.stop >= 16 or b.hi == 3008 for b in got)
 
 
+def test_pass_positions_of_a_band_are_its_rows_of_the_grids_pass_map():
+    from tfvq.codec.context import PASSES, pass_map
+
+    for h, w in ((7, 5), (12, 9), (1, 1), (2, 6)):
+        for start in range(h):
+            for stop in range(start, h + 1):
+                for p in range(PASSES):
+                    got = bands.pass_positions((h, w), bands.Band(0, h, start, stop), p)
+                    np.testing.assert_array_equal(got, (pass_map(h, w) == p)[start:stop])
+
+
 def test_lazy_tables_give_the_stream_and_bits_of_kept_tables():
     rng = np.random.default_rng(3)
     tables = entropy.frequencies(rng.integers(0, 1 << 30, size=(500, 12)))

@@ -55,6 +55,23 @@ def test_a_pass_reads_only_the_codes_of_earlier_passes(tiny):
     assert not np.allclose(log_probs(tiny, 1, changed, above, 1), log_probs(tiny, 1, codes, above, 1))
 
 
+def test_tables_on_threads_are_those_of_one_thread(tiny, monkeypatch):
+    rng = np.random.default_rng(5)
+    codes, above = _codes(rng, 2, 12, 10, 6), _codes(rng, 2, 6, 5, 4)
+    monkeypatch.setattr(context, "THREADS", 1)
+    want = [tiny.tables(1, codes, above, p, rows) for p in range(context.PASSES) for rows in (None, (2, 9))]
+    monkeypatch.setattr(context, "THREADS", 3)
+    monkeypatch.setattr(context, "PART_POSITIONS", 4)  # every pass in three parts of its rows
+    calls = []
+    real = tiny.integer_net(1).logits
+    monkeypatch.setattr(tiny.integer_net(1), "logits", lambda *a: calls.append(a[2].sum()) or real(*a))
+    got = [tiny.tables(1, codes, above, p, rows) for p in range(context.PASSES) for rows in (None, (2, 9))]
+    assert len(calls) == 3 * len(want) and min(calls) > 0
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.shape[-1] == 6
+        np.testing.assert_array_equal(g, w)
+
+
 def test_bits_are_the_cross_entropy_of_each_pass_softmax(tiny):
     rng = np.random.default_rng(1)
     codes, above = _codes(rng, 2, 4, 6, 6), _codes(rng, 2, 2, 3, 4)

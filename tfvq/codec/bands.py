@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 
 from tfvq.codec import entropy
-from tfvq.codec.context import PASSES, pass_map
+from tfvq.codec.context import PASS_OF, PASSES
 
 BAND_PIXELS = 1 << 17
 """Images of more pixels than this (padded, per image) are coded in bands; smaller ones whole, as always."""
@@ -207,8 +207,10 @@ def context_tables(context, layer, codes, above, upto, band):
 
 
 def pass_positions(grid, band, upto):
-    """bool [stop - start, w]: the positions of pass `upto` in the core rows of `band`."""
-    return (pass_map(*grid) == upto)[band.start: band.stop]
+    """bool [stop - start, w]: the positions of pass `upto` in the core rows of `band` (`pass_map` of those rows
+    alone: a band's work stays that of its rows)."""
+    rows = np.arange(band.start, band.stop)[:, None] % 2
+    return PASS_OF[rows, np.arange(grid[1])[None, :] % 2] == upto
 
 
 def escaped_tables(tables, escaped, fallback):

@@ -43,6 +43,7 @@ coded with them names `ContextPriors.digest` in its digest
 `tfvq.codec.fit`.
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 import hashlib
@@ -153,16 +154,20 @@ class ContextPriors:
         return int(self.configs[layer]["num_codes"])
 
     def tables(self, layer, codes, above, upto, rows=None):
-        """The integer frequency tables [n, m, K] that code the m positions of pass `upto` of layer `layer`
-        (in C order): the integer network's logits (`tfvq.codec.integer_net`) through
-        `entropy.integer_logit_tables`. The same on every machine. `rows` (a, b): only the positions of
-        those rows of `codes` (a band's own rows, the rest its context: `halo`)."""
+        """The integer frequency tables [n, m, K] (float64, as the range coder takes them) that code the m
+        positions of pass `upto` of layer `layer` (in C order): the integer network's logits
+        (`tfvq.codec.integer_net`) through `entropy.integer_logit_tables`. The same on every machine. `rows`
+        (a, b): only the positions of those rows of `codes` (a band's own rows, the rest its context: `halo`)."""
         known = known_input(codes, self.num_codes(layer), upto)
         at = pass_map(*known.shape[1:]) == upto
         if rows is not None:
             at[:rows[0]], at[rows[1]:] = False, False
-        logits = self.integer_net(layer).logits(known, _above_input(above, len(known)), at)
-        return entropy.integer_logit_tables(logits, integer_net.ACT_BITS)
+        net, above = self.integer_net(layer), _above_input(above, len(known))
+
+        def tables_at(part):
+            return entropy.integer_logit_tables(net.logits(known, above, part), integer_net.ACT_BITS, np.float64)
+
+        return _in_parts(tables_at, at)
 
     def halo(self, layer):
         """(rows of context, alignment): a position's tables depend on the codes within `depth` rows of it (one
@@ -230,6 +235,32 @@ class ContextPriors:
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
             raise CodecError(f"Cannot read the context priors {path}: {err}. Refit them with "
                              "`tfvq.codec.fit_context` and save them there.") from None
+
+
+THREADS = min(2, os.cpu_count() or 1)
+"""Threads that build a pass's tables, each for a part of its rows (NumPy lets go of the GIL in its loops)."""
+PART_POSITIONS = 1 << 13
+"""... when the pass codes at least this many positions per thread."""
+_POOL = {}
+
+
+def _in_parts(tables_at, at):
+    """`tables_at(at)` [n, at.sum(), K], computed as the concatenation of `tables_at` of masks of consecutive rows
+    of `at` on `THREADS` threads (the same tables: a position's table depends on its codes only)."""
+    counts = np.cumsum(at.sum(axis=1))
+    parts = min(THREADS, int(counts[-1]) // PART_POSITIONS) if len(counts) else 0
+    if parts < 2:
+        return tables_at(at)
+    cuts = [0, *(int(np.searchsorted(counts, counts[-1] * i / parts)) + 1 for i in range(1, parts)), len(at)]
+    masks = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        mask = np.zeros_like(at)
+        mask[a:b] = at[a:b]
+        masks.append(mask)
+    if parts not in _POOL:
+        _POOL[parts] = concurrent.futures.ThreadPoolExecutor(parts, thread_name_prefix="tfvq-context")
+    with integer_net.one_blas_thread():  # one BLAS thread per table thread
+        return np.concatenate(list(_POOL[parts].map(tables_at, masks)), axis=1)
 
 
 def read_context(path, model_name, num_codes, weights_hash):

@@ -172,7 +172,7 @@ def quantise_log_probs(log_probs):
     return frequencies(_weights()[q + LOG_LEVELS + 1]), ambiguous.any(axis=-1)
 
 
-def integer_logit_tables(logits, unit_bits):
+def integer_logit_tables(logits, unit_bits, dtype=np.int64):
     """Integer frequencies [..., K] from integer logits [..., K] in units of 2^-`unit_bits` nats.
 
     The rule of context chunks, whose networks run on integers
@@ -182,7 +182,8 @@ def integer_logit_tables(logits, unit_bits):
     `round(2^40 exp(q step))` from `decimal`, then `frequencies` (every row has
     a weight 2^40, at its largest logit). Integers throughout, so there is
     nothing ambiguous and nothing to escape. Computed in blocks of
-    `TABLE_ROWS` rows, which stay in the cache.
+    `TABLE_ROWS` rows, which stay in the cache; `dtype` float64 gives the same
+    integers as the range coder takes them.
     """
     logits = np.asarray(logits)
     shift = int(unit_bits) - INTEGER_STEP_BITS
@@ -193,13 +194,13 @@ def integer_logit_tables(logits, unit_bits):
         raise ValueError(f"A table of {k} symbols needs more than {PRECISION} bits of precision.")
     weights = _level_weights(decimal.Decimal(1) / (1 << INTEGER_STEP_BITS), INTEGER_LEVELS)
     flat = logits.reshape(-1, k)
-    out = np.empty(flat.shape, np.int64)
+    out = np.empty(flat.shape, dtype)
     rows = max(1, min(TABLE_ROWS, len(flat)))
-    d, w, scratch = (np.empty((rows, k), np.int64) for _ in range(3))  # reused: no fresh pages per block
+    d, w, scratch, freq = (np.empty((rows, k), np.int64) for _ in range(4))  # reused: no fresh pages per block
     for a in range(0, len(flat), rows):
         block = flat[a: a + rows]
         m = len(block)
-        q, weight, f = d[:m], w[:m], out[a: a + m]
+        q, weight, f = d[:m], w[:m], freq[:m]
         np.subtract(block, block.max(axis=-1, keepdims=True), out=q, casting="unsafe")
         q += (1 << (shift - 1)) + ((INTEGER_LEVELS + 1) << shift)  # q + INTEGER_LEVELS + 1, shifted up
         q >>= shift
@@ -212,6 +213,7 @@ def integer_logit_tables(logits, unit_bits):
         np.floor_divide(scratch[:m].view(np.uint64), total.view(np.uint64), out=f.view(np.uint64))
         f += 1
         f[np.arange(m), np.argmax(weight, axis=-1)] += TOTAL - f.sum(axis=-1)
+        out[a: a + m] = f
     return out.reshape(logits.shape)
 
 

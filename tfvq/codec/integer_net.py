@@ -29,30 +29,34 @@ uses that freedom:
 * The first 3x3 convolution reads embeddings of integer codes, so it is a sum
   of table rows: for each of its nine offsets, the embedding table times that
   offset's kernel (`own @ kernel[d]`: each entry a sum of some of the products
-  the convolution adds). A position's sum is nine rows of the own-code tables
-  and, for the layer above's codes (repeated `factor` times), the rows of at
-  most four cells of the coarser grid, whose offsets are summed into one table
-  per cell and phase. A parity class of the grid (a 2x2 sublattice) whose codes
-  are all unknown adds a constant row instead of a gather, so a pass of the
-  checkerboard schedule (`tfvq.codec.context`) only gathers the codes known so
-  far.
+  the convolution adds). A position's sum is the bias, nine rows of the
+  own-code tables and, for the layer above's codes (repeated `factor` times),
+  one row for each cell of the coarser grid its 3x3 neighbourhood covers (four
+  for a factor of 2): the offsets that fall in one cell are summed into one
+  table per cell and phase of the factor. A parity class of the grid (a 2x2
+  sublattice) whose codes are all unknown adds the unknown symbol's rows as a
+  constant, so a pass of the checkerboard schedule (`tfvq.codec.context`)
+  gathers only the codes known so far.
 * Later layers are evaluated only where they are needed: the last 3x3
   convolution and the 1x1 layers at the positions asked for (`at`), each 3x3
   layer before it on those positions' rows and columns and one more on each
   side per layer still to come.
 
-The matrix products run on one BLAS thread (`threadpoolctl`): they have a few
-thousand rows at most, and OpenBLAS's threads cost more than they save on
+The matrix products run on one BLAS thread (`one_blas_thread`): they have a
+thousand rows at a time, and OpenBLAS's threads cost more than they save on
 busy cores (a pass over a 16x16 layer took 16 ms on two threads and 1.3 ms on
-one, on 2 busy cores). Nothing here needs TensorFlow: a context-coded file
-decodes with NumPy.
+one, on 2 busy cores); `tfvq.codec.context` runs a large pass on two threads
+instead, each for a part of its rows. Nothing here needs TensorFlow: a
+context-coded file decodes with NumPy.
 
 The float network is rounded, not retrained: at these resolutions its logits
 move by about 1e-3 nats, which costs a small fraction of a bit per image.
 """
 
+import contextlib
 import functools
 import math
+import threading
 
 import numpy as np
 import threadpoolctl
@@ -92,6 +96,26 @@ def _padded(x, spans, want):
 def _blas():
     """The process's `threadpoolctl.ThreadpoolController` (made once: it looks up the loaded libraries)."""
     return threadpoolctl.ThreadpoolController()
+
+
+_LIMIT = {"lock": threading.Lock(), "depth": 0, "limiter": None}
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread while any thread is inside (the first one in sets it, the last one out restores it)."""
+    with _LIMIT["lock"]:
+        if not _LIMIT["depth"]:
+            _LIMIT["limiter"] = _blas().limit(limits=1, user_api="blas")
+        _LIMIT["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LIMIT["lock"]:
+            _LIMIT["depth"] -= 1
+            if not _LIMIT["depth"]:
+                _LIMIT.pop("limiter").restore_original_limits()
+                _LIMIT["limiter"] = None
 
 
 CHUNK = 1024
@@ -209,7 +233,7 @@ class IntegerContextNet:
             if above.shape != (n, h // self.factor, w // self.factor) or h % self.factor or w % self.factor:
                 raise ValueError(f"The codes above are {above.shape}; a grid of {(n, h, w)} needs "
                                  f"{(n, h // self.factor, w // self.factor)} (factor {self.factor}).")
-        with _blas().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             if at is None:
                 return self._logits_at(known, above, np.ones((h, w), bool)).reshape(n, h, w, -1)
             return self._logits_at(known, above, np.asarray(at, bool))

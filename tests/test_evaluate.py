@@ -43,12 +43,12 @@ def test_per_layer_figures_match_an_independent_computation(result):
     assert res["layers"][1]["mse"] < res["layers"][5]["mse"]  # more bits, less distortion
 
 
-def test_writes_json_and_a_grid_and_the_cli_prints_a_table(result, tmp_path):
+def test_writes_json_and_a_grid_and_the_cli_prints_a_table(result, tmp_path, repo_env):
     res, out = result
     saved = json.load(open(os.path.join(out, "evaluation.json")))
     assert saved["dataset"] == "digits" and set(saved["layers"]) == {"1", "2", "3", "4", "5"}
     assert open(res["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = repo_env(TF_CPP_MIN_LOG_LEVEL="3")
     bad = subprocess.run([sys.executable, "-m", "tfvq.evaluate", "--model=hqa_digitz"], capture_output=True,
                          text=True, timeout=120, env=env)
     assert bad.returncode == 1 and "Did you mean 'hqa_digits'" in bad.stderr

@@ -1,7 +1,7 @@
 """The package's shape, read from its source by `ast`: imports point down, no circle of modules, no module
 over 700 lines, no two modules of one name, imports inside functions only where they keep TensorFlow out
 of a command that does not need it, and tests that mirror the package: every module tfvq/A/B/m.py has its
-test file tests/A/B/test_m.py (`MIRROR_EXEMPT` lists the folders not held to it yet, and why).
+test file tests/A/B/test_m.py.
 
 The order, highest first (a module may import its own package and any lower rank):
 
@@ -40,12 +40,6 @@ every family's folder (its presets)."""
 LAZY_IMPORTERS = ("tfvq.cli", "tfvq.commands")
 """Where an import may sit inside a function: the command line imports a command's libraries when it runs,
 so that `tfvq --help` and `tfvq info` start no TensorFlow."""
-MIRROR_EXEMPT = {
-    "tfvq.codec": "being reorganised now (issue 27: today's format in front, the old versions' readers in one room)",
-    "tfvq.commands": "being reorganised now (issue 27: one command table, every subcommand in tfvq/commands/)",
-}
-"""Folders whose modules are not yet held to a mirror test file, with the reason; a module in one of them
-(or below) is counted, not checked. `__init__` and `__main__` modules need no test file of their own."""
 
 
 def modules():
@@ -101,19 +95,14 @@ def mirror(path):
     return os.path.join(TESTS, folder, "test_" + name)
 
 
-def exempt(name):
-    """The `MIRROR_EXEMPT` folder `name` is in (or below), else None."""
-    return next((f for f in MIRROR_EXEMPT if name == f or name.startswith(f + ".")), None)
-
-
 def mirrors(mods, exists=os.path.isfile):
-    """{"mirrored": [names], "missing": [names held to a mirror without one], "exempt": [names in
-    `MIRROR_EXEMPT` folders without one]} of the modules `mods` ({name: path}) that need a test file."""
-    out = {"mirrored": [], "missing": [], "exempt": []}
+    """{"mirrored": [names], "missing": [names without their test file]} of the modules `mods` ({name: path})
+    that need a test file."""
+    out = {"mirrored": [], "missing": []}
     for name, path in sorted(mods.items()):
         test = mirror(path)
         if test is not None:
-            out["mirrored" if exists(test) else "exempt" if exempt(name) else "missing"].append(name)
+            out["mirrored" if exists(test) else "missing"].append(name)
     return out
 
 
@@ -211,11 +200,11 @@ def test_imports_inside_functions_only_in_the_command_line(shape):
 
 
 def test_every_module_has_its_mirror_test_file(shape):
-    """tfvq/A/m.py is tested in tests/A/test_m.py, outside the folders of `MIRROR_EXEMPT`."""
+    """tfvq/A/m.py is tested in tests/A/test_m.py."""
     assert shape["mirrors"]["missing"] == []
 
 
-def test_the_mirror_check_sees_a_module_without_its_test_file_and_exempts_only_its_folders():
+def test_the_mirror_check_sees_a_module_without_its_test_file():
     assert mirror(os.path.join(ROOT, "layers", "vq.py")) == os.path.join(TESTS, "layers", "test_vq.py")
     assert mirror(os.path.join(ROOT, "images.py")) == os.path.join(TESTS, "test_images.py")
     assert mirror(os.path.join(ROOT, "data", "__init__.py")) is None
@@ -224,8 +213,7 @@ def test_the_mirror_check_sees_a_module_without_its_test_file_and_exempts_only_i
         ("tfvq.codec.files", ("codec", "files.py")), ("tfvq.codecs.x", ("codecs", "x.py")),
         ("tfvq.layers", ("layers", "__init__.py"))]}
     assert mirrors(mods, exists=lambda path: path.endswith("test_vq.py")) == {
-        "mirrored": ["tfvq.layers.vq"], "missing": ["tfvq.codecs.x", "tfvq.seeds"], "exempt": ["tfvq.codec.files"]}
-    assert all(MIRROR_EXEMPT.values())  # each folder says why
+        "mirrored": ["tfvq.layers.vq"], "missing": ["tfvq.codec.files", "tfvq.codecs.x", "tfvq.seeds"]}
 
 
 def test_the_scan_sees_an_upward_import_and_a_circle():
@@ -246,6 +234,5 @@ if __name__ == "__main__":
           f"({sum(1 for a, _ in f['lazy'] if not a.startswith(LAZY_IMPORTERS))} outside the command line)")
     print(f"module names shared: {f['shared_names']}")
     m = f["mirrors"]
-    print(f"modules with their mirror test file: {len(m['mirrored'])} of "
-          f"{len(m['mirrored']) + len(m['missing']) + len(m['exempt'])} ({len(m['missing'])} missing, "
-          f"{len(m['exempt'])} without one in the folders being reorganised: {', '.join(sorted(MIRROR_EXEMPT))})")
+    print(f"modules with their mirror test file: {len(m['mirrored'])} of {len(m['mirrored']) + len(m['missing'])} "
+          f"(missing: {m['missing']})")

@@ -1,6 +1,9 @@
 """Tests of tfvq.commands.data: `tfvq data`, its subcommands and their flags (the data they prepare and cache:
 tests/data/)."""
 
+import subprocess
+import sys
+
 import pytest
 
 from tfvq import cli
@@ -42,3 +45,16 @@ def test_a_subcommand_is_required_and_the_help_names_them_all(capsys):
         cli.main(["data", "--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in data_command.SUBCOMMANDS)
+
+
+def test_prepare_fails_fast_with_a_clear_network_error_offline(tmp_path, repo_env):
+    env = repo_env(TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-m", "tfvq.data", "prepare", "mnist", f"--data_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    if out.returncode == 0:  # a machine with internet prepared it
+        assert "Prepared mnist" in out.stdout
+        return
+    assert out.returncode == 1 and "Cannot download 'mnist'" in out.stderr and "unreachable" in out.stderr, out.stderr
+    unknown = subprocess.run([sys.executable, "-m", "tfvq.data", "prepare", "no_such_dataset_xyz"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert unknown.returncode == 1 and "Unknown tfds dataset" in unknown.stderr

@@ -128,14 +128,36 @@ def test_weights_without_decoders_take_tensorflow_and_say_so_once(digits, capsys
         codec.decompress(data, backend="tflite", weights=weights)
 
 
-def test_what_the_decoders_cannot_decode_takes_tensorflow(digits, capsys):
+def _old_bundle(name, folder):
+    """A copy in `folder` of `name`'s bundled weights, priors and bundle, its manifest as written before fully
+    convolutional models' networks were converted at any size (no `any_size`)."""
+    for suffix in (".weights.h5", ".prior.json", ".context.npz"):
+        if os.path.isfile(os.path.join(BUNDLED_WEIGHTS, name + suffix)):
+            shutil.copyfile(os.path.join(BUNDLED_WEIGHTS, name + suffix), folder / (name + suffix))
+    bundle = os.path.dirname(find_decoder(name)["path"])
+    copy = folder / os.path.basename(bundle)
+    shutil.copytree(bundle, copy)
+    manifest = decoder_bundle.read_manifest(copy)
+    decoder_bundle.write_manifest(str(copy), {k: v for k, v in manifest.items()
+                                              if k not in ("format", "path", "any_size")})
+    return str(copy)
+
+
+def test_what_the_decoders_cannot_decode_takes_tensorflow(digits, capsys, tmp_path):
     data = codec.compress(digits[:2], "hqa_digits", layer=3)
     np.testing.assert_array_equal(codec.decompress(data, seed=4), codec.decompress(data, seed=4, backend="tensorflow"))
     assert "a seeded decode at layer 3 samples" in capsys.readouterr().err
     wide = np.concatenate([digits[:1]] * 2, axis=2)  # 28x56: hqa_digits codes it whole, padded to 32x64
-    data = codec.compress(wide, "hqa_digits", resize="off")
-    np.testing.assert_array_equal(codec.decompress(data), codec.decompress(data, backend="tensorflow"))
+    data = codec.compress(wide, "hqa_digits", resize="off", layer=1)
+    want = codec.decompress(data, backend="tensorflow")
+    old = _old_bundle("hqa_digits", tmp_path)  # a bundle of before `any_size` decodes its own size only
+    np.testing.assert_array_equal(codec.decompress(data, decoder=old), want)
     assert "take 32x32 images, not 32x64" in capsys.readouterr().err
+    with pytest.raises(codec.CodecError, match="take 32x32 images, not 32x64"):
+        codec.decompress(data, decoder=old, backend="tflite")
+    got = codec.decompress(data, backend="tflite")  # the shipped bundle takes any size
+    assert got.shape == want.shape == wide.shape and np.abs(got.astype(int) - want).max() <= 1
+    assert capsys.readouterr().err == ""
     data = codec.compress(digits[:2], "rrvq_mnist")  # every layer stored: a seed samples nothing
     np.testing.assert_array_equal(codec.decompress(data, seed=4), codec.decompress(data, backend="tflite"))
     assert capsys.readouterr().err == ""

@@ -5,7 +5,9 @@ decoders (`tfvq.codec.lite_model.LiteModel`) decodes a file as the Keras model d
 `constriction` and ai-edge-litert: no TensorFlow, and a fraction of the time and memory. With
 `backend="auto"` (the default) a file is decoded so when its weights have decoders
 (`lite_model.find_decoder`: the bundled models ship theirs; `tfvq export` writes a model folder's beside its
-weights) and they can decode it (the model's own image size, no sampling: `NotServed`); otherwise with
+weights) and they can decode it (a fully convolutional model's bundle decodes any image size,
+`LiteModel.with_image_shape`; `NotServed` for a seeded decode that samples, or another size for a bundle
+converted at one size); otherwise with
 TensorFlow (`tfvq.codec.files.decompress`, imported then), saying why on one line of stderr, once per
 model, weights and reason.
 

@@ -22,11 +22,17 @@ The codes are the float32 encoder's argmax, which TFLite's kernels may take on t
 (two codes within float rounding): there the file holds the other code, and both backends decode it to the
 same images as each decodes any file (docs/deployment.md measures how often).
 
+An image of any size is coded as the Keras model codes it (`tfvq.codec.coding.Geometry`): a model that is not
+fully convolutional in tiles of its own size; a fully convolutional one whole, padded to a multiple of its
+stride, or in row bands above `tfvq.codec.bands.BAND_PIXELS` pixels, through the bundle's view at that size
+(`LiteModel.with_image_shape`): its networks are converted at any size (`any_size`), and give the Keras
+model's codes at other sizes as at its own, but for near ties (docs/deployment.md measures them).
+
 `BackendCompressor(model_name, weights, backend)` picks: TFLite where a bundle with encoders is there
 (`backend="auto"`, the default), else TensorFlow (`tfvq.codec.files.Compressor`, imported then), said once on
 stderr; `backend="tflite"` makes that an error, `"tensorflow"` always takes the Keras model. What the encoders
-cannot encode (another image size for a fully convolutional model: they are converted at the model's own
-size) takes TensorFlow the same way, per image.
+cannot encode (another image size for a bundle of a fully convolutional model written before its networks
+were converted at any size, whose manifest has no `any_size`) takes TensorFlow the same way, per image.
 """
 
 import importlib

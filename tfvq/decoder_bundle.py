@@ -8,7 +8,8 @@ A bundle is a manifest (JSON) and the files it names, paths relative to the mani
     top_code_logits.npy           log p(z_L) [1, h_L, w_L, K_L], when the model has a top prior
     encoders_float32.tflite       the encoders (`ENCODER_KINDS`), when the bundle has them
 
-The signatures of a model with L code layers (batch 1, the manifest's `image_shape`):
+The signatures of a model with L code layers (batch 1, the manifest's `image_shape`; with `any_size` true, a
+fully convolutional model's, any height and width: images [1, None, None, C], codes [1, None, None]):
 
     decode_layer_l            codes -> {images: float32 [1, H, W, C] in [0, 1]}, `decode(codes, l)`
     code_logits_layer_l       codes -> {log_probs: float32 [1, h, w, K]} of layer l-1, `code_logits(codes, l)`
@@ -31,9 +32,12 @@ their signatures (`encoder_signatures`), the bias (`encoder_bias`, or null) and 
 image is resized from to the model's size before coding (`tfvq.codec.compress(resize="auto")`), or null.
 
 The manifest says what the codec asks a model for without building one: the model's zoo name, `image_shape`,
-code layout, `code_strides` (None for a model that is not fully convolutional), the layers whose seeded decode
-samples (`samples_at`), `weights_hash` (the 8 bytes `tfvq.zoo.weights_hash` names the weights by in `.tfvq`
-files), the weights file it was converted from with its SHA-256, and the prior files of those weights.
+code layout, `code_strides` (None for a model that is not fully convolutional), `any_size` (true: the networks
+take images of every size whose height and width are multiples of the top stride, the code layout's grids then
+that size over the strides; false or absent, as in bundles written before it: `image_shape` only), the layers
+whose seeded decode samples (`samples_at`), `weights_hash` (the 8 bytes `tfvq.zoo.weights_hash` names the
+weights by in `.tfvq` files), the weights file it was converted from with its SHA-256, and the prior files of
+those weights.
 
 Beside a model's weights (`X.weights.h5`, or a folder's `model.weights.h5`) a bundle lives in the folder
 `X.decoders-D` (`bundle_dir`), D the first 16 hex digits of the SHA-256 of the weights file's bytes: other

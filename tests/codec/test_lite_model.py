@@ -87,6 +87,27 @@ def test_lossy_files_give_tensorflows_codes_and_images_within_a_grey_level(digit
             assert np.mean(off > 1) < 0.01 and np.mean(off) < 0.1
 
 
+@pytest.mark.parametrize("name,options", [("hqa_digits", dict(coder="progressive", layer=1)),
+                                          ("hqa_mnist", dict(coder="progressive", layer=2)), ("fsq_digits", {})])
+def test_files_of_another_size_give_tensorflows_codes_and_images_within_a_grey_level(digits, name, options):
+    """A 56x84 mosaic of six digits, coded whole by a fully convolutional model (padded to a multiple of its stride:
+    64x96 for HQA): its model-coded layers decode through the any-size bundle to TensorFlow's codes, and the images
+    of the file's finest layer are within a grey level."""
+    mosaic = digits[:6].reshape(2, 3, 28, 28, 1).transpose(0, 2, 1, 3, 4).reshape(1, 56, 84, 1)
+    data = codec.compress(mosaic, name, resize="off", **options)
+    via_tf, via_lite = _codes_both_ways(data, name)
+    assert sorted(via_tf) == sorted(via_lite)
+    model = files.load_model(name)[0]
+    top = model.code_stride()
+    for layer in via_tf:
+        stride = model.code_stride(layer)
+        assert via_tf[layer].shape[1:] == (-(-56 // top) * top // stride, -(-84 // top) * top // stride)
+        np.testing.assert_array_equal(via_lite[layer], via_tf[layer])
+    want = codec.decompress(data, backend="tensorflow").astype(int)
+    got = codec.decompress(data, backend="tflite")
+    assert got.shape == want.shape == mosaic.shape and np.abs(got.astype(int) - want).max() <= 1
+
+
 @pytest.mark.parametrize("name", ["rrvq_mnist", "rrvq_digits"])
 def test_lossless_files_of_real_digits_give_their_pixels(digits, name):
     data = codec.compress(digits, name, lossless=True)

@@ -16,8 +16,9 @@ of model-coded layers and pixels round to the same integer tables, `tfvq.codec.e
 every layer's CRC is checked), a lossless file gives exactly its pixels, and the images of a lossy file
 (the model's `decode`) differ from TensorFlow's by at most a grey level in a few pixels, except where the
 decode chooses the most probable code of a layer below the file's (HQA Algorithm 3) and two codes tie to
-within float rounding (docs/deployment.md measures both; tests/codec/test_lite_model.py tests them). Decoders whose probabilities left the margins (another
-machine's kernels) would decode other codes: the file's CRC-32 says so (`ChecksumError`), and a file with
+within float rounding (docs/deployment.md measures both; tests/codec/test_lite_model.py tests them), at the
+model's own size and at others. Decoders whose probabilities left the margins (another machine's kernels)
+would decode other codes: the file's CRC-32 says so (`ChecksumError`), and a file with
 model-coded layers or pixels is then decoded again with TensorFlow.
 
 Importing this module imports no TensorFlow (the TensorFlow part is loaded by name when it is needed,

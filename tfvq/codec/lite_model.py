@@ -58,7 +58,8 @@ def _quiet_descriptor_2():
 
 
 class NotServed(Exception):
-    """What a `LiteModel` cannot decode (another image size, a seeded decode that samples): TensorFlow's part."""
+    """What a `LiteModel` cannot decode (another image size for a bundle converted at one size, a seeded decode that
+    samples): TensorFlow's part."""
 
 
 class LiteModel:

@@ -143,8 +143,11 @@ def test_the_table_shows_seeds_spread_and_the_best_of_each_rate():
     fsq = quantizers.row_summary(quantizers.ROW_KEYS["fsq_1024"], [result(0.015, 4.0, 0.05)])
     lines = quantizers.mnist_markdown([rvq, fsq], {"rvq_1024": {"float32": 1.5, "mixed_bfloat16": 1.25}}).splitlines()
     assert lines[2] == ("| 1024 | residual VQ | 4 x 2 | 2 | 0.02000 ± 0.01414 | 17.61 ± 3.37 | 6.00 ± 1.41 | **3.0 ± 1.4** | "
-                        "900 | 14 | 9.0 | 1.50 / 1.25 |")
-    assert lines[3] == "| 1024 | FSQ | 15 | 1 | **0.01500** | 18.24 | **4.00** | 5.0 | 900 | 14 | 9.0 | - |"
+                        "900 ± 0 | 14.0 ± 0.0 | 9.0 ± 0.0 | 1.50 / 1.25 |")  # a spread of 0 over 2 seeds shows
+    assert lines[3] == "| 1024 | FSQ | 15 | 1 | **0.01500** | 18.24 | **4.00** | 5.0 | 900 | 14.0 | 9.0 | - |"
+    many = dict(result(0.01, 5.0, 0.02), codes_used=[237.7])
+    vq = quantizers.row_summary(quantizers.ROW_KEYS["vq_2048"], [many])
+    assert quantizers.mnist_markdown([vq]).splitlines()[2].split(" | ")[9] == "238"  # whole codes from 100 up
     assert quantizers.row_summary(quantizers.ROW_KEYS["fsq_1024"], []) is None
 
 

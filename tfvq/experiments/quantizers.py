@@ -462,8 +462,9 @@ ROW_CODES = {row.key: _codes_per_slot(row) for row in ROWS}
 def mnist_markdown(summaries, ratios=None):
     """The table: one line per row with results, each rate's best MSE, rFID and error in bold."""
     def cell(pair, fmt, scale=1.0):
+        """mean ± sd over the seeds (the mean alone for one seed)."""
         mean, sd = pair
-        return f"{scale * mean:{fmt}}" + (f" ± {scale * sd:{fmt}}" if sd else "")
+        return f"{scale * mean:{fmt}}" + (f" ± {scale * sd:{fmt}}" if s["seeds"] > 1 else "")
 
     best = {}
     for s in summaries:
@@ -482,7 +483,8 @@ def mnist_markdown(summaries, ratios=None):
         lines.append(f"| {s['bits']} | {s['label']} | {s['num_codes']}{slots} | {s['seeds']} | "
                      f"{marked['mse'](cell(s['mse'], '.5f'))} | {cell(s['psnr'], '.2f')} | "
                      f"{marked['rfid'](cell(s['rfid'], '.2f'))} | {marked['error'](cell(s['error'], '.1f', 100.0))} | "
-                     f"{cell(s['coded_bits_per_image'], '.0f')} | {cell(s['codes_used'], '.4g')} | "
+                     f"{cell(s['coded_bits_per_image'], '.0f')} | "
+                     f"{cell(s['codes_used'], '.0f' if s['codes_used'][0] >= 100 else '.1f')} | "
                      f"{cell(s['perplexity'], '.1f')} | {speed} |")
     return "\n".join(lines)
 

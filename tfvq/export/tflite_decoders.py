@@ -123,17 +123,17 @@ def decoder_signatures(model):
     return out
 
 
-def _on_image_grid(model, images, codes):
-    """{codes_layer_j: codes} reshaped to [1, H / s_j, W / s_j] of `images` for a fully convolutional model
-    (the models reshape their codes to their own size's grid: the same values in the same order), else as
-    they are."""
-    if not any_size(model):
-        return codes
-    shape = tf.shape(images)
+def _sent_codes(model, images, sent, codes):
+    """{codes_layer_j: codes} of the layers `sent` (`codes` in their order); a fully convolutional model's reshaped
+    to [1, H / s_j, W / s_j] of `images` (the models reshape their codes to their own size's grid: the same values
+    in the same order)."""
+    shape = tf.shape(images) if any_size(model) else None
     out = {}
-    for name, c in codes.items():
-        stride = model.code_stride(int(name.rsplit("_", 1)[1]))
-        out[name] = tf.reshape(c, tf.stack([1, shape[1] // stride, shape[2] // stride]))
+    for j, c in zip(sent, codes):
+        if shape is not None:
+            stride = model.code_stride(j)
+            c = tf.reshape(c, tf.stack([1, shape[1] // stride, shape[2] // stride]))
+        out[bundle.code_input(j)] = c
     return out
 
 
@@ -141,8 +141,8 @@ def _encoder_function(model, encoder, sent):
     """images -> {codes_layer_j: codes} of `encoder` (`tflite_encoder`: {"codes"} for one layer sent)."""
     def encode(images):
         codes = encoder(images)
-        codes = {bundle.code_input(sent[0]): codes["codes"]} if "codes" in codes else dict(codes)
-        return _on_image_grid(model, images, codes)
+        return _sent_codes(model, images, sent, [codes["codes"]] if "codes" in codes else
+                           [codes[bundle.code_input(j)] for j in sent])
 
     return encode
 
@@ -151,8 +151,7 @@ def _biased_function(model, bias, layer, sent):
     """images -> {codes_layer_j: codes} of `model.encode_biased(images, bias, layer)`."""
     def encode(images):
         codes = model.encode_biased(images, bias, layer)
-        return _on_image_grid(model, images, dict(zip(map(bundle.code_input, sent), codes if len(sent) > 1
-                                                      else [codes])))
+        return _sent_codes(model, images, sent, codes if len(sent) > 1 else [codes])
 
     return encode
 

@@ -9,8 +9,8 @@ writes it, by `tfvq.codec.coding.encode_file`, with a `LiteModel` in the place o
   model (uniform, counts, integer networks): the file is the one TensorFlow writes for the same codes;
 * `progressive` and `auto`'s model-coded layers take the decoders' `code_logits`, and lossless files their
   `pixel_likelihood`: the encoder escapes every position within the entropy coder's margins of a rounding
-  boundary, TFLite's probabilities stay within a fifth of them of TensorFlow's, so both round to the same
-  tables and a file decodes through either (`tfvq.codec.entropy`); `auto` builds every plan it builds with
+  boundary, TFLite's probabilities stay within them of TensorFlow's (docs/deployment.md), so both round to the
+  same tables and a file decodes through either (`tfvq.codec.entropy`); `auto` builds every plan it builds with
   TensorFlow, all of them through TFLite;
 * a static prior's rate weights (`StaticPrior.code_bias`) take the bundle's `encode_biased` signatures, which
   hold the bias they were converted with; a prior refitted since is not theirs (`NotServed`);

@@ -15,7 +15,8 @@ codes (Spatial-VAEs) export the SavedModel only.
 Discrete models also get their TFLite decoders beside the encoders
 (see tfvq/export/tflite_decoders.py): OUT/tflite/<name>_decoders_<variant>.tflite
 (float32 and float16; every signature in one file: decode, code_logits and
-pixel_likelihood per layer, batch 1, the model's image size), the manifest
+pixel_likelihood per layer, batch 1; any image size for a fully convolutional
+model, else the model's image size), the manifest
 <name>_decoder.json and copies of the weights' priors, a folder that decodes
 the model's .tfvq files without TensorFlow (`tfvq decompress --decoder=...`).
 The float32 decoders are also cached beside the weights the model was loaded

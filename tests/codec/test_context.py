@@ -64,7 +64,7 @@ def test_tables_on_threads_are_those_of_one_thread(tiny, monkeypatch):
     monkeypatch.setattr(context, "PART_POSITIONS", 4)  # every pass in three parts of its rows
     calls = []
     real = tiny.integer_net(1).logits
-    monkeypatch.setattr(tiny.integer_net(1), "logits", lambda *a: calls.append(a[2].sum()) or real(*a))
+    monkeypatch.setattr(tiny.integer_net(1), "logits", lambda *a, **k: calls.append(a[2].sum()) or real(*a, **k))
     got = [tiny.tables(1, codes, above, p, rows) for p in range(context.PASSES) for rows in (None, (2, 9))]
     assert len(calls) == 3 * len(want) and min(calls) > 0
     for g, w in zip(got, want):

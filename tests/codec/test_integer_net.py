@@ -155,3 +155,20 @@ def test_embeddings_too_large_for_exact_sums_are_refused(net):
     weights[0] = weights[0] * 1e9  # activations within 2^24 units, but the embeddings far above
     with pytest.raises(ValueError, match="too large for exact integer sums"):
         integer_net.IntegerContextNet.from_weights(context.net_config(net), weights)
+
+
+def test_then_makes_tables_of_every_block_of_logits_in_order(net, monkeypatch):
+    from tfvq.codec import entropy
+
+    monkeypatch.setattr(integer_net, "CHUNK", 5)
+    rng = np.random.default_rng(7)
+    known, above = _inputs(rng, n=2, h=8, w=6)
+    integer = integer_net.IntegerContextNet.from_weights(context.net_config(net), net.get_weights())
+    for at in (None, context.pass_map(8, 6) == 3):
+        def tables(logits, out):
+            entropy.integer_logit_tables(logits, integer_net.ACT_BITS, out=out)
+
+        got = integer.logits(known, above, at, then=tables, dtype=np.float64)
+        want = entropy.integer_logit_tables(integer.logits(known, above, at), integer_net.ACT_BITS)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)

@@ -165,7 +165,10 @@ class ContextPriors:
         net, above = self.integer_net(layer), _above_input(above, len(known))
 
         def tables_at(part):
-            return entropy.integer_logit_tables(net.logits(known, above, part), integer_net.ACT_BITS, np.float64)
+            return net.logits(known, above, part, then=tables_of, dtype=np.float64)
+
+        def tables_of(logits, out):
+            entropy.integer_logit_tables(logits, integer_net.ACT_BITS, out=out)
 
         return _in_parts(tables_at, at)
 
@@ -239,7 +242,7 @@ class ContextPriors:
 
 THREADS = min(2, os.cpu_count() or 1)
 """Threads that build a pass's tables, each for a part of its rows (NumPy lets go of the GIL in its loops)."""
-PART_POSITIONS = 1 << 13
+PART_POSITIONS = 1 << 11
 """... when the pass codes at least this many positions per thread."""
 _POOL = {}
 

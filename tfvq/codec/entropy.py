@@ -46,6 +46,7 @@ logistic sigmoid made by `decimal`.
 
 import decimal
 import functools
+import threading
 
 import constriction
 import numpy as np
@@ -172,7 +173,7 @@ def quantise_log_probs(log_probs):
     return frequencies(_weights()[q + LOG_LEVELS + 1]), ambiguous.any(axis=-1)
 
 
-def integer_logit_tables(logits, unit_bits, dtype=np.int64):
+def integer_logit_tables(logits, unit_bits, dtype=np.int64, out=None):
     """Integer frequencies [..., K] from integer logits [..., K] in units of 2^-`unit_bits` nats.
 
     The rule of context chunks, whose networks run on integers
@@ -183,7 +184,8 @@ def integer_logit_tables(logits, unit_bits, dtype=np.int64):
     a weight 2^40, at its largest logit). Integers throughout, so there is
     nothing ambiguous and nothing to escape. Computed in blocks of
     `TABLE_ROWS` rows, which stay in the cache; `dtype` float64 gives the same
-    integers as the range coder takes them.
+    integers as the range coder takes them; `out`: the array to fill (its
+    dtype), the logits' shape.
     """
     logits = np.asarray(logits)
     shift = int(unit_bits) - INTEGER_STEP_BITS
@@ -194,9 +196,13 @@ def integer_logit_tables(logits, unit_bits, dtype=np.int64):
         raise ValueError(f"A table of {k} symbols needs more than {PRECISION} bits of precision.")
     weights = _level_weights(decimal.Decimal(1) / (1 << INTEGER_STEP_BITS), INTEGER_LEVELS)
     flat = logits.reshape(-1, k)
-    out = np.empty(flat.shape, dtype)
+    out = np.empty(logits.shape, dtype) if out is None else out
+    if out.shape != logits.shape or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous array of the logits' shape {logits.shape}.")
+    whole = out
+    out = out.reshape(-1, k)
     rows = max(1, min(TABLE_ROWS, len(flat)))
-    d, w, scratch, freq = (np.empty((rows, k), np.int64) for _ in range(4))  # reused: no fresh pages per block
+    d, w, scratch, freq = _block_scratch(rows, k)
     for a in range(0, len(flat), rows):
         block = flat[a: a + rows]
         m = len(block)
@@ -214,11 +220,21 @@ def integer_logit_tables(logits, unit_bits, dtype=np.int64):
         f += 1
         f[np.arange(m), np.argmax(weight, axis=-1)] += TOTAL - f.sum(axis=-1)
         out[a: a + m] = f
-    return out.reshape(logits.shape)
+    return whole
 
 
 TABLE_ROWS = 128
 """Rows per block of `integer_logit_tables` (its blocks stay in the cache)."""
+_SCRATCH = threading.local()
+
+
+def _block_scratch(rows, k):
+    """Four int64 [rows, K] arrays, the same from call to call on a thread (fresh pages cost more than the
+    arithmetic that fills them)."""
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.shape[1] < rows * k:
+        buf = _SCRATCH.buf = np.empty((4, max(rows, TABLE_ROWS) * k), np.int64)
+    return tuple(b[: rows * k].reshape(rows, k) for b in buf)
 
 
 def pixel_frequencies(loc, log_scale, num_bins=256):

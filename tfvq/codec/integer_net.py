@@ -223,9 +223,11 @@ class IntegerContextNet:
         np.floor(acc, out=acc)
         return np.clip(acc, 0, 2.0 ** ACT_LIMIT_BITS - 1, out=acc) if relu else acc
 
-    def logits(self, known, above=None, at=None):
+    def logits(self, known, above=None, at=None, then=None, dtype=np.int64):
         """int64 logits [n, h, w, K] in units of 2^-`ACT_BITS` nats, from the network's inputs (as `ContextNet`);
-        with a bool mask `at` [h, w], only those positions' logits: [n, at.sum(), K]."""
+        with a bool mask `at` [h, w], only those positions' logits: [n, at.sum(), K]. `then(logits, out)`: what to
+        keep of each block of logits (float64 [b, K], integers) instead, written to `out` [b, K] of `dtype` (the
+        tables they make, say: the logits never leave the cache)."""
         known = np.asarray(known, np.intp)
         n, h, w = known.shape
         if self._above is not None:
@@ -235,13 +237,13 @@ class IntegerContextNet:
                                  f"{(n, h // self.factor, w // self.factor)} (factor {self.factor}).")
         with one_blas_thread():
             if at is None:
-                return self._logits_at(known, above, np.ones((h, w), bool)).reshape(n, h, w, -1)
-            return self._logits_at(known, above, np.asarray(at, bool))
+                return self._logits_at(known, above, np.ones((h, w), bool), then, dtype).reshape(n, h, w, -1)
+            return self._logits_at(known, above, np.asarray(at, bool), then, dtype)
 
-    def _logits_at(self, known, above, at):
+    def _logits_at(self, known, above, at, then, dtype):
         n, h, w = known.shape
         ys, xs = np.nonzero(at)
-        out = np.empty((n, len(ys), self.num_codes), np.int64)
+        out = np.empty((n, len(ys), self.num_codes), dtype)
         if not len(ys):
             return out
         scratch = {}
@@ -250,13 +252,13 @@ class IntegerContextNet:
             x = self._own[known[:, ys, xs]]
             if self._above is not None:
                 x = np.concatenate([x, self._above[above[:, ys // self.factor, xs // self.factor]]], axis=-1)
-            return self._head(x.reshape(n * len(ys), -1), out, scratch)
+            return self._head(x.reshape(n * len(ys), -1), out, scratch, then)
         box = ((int(ys.min()), int(ys.max()) + 1), (int(xs.min()), int(xs.max()) + 1))
         # layer j is needed on the box and depth - 1 - j more rows and columns on every side (within the grid)
         spans = [tuple(_grow(s, depth - 1 - j, size) for s, size in zip(box, (h, w))) for j in range(depth)]
         x = self._first(known, above, spans[0], scratch)
         if depth == 1:  # the first layer is the last 3x3 one: its activations at `at`
-            return self._head(x[:, ys - box[0][0], xs - box[1][0]].reshape(n * len(ys), -1), out, scratch)
+            return self._head(x[:, ys - box[0][0], xs - box[1][0]].reshape(n * len(ys), -1), out, scratch, then)
         for j in range(1, depth - 1):
             want = tuple((s[0] - 1, s[1] + 1) for s in spans[j])
             x = self._conv3(_padded(x, spans[j - 1], want), self._convs[j])
@@ -276,18 +278,21 @@ class IntegerContextNet:
             return self._dense(cells.reshape(b - a, -1), self._convs[-1],
                                _scratch(scratch, "conv", (b - a, kernel.shape[1])))
 
-        return self._head(last, out, scratch)
+        return self._head(last, out, scratch, then)
 
-    def _head(self, x, out, scratch):
-        """The 1x1 layers into int64 logits `out` [n, m, K], block by block: x [n m, c], or a function of a block's
-        (start, stop) that gives its activations."""
+    def _head(self, x, out, scratch, then):
+        """The 1x1 layers into `out` [n, m, K] (the logits, or `then` of them), block by block: x [n m, c], or a
+        function of a block's (start, stop) that gives its activations."""
         out_flat = out.reshape(-1, out.shape[-1])
         for a in range(0, len(out_flat), CHUNK):
             b = min(a + CHUNK, len(out_flat))
             h = x(a, b) if callable(x) else x[a: b]
             h = self._dense(h, self._mix, _scratch(scratch, "mix", (b - a, self._mix[0].shape[1])))
-            out_flat[a: b] = self._dense(h, self._logits, _scratch(scratch, "logits", (b - a, self.num_codes)),
-                                         relu=False)
+            logits = self._dense(h, self._logits, _scratch(scratch, "logits", (b - a, self.num_codes)), relu=False)
+            if then is None:
+                out_flat[a: b] = logits
+            else:
+                then(logits, out_flat[a: b])
         return out
 
     def _conv3(self, p, layer):

@@ -260,10 +260,11 @@ def _in_parts(tables_at, at):
         mask = np.zeros_like(at)
         mask[a:b] = at[a:b]
         masks.append(mask)
-    if parts not in _POOL:
-        _POOL[parts] = concurrent.futures.ThreadPoolExecutor(parts, thread_name_prefix="tfvq-context")
+    key = (os.getpid(), parts)  # a forked process has none of its parent's threads: a pool of its own
+    if key not in _POOL:
+        _POOL[key] = concurrent.futures.ThreadPoolExecutor(parts, thread_name_prefix="tfvq-context")
     with integer_net.one_blas_thread():  # one BLAS thread per table thread
-        return np.concatenate(list(_POOL[parts].map(tables_at, masks)), axis=1)
+        return np.concatenate(list(_POOL[key].map(tables_at, masks)), axis=1)
 
 
 def read_context(path, model_name, num_codes, weights_hash):

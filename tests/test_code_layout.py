@@ -3,7 +3,7 @@ rate, and the layers it takes."""
 
 import pytest
 
-from tfvq.code_layout import CodeLayout
+from tfvq.code_layout import CodeLayout, check_image_shape
 
 # HQA-like: each layer decodes alone (Algorithm 3); RRVQ-like: a file of layer l carries layers l..L (eq. 3).
 ALONE = CodeLayout(((4, 4), (2, 2), (1, 1)), (256, 5, 1), default_layer=3, cumulative=False)
@@ -27,3 +27,10 @@ def test_a_layer_is_an_integer_in_1_to_l(layer):
         return
     with pytest.raises(ValueError, match=r"layer must be an integer in 1\.\.3"):
         ALONE.check_layer(layer)
+
+
+def test_check_image_shape_takes_multiples_of_the_stride_with_the_models_channels():
+    assert check_image_shape([64, 96, 1], (32, 32, 1), 32) == (64, 96, 1)
+    for bad in ((48, 96, 1), (64, 96, 3), (0, 32, 1), (64, 96)):
+        with pytest.raises(ValueError, match=r"\(H, W, 1\) with H and W positive multiples of the model's stride 32"):
+            check_image_shape(bad, (32, 32, 1), 32)

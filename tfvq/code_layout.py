@@ -66,3 +66,15 @@ class CodeLayout:
         """The layout `as_dict` wrote."""
         return cls(tuple((int(h), int(w)) for h, w in data["grids"]), tuple(int(k) for k in data["num_codes"]),
                    int(data["default_layer"]), bool(data["cumulative"]))
+
+
+def check_image_shape(image_shape, own_shape, stride):
+    """`image_shape` as a tuple (H, W, C) a fully convolutional model of `own_shape` and top-layer `stride` codes:
+    H and W positive multiples of `stride`, C the model's; a `ValueError` saying what fits otherwise (the check of
+    `CodeModel.with_image_shape` and of a TFLite bundle's, `LiteModel.with_image_shape`)."""
+    shape = tuple(int(d) for d in image_shape)
+    channels = int(own_shape[2])
+    if len(shape) != 3 or shape[2] != channels or min(shape[:2]) < 1 or shape[0] % stride or shape[1] % stride:
+        raise ValueError(f"Expected an image shape (H, W, {channels}) with H and W positive multiples of the model's "
+                         f"stride {stride}, got {list(shape)}; pad the image first.")
+    return shape

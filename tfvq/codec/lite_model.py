@@ -35,7 +35,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import tfvq
 from tfvq import decoder_bundle as bundle
-from tfvq.code_layout import CodeLayout
+from tfvq.code_layout import CodeLayout, check_image_shape
 from tfvq.codec.context import read_priors
 
 BUNDLED_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(tfvq.__file__)), "zoo", "weights")
@@ -135,11 +135,7 @@ class LiteModel:
         if not self.any_size or self._top is not None:
             raise NotServed(f"its TFLite networks take {'x'.join(map(str, self.image_shape[:2]))} images, not "
                             f"{'x'.join(map(str, shape[:2]))}")
-        stride = max(int(s) for s in self._strides)
-        if len(shape) != 3 or shape[2] != self.image_shape[2] or min(shape[:2]) < 1 or shape[0] % stride \
-                or shape[1] % stride:
-            raise ValueError(f"Expected an image shape (H, W, {self.image_shape[2]}) with H and W positive "
-                             f"multiples of the model's stride {stride}, got {list(shape)}; pad the image first.")
+        shape = check_image_shape(shape, self.image_shape, max(int(s) for s in self._strides))
         view = copy.copy(self)  # the interpreters and their runners are shared: they take any size
         view.image_shape = shape
         view._layout = dataclasses.replace(self._layout, grids=tuple((shape[0] // int(s), shape[1] // int(s))

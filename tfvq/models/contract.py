@@ -28,6 +28,7 @@ Nothing above `tfvq.models` asks a model for its class. It asks the model:
 import keras
 import tensorflow as tf
 
+from tfvq.code_layout import check_image_shape
 from tfvq.models import serving
 from tfvq.models.code_checks import below_layer, checked_code_bias
 from tfvq.models.pixels import to_float_images
@@ -253,11 +254,7 @@ class CodeModel(ImageModel):
         if stride is None:
             raise ValueError(f"{type(self).__name__} takes images of shape {list(self.image_shape)} only (it is not "
                              "fully convolutional): resize or tile the images to that shape.")
-        shape = tuple(int(d) for d in image_shape)
-        if len(shape) != 3 or shape[2] != self.image_shape[2] or min(shape[:2]) < 1 or shape[0] % stride \
-                or shape[1] % stride:
-            raise ValueError(f"Expected an image shape (H, W, {self.image_shape[2]}) with H and W positive "
-                             f"multiples of the model's stride {stride}, got {list(shape)}; pad the image first.")
+        shape = check_image_shape(image_shape, self.image_shape, stride)
         if shape == tuple(self.image_shape):
             return self
         model = type(self).from_config({**self.get_config(), "image_shape": list(shape)})

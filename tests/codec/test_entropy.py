@@ -40,6 +40,54 @@ def test_log_probabilities_are_rounded_to_the_grid_and_ambiguous_values_flagged(
     assert entropy.quantise_log_probs(np.array([[-100.0, 0.0]]))[1].tolist() == [False]
 
 
+def test_log_probabilities_of_many_blocks_give_each_rows_own_tables():
+    """`quantise_log_probs` works in blocks of `QUANTISE_BLOCK` entries: a row's table is its own, whatever the
+    rows around it; float64 tables are the same integers."""
+    rng = np.random.default_rng(3)
+    k = 17
+    rows = 3 * entropy.QUANTISE_BLOCK // k + 5  # blocks of whole rows, the last one short
+    logits = rng.normal(0, 4, (rows, k))
+    lp = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype(np.float32)
+    lp[5, 3], lp[7] = -np.inf, -np.inf  # a code of probability zero, and a row of nothing (uniform)
+    f, ambiguous = entropy.quantise_log_probs(lp.reshape(1, rows, 1, k))
+    assert f.shape == (1, rows, 1, k) and ambiguous.shape == (1, rows, 1)
+    for i in rng.choice(rows, 40, replace=False).tolist() + [5, 7, rows - 1]:
+        fi, ai = entropy.quantise_log_probs(lp[i: i + 1])
+        np.testing.assert_array_equal(f[0, i, 0], fi[0])
+        assert ambiguous[0, i, 0] == ai[0]
+    np.testing.assert_array_equal(f[0, 7, 0], [entropy.TOTAL // k + (entropy.TOTAL % k if j == 0 else 0)
+                                               for j in range(k)])
+    f64, _ = entropy.quantise_log_probs(lp, np.float64)
+    assert f64.dtype == np.float64
+    np.testing.assert_array_equal(f64, f.reshape(rows, k))
+
+
+def test_tables_made_when_the_stream_is_written_code_what_they_say():
+    """`Encoder.lazy_pieces`: (symbols, table or tables) made while the stream is written, in order with the
+    other calls."""
+    rng = np.random.default_rng(5)
+    tables = entropy.frequencies(rng.integers(0, 1000, size=(300, 9)))
+    symbols = rng.integers(0, 9, size=300)
+    flags = (rng.random(300) < 0.2).astype(np.int32)
+    made = []
+
+    def pieces():
+        made.append(True)
+        yield flags, np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
+        yield symbols[:100], tables[:100]
+        yield symbols[100:], tables[100:]
+
+    encoder = entropy.Encoder()
+    encoder.static(symbols[:3], tables[0])
+    encoder.lazy_pieces(pieces)
+    assert encoder.is_lazy and not made  # nothing made until the stream is written
+    decoder = entropy.Decoder(encoder.bytes(), "test")
+    np.testing.assert_array_equal(decoder.static(tables[0], 3), symbols[:3])
+    np.testing.assert_array_equal(decoder.flags(300), flags)
+    np.testing.assert_array_equal(decoder.tables(tables), symbols)
+    assert made == [True]
+
+
 def test_pixel_tables_approximate_the_discretised_logistic():
     loc = np.array([0.5, 0.1, 0.93, -0.2], np.float32)
     log_scale = np.array([-3.0, -5.5, -1.0, -7.0], np.float32)

@@ -214,7 +214,8 @@ def pass_positions(grid, band, upto):
 
 
 def escaped_tables(tables, escaped, fallback):
-    """`tables` [m, K] (int) as float64 with the escaped rows under `fallback` [K]."""
+    """`tables` [m, K] as float64 with the escaped rows under `fallback` [K] (float64 tables are changed in
+    place)."""
     tables = np.asarray(tables, np.float64).reshape(len(escaped), -1)
     tables[np.asarray(escaped, bool)] = fallback
     return tables
@@ -226,4 +227,4 @@ def quantised_pieces(log_probs, k):
     flat = np.asarray(log_probs).reshape(-1, k)
     step = max(1, TABLE_ENTRIES // k)
     for a in range(0, len(flat), step):
-        yield entropy.quantise_log_probs(flat[a: a + step])
+        yield entropy.quantise_log_probs(flat[a: a + step], np.float64)

@@ -23,10 +23,14 @@ Which layers a file stores and how each is coded (the coders of
 * `coder="context"`: layers l..L, the top first, each under its learned
   context prior (`tfvq.codec.context`), a layer without one under its static
   prior.
-* `coder="auto"` (the default): for each layer of the chain l..L the coder of
+* `coder="smallest"`: for each layer of the chain l..L the coder of
   fewest bits (uniform, static, model, context), and for a model whose layer
   l decodes alone (HQA, VQ-VAE) also the layers `encode(x, l)` gives alone
   (uniform or static); of the two, the smaller whole file.
+* `coder="auto"` (the default): the same; for a large image (`Geometry.big`)
+  with the context priors only on the layers their work budget admits
+  (`tfvq.codec.budget`: about what `static` costs), so it takes at most
+  about twice `static`'s time.
 
 Images of any size: a fully convolutional model (`code_stride()` not None)
 codes the image whole, reflect-padded at the bottom and right to a multiple
@@ -45,7 +49,7 @@ import functools
 
 import numpy as np
 
-from tfvq.codec import bands, container, entropy
+from tfvq.codec import bands, budget, container, entropy
 from tfvq.codec.container import CONTEXT, MODEL, STATIC, UNIFORM
 from tfvq.codec.context import PASSES, pass_map
 from tfvq.codec.errors import CodecError
@@ -53,7 +57,9 @@ from tfvq.codec.header import span
 from tfvq.codec.images import from_tiles, pad_reflect, resize_back, to_tiles
 from tfvq.codec.lossless import GROUP, code_pixels, decode_pixels
 
-CODER_CHOICES = ("auto", "static", "progressive", "context", "fixed")
+CODER_CHOICES = ("auto", "smallest", "static", "progressive", "context", "fixed")
+CHOOSING = ("auto", "smallest")
+"""The coders that try every plan and keep the smallest file (`auto` within its budget of context work)."""
 BATCH = 64
 """Code grids per `encode` call."""
 MAX_LAYER_SYMBOLS = 1 << 28
@@ -178,10 +184,28 @@ def _needs_above(coder, layer, layout, layers):
 
 
 # ------------------------------------------------------------------------------------------ one layer
-def _lazy_model_layer(encoder, own, k, static, log_probs):
+def _lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
     """MODEL coding of a big image's layer, its tables made again for the stream (`entropy.Encoder.lazy`): per
     group of GROUP grids the escape flags, then the codes; `log_probs(a, b)` yields the log-probabilities of
-    grids a..b-1 piece by piece in C order (None: the model gives none)."""
+    grids a..b-1 piece by piece in C order (None: the model gives none).
+
+    The flags of a group come before its codes, so its tables are made twice: once for the flags (and the bits),
+    once for the stream. Unless `count_bits`, a group of at most `bands.TABLE_ENTRIES` entries (a tiled model's
+    group of tiles) makes them once, when the stream is written (`entropy.Encoder.lazy_pieces`)."""
+    if not count_bits and GROUP * own[0].size * k <= bands.TABLE_ENTRIES:
+        if next(iter(log_probs(0, min(GROUP, len(own)))), None) is None:
+            return False
+
+        def pieces():
+            for a in range(0, len(own), GROUP):
+                b = min(a + GROUP, len(own))
+                made = [piece for lp in log_probs(a, b) for piece in bands.quantised_pieces(lp, k)]
+                flags = np.concatenate([ambiguous for _, ambiguous in made])
+                yield flags.astype(np.int32), np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
+                yield own[a:b].ravel(), bands.escaped_tables(np.concatenate([t for t, _ in made]), flags, static)
+
+        encoder.lazy_pieces(pieces)
+        return True
     scratch = entropy.Encoder()
     for a in range(0, len(own), GROUP):
         b = min(a + GROUP, len(own))
@@ -271,16 +295,17 @@ def code_layer(encoder, model, coder, codes, layer, prior, geometry=None, count_
                 for _, lp in banding.log_prob_bands(codes, layer, i):
                     yield lp
 
-        return _lazy_model_layer(encoder, own, k, prior.table(layer), log_probs)
+        return _lazy_model_layer(encoder, own, k, prior.table(layer), log_probs, count_bits)
     else:
         scratch = entropy.Encoder()
         for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
             lp = model_log_probs(model, codes, layer, a, min(a + GROUP, len(own)))
             if lp is None:
                 return False
-            tables, ambiguous = entropy.quantise_log_probs(lp)
+            tables, ambiguous = entropy.quantise_log_probs(lp, np.float64)
             scratch.flags(ambiguous.ravel())
-            scratch.escaped(own[a: a + GROUP].ravel(), tables.reshape(-1, k), ambiguous.ravel(), prior.table(layer))
+            scratch.tables(own[a: a + GROUP].ravel(), bands.escaped_tables(tables.reshape(-1, k), ambiguous.ravel(),
+                                                                           prior.table(layer)))
         encoder.extend(scratch)
     return True
 
@@ -329,7 +354,7 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
             if lp is None:
                 raise CodecError(f"The file codes layer {layer} with the model's probabilities, but {name!r} "
                                  "gives none for it: the file was not made by this model.")
-            tables, _ = entropy.quantise_log_probs(lp)
+            tables, _ = entropy.quantise_log_probs(lp, np.float64)
             tables = tables.reshape(-1, k)
             tables[escaped] = static
             parts.append(decoder.tables(tables))
@@ -362,9 +387,10 @@ class _Layers:
     """Each layer coded by each coder, once: {(layer, coder): Encoder, or None when the coder has no
     probabilities for the layer}."""
 
-    def __init__(self, model, codes, prior, geometry=None, count_bits=True):
+    def __init__(self, model, codes, prior, geometry=None, count_bits=True, barred=frozenset()):
+        """`barred`: the (layer, coder) pairs `plan` never picks (context networks beyond `auto`'s budget)."""
         self.model, self.codes, self.prior, self.geometry, self._done = model, codes, prior, geometry, {}
-        self.count_bits = count_bits
+        self.count_bits, self.barred = count_bits, barred
 
     def get(self, layer, coder):
         if (layer, coder) not in self._done:
@@ -381,7 +407,8 @@ class _Layers:
         out = {}
         for l in layers:
             for choices in (allowed, fallback):
-                options = [(c, self.get(l, c)) for c in choices if not _needs_above(c, l, layout, layers)]
+                options = [(c, self.get(l, c)) for c in choices
+                           if not _needs_above(c, l, layout, layers) and (l, c) not in self.barred]
                 options = [(c, e) for c, e in options if e is not None]
                 if options:
                     out[l] = min(options, key=lambda o: o[1].bits)
@@ -391,10 +418,13 @@ class _Layers:
         return out
 
 
-def _plans(model, codes, sent, chain, prior, coder, geometry=None, chosen=None):
+def _plans(model, codes, sent, chain, prior, coder, geometry=None, chosen=None, context_layers=None):
     """The candidate plans, each {layer: (coder, Encoder)} of the layers a file stores; `chosen` {layer: coder}:
-    that plan alone (a layer whose coder gives no probabilities under the static prior)."""
-    layers = _Layers(model, codes, prior, geometry, count_bits=coder == "auto" and chosen is None)
+    that plan alone (a layer whose coder gives no probabilities under the static prior); `context_layers`: the
+    only layers a context prior may code (None: every layer)."""
+    barred = frozenset() if context_layers is None else frozenset(
+        (l, CONTEXT) for l in chain if l not in context_layers)
+    layers = _Layers(model, codes, prior, geometry, count_bits=coder in CHOOSING and chosen is None, barred=barred)
     if chosen is not None:
         plan = {}
         for l, c in chosen.items():
@@ -437,12 +467,14 @@ def digest_of(weights_hash, prior, coders):
 
 
 def encode_file(images, model_name, model, weights_hash, prior, layer, coder="auto", lossless=False,
-                resized_from=None):
+                resized_from=None, context_layers=None):
     """Images (uint8 [N, H, W, C], any H and W) -> a version 4 file, as the `container.CompactFile` it is (`bytes()`
     of it: the file's bytes).
 
-    With `coder="auto"` every candidate plan is written whole and the smallest file is kept; for big images
-    (`Geometry.big`) the plan `auto` keeps for their central crop (`_sample`) is the one written. `resized_from`:
+    With `coder="smallest"` every candidate plan is written whole and the smallest file is kept; for big images
+    (`Geometry.big`) the plan it keeps for their central crop (`_sample`) is the one written. `"auto"` is the
+    same, and for big images its context priors code only the layers `budget.context_layers` admits for the
+    whole images (`context_layers`: given to the crop that chooses for them). `resized_from`:
     (h, w) when `images` were resized from h x w to the model's own size (`bilinear_matrix`); the file
     stores h x w and the RESIZED flag, and decodes to h x w images.
     """
@@ -457,17 +489,20 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
         raise CodecError(f"The images are {height}x{width} pixels, more than a file holds "
                          f"({container.MAX_IMAGE_PIXELS} pixels); split them into tiles first.")
     geometry = Geometry(model, height, width)
+    if coder == "auto" and geometry.big and context_layers is None:  # the budget of the whole image, not a crop
+        context_layers = budget.context_layers(prior.context, geometry.layout.grids, n * geometry.tiles,
+                                               n * height * width)
     chosen = None
-    if coder == "auto" and geometry.big:  # the plan `auto` takes for a central crop, then the image in one pass
+    if coder in CHOOSING and geometry.big:  # the plan chosen for a central crop, then the image in one pass
         chosen = encode_file(_sample(images, geometry), model_name, model, weights_hash, prior, layer, coder,
-                             lossless).coders
+                             lossless, context_layers=context_layers).coders
     banding, padded, tile = geometry.banding, geometry.padded, geometry.tile
     sized = model if banding is not None else geometry.sized  # a big image's windows each have their model
     x = _grids_of(images, padded, tile)
     layout = geometry.layout
     sent = layout.layers_sent(layer)
     chain = tuple(range(layer, layout.num_layers + 1))
-    needed = set(chosen) if chosen else set(chain) if coder in ("auto", "progressive", "context") else set(sent)
+    needed = set(chosen) if chosen else set(chain) if coder in (*CHOOSING, "progressive", "context") else set(sent)
     codes = encode_layers(sized, x, needed, prior.code_bias(), banding=banding)
     del x
     pixels = None
@@ -481,9 +516,14 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
                          f", got {height}x{width}{' (lossless)' if lossless else ''}.")
     stored_size = tuple(resized_from) if resized_from is not None else None if own_size else (height, width)
     best = None
-    plans = _plans(sized, codes, sent, chain, prior, coder, geometry if geometry.big else None, chosen)
+    plans = _plans(sized, codes, sent, chain, prior, coder, geometry if geometry.big else None, chosen,
+                   context_layers if coder == "auto" else None)
+    written = set()
     for plan in plans:
         coders = {l: c for l, (c, _) in plan.items()}
+        if tuple(sorted(coders.items())) in written:  # the same coders make the same file: written already
+            continue
+        written.add(tuple(sorted(coders.items())))
         digest = digest_of(weights_hash, prior, coders.values())
         stream = entropy.Encoder()
         for l in sorted(plan, reverse=True):  # the top layer first

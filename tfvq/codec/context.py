@@ -103,6 +103,16 @@ def weight_shapes(config):
     return shapes + [(1, 1, channels, mix), (mix,), (1, 1, mix, k), (k,)]
 
 
+def multiply_adds(config):
+    """The multiply-adds of a `ContextNet` with `config` per position of its grid, as its float network counts
+    them: the 3x3 convolutions (the first over the own and the above embeddings), the 1x1 mixing layer and the
+    logits of every code."""
+    k, e, width, mix, depth = (int(config[key]) for key in ("num_codes", "embed", "width", "mix", "depth"))
+    channels = 2 * e if config.get("above_codes") is not None else e
+    convs = 9 * channels * width + (depth - 1) * 9 * width * width if depth else 0
+    return convs + (width if depth else channels) * mix + mix * k
+
+
 RULE = (f"integer net: act 2^-{integer_net.ACT_BITS}, weights 2^-{integer_net.WEIGHT_BITS}, limit "
         f"2^{integer_net.ACT_LIMIT_BITS}; logits to 2^-{entropy.INTEGER_STEP_BITS} nats, "
         f"{entropy.INTEGER_LEVELS} levels; total 2^{entropy.PRECISION}")
@@ -152,6 +162,10 @@ class ContextPriors:
 
     def num_codes(self, layer):
         return int(self.configs[layer]["num_codes"])
+
+    def multiply_adds(self, layer):
+        """Layer `layer`'s network's multiply-adds per position (`multiply_adds`)."""
+        return multiply_adds(self.configs[layer])
 
     def tables(self, layer, codes, above, upto, rows=None):
         """The integer frequency tables [n, m, K] (float64, as the range coder takes them) that code the m

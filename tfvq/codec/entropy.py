@@ -137,13 +137,17 @@ def frequencies(weights, total=TOTAL):
     if k > total // 2:
         raise ValueError(f"A table of {k} symbols needs more than {PRECISION} bits of precision.")
     s = w.sum(axis=-1, keepdims=True)
-    w = np.where(s > 0, w, 1)
-    s = np.where(s > 0, s, k)
+    if not (s > 0).all():
+        w = np.where(s > 0, w, 1)
+        s = np.where(s > 0, s, k)
     # w * (total - K) fits in int64: w <= 2^40, total - K < 2^21.
-    f = 1 + (w * (total - k)) // s
-    rest = total - f.sum(axis=-1)
-    top = np.argmax(w, axis=-1)
-    np.put_along_axis(f, top[..., None], np.take_along_axis(f, top[..., None], -1) + rest[..., None], -1)
+    f = w * (total - k)
+    f //= s
+    f += 1
+    flat = f.reshape(-1, k)
+    rows = np.arange(len(flat))
+    top = np.argmax(w.reshape(-1, k), axis=-1)
+    flat[rows, top] += total - flat.sum(axis=-1)
     return f
 
 
@@ -156,12 +160,31 @@ def static_frequencies(counts):
     return frequencies(counts // scale)
 
 
-def quantise_log_probs(log_probs):
-    """(frequencies [..., K], ambiguous [...]) from normalised log-probabilities [..., K] (the module's rule).
+QUANTISE_BLOCK = 1 << 15
+"""Entries per block of `quantise_log_probs`: its dozen temporaries stay in the cache and in memory the process
+already has (whole-array temporaries of a large grid cost more in fresh pages than in arithmetic)."""
+
+
+def quantise_log_probs(log_probs, dtype=np.int64):
+    """(frequencies [..., K] of `dtype`, ambiguous [...]) from normalised log-probabilities [..., K] (the module's
+    rule), block by block of `QUANTISE_BLOCK` entries.
 
     `ambiguous` marks the positions with a value within `LOG_MARGIN` of a
     rounding boundary above the lowest level: the encoder escapes them.
     """
+    log_probs = np.asarray(log_probs)
+    k = log_probs.shape[-1]
+    flat = log_probs.reshape(-1, k)
+    out, ambiguous = np.empty(flat.shape, dtype), np.empty(len(flat), bool)
+    rows = max(1, QUANTISE_BLOCK // max(k, 1))
+    with np.errstate(invalid="ignore"):  # -inf - floor(-inf): nan, never ambiguous
+        for a in range(0, len(flat), rows):
+            out[a: a + rows], ambiguous[a: a + rows] = _quantise_block(flat[a: a + rows])
+    return out.reshape(log_probs.shape), ambiguous.reshape(log_probs.shape[:-1])
+
+
+def _quantise_block(log_probs):
+    """`quantise_log_probs` of log-probabilities [m, K]: (int64 frequencies [m, K], ambiguous [m])."""
     x = np.asarray(log_probs, np.float64) / LOG_STEP
     if not np.isfinite(x).all():
         x = np.where(np.isnan(x), -np.inf, x)
@@ -320,7 +343,7 @@ class Encoder:
         """Codes symbols [N] under `tables` [N, K], or under `fallback` [K] where `ambiguous` [N]
         (their escape flags must have been coded first, `flags`)."""
         ambiguous = np.asarray(ambiguous, bool).reshape(-1)
-        tables = np.array(np.asarray(tables).reshape(len(ambiguous), -1))
+        tables = np.array(np.asarray(tables).reshape(len(ambiguous), -1), np.float64)  # a copy: ours to change
         tables[ambiguous] = fallback
         self.tables(symbols, tables)
 
@@ -337,9 +360,15 @@ class Encoder:
             self.bits += float(bits)
             self._calls.append((symbols, chunks))
 
+    def lazy_pieces(self, pieces):
+        """Codes what `pieces()` yields when the stream is written, and keeps none of it: (symbols [n], one
+        integer table [K] or a table per symbol [n, K]) in order. Its bits are not counted (`bits` leaves them
+        out): for a plan already chosen."""
+        self._calls.append((None, pieces))
+
     @property
     def is_lazy(self):
-        """True when some calls' tables are made again to write the stream (`lazy`)."""
+        """True when some calls' tables are made again to write the stream (`lazy`, `lazy_pieces`)."""
         return any(callable(tables) for _, tables in self._calls)
 
     def extend(self, other):
@@ -414,6 +443,13 @@ def _pieces(calls):
     for symbols, tables in calls:
         if not callable(tables):
             yield symbols, tables
+            continue
+        if symbols is None:  # `Encoder.lazy_pieces`
+            for symbols, table in tables():
+                symbols = np.ascontiguousarray(np.asarray(symbols).reshape(-1), np.int32)
+                table = np.ascontiguousarray(table, np.float64)
+                if len(symbols):
+                    yield symbols, table if table.ndim == 1 else table.reshape(len(symbols), -1)
             continue
         at = 0
         for chunk in tables():

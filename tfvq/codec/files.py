@@ -185,10 +185,12 @@ def compress(images, model_name, layer=None, weights=None, coder="auto", lossles
         (`code_layout().default_layer`: HQA its top layer, RRVQ-VAE layer 1).
       weights: None for the bundled weights (a folder: its own), or a path `tfvq.zoo.load` accepts.
       coder: "auto" (default: per layer the coder of fewest bits, and of the
-        plans a model allows the smallest whole file), "static",
-        "progressive" (layers `layer`..L, each given the one above: a reader
-        may stop after any layer), "context", or "fixed" (every code at the
-        fixed rate, log2 K bits).
+        plans a model allows the smallest whole file, its context priors
+        within a budget of work, `tfvq.codec.budget`, so it costs at most
+        about twice "static"), "smallest" (the same without the budget),
+        "static", "progressive" (layers `layer`..L, each given the one above:
+        a reader may stop after any layer), "context", or "fixed" (every code
+        at the fixed rate, log2 K bits).
       lossless: also code the pixels under the model's p(x | z) (RRVQ-VAE),
         so that `decompress` returns the exact input pixels (uint8 images).
       resize: "auto" (default): images of the size the model's training images were resized from

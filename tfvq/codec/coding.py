@@ -190,19 +190,27 @@ def _lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
     grids a..b-1 piece by piece in C order (None: the model gives none).
 
     The flags of a group come before its codes, so its tables are made twice: once for the flags (and the bits),
-    once for the stream. Unless `count_bits`, a group of at most `bands.TABLE_ENTRIES` entries (a tiled model's
-    group of tiles) makes them once, when the stream is written (`entropy.Encoder.lazy_pieces`)."""
-    if not count_bits and GROUP * own[0].size * k <= bands.TABLE_ENTRIES:
+    once for the stream. Unless `count_bits`, groups of at most `bands.TABLE_ENTRIES` entries (a tiled model's
+    groups of tiles) make them once, when the stream is written (`entropy.Encoder.lazy_pieces`), as many groups
+    per call of the model as that many entries hold."""
+    per_group = GROUP * own[0].size * k
+    if not count_bits and per_group <= bands.TABLE_ENTRIES:
         if next(iter(log_probs(0, min(GROUP, len(own)))), None) is None:
             return False
+        span = GROUP * (bands.TABLE_ENTRIES // per_group)  # grids per call of the model: whole groups
+        size = own[0].size
 
         def pieces():
-            for a in range(0, len(own), GROUP):
-                b = min(a + GROUP, len(own))
-                made = [piece for lp in log_probs(a, b) for piece in bands.quantised_pieces(lp, k)]
+            for start in range(0, len(own), span):
+                made = [piece for lp in log_probs(start, min(start + span, len(own)))
+                        for piece in bands.quantised_pieces(lp, k)]
+                tables = np.concatenate([t for t, _ in made])
                 flags = np.concatenate([ambiguous for _, ambiguous in made])
-                yield flags.astype(np.int32), np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
-                yield own[a:b].ravel(), bands.escaped_tables(np.concatenate([t for t, _ in made]), flags, static)
+                for a in range(start, min(start + span, len(own)), GROUP):
+                    b = min(a + GROUP, len(own))
+                    rows = slice((a - start) * size, (b - start) * size)
+                    yield flags[rows].astype(np.int32), np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
+                    yield own[a:b].ravel(), bands.escaped_tables(tables[rows], flags[rows], static)
 
         encoder.lazy_pieces(pieces)
         return True

@@ -44,6 +44,7 @@ The files of version 3 (`tfvq.codec.legacy.v3`) decode with the same
 per-layer decoders, each chunk its own stream.
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 
@@ -184,6 +185,20 @@ def _needs_above(coder, layer, layout, layers):
 
 
 # ------------------------------------------------------------------------------------------ one layer
+def _model_pieces(log_probs, own, start, span, k, static):
+    """What `Encoder.lazy_pieces` codes of the grids start..start+span-1 of `own` from their model
+    log-probabilities (pieces in C order): per group of GROUP grids its escape flags, then its codes."""
+    made = [piece for lp in log_probs for piece in bands.quantised_pieces(lp, k)]
+    tables = np.concatenate([t for t, _ in made])
+    flags = np.concatenate([ambiguous for _, ambiguous in made])
+    size = own[0].size
+    for a in range(start, min(start + span, len(own)), GROUP):
+        b = min(a + GROUP, len(own))
+        rows = slice((a - start) * size, (b - start) * size)
+        yield flags[rows].astype(np.int32), np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
+        yield own[a:b].ravel(), bands.escaped_tables(tables[rows], flags[rows], static)
+
+
 def _lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
     """MODEL coding of a big image's layer, its tables made again for the stream (`entropy.Encoder.lazy`): per
     group of GROUP grids the escape flags, then the codes; `log_probs(a, b)` yields the log-probabilities of
@@ -198,19 +213,20 @@ def _lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
         if next(iter(log_probs(0, min(GROUP, len(own)))), None) is None:
             return False
         span = GROUP * (bands.TABLE_ENTRIES // per_group)  # grids per call of the model: whole groups
-        size = own[0].size
+
+        def model_at(start):
+            return list(log_probs(start, min(start + span, len(own))))
 
         def pieces():
-            for start in range(0, len(own), span):
-                made = [piece for lp in log_probs(start, min(start + span, len(own)))
-                        for piece in bands.quantised_pieces(lp, k)]
-                tables = np.concatenate([t for t, _ in made])
-                flags = np.concatenate([ambiguous for _, ambiguous in made])
-                for a in range(start, min(start + span, len(own)), GROUP):
-                    b = min(a + GROUP, len(own))
-                    rows = slice((a - start) * size, (b - start) * size)
-                    yield flags[rows].astype(np.int32), np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
-                    yield own[a:b].ravel(), bands.escaped_tables(tables[rows], flags[rows], static)
+            # The model's network for the next groups runs on another thread while these are rounded to tables
+            # and coded here (the interpreter and NumPy let go of the GIL): one model call at a time, in order.
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvq-model") as ahead:
+                coming = ahead.submit(model_at, 0)
+                for start in range(0, len(own), span):
+                    lps = coming.result()
+                    if start + span < len(own):
+                        coming = ahead.submit(model_at, start + span)
+                    yield from _model_pieces(lps, own, start, span, k, static)
 
         encoder.lazy_pieces(pieces)
         return True

@@ -185,6 +185,29 @@ def _needs_above(coder, layer, layout, layers):
 
 
 # ------------------------------------------------------------------------------------------ one layer
+def _one_ahead(function, arguments):
+    """`function(a)` for each of `arguments`, in order, each computed on another thread while the one before is
+    used (the model's network runs while NumPy rounds and codes the last tables: the interpreter and NumPy let
+    go of the GIL); one call at a time, so the model is never called twice at once."""
+    arguments = list(arguments)
+    if len(arguments) < 2:
+        yield from map(function, arguments)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvq-model") as ahead:
+        coming = ahead.submit(function, arguments[0])
+        for i in range(len(arguments)):
+            result = coming.result()
+            if i + 1 < len(arguments):
+                coming = ahead.submit(function, arguments[i + 1])
+            yield result
+
+
+def _model_span(count, grid_size, k):
+    """Grids per call of the model for a MODEL layer's tables: as many whole groups as `bands.TABLE_ENTRIES`
+    entries hold (at least one)."""
+    return GROUP * max(1, bands.TABLE_ENTRIES // (GROUP * grid_size * k))
+
+
 def _model_pieces(log_probs, own, start, span, k, static):
     """What `Encoder.lazy_pieces` codes of the grids start..start+span-1 of `own` from their model
     log-probabilities (pieces in C order): per group of GROUP grids its escape flags, then its codes."""
@@ -212,21 +235,15 @@ def _lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
     if not count_bits and per_group <= bands.TABLE_ENTRIES:
         if next(iter(log_probs(0, min(GROUP, len(own)))), None) is None:
             return False
-        span = GROUP * (bands.TABLE_ENTRIES // per_group)  # grids per call of the model: whole groups
+        span = _model_span(len(own), own[0].size, k)
 
         def model_at(start):
             return list(log_probs(start, min(start + span, len(own))))
 
         def pieces():
-            # The model's network for the next groups runs on another thread while these are rounded to tables
-            # and coded here (the interpreter and NumPy let go of the GIL): one model call at a time, in order.
-            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvq-model") as ahead:
-                coming = ahead.submit(model_at, 0)
-                for start in range(0, len(own), span):
-                    lps = coming.result()
-                    if start + span < len(own):
-                        coming = ahead.submit(model_at, start + span)
-                    yield from _model_pieces(lps, own, start, span, k, static)
+            starts = range(0, len(own), span)
+            for start, lps in zip(starts, _one_ahead(model_at, starts)):
+                yield from _model_pieces(lps, own, start, span, k, static)
 
         encoder.lazy_pieces(pieces)
         return True
@@ -371,17 +388,20 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
     else:
         static = prior_for().table(layer)
         parts = []
-        for a in range(0, count, GROUP):
-            b = min(a + GROUP, count)
-            escaped = decoder.flags((b - a) * h * w)
-            lp = model_log_probs(geometry.sized, codes, layer, a, b)
+        span = _model_span(count, h * w, k)  # the model's next grids run ahead while these are decoded
+        starts = range(0, count, span)
+        for start, lp in zip(starts, _one_ahead(
+                lambda a: model_log_probs(geometry.sized, codes, layer, a, min(a + span, count)), starts)):
             if lp is None:
                 raise CodecError(f"The file codes layer {layer} with the model's probabilities, but {name!r} "
                                  "gives none for it: the file was not made by this model.")
-            tables, _ = entropy.quantise_log_probs(lp, np.float64)
-            tables = tables.reshape(-1, k)
-            tables[escaped] = static
-            parts.append(decoder.tables(tables))
+            for a in range(start, min(start + span, count), GROUP):
+                b = min(a + GROUP, count)
+                escaped = decoder.flags((b - a) * h * w)
+                tables, _ = entropy.quantise_log_probs(lp[a - start: b - start], np.float64)
+                tables = tables.reshape(-1, k)
+                tables[escaped] = static
+                parts.append(decoder.tables(tables))
         flat = np.concatenate(parts)
     return np.asarray(flat, np.int32).reshape(count, h, w)
 

@@ -511,14 +511,15 @@ def digest_of(weights_hash, prior, coders):
 
 
 def encode_file(images, model_name, model, weights_hash, prior, layer, coder="auto", lossless=False,
-                resized_from=None, context_layers=None):
+                resized_from=None, context_layers=None, shorten=True):
     """Images (uint8 [N, H, W, C], any H and W) -> a version 4 file, as the `container.CompactFile` it is (`bytes()`
     of it: the file's bytes).
 
     With `coder="smallest"` every candidate plan is written whole and the smallest file is kept; for big images
     (`Geometry.big`) the plan it keeps for their central crop (`_sample`) is the one written. `"auto"` is the
     same, and for big images its context priors code only the layers `budget.context_layers` admits for the
-    whole images (`context_layers`: given to the crop that chooses for them). `resized_from`:
+    whole images (`context_layers`: given to the crop that chooses for them). `shorten`: whether the streams
+    are shortened (`entropy.Encoder.shortest`; not for the crop, whose plan alone is wanted). `resized_from`:
     (h, w) when `images` were resized from h x w to the model's own size (`bilinear_matrix`); the file
     stores h x w and the RESIZED flag, and decodes to h x w images.
     """
@@ -539,7 +540,7 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
     chosen = None
     if coder in CHOOSING and geometry.big:  # the plan chosen for a central crop, then the image in one pass
         chosen = encode_file(_sample(images, geometry), model_name, model, weights_hash, prior, layer, coder,
-                             lossless, context_layers=context_layers).coders
+                             lossless, context_layers=context_layers, shorten=False).coders
     banding, padded, tile = geometry.banding, geometry.padded, geometry.tile
     sized = model if banding is not None else geometry.sized  # a big image's windows each have their model
     x = _grids_of(images, padded, tile)
@@ -574,7 +575,8 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
             stream.extend(plan[l][1])
         if pixels is not None:
             stream.extend(pixels)
-        f = container.write_file(model_name, digest, layer, coders, stream.shortest(), {l: codes[l] for l in plan},
+        data = stream.shortest() if shorten else stream.bytes().rstrip(b"\0")
+        f = container.write_file(model_name, digest, layer, coders, data, {l: codes[l] for l in plan},
                                  stored_size, n, lossless, resized_from is not None, images if lossless else None)
         if best is None or f.file_bytes < best.file_bytes:
             best = f

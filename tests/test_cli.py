@@ -115,3 +115,17 @@ def test_choices_come_from_the_library():
     args = parser.parse_args(["--out=x", "--format=tflite", "--variants=int8,float16", "--notable"])
     assert args.format == ["tflite"] and args.variants == ["int8", "float16"] and args.table is False
     assert set(FORMATS) == {"saved_model", "tflite", "decoders"} and "int8" in VARIANTS
+
+
+def test_every_commands_run_ends_by_returning_its_exit_status():
+    """A command's `run` says its exit status (0 when it succeeds) instead of falling off its end."""
+    import ast
+    import importlib
+
+    from tfvq.commands import COMMANDS, module_name
+
+    for name in COMMANDS:
+        module = importlib.import_module(module_name(name))
+        tree = ast.parse(open(module.__file__).read())
+        run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
+        assert isinstance(run.body[-1], ast.Return) and run.body[-1].value is not None, name

@@ -143,3 +143,11 @@ def test_hqa_layers_built_in_precision_scope_use_the_fused_mish():
     outside.build((None, 8, 8, 1))
     assert len(mishes(inside)) == 5 and all(a is activations.mish for a in mishes(inside))
     assert len(mishes(outside)) == 5 and all(a is keras.activations.mish for a in mishes(outside))
+
+
+def test_mish_is_traced_again_for_a_new_rank_not_for_every_shape():
+    """Images of many sizes (a fully convolutional model at any size) do not trace Mish's function per size."""
+    before = activations._mish_forward.experimental_get_tracing_count()
+    for shape in [(2, 3, 5, 7), (1, 9, 4, 7), (3, 6, 6, 2), (1, 2, 2, 1)]:
+        activations._mish_forward(tf.zeros(shape))
+    assert activations._mish_forward.experimental_get_tracing_count() - before <= 2

@@ -97,3 +97,4 @@ def run(args):
             f.write(bytes(written))
         lines.append(f"{path} -> {out}: {written.file_bytes} bytes ({written.summary()} of {named})")
     print("\n".join(lines))
+    return 0

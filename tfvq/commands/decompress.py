@@ -79,3 +79,4 @@ def run(args):
             save_image_png(out, image)
         lines.append(f"{path} -> {', '.join(outs)}")
     print("\n".join(lines))
+    return 0

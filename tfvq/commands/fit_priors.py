@@ -63,3 +63,4 @@ def run(args):
     priors = fit.fit_context(args.model, args.weights, images, steps=args.context_steps)
     priors.save(paths["context"])
     print(f"context priors ({priors.source}) -> {paths['context']}")
+    return 0

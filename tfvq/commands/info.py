@@ -18,3 +18,4 @@ def run(args):
 
     first, *rest = codec.read_header(read_bytes(args.file)).describe()
     print("\n".join([f"{args.file}: {first}", *rest]))
+    return 0

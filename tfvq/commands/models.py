@@ -57,3 +57,4 @@ def run(args):
             continue
         for row in codec.rate_table(name):
             print(_rate_line(row))
+    return 0

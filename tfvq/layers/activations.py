@@ -59,7 +59,7 @@ def _internal(dtype):
     return tf.float32 if dtype in (tf.bfloat16, tf.float16) else dtype
 
 
-@tf.function(jit_compile=True, autograph=False)
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _mish_forward(x):
     dtype = _internal(x.dtype)
     xf = tf.cast(x, dtype)
@@ -68,7 +68,7 @@ def _mish_forward(x):
     return tf.cast(tf.where(xf > _LINEAR_ABOVE, xf, xf * n / (n + 2.0)), x.dtype)
 
 
-@tf.function(jit_compile=True, autograph=False)
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _mish_backward(x, upstream):
     dtype = _internal(x.dtype)
     xf = tf.cast(x, dtype)

@@ -130,34 +130,6 @@ def test_banded_lossless_tiled_file_gives_the_exact_pixels(small_bands):
         np.testing.assert_array_equal(codes, _codes(whole, compressor)[layer])
 
 
-@pytest.mark.slow
-def test_a_big_tiled_images_model_tables_are_made_once_per_group_when_written(monkeypatch):
-    """rrvq_swatches' progressive file of 36 tiles coded as a big image: its model-coded layers' tables are made
-    once, when the stream is written (`Encoder.lazy_pieces`), two groups of 16 tiles per call of the model; the
-    file holds the whole image's codes and decodes to its images (only the stream's last bytes may differ)."""
-    from tfvq.codec import files, lossless
-
-    rng = np.random.default_rng(2)
-    yy, xx = np.mgrid[:96, :384]
-    image = np.stack([(yy + 2 * xx) % 256, (3 * yy) % 256, (xx // 3) % 256], -1)
-    image = np.clip(image + rng.integers(-6, 7, image.shape), 0, 255).astype(np.uint8)
-    compressor = files.Compressor("rrvq_swatches")
-    whole = compressor.compress(image, None, "progressive")
-    monkeypatch.setattr(bands, "BAND_PIXELS", 1 << 12)
-    monkeypatch.setattr(bands, "TABLE_ENTRIES", 2 * lossless.GROUP * 16 * 16 * 16)
-    written = []
-    lazy_pieces = entropy.Encoder.lazy_pieces
-    monkeypatch.setattr(entropy.Encoder, "lazy_pieces", lambda self, pieces: (written.append(pieces),
-                                                                              lazy_pieces(self, pieces))[1])
-    assert coding.Geometry(compressor.model, 96, 384).big
-    banded = compressor.compress(image, None, "progressive")
-    assert len(written) == 5  # every layer, the top one under the top prior
-    assert banded.coders == whole.coders and 0 <= banded.file_bytes - whole.file_bytes <= 4
-    for layer, codes in _codes(banded, compressor).items():
-        np.testing.assert_array_equal(codes, _codes(whole, compressor)[layer])
-    np.testing.assert_array_equal(files.decompress(bytes(banded)), files.decompress(bytes(whole)))
-
-
 PEAK_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

@@ -25,8 +25,10 @@ TensorFlow): `container` (format version 4, what `compress` writes),
 `entropy` (integer tables and the range coder, through `constriction`),
 `integer_net` (context networks on integers), `prior` and `context` (the
 priors as data), `coding` (which layers and coders, the model's
-probabilities, through the model contract), `images` (image files and
-arrays), and `versions`: `read_header` reads a file of any version into the
+probabilities, through the model contract), `budget` (what `auto` may
+spend on context networks for a large image), `bands` and `lazy_tables`
+(large images in bands, their tables made when the stream is written),
+`images` (image files and arrays), and `versions`: `read_header` reads a file of any version into the
 same kind of header (`header.FileHeader`), version 4 in front and the
 older ones through `legacy` (versions 1, 0x81 and 2: `legacy.v1_v2`;
 version 3: `legacy.v3`). The part that loads models: `files` (compress,

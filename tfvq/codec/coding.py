@@ -44,18 +44,18 @@ The files of version 3 (`tfvq.codec.legacy.v3`) decode with the same
 per-layer decoders, each chunk its own stream.
 """
 
-import concurrent.futures
 import dataclasses
 import functools
 
 import numpy as np
 
-from tfvq.codec import bands, budget, container, entropy
+from tfvq.codec import bands, budget, container, entropy, lazy_tables
 from tfvq.codec.container import CONTEXT, MODEL, STATIC, UNIFORM
 from tfvq.codec.context import PASSES, pass_map
 from tfvq.codec.errors import CodecError
 from tfvq.codec.header import span
 from tfvq.codec.images import from_tiles, pad_reflect, resize_back, to_tiles
+from tfvq.codec.lazy_tables import above
 from tfvq.codec.lossless import GROUP, code_pixels, decode_pixels
 
 CODER_CHOICES = ("auto", "smallest", "static", "progressive", "context", "fixed")
@@ -174,134 +174,12 @@ def model_log_probs(model, codes, layer, start, stop):
     return None if out is None else np.asarray(out)
 
 
-def _above(codes, layer, start, stop):
-    above = codes.get(layer + 1)
-    return None if above is None else above[start:stop]
-
-
 def _needs_above(coder, layer, layout, layers):
     """True when `coder` codes `layer` given the layer above, which `layers` do not hold."""
     return coder in (MODEL, CONTEXT) and layer != layout.num_layers and layer + 1 not in layers
 
 
 # ------------------------------------------------------------------------------------------ one layer
-def _one_ahead(function, arguments):
-    """`function(a)` for each of `arguments`, in order, each computed on another thread while the one before is
-    used (the model's network runs while NumPy rounds and codes the last tables: the interpreter and NumPy let
-    go of the GIL); one call at a time, so the model is never called twice at once."""
-    arguments = list(arguments)
-    if len(arguments) < 2:
-        yield from map(function, arguments)
-        return
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvq-model") as ahead:
-        coming = ahead.submit(function, arguments[0])
-        for i in range(len(arguments)):
-            result = coming.result()
-            if i + 1 < len(arguments):
-                coming = ahead.submit(function, arguments[i + 1])
-            yield result
-
-
-def _model_span(count, grid_size, k):
-    """Grids per call of the model for a MODEL layer's tables: as many whole groups as `bands.TABLE_ENTRIES`
-    entries hold (at least one)."""
-    return GROUP * max(1, bands.TABLE_ENTRIES // (GROUP * grid_size * k))
-
-
-def _model_pieces(log_probs, own, start, span, k, static):
-    """What `Encoder.lazy_pieces` codes of the grids start..start+span-1 of `own` from their model
-    log-probabilities (pieces in C order): per group of GROUP grids its escape flags, then its codes."""
-    made = [piece for lp in log_probs for piece in bands.quantised_pieces(lp, k)]
-    tables = np.concatenate([t for t, _ in made])
-    flags = np.concatenate([ambiguous for _, ambiguous in made])
-    size = own[0].size
-    for a in range(start, min(start + span, len(own)), GROUP):
-        b = min(a + GROUP, len(own))
-        rows = slice((a - start) * size, (b - start) * size)
-        yield flags[rows].astype(np.int32), np.array(entropy.ESCAPE_FREQUENCIES, np.float64)
-        yield own[a:b].ravel(), bands.escaped_tables(tables[rows], flags[rows], static)
-
-
-def _lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
-    """MODEL coding of a big image's layer, its tables made again for the stream (`entropy.Encoder.lazy`): per
-    group of GROUP grids the escape flags, then the codes; `log_probs(a, b)` yields the log-probabilities of
-    grids a..b-1 piece by piece in C order (None: the model gives none).
-
-    The flags of a group come before its codes, so its tables are made twice: once for the flags (and the bits),
-    once for the stream. Unless `count_bits`, groups of at most `bands.TABLE_ENTRIES` entries (a tiled model's
-    groups of tiles) make them once, when the stream is written (`entropy.Encoder.lazy_pieces`), as many groups
-    per call of the model as that many entries hold."""
-    per_group = GROUP * own[0].size * k
-    if not count_bits and per_group <= bands.TABLE_ENTRIES:
-        if next(iter(log_probs(0, min(GROUP, len(own)))), None) is None:
-            return False
-        span = _model_span(len(own), own[0].size, k)
-
-        def model_at(start):
-            return list(log_probs(start, min(start + span, len(own))))
-
-        def pieces():
-            starts = range(0, len(own), span)
-            for start, lps in zip(starts, _one_ahead(model_at, starts)):
-                yield from _model_pieces(lps, own, start, span, k, static)
-
-        encoder.lazy_pieces(pieces)
-        return True
-    scratch = entropy.Encoder()
-    for a in range(0, len(own), GROUP):
-        b = min(a + GROUP, len(own))
-        symbols, flags, bits, at = own[a:b].ravel(), [], 0.0, 0
-        for lp in log_probs(a, b):
-            if lp is None:
-                return False
-            for tables, ambiguous in bands.quantised_pieces(lp, k):
-                n = len(tables)
-                bits += entropy.information(symbols[at: at + n], bands.escaped_tables(tables, ambiguous, static))
-                flags.append(ambiguous)
-                at += n
-        flags = np.concatenate(flags)
-
-        def tables_of(a=a, b=b, flags=flags):
-            at = 0
-            for lp in log_probs(a, b):
-                for tables, _ in bands.quantised_pieces(lp, k):
-                    yield bands.escaped_tables(tables, flags[at: at + len(tables)], static)
-                    at += len(tables)
-
-        scratch.flags(flags)
-        scratch.lazy(symbols, bits, tables_of)
-    encoder.extend(scratch)
-    return True
-
-
-def _lazy_context_layer(encoder, context, codes, layer, banding, count_bits=True):
-    """CONTEXT coding of a big image's layer (per group of grids, per pass), its tables made when the stream
-    is written, and before to count their bits if `count_bits`; with a `banding`, band by band of each grid
-    (`bands.context_bands`)."""
-    own = codes[layer]
-    grid = own.shape[1:]
-    passes = pass_map(*grid)
-    rows = bands.context_bands(context, layer, grid) if banding is not None else None
-    for a in range(0, len(own), GROUP):
-        b = min(a + GROUP, len(own))
-        for p in range(PASSES):
-            def tables_of(a=a, b=b, p=p):
-                if rows is None:
-                    t = context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
-                    yield t.reshape(-1, t.shape[-1])
-                    return
-                for i in range(a, b):
-                    above = _above(codes, layer, i, i + 1)
-                    for band in rows:
-                        yield bands.context_tables(context, layer, own[i: i + 1], above, p, band)
-
-            symbols, bits, at = own[a:b][:, passes == p].ravel(), 0.0, 0
-            for t in tables_of() if count_bits else ():
-                bits += entropy.information(symbols[at: at + len(t)], t)
-                at += len(t)
-            encoder.lazy(symbols, bits, tables_of)
-
-
 def code_layer(encoder, model, coder, codes, layer, prior, geometry=None, count_bits=True):
     """Adds layer `layer`'s codes to `encoder` under `coder`; False (nothing added) when the model or its
     context priors give no probabilities for the layer. A big image's `geometry` (`Geometry.big`) codes it
@@ -317,13 +195,13 @@ def code_layer(encoder, model, coder, codes, layer, prior, geometry=None, count_
         if prior.context is None or not prior.context.has(layer):
             return False
         if big:
-            _lazy_context_layer(encoder, prior.context, codes, layer, geometry.banding, count_bits)
+            lazy_tables.lazy_context_layer(encoder, prior.context, codes, layer, geometry.banding, count_bits)
             return True
         passes = pass_map(*own.shape[1:])
         for a in range(0, len(own), GROUP):  # per group of grids, per pass: no flags (integer networks)
             b = min(a + GROUP, len(own))
             for p in range(PASSES):
-                tables = prior.context.tables(layer, own[a:b], _above(codes, layer, a, b), p)
+                tables = prior.context.tables(layer, own[a:b], above(codes, layer, a, b), p)
                 encoder.tables(own[a:b][:, passes == p].ravel(), tables.reshape(-1, tables.shape[-1]))
     elif big:
         banding = geometry.banding if layer < model.code_layout().num_layers else None
@@ -336,7 +214,7 @@ def code_layer(encoder, model, coder, codes, layer, prior, geometry=None, count_
                 for _, lp in banding.log_prob_bands(codes, layer, i):
                     yield lp
 
-        return _lazy_model_layer(encoder, own, k, prior.table(layer), log_probs, count_bits)
+        return lazy_tables.lazy_model_layer(encoder, own, k, prior.table(layer), log_probs, count_bits)
     else:
         scratch = entropy.Encoder()
         for a in range(0, len(own), GROUP):  # per group of grids: the escape flags, then the codes
@@ -370,9 +248,9 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
             for a in range(0, count, GROUP):
                 for p in range(PASSES):
                     for i in range(a, min(a + GROUP, count)):
-                        above = _above(codes, layer, i, i + 1)
+                        upper = above(codes, layer, i, i + 1)
                         for band in rows:
-                            tables = bands.context_tables(context, layer, out[i: i + 1], above, p, band)
+                            tables = bands.context_tables(context, layer, out[i: i + 1], upper, p, band)
                             out[i, band.start: band.stop][bands.pass_positions((h, w), band, p)] = \
                                 decoder.tables(tables)
             return out
@@ -380,7 +258,7 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
             b = min(a + GROUP, count)
             for p in range(PASSES):
                 at = passes == p
-                tables = context.tables(layer, out[a:b], _above(codes, layer, a, b), p)
+                tables = context.tables(layer, out[a:b], above(codes, layer, a, b), p)
                 out[a:b, at] = decoder.tables(tables.reshape(-1, tables.shape[-1])).reshape(b - a, -1)
         return out
     elif geometry.banding is not None and layer < layout.num_layers:
@@ -388,9 +266,9 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
     else:
         static = prior_for().table(layer)
         parts = []
-        span = _model_span(count, h * w, k)  # the model's next grids run ahead while these are decoded
+        span = lazy_tables.model_span(count, h * w, k)  # the model's next grids run ahead of these
         starts = range(0, count, span)
-        for start, lp in zip(starts, _one_ahead(
+        for start, lp in zip(starts, lazy_tables.one_ahead(
                 lambda a: model_log_probs(geometry.sized, codes, layer, a, min(a + span, count)), starts)):
             if lp is None:
                 raise CodecError(f"The file codes layer {layer} with the model's probabilities, but {name!r} "

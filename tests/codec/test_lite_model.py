@@ -48,6 +48,8 @@ def test_the_bundled_models_ship_current_decoders():
             f"{path} is the decoders of other weights: `tfvq export --model={manifest['model']} --out=OUT_DIR "
             "--format=decoders` writes the current ones (and removes these)")
         assert manifest["weights_hash"] == zoo.weights_hash(zoo.load(manifest["model"], weights="bundled")).hex()
+        # a model of fixed image size (tiles of a large image) has its signatures at a batch of 16 as well
+        assert manifest.get("batch") == (None if manifest["code_strides"] else 16), path
 
 
 def _codes_both_ways(data, name):

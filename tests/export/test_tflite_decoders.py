@@ -224,11 +224,37 @@ def test_a_fully_convolutional_bundle_codes_other_sizes_as_the_model(converted, 
     assert upsampling and not any("call" in vars(l) for l in upsampling)  # the conversion left the model as it was
 
 
+def test_a_tiled_models_batches_of_16_take_one_invoke_and_give_what_one_image_gives(converted):
+    """A model of fixed image size (an RRVQ-VAE, whose large images are many tiles) has every signature at a
+    batch of 16 as well: 20 images take one batched invoke and 4 single ones, the same function of each image
+    (to float rounding) as the model and as one image per invoke; a fully convolutional model's have batch 1."""
+    model, lite, _ = converted("rrvq")
+    assert lite.manifest["batch"] == decoder_bundle.BATCH == 16 and "batch" not in converted("fsq")[1].manifest
+    assert {"decode_layer_1_batch_16", "code_logits_layer_2_batch_16"} <= set(lite.manifest["signatures"])
+    single = LiteModel({k: v for k, v in lite.manifest.items() if k != "batch"})  # as a bundle before `batch`
+    calls = []
+    runner = lite._runner
+    lite._runner = lambda which, name: (calls.append(name), runner(which, name))[1]
+    try:
+        codes = _codes(model.code_layout(), 1, count=20, seed=5)
+        got = lite.decode(codes, 1)
+    finally:
+        del lite._runner
+    assert calls == ["decode_layer_1_batch_16"] + ["decode_layer_1"] * 4
+    assert np.abs(got - single.decode(codes, 1)).max() <= 1e-6
+    assert np.abs(got - np.asarray(model.decode(codes, 1))).max() <= IMAGE_TOL
+    above = codes[1:]
+    got, want = lite.code_logits(above, 2), np.asarray(model.code_logits(above, 2))
+    assert np.abs(got - single.code_logits(above, 2)).max() < entropy.LOG_MARGIN
+    kept = want > -entropy.LOG_STEP * (entropy.LOG_LEVELS + 1)
+    assert np.abs(got - want)[kept].max() < entropy.LOG_MARGIN
+
+
 @pytest.mark.parametrize("family", ["hqa", "rrvq", "fsq", "rvq"])
 def test_the_encoders_give_the_models_codes(converted, family):
     model, lite, _ = converted(family)
     layout = model.code_layout()
-    x = np.random.default_rng(1).integers(0, 256, (6, *model.image_shape), dtype=np.uint8)
+    x = np.random.default_rng(1).integers(0, 256, (20, *model.image_shape), dtype=np.uint8)  # a batch of 16, 4 more
     bias = {layout.num_layers: np.linspace(-2.0, 0.0, layout.num_codes[-1], dtype=np.float32)}
     with tflite_decoders.EncoderConversion(model, bias) as encoders:
         keys = encoders.write(os.path.dirname(lite.manifest["path"]), prefix=f"{family}_")

@@ -3,7 +3,8 @@
 `LiteModel` answers the part of the model contract the decoder asks (`tfvq.codec.coding`): `code_layout()`,
 `image_shape`, `code_stride(l)`, `with_image_shape(shape)`, `decode(codes, l, stochastic, seed, dtype)`,
 `code_logits(codes, l)`, `top_code_logits(n)` and `pixel_likelihood(codes, l)`, each from a signature of a
-bundle `tfvq.export.tflite_decoders` wrote (`tfvq.decoder_bundle`), one image per invoke. What a bundle
+bundle `tfvq.export.tflite_decoders` wrote (`tfvq.decoder_bundle`): whole batches of 16 images (tiles)
+through the batched signatures of a model of fixed image size, the rest one image per invoke. What a bundle
 cannot do raises `NotServed`, and the caller decodes with TensorFlow instead
 (`tfvq.codec.decoding.decompress`):
 
@@ -95,6 +96,7 @@ class LiteModel:
         self._layout = CodeLayout.from_dict(m["layout"])
         self._strides = m["code_strides"]
         self.any_size = bool(m.get("any_size")) and self._strides is not None
+        self._batch = int(m.get("batch") or 1)
         self._samples_at = {int(l) for l in m["samples_at"]}
         self._num_threads = num_threads
         self._interpreters = {}
@@ -217,18 +219,30 @@ class LiteModel:
         if x.dtype == np.uint8:
             x = x.astype(np.float32) / np.float32(255)
         x = x.astype(np.float32)
-        runner, fresh = self._runner("encoders", name)
         sent = self._layout.layers_sent(layer)
-        outs = []
-        with _quiet_descriptor_2() if fresh else contextlib.nullcontext():
-            if len(x):
-                outs.append(runner(**{bundle.IMAGES: x[:1]}))
-        outs += [runner(**{bundle.IMAGES: x[i:i + 1]}) for i in range(1, len(x))]
+        batched = f"{name}_batch_{self._batch}"
+        outs = self._invokes("encoders", name, batched if batched in self._encoder_signatures else None, len(x),
+                             lambda a, b: {bundle.IMAGES: x[a:b]})
         codes = [np.concatenate([np.asarray(o[bundle.code_input(j)]) for o in outs]).astype(np.int32) if outs else
                  np.zeros((0, *self._layout.grids[j - 1]), np.int32) for j in sent]
         return codes[0] if len(codes) == 1 else codes
 
     # ---- running the signatures
+    def _invokes(self, which, name, batched, count, inputs):
+        """The outputs ({name: array}) of the signature `name` of `which` interpreter on images 0..count-1, the
+        inputs of images a..b-1 `inputs(a, b)`: whole batches of `_batch` images through `batched` (that
+        signature at the manifest's `batch`; None: none), the rest one image per invoke."""
+        outs, a = [], 0
+        while a < count:
+            step = self._batch if batched is not None and count - a >= self._batch else 1
+            runner, fresh = self._runner(which, batched if step > 1 else name)
+            # A runner's first invoke applies the CPU delegate, which says "INFO: Created TensorFlow Lite XNNPACK
+            # delegate".
+            with _quiet_descriptor_2() if fresh else contextlib.nullcontext():
+                outs.append({k: np.array(v) for k, v in runner(**inputs(a, a + step)).items()})
+            a += step
+        return outs
+
     def _runner(self, which, name):
         """(the signature runner `name` of the decoders' or the encoders' interpreter, whether it is new)."""
         if which not in self._interpreters:
@@ -263,7 +277,7 @@ class LiteModel:
         return sent, out
 
     def _run(self, kind, codes, layer):
-        """{output: float32 [B, ...]} of signature `kind` of `layer` on the codes, one image per invoke; None
+        """{output: float32 [B, ...]} of signature `kind` of `layer` on the codes (`_invokes`); None
         when the bundle has no such signature."""
         name = bundle.signature(kind, layer)
         if name not in self._signatures:
@@ -272,16 +286,9 @@ class LiteModel:
         sent, codes = self._checked(codes, layer)
         if not len(codes[0]):
             raise ValueError("Expected codes of at least one image.")
-        runner, fresh = self._runner("decoders", name)
-
-        def run(i):
-            return {k: np.array(v) for k, v in runner(**{bundle.code_input(l): c[i:i + 1]
-                                                          for l, c in zip(sent, codes)}).items()}
-
-        # The first invoke applies the CPU delegate, which says "INFO: Created TensorFlow Lite XNNPACK delegate".
-        with _quiet_descriptor_2() if fresh else contextlib.nullcontext():
-            parts = [run(0)]
-        parts += [run(i) for i in range(1, len(codes[0]))]
+        batched = bundle.signature(kind, layer, self._batch)
+        parts = self._invokes("decoders", name, batched if batched in self._signatures else None, len(codes[0]),
+                              lambda a, b: {bundle.code_input(l): c[a:b] for l, c in zip(sent, codes)})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -13,8 +13,9 @@ model only through the model contract (`tfvq.models.contract.CodeModel`), so eve
 
 One `.tflite` file per variant holds every signature (`tfvq.decoder_bundle` names them; the converter shares
 the weights between them), with a manifest that tells `tfvq.codec.lite_model.LiteModel` the code layout, the
-image shape and the weights hash. The batch is 1. A model that takes images of its own size only
-(`code_stride()` None) is converted at that size; a fully convolutional one at any size (`any_size`): images
+image shape and the weights hash. The batch is 1; a model that takes images of its own size only
+(`code_stride()` None) is converted at that size, its signatures also at a fixed batch of `BATCH` (its tiles
+of a large image, 1.4x faster a tile than one per invoke); a fully convolutional one at any size (`any_size`): images
 [1, None, None, C] and codes [1, None, None], the manifest's `any_size` true, so one bundle codes an image of
 every size the Keras model's `with_image_shape` takes. Two things of the Keras graph do not convert at an
 unknown height and width, and the conversion changes them (`_any_size_graph`): nearest 2x upsampling
@@ -58,16 +59,29 @@ def any_size(model):
     return model.code_stride() is not None
 
 
-def _code_spec(model, layout, layer):
-    """The input spec of layer `layer`'s codes: [1, h, w] of the model's grid, or [1, None, None] (`any_size`)."""
+def batches(model):
+    """The batches of `model`'s signatures: 1, and for a model of fixed image size `bundle.BATCH` as well (a large
+    image is many tiles of it; a fully convolutional model codes it whole, in bands)."""
+    return (1,) if any_size(model) else (1, bundle.BATCH)
+
+
+def _manifest_batch(model):
+    """The manifest's `batch` for `model`: `bundle.BATCH` when it has batched signatures (`batches`), else None."""
+    return None if batches(model) == (1,) else bundle.BATCH
+
+
+def _code_spec(model, layout, layer, batch=1):
+    """The input spec of layer `layer`'s codes: [batch, h, w] of the model's grid, or [1, None, None]
+    (`any_size`)."""
     grid = (None, None) if any_size(model) else layout.grids[layer - 1]
-    return tf.TensorSpec((1, *grid), tf.int32, name=bundle.code_input(layer))
+    return tf.TensorSpec((batch, *grid), tf.int32, name=bundle.code_input(layer))
 
 
-def _image_spec(model):
-    """The input spec of the encoders' images: [1, H, W, C], or [1, None, None, C] (`any_size`)."""
+def _image_spec(model, batch=1):
+    """The input spec of the encoders' images: [batch, H, W, C], or [1, None, None, C] (`any_size`)."""
     h, w, c = (int(d) for d in model.image_shape)
-    return tf.TensorSpec((1, None, None, c) if any_size(model) else (1, h, w, c), tf.float32, name=bundle.IMAGES)
+    return tf.TensorSpec((1, None, None, c) if any_size(model) else (batch, h, w, c), tf.float32,
+                         name=bundle.IMAGES)
 
 
 def _nearest_2x(layer):
@@ -111,15 +125,20 @@ def decoder_signatures(model):
     layout = check_model(model)
     out = []
     for l in range(1, layout.num_layers + 1):
-        specs = [_code_spec(model, layout, j) for j in layout.layers_sent(l)]
         zeros = _zero_codes(layout, l)
-        out.append((bundle.signature("decode", l), lambda *c, l=l: {"images": model.decode(list(c), l)}, specs))
-        if l > 1 and model.code_logits(zeros, l) is not None:
-            out.append((bundle.signature("code_logits", l),
-                        lambda *c, l=l: {"log_probs": model.code_logits(list(c), l)}, specs))
-        if model.pixel_likelihood(zeros, l) is not None:
-            out.append((bundle.signature("pixel_likelihood", l),
-                        lambda *c, l=l: dict(zip(("loc", "log_scale"), model.pixel_likelihood(list(c), l))), specs))
+        has_logits = l > 1 and model.code_logits(zeros, l) is not None
+        has_likelihood = model.pixel_likelihood(zeros, l) is not None
+        for batch in batches(model):
+            specs = [_code_spec(model, layout, j, batch) for j in layout.layers_sent(l)]
+            out.append((bundle.signature("decode", l, batch), lambda *c, l=l: {"images": model.decode(list(c), l)},
+                        specs))
+            if has_logits:
+                out.append((bundle.signature("code_logits", l, batch),
+                            lambda *c, l=l: {"log_probs": model.code_logits(list(c), l)}, specs))
+            if has_likelihood:
+                out.append((bundle.signature("pixel_likelihood", l, batch),
+                            lambda *c, l=l: dict(zip(("loc", "log_scale"), model.pixel_likelihood(list(c), l))),
+                            specs))
     return out
 
 
@@ -162,14 +181,18 @@ def encoder_signatures(model, code_bias=None):
     (a static prior's rate weights, `StaticPrior.code_bias`) touches the layers a file of layer l sends, its
     `encode_biased` with that bias as constants."""
     layout = check_model(model)
-    specs = [_image_spec(model)]
     out = []
     for l in range(1, layout.num_layers + 1):
         sent = layout.layers_sent(l)
-        out.append((bundle.signature("encode", l), _encoder_function(model, model.tflite_encoder(l), sent), specs))
         bias = {j: np.asarray(b, np.float32) for j, b in (code_bias or {}).items() if j in sent}
-        if bias and model.encode_biased(np.zeros((1, *model.image_shape), np.float32), bias, l) is not None:
-            out.append((bundle.signature("encode_biased", l), _biased_function(model, bias, l, sent), specs))
+        biased = bool(bias) and model.encode_biased(np.zeros((1, *model.image_shape), np.float32), bias, l) is not None
+        for batch in batches(model):
+            specs = [_image_spec(model, batch)]
+            out.append((bundle.signature("encode", l, batch), _encoder_function(model, model.tflite_encoder(l), sent),
+                        specs))
+            if biased:
+                out.append((bundle.signature("encode_biased", l, batch), _biased_function(model, bias, l, sent),
+                            specs))
     return out
 
 
@@ -245,7 +268,7 @@ class DecoderConversion(_Conversion):
         strides = [model.code_stride(l) for l in layers]
         return {"model": model_name, "image_shape": [int(d) for d in model.image_shape], "layout": layout.as_dict(),
                 "code_strides": None if strides[0] is None else [int(s) for s in strides],
-                "any_size": any_size(model),
+                "any_size": any_size(model), **({} if _manifest_batch(model) is None else {"batch": bundle.BATCH}),
                 "samples_at": [l for l in layers if l > 1 and model.decodes_stochastically(l)],
                 "weights_hash": zoo.weights_hash(model).hex(), "signatures": [s[0] for s in self.signatures]}
 
@@ -308,7 +331,8 @@ def cache_decoders(model, model_name, conversion=None, encoders=None, native_siz
     """The float32 bundle of `model`'s decoders beside the weights file it was loaded from (`bundle_dir`: named
     by the file's SHA-256), written unless it is there; returns its folder, or None for a model whose weights
     did not come from a file or have changed since (they have no file to be named by). A fully convolutional
-    model's bundle converted at its own size only (no `any_size` in its manifest) is converted again.
+    model's bundle converted at its own size only (no `any_size` in its manifest), or another model's without
+    its batched signatures (no `batch`), is converted again.
 
     `encoders` (an `EncoderConversion` of the model): the bundle also holds the float32 encoders, added to a
     bundle that is there without them or with those of another bias (prior refitted with other rate weights),
@@ -325,7 +349,8 @@ def cache_decoders(model, model_name, conversion=None, encoders=None, native_siz
     except ValueError:
         manifest = None  # none yet, or a damaged one: written anew
     if manifest is not None and manifest["weights"].get("sha256") == sha256 \
-            and bool(manifest.get("any_size")) == any_size(model):  # else converted at one size before `any_size`
+            and bool(manifest.get("any_size")) == any_size(model) \
+            and manifest.get("batch") == _manifest_batch(model):  # else converted before `any_size` or `batch`
         if encoders is not None and not _has_encoders(manifest, encoders):
             _add_encoders(folder, manifest, encoders, native_size)
         return folder

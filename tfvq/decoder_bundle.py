@@ -21,8 +21,8 @@ each taking the codes of `layout.layers_sent(l)` as int32 inputs `codes_layer_j`
 takes no input, so the bundle keeps its values (`top_code_logits.npy`) instead of a signature. A model that
 takes images of its own size only (an RRVQ-VAE, which codes a large image in tiles) also has every signature
 at a fixed batch of `BATCH` (`<name>_batch_16`, the manifest's `batch`: 16), the same function of each image
-to float rounding, and 1.4x faster a tile than one per invoke; a bundle without them (`batch` absent) runs one
-image per invoke.
+to float rounding, and 1.4x faster a tile than one per invoke; a bundle without them (`batch` null or absent) runs
+one image per invoke.
 
 The encoders, in a file of their own (a decompress never loads them), take `images` float32 [1, H, W, C] in
 [0, 1] and give the int32 codes `codes_layer_j` [1, h_j, w_j] of the layers `encode(x, l)` sends:
@@ -77,7 +77,12 @@ def signature(kind, layer, batch=1):
     (or its codes), or `batch` of them (`BATCH`: a model of fixed image size's batched signatures)."""
     if kind not in KINDS + ENCODER_KINDS:
         raise ValueError(f"kind must be one of {KINDS + ENCODER_KINDS}, got {kind!r}.")
-    return f"{kind}_layer_{int(layer)}" + ("" if batch == 1 else f"_batch_{int(batch)}")
+    return batched(f"{kind}_layer_{int(layer)}", batch)
+
+
+def batched(name, batch):
+    """The name of the signature `name` (of one image) at a fixed batch of `batch` (itself for 1)."""
+    return name if batch == 1 else f"{name}_batch_{int(batch)}"
 
 
 def code_input(layer):

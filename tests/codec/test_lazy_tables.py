@@ -30,8 +30,8 @@ def test_one_ahead_gives_every_result_in_order_one_call_at_a_time_on_another_thr
 
 def test_the_model_spans_whole_groups_within_the_table_entries():
     # rrvq_swatches' layer 1: 16x16 codes of K = 16, 65536 entries a group of 16 tiles: 32 groups per call
-    assert lazy_tables.model_span(4000, 256, 16) == 32 * lazy_tables.GROUP
-    assert lazy_tables.model_span(4000, 1 << 20, 256) == lazy_tables.GROUP  # a group larger than the limit: one
+    assert lazy_tables.model_span(256, 16) == 32 * lazy_tables.GROUP
+    assert lazy_tables.model_span(1 << 20, 256) == lazy_tables.GROUP  # a group larger than the limit: one
 
 
 def test_the_codes_above_are_the_next_layers_grids_or_none_at_the_top():

@@ -266,7 +266,7 @@ def decode_layer(decoder, geometry, coder, codes, layer, count, prior_for, name)
     else:
         static = prior_for().table(layer)
         parts = []
-        span = lazy_tables.model_span(count, h * w, k)  # the model's next grids run ahead of these
+        span = lazy_tables.model_span(h * w, k)  # the model's next grids run ahead of these
         starts = range(0, count, span)
         for start, lp in zip(starts, lazy_tables.one_ahead(
                 lambda a: model_log_probs(geometry.sized, codes, layer, a, min(a + span, count)), starts)):
@@ -440,13 +440,14 @@ def encode_file(images, model_name, model, weights_hash, prior, layer, coder="au
     stored_size = tuple(resized_from) if resized_from is not None else None if own_size else (height, width)
     best = None
     plans = _plans(sized, codes, sent, chain, prior, coder, geometry if geometry.big else None, chosen,
-                   context_layers if coder == "auto" else None)
+                   context_layers)
     written = set()
     for plan in plans:
         coders = {l: c for l, (c, _) in plan.items()}
-        if tuple(sorted(coders.items())) in written:  # the same coders make the same file: written already
+        key = tuple(sorted(coders.items()))
+        if key in written:  # the same coders make the same file: written already
             continue
-        written.add(tuple(sorted(coders.items())))
+        written.add(key)
         digest = digest_of(weights_hash, prior, coders.values())
         stream = entropy.Encoder()
         for l in sorted(plan, reverse=True):  # the top layer first

@@ -25,8 +25,8 @@ from tfvq.codec.lossless import GROUP
 
 def above(codes, layer, start, stop):
     """The codes of the layer above `layer` for grids start..stop-1, or None (the top layer)."""
-    above = codes.get(layer + 1)
-    return None if above is None else above[start:stop]
+    upper = codes.get(layer + 1)
+    return None if upper is None else upper[start:stop]
 
 
 def one_ahead(function, arguments):
@@ -46,7 +46,7 @@ def one_ahead(function, arguments):
             yield result
 
 
-def model_span(count, grid_size, k):
+def model_span(grid_size, k):
     """Grids per call of the model for a MODEL layer's tables: as many whole groups as `bands.TABLE_ENTRIES`
     entries hold (at least one)."""
     return GROUP * max(1, bands.TABLE_ENTRIES // (GROUP * grid_size * k))
@@ -79,7 +79,7 @@ def lazy_model_layer(encoder, own, k, static, log_probs, count_bits=True):
     if not count_bits and per_group <= bands.TABLE_ENTRIES:
         if next(iter(log_probs(0, min(GROUP, len(own)))), None) is None:
             return False
-        span = model_span(len(own), own[0].size, k)
+        span = model_span(own[0].size, k)
 
         def model_at(start):
             return list(log_probs(start, min(start + span, len(own))))

@@ -220,7 +220,7 @@ class LiteModel:
             x = x.astype(np.float32) / np.float32(255)
         x = x.astype(np.float32)
         sent = self._layout.layers_sent(layer)
-        batched = f"{name}_batch_{self._batch}"
+        batched = bundle.batched(name, self._batch)
         outs = self._invokes("encoders", name, batched if batched in self._encoder_signatures else None, len(x),
                              lambda a, b: {bundle.IMAGES: x[a:b]})
         codes = [np.concatenate([np.asarray(o[bundle.code_input(j)]) for o in outs]).astype(np.int32) if outs else
@@ -286,7 +286,7 @@ class LiteModel:
         sent, codes = self._checked(codes, layer)
         if not len(codes[0]):
             raise ValueError("Expected codes of at least one image.")
-        batched = bundle.signature(kind, layer, self._batch)
+        batched = bundle.batched(name, self._batch)
         parts = self._invokes("decoders", name, batched if batched in self._signatures else None, len(codes[0]),
                               lambda a, b: {bundle.code_input(l): c[a:b] for l, c in zip(sent, codes)})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -268,7 +268,7 @@ class DecoderConversion(_Conversion):
         strides = [model.code_stride(l) for l in layers]
         return {"model": model_name, "image_shape": [int(d) for d in model.image_shape], "layout": layout.as_dict(),
                 "code_strides": None if strides[0] is None else [int(s) for s in strides],
-                "any_size": any_size(model), **({} if _manifest_batch(model) is None else {"batch": bundle.BATCH}),
+                "any_size": any_size(model), "batch": _manifest_batch(model),
                 "samples_at": [l for l in layers if l > 1 and model.decodes_stochastically(l)],
                 "weights_hash": zoo.weights_hash(model).hex(), "signatures": [s[0] for s in self.signatures]}
 
